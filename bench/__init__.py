@@ -1,0 +1,1 @@
+"""Benchmarks: each prints figures and ends with ONE line of JSON (keys in its docstring)."""

@@ -1,0 +1,1 @@
+"""hpoll: watch over a Philips Hue home through the Hue Remote API."""
