@@ -1,1 +1,71 @@
 """hpoll: watch over a Philips Hue home through the Hue Remote API."""
+
+from __future__ import annotations
+
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.config_entry_oauth2_flow import (
+    OAuth2Session,
+    async_get_config_entry_implementation,
+)
+from homeassistant.helpers.typing import ConfigType
+
+from . import const
+from .const import CONF_APP_KEY, DOMAIN
+from .coordinator import HpollConfigEntry, HpollCoordinator, HpollData
+from .entity import bridge_device_info
+from .hue import HueRemoteClient
+
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Nothing to set up outside config entries."""
+    return True
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: HpollConfigEntry) -> bool:
+    """Connect to the bridge through the Hue cloud and start polling."""
+    implementation = await async_get_config_entry_implementation(hass, entry)
+    oauth = OAuth2Session(hass, entry, implementation)
+
+    async def access_token() -> str:
+        # Refreshes when due; OAuth2Session stores the rotated refresh token on the entry.
+        await oauth.async_ensure_token_valid()
+        return str(oauth.token["access_token"])
+
+    client = HueRemoteClient(
+        async_get_clientsession(hass),
+        access_token,
+        entry.data[CONF_APP_KEY],
+        base_url=const.API_BASE_URL,
+    )
+    coordinator = HpollCoordinator(hass, entry, client)
+    await coordinator.async_config_entry_first_refresh()
+    # The bridge goes into the registry first so every other device can name it as its hub.
+    bridge = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, **bridge_device_info(coordinator)
+    )
+    coordinator.bridge_device_id = bridge.id
+    entry.runtime_data = HpollData(client=client, coordinator=coordinator)
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: HpollConfigEntry) -> bool:
+    """Stop polling and remove the entities."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: HpollConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """Allow removing a device by hand once the bridge no longer has it; never the bridge."""
+    coordinator = entry.runtime_data.coordinator
+    identifiers = {ident for domain, ident in device.identifiers if domain == DOMAIN}
+    if coordinator.bridge_id in identifiers:
+        return False
+    return not identifiers & coordinator.data.devices.keys()

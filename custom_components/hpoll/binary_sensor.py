@@ -1,0 +1,197 @@
+"""Binary sensors: battery low, Zigbee problem, motion, contact, tamper, bridge connection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, override
+
+from homeassistant.components.binary_sensor import (
+    BinarySensorEntity,
+    BinarySensorEntityDescription,
+)
+from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
+from homeassistant.const import EntityCategory
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .const import GROUP_BATTERY, GROUP_CONNECTIVITY, GROUP_MOTION, GROUP_SECURITY
+from .coordinator import HpollConfigEntry, HpollCoordinator
+from .entity import (
+    HpollDeviceEntity,
+    HpollEntity,
+    add_entities_as_devices_appear,
+    bridge_device_info,
+    enabled_groups,
+)
+from .hue import BatteryState, ConnectivityStatus, Device
+
+PARALLEL_UPDATES = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class HpollBinarySensorDescription(BinarySensorEntityDescription):
+    """A binary sensor of a Hue device."""
+
+    group: str
+    exists_fn: Callable[[Device], bool]
+    value_fn: Callable[[Device], bool | None]
+    attributes_fn: Callable[[Device], dict[str, Any]] | None = None
+
+
+def _battery_low(device: Device) -> bool | None:
+    if device.power is None or device.power.battery_state is None:
+        return None
+    return device.power.battery_state is not BatteryState.NORMAL
+
+
+def _zigbee_problem(device: Device) -> bool | None:
+    if device.connectivity is None or device.connectivity.status is None:
+        return None
+    return device.connectivity.status is not ConnectivityStatus.CONNECTED
+
+
+def _motion_attributes(device: Device) -> dict[str, Any]:
+    # Without motion_report the bridge only tells the state at the moment of the poll:
+    # movement between two polls can be missed, and automations should know that.
+    return {"activity_sampled": device.motion is not None and not device.motion.has_report}
+
+
+BINARY_SENSORS: tuple[HpollBinarySensorDescription, ...] = (
+    HpollBinarySensorDescription(
+        key="battery_low",
+        group=GROUP_BATTERY,
+        device_class=BinarySensorDeviceClass.BATTERY,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        exists_fn=lambda d: d.power is not None,
+        value_fn=_battery_low,
+    ),
+    HpollBinarySensorDescription(
+        key="zigbee_connectivity",
+        translation_key="zigbee_connectivity",
+        group=GROUP_CONNECTIVITY,
+        device_class=BinarySensorDeviceClass.PROBLEM,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        exists_fn=lambda d: d.connectivity is not None,
+        value_fn=_zigbee_problem,
+    ),
+    HpollBinarySensorDescription(
+        key="motion",
+        group=GROUP_MOTION,
+        device_class=BinarySensorDeviceClass.MOTION,
+        exists_fn=lambda d: d.motion is not None,
+        value_fn=lambda d: d.motion.motion if d.motion and d.motion.enabled is not False else None,
+        attributes_fn=_motion_attributes,
+    ),
+    HpollBinarySensorDescription(
+        key="contact",
+        group=GROUP_SECURITY,
+        device_class=BinarySensorDeviceClass.OPENING,
+        exists_fn=lambda d: d.contact is not None,
+        value_fn=lambda d: d.contact.is_open if d.contact else None,
+    ),
+    HpollBinarySensorDescription(
+        key="tamper",
+        group=GROUP_SECURITY,
+        device_class=BinarySensorDeviceClass.TAMPER,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        exists_fn=lambda d: d.tamper is not None,
+        value_fn=lambda d: d.tamper.tampered if d.tamper else None,
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: HpollConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """The bridge's connection sensor, and binary sensors for every device."""
+    groups = enabled_groups(entry)
+    async_add_entities([BridgeConnectionSensor(entry.runtime_data.coordinator)])
+
+    def build(coordinator: HpollCoordinator, device: Device) -> list[HpollBinarySensor]:
+        return [
+            HpollBinarySensor(coordinator, device, description)
+            for description in BINARY_SENSORS
+            if description.group in groups and description.exists_fn(device)
+        ]
+
+    add_entities_as_devices_appear(entry, async_add_entities, build)
+
+
+class HpollBinarySensor(HpollDeviceEntity, BinarySensorEntity):
+    """A yes/no reading of a Hue device."""
+
+    entity_description: HpollBinarySensorDescription
+
+    def __init__(
+        self,
+        coordinator: HpollCoordinator,
+        device: Device,
+        description: HpollBinarySensorDescription,
+    ) -> None:
+        """Bind the description to the device."""
+        super().__init__(coordinator, device, description.key)
+        self.entity_description = description
+
+    @property
+    @override
+    def is_on(self) -> bool | None:
+        device = self.device
+        return self.entity_description.value_fn(device) if device is not None else None
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        attributes_fn = self.entity_description.attributes_fn
+        device = self.device
+        return attributes_fn(device) if attributes_fn and device else None
+
+    @override
+    def fingerprint(self) -> Hashable:
+        attributes = self.extra_state_attributes
+        return (
+            self.available,
+            self.is_on,
+            tuple(sorted(attributes.items())) if attributes else None,
+        )
+
+
+class BridgeConnectionSensor(HpollEntity, BinarySensorEntity):
+    """Is the bridge reachable through the Hue cloud? Never unavailable: it IS the failure."""
+
+    _attr_device_class = BinarySensorDeviceClass.CONNECTIVITY
+    _attr_entity_category = EntityCategory.DIAGNOSTIC
+    _attr_translation_key = "cloud_connection"
+
+    def __init__(self, coordinator: HpollCoordinator) -> None:
+        """One per bridge."""
+        super().__init__(coordinator)
+        self._attr_unique_id = f"{coordinator.bridge_id}-cloud_connection"
+        self._attr_device_info = bridge_device_info(coordinator)
+
+    @property
+    @override
+    def available(self) -> bool:
+        return True
+
+    @property
+    @override
+    def is_on(self) -> bool:
+        return self.coordinator.last_update_success
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, str | datetime | None]:
+        coordinator = self.coordinator
+        # No "last success" time here: it would change the state on every poll.
+        return {
+            "problem": coordinator.problem.value if coordinator.problem else None,
+            "offline_since": coordinator.offline_since,
+        }
+
+    @override
+    def fingerprint(self) -> Hashable:
+        return (self.is_on, tuple(self.extra_state_attributes.values()))

@@ -1,0 +1,261 @@
+"""Config flow: Hue sign-in (OAuth2), then the bridge is linked remotely (virtual link button).
+
+Also: reauth (tokens revoked or refresh refused: sign in again, keep the entry and entities),
+reconfigure (create a fresh application key), and options (poll interval, entity groups).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import logging
+import re
+from typing import Any, override
+
+from homeassistant.config_entries import (
+    SOURCE_REAUTH,
+    ConfigFlowResult,
+    OptionsFlowWithReload,
+)
+from homeassistant.const import CONF_TOKEN
+from homeassistant.core import callback
+from homeassistant.exceptions import OAuth2TokenRequestBaseError, OAuth2TokenRequestReauthError
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.config_entry_oauth2_flow import (
+    AbstractOAuth2FlowHandler,
+    OAuth2Session,
+    async_get_config_entry_implementation,
+)
+from homeassistant.helpers.selector import (
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectSelector,
+    SelectSelectorConfig,
+)
+import probatio
+
+from . import const
+from .const import (
+    CONF_APP_KEY,
+    CONF_BRIDGE_ID,
+    CONF_ENTITY_GROUPS,
+    CONF_SCAN_INTERVAL,
+    DEFAULT_SCAN_INTERVAL,
+    DOMAIN,
+    ENTITY_GROUPS,
+    MAX_SCAN_INTERVAL,
+    MIN_SCAN_INTERVAL,
+)
+from .coordinator import HpollConfigEntry
+from .hue import (
+    BridgeConfig,
+    HueAppKeyError,
+    HueAuthError,
+    HueBridgeOfflineError,
+    HueError,
+    HueLinkError,
+    HueRemoteClient,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class HpollConfigFlow(AbstractOAuth2FlowHandler, domain=DOMAIN):
+    """Sign in to Hue, link the bridge, one entry per bridge."""
+
+    DOMAIN = DOMAIN
+    VERSION = 1
+
+    def __init__(self) -> None:
+        """Nothing known until the user has signed in."""
+        super().__init__()
+        self._oauth_data: dict[str, Any] = {}
+        self._client: HueRemoteClient | None = None
+        self._bridge: BridgeConfig | None = None
+
+    @property
+    @override
+    def logger(self) -> logging.Logger:
+        return _LOGGER
+
+    @staticmethod
+    @callback
+    @override
+    def async_get_options_flow(config_entry: HpollConfigEntry) -> HpollOptionsFlow:
+        return HpollOptionsFlow()
+
+    def _make_client(self, access_token: str, app_key: str | None = None) -> HueRemoteClient:
+        async def token() -> str:
+            return access_token
+
+        return HueRemoteClient(
+            async_get_clientsession(self.hass), token, app_key, base_url=const.API_BASE_URL
+        )
+
+    @override
+    async def async_oauth_create_entry(self, data: dict[str, Any]) -> ConfigFlowResult:
+        """Signed in: find out which bridge this account reaches, then link it."""
+        self._oauth_data = data
+        app_key = (
+            self._get_reauth_entry().data[CONF_APP_KEY] if self.source == SOURCE_REAUTH else None
+        )
+        self._client = self._make_client(data[CONF_TOKEN]["access_token"], app_key)
+        try:
+            self._bridge = await self._client.get_bridge_config()
+        except HueAuthError:
+            return self.async_abort(reason="invalid_auth")
+        except HueBridgeOfflineError:
+            return self.async_abort(reason="bridge_offline")
+        except HueError:
+            return self.async_abort(reason="cannot_connect")
+        await self.async_set_unique_id(self._bridge.bridge_id)
+
+        if self.source == SOURCE_REAUTH:
+            self._abort_if_unique_id_mismatch(reason="wrong_bridge")
+            # New tokens; keep the application key unless the bridge has forgotten it.
+            try:
+                await self._client.get_resources()
+            except HueAppKeyError:
+                return await self.async_step_link()
+            except HueError:
+                pass  # not a key problem; the entry's own polling will tell
+            return self.async_update_reload_and_abort(
+                self._get_reauth_entry(), data_updates={CONF_TOKEN: data[CONF_TOKEN]}
+            )
+
+        self._abort_if_unique_id_configured()
+        return await self.async_step_link()
+
+    async def async_step_link(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask the user to go ahead, then press the link button virtually and create a key."""
+        assert self._client is not None
+        assert self._bridge is not None
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                app_key = await self._client.create_app_key(
+                    _devicetype(self.hass.config.location_name)
+                )
+            except HueLinkError:
+                errors["base"] = "link_failed"
+            except HueBridgeOfflineError:
+                errors["base"] = "bridge_offline"
+            except HueError:
+                errors["base"] = "cannot_connect"
+            else:
+                entry_data = {
+                    **self._oauth_data,
+                    CONF_APP_KEY: app_key,
+                    CONF_BRIDGE_ID: self._bridge.bridge_id,
+                }
+                if self.source == SOURCE_REAUTH:
+                    return self.async_update_reload_and_abort(
+                        self._get_reauth_entry(), data=entry_data
+                    )
+                return self.async_create_entry(title=self._bridge.name, data=entry_data)
+        return self.async_show_form(
+            step_id="link",
+            errors=errors,
+            description_placeholders={"bridge": self._bridge.name},
+        )
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """Hue refused our tokens or our application key."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Explain, then sign in again."""
+        if user_input is None:
+            return self.async_show_form(
+                step_id="reauth_confirm",
+                description_placeholders={"bridge": self._get_reauth_entry().title},
+            )
+        return await self.async_step_user()
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Link the bridge again: a new application key, same entry and entities."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                implementation = await async_get_config_entry_implementation(self.hass, entry)
+                oauth = OAuth2Session(self.hass, entry, implementation)
+                await oauth.async_ensure_token_valid()
+                client = self._make_client(str(oauth.token["access_token"]))
+                bridge = await client.get_bridge_config()
+                await self.async_set_unique_id(bridge.bridge_id)
+                self._abort_if_unique_id_mismatch(reason="wrong_bridge")
+                app_key = await client.create_app_key(_devicetype(self.hass.config.location_name))
+            except (OAuth2TokenRequestReauthError, HueAuthError):
+                return self.async_abort(reason="reauth_required")
+            except HueLinkError:
+                errors["base"] = "link_failed"
+            except HueBridgeOfflineError:
+                errors["base"] = "bridge_offline"
+            except (HueError, OAuth2TokenRequestBaseError):
+                errors["base"] = "cannot_connect"
+            else:
+                return self.async_update_reload_and_abort(
+                    entry, data_updates={CONF_APP_KEY: app_key}
+                )
+        return self.async_show_form(
+            step_id="reconfigure",
+            errors=errors,
+            description_placeholders={"bridge": entry.title},
+        )
+
+
+def _devicetype(location: str) -> str:
+    """CLIP v1's devicetype: ``app#device``, at most 20 + 19 characters."""
+    device = re.sub(r"[^A-Za-z0-9 _-]", "", location).strip()[:19] or "homeassistant"
+    return f"hpoll#{device}"
+
+
+class HpollOptionsFlow(OptionsFlowWithReload):
+    """How often to poll and which entity groups to create (the entry reloads on save)."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """One form."""
+        if user_input is not None:
+            return self.async_create_entry(
+                data={
+                    CONF_SCAN_INTERVAL: int(user_input[CONF_SCAN_INTERVAL]),
+                    CONF_ENTITY_GROUPS: list(user_input[CONF_ENTITY_GROUPS]),
+                }
+            )
+        options = self.config_entry.options
+        schema = probatio.Schema(
+            {
+                probatio.Required(
+                    CONF_SCAN_INTERVAL,
+                    default=options.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL),
+                ): probatio.All(
+                    NumberSelector(
+                        NumberSelectorConfig(
+                            min=MIN_SCAN_INTERVAL,
+                            max=MAX_SCAN_INTERVAL,
+                            step=1,
+                            unit_of_measurement="s",
+                            mode=NumberSelectorMode.BOX,
+                        )
+                    ),
+                    probatio.Coerce(int),
+                    probatio.Range(min=MIN_SCAN_INTERVAL, max=MAX_SCAN_INTERVAL),
+                ),
+                probatio.Required(
+                    CONF_ENTITY_GROUPS,
+                    default=list(options.get(CONF_ENTITY_GROUPS, ENTITY_GROUPS)),
+                ): SelectSelector(
+                    SelectSelectorConfig(
+                        options=list(ENTITY_GROUPS),
+                        multiple=True,
+                        translation_key=CONF_ENTITY_GROUPS,
+                    )
+                ),
+            }
+        )
+        return self.async_show_form(step_id="init", data_schema=schema)

@@ -1,0 +1,50 @@
+"""Constants of the hpoll integration."""
+
+from datetime import timedelta
+import logging
+from typing import Final
+
+from .hue.const import AUTHORIZE_PATH, DEFAULT_BASE_URL, TOKEN_PATH
+
+DOMAIN: Final = "hpoll"
+LOGGER = logging.getLogger(__package__)
+
+# Read at call time (``const.API_BASE_URL``) so tests can point the integration at the simulator.
+API_BASE_URL: str = DEFAULT_BASE_URL
+OAUTH2_AUTHORIZE_URL: str = DEFAULT_BASE_URL + AUTHORIZE_PATH
+OAUTH2_TOKEN_URL: str = DEFAULT_BASE_URL + TOKEN_PATH
+
+CONF_APP_KEY: Final = "app_key"
+CONF_BRIDGE_ID: Final = "bridge_id"
+CONF_SCAN_INTERVAL: Final = "scan_interval"
+CONF_ENTITY_GROUPS: Final = "entity_groups"
+
+#: One poll a minute: 1,440 calls a day per bridge, well inside the ~50,000 a day Hue allows one
+#: developer app (client id), so one app can watch many bridges. Activity between polls is
+#: recovered from the bridge's report timestamps, so polling faster adds little.
+DEFAULT_SCAN_INTERVAL: Final = 60
+#: 15 s (5,760 calls a day) to 1 h: faster risks the shared quota; slower blinds the monitor.
+MIN_SCAN_INTERVAL: Final = 15
+MAX_SCAN_INTERVAL: Final = 3600
+
+GROUP_BATTERY: Final = "battery"
+GROUP_CONNECTIVITY: Final = "connectivity"
+GROUP_MOTION: Final = "motion"
+GROUP_ENVIRONMENT: Final = "environment"
+GROUP_CONTROLS: Final = "controls"
+GROUP_SECURITY: Final = "security"
+ENTITY_GROUPS: Final = (
+    GROUP_BATTERY,
+    GROUP_CONNECTIVITY,
+    GROUP_MOTION,
+    GROUP_ENVIRONMENT,
+    GROUP_CONTROLS,
+    GROUP_SECURITY,
+)
+
+#: The bridge unreachable this long (not a blip) raises a repair issue.
+OFFLINE_REPAIR_AFTER: Final = timedelta(minutes=30)
+#: Hue often sends 429 without Retry-After: back off on our own, doubling up to this.
+MAX_RATE_LIMIT_BACKOFF: Final = 900.0
+
+ISSUE_BRIDGE_OFFLINE: Final = "bridge_offline"

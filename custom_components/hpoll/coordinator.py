@@ -1,0 +1,189 @@
+"""One coordinator per bridge: ONE ``GET /clip/v2/resource`` per poll, failures made visible."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import override
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import (
+    ConfigEntryAuthFailed,
+    OAuth2TokenRequestBaseError,
+    OAuth2TokenRequestReauthError,
+)
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.util import dt as dt_util
+
+from .const import (
+    CONF_SCAN_INTERVAL,
+    DEFAULT_SCAN_INTERVAL,
+    DOMAIN,
+    ISSUE_BRIDGE_OFFLINE,
+    LOGGER,
+    MAX_RATE_LIMIT_BACKOFF,
+    OFFLINE_REPAIR_AFTER,
+)
+from .hue import (
+    HueAppKeyError,
+    HueAuthError,
+    HueBridgeOfflineError,
+    HueConnectionError,
+    HueRateLimitedError,
+    HueRemoteClient,
+    HueResponseError,
+    Snapshot,
+)
+
+type HpollConfigEntry = ConfigEntry[HpollData]
+
+
+@dataclass
+class HpollData:
+    """What a loaded config entry holds at runtime."""
+
+    client: HueRemoteClient
+    coordinator: HpollCoordinator
+
+
+class PollProblem(StrEnum):
+    """Why the last poll brought no data (shown on the bridge's connection entity)."""
+
+    BRIDGE_OFFLINE = "bridge_offline"
+    RATE_LIMITED = "rate_limited"
+    CLOUD_UNREACHABLE = "cloud_unreachable"
+    INVALID_RESPONSE = "invalid_response"
+    AUTHENTICATION = "authentication"
+
+
+class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
+    """Polls one bridge through the Hue cloud and keeps HA's devices in step with it."""
+
+    config_entry: HpollConfigEntry
+
+    def __init__(
+        self, hass: HomeAssistant, entry: HpollConfigEntry, client: HueRemoteClient
+    ) -> None:
+        """Poll at the interval the user chose (options), one minute by default."""
+        interval = entry.options.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL)
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} {entry.title}",
+            update_interval=timedelta(seconds=interval),
+        )
+        self.client = client
+        self.bridge_id: str = entry.unique_id or ""
+        #: Device-registry id of the bridge, registered at setup; other devices link to it.
+        self.bridge_device_id: str = ""
+        self.problem: PollProblem | None = None
+        #: When the bridge was first found unreachable in the current outage.
+        self.offline_since: datetime | None = None
+        self.last_success: datetime | None = None
+        self._rate_limit_streak = 0
+        self._known_devices: set[str] = set()
+
+    @override
+    async def _async_update_data(self) -> Snapshot:
+        try:
+            snapshot = await self.client.get_resources()
+        except HueAppKeyError as err:
+            self.problem = PollProblem.AUTHENTICATION
+            raise ConfigEntryAuthFailed(
+                translation_domain=DOMAIN, translation_key="app_key_rejected"
+            ) from err
+        except (HueAuthError, OAuth2TokenRequestReauthError) as err:
+            self.problem = PollProblem.AUTHENTICATION
+            raise ConfigEntryAuthFailed(
+                translation_domain=DOMAIN, translation_key="authentication_failed"
+            ) from err
+        except HueRateLimitedError as err:
+            raise self._rate_limited(err) from err
+        except HueBridgeOfflineError as err:
+            self._bridge_offline()
+            raise UpdateFailed(translation_domain=DOMAIN, translation_key="bridge_offline") from err
+        except (HueConnectionError, OAuth2TokenRequestBaseError) as err:
+            self.problem = PollProblem.CLOUD_UNREACHABLE
+            raise UpdateFailed(
+                translation_domain=DOMAIN, translation_key="cloud_unreachable"
+            ) from err
+        except HueResponseError as err:
+            self.problem = PollProblem.INVALID_RESPONSE
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="invalid_response",
+                translation_placeholders={"error": str(err)},
+            ) from err
+        self._recovered()
+        self._remove_stale_devices(snapshot)
+        return snapshot
+
+    def _rate_limited(self, err: HueRateLimitedError) -> UpdateFailed:
+        self.problem = PollProblem.RATE_LIMITED
+        self._rate_limit_streak += 1
+        interval = self.update_interval.total_seconds() if self.update_interval else 60.0
+        # Without Retry-After, double the wait with every 429 in a row, within reason.
+        wait = err.retry_after
+        if wait is None:
+            wait = min(MAX_RATE_LIMIT_BACKOFF, interval * 2**self._rate_limit_streak)
+        return UpdateFailed(
+            translation_domain=DOMAIN,
+            translation_key="rate_limited",
+            translation_placeholders={"seconds": f"{wait:.0f}"},
+            retry_after=wait,
+        )
+
+    def _bridge_offline(self) -> None:
+        now = dt_util.utcnow()
+        self.problem = PollProblem.BRIDGE_OFFLINE
+        if self.offline_since is None:
+            self.offline_since = now
+        if now - self.offline_since >= OFFLINE_REPAIR_AFTER:
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                f"{ISSUE_BRIDGE_OFFLINE}_{self.config_entry.entry_id}",
+                is_fixable=False,
+                is_persistent=False,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key=ISSUE_BRIDGE_OFFLINE,
+                translation_placeholders={
+                    "bridge": self.config_entry.title,
+                    "since": self.offline_since.isoformat(timespec="minutes"),
+                },
+            )
+
+    def _recovered(self) -> None:
+        if self.offline_since is not None:
+            LOGGER.info(
+                "Bridge %s is reachable again after %s",
+                self.config_entry.title,
+                dt_util.utcnow() - self.offline_since,
+            )
+            ir.async_delete_issue(
+                self.hass, DOMAIN, f"{ISSUE_BRIDGE_OFFLINE}_{self.config_entry.entry_id}"
+            )
+        self.offline_since = None
+        self.problem = None
+        self._rate_limit_streak = 0
+        self.last_success = dt_util.utcnow()
+
+    @callback
+    def _remove_stale_devices(self, snapshot: Snapshot) -> None:
+        """Detach HA devices whose Hue device is gone (deleted in the Hue app)."""
+        current = set(snapshot.devices)
+        if current == self._known_devices:
+            return
+        self._known_devices = current
+        registry = dr.async_get(self.hass)
+        for device in dr.async_entries_for_config_entry(registry, self.config_entry.entry_id):
+            hue_ids = {ident for domain, ident in device.identifiers if domain == DOMAIN}
+            if hue_ids and not hue_ids & current and self.bridge_id not in hue_ids:
+                LOGGER.debug("Removing device %s: no longer on the bridge", device.name)
+                registry.async_update_device(
+                    device.id, remove_config_entry_id=self.config_entry.entry_id
+                )

@@ -1,0 +1,140 @@
+"""Base entity: device info from the Hue device, and state written only when it changed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from typing import override
+
+from homeassistant.core import callback
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+
+from .const import CONF_ENTITY_GROUPS, DOMAIN, ENTITY_GROUPS
+from .coordinator import HpollConfigEntry, HpollCoordinator
+from .hue import Device
+
+MANUFACTURER = "Signify"
+
+
+def bridge_device_info(coordinator: HpollCoordinator) -> DeviceInfo:
+    """The HA device standing for the bridge (every other device hangs off it)."""
+    snapshot = coordinator.data
+    bridge_device = (
+        snapshot.devices.get(snapshot.bridge.device_id or "") if snapshot.bridge else None
+    )
+    info = DeviceInfo(
+        identifiers={(DOMAIN, coordinator.bridge_id)},
+        manufacturer=MANUFACTURER,
+        name=coordinator.config_entry.title,
+        model="Hue Bridge",
+    )
+    if bridge_device is not None:
+        info["model_id"] = bridge_device.model_id
+        info["sw_version"] = bridge_device.software_version
+    return info
+
+
+def device_info(coordinator: HpollCoordinator, device: Device) -> DeviceInfo:
+    """The HA device for one Hue device; the bridge's own Hue device is the bridge."""
+    bridge = coordinator.data.bridge
+    if bridge is not None and bridge.device_id == device.id:
+        return bridge_device_info(coordinator)
+    room = coordinator.data.rooms.get(device.room_id) if device.room_id else None
+    info = DeviceInfo(
+        identifiers={(DOMAIN, device.id)},
+        name=device.name,
+        manufacturer=device.manufacturer or MANUFACTURER,
+        model=device.product_name,
+        model_id=device.model_id,
+        sw_version=device.software_version,
+        via_device_id=coordinator.bridge_device_id,
+    )
+    if room is not None:
+        info["suggested_area"] = room.name
+    return info
+
+
+class HpollEntity(CoordinatorEntity[HpollCoordinator], Entity):
+    """Reads coordinator.data; writes its state only when what it shows has changed."""
+
+    _attr_has_entity_name = True
+    _last_written: Hashable = None
+
+    @callback
+    @override
+    def _handle_coordinator_update(self) -> None:
+        # HA would drop an identical state anyway, but only after building it; a bridge with
+        # hundreds of entities polled every minute should not pay for that.
+        shown = self.fingerprint()
+        if shown == self._last_written:
+            return
+        self._last_written = shown
+        self.async_write_ha_state()
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        self._last_written = self.fingerprint()
+
+    def fingerprint(self) -> Hashable:
+        """Everything the state and attributes are made of."""
+        return (self.available,)
+
+
+class HpollDeviceEntity(HpollEntity):
+    """An entity of one Hue device."""
+
+    def __init__(self, coordinator: HpollCoordinator, device: Device, key: str) -> None:
+        """Unique id: the Hue device id (a UUID, stable across renames) and the entity key."""
+        super().__init__(coordinator)
+        self.device_id = device.id
+        self._attr_unique_id = f"{device.id}-{key}"
+        self._attr_device_info = device_info(coordinator, device)
+
+    @property
+    def device(self) -> Device | None:
+        """The Hue device as of the latest poll (None once removed)."""
+        return self.coordinator.data.devices.get(self.device_id)
+
+    @property
+    @override
+    def available(self) -> bool:
+        return super().available and self.device is not None
+
+
+def enabled_groups(entry: HpollConfigEntry) -> frozenset[str]:
+    """The entity groups the user wants (options), all by default."""
+    return frozenset(entry.options.get(CONF_ENTITY_GROUPS, ENTITY_GROUPS))
+
+
+def add_entities_as_devices_appear(
+    entry: HpollConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    build: Callable[[HpollCoordinator, Device], Iterable[HpollDeviceEntity]],
+) -> None:
+    """Add entities for the devices of the first poll and for every device paired later."""
+    coordinator = entry.runtime_data.coordinator
+    known: set[str] = set()
+
+    @callback
+    def add_new_devices() -> None:
+        if not coordinator.last_update_success:
+            return
+        current = coordinator.data.devices.keys()
+        known.intersection_update(current)
+        new = current - known
+        if not new:
+            return
+        known.update(new)
+        entities = [
+            entity
+            for device_id in new
+            for entity in build(coordinator, coordinator.data.devices[device_id])
+        ]
+        if entities:
+            async_add_entities(entities)
+
+    add_new_devices()
+    entry.async_on_unload(coordinator.async_add_listener(add_new_devices))

@@ -1,0 +1,144 @@
+"""Event entities: Hue buttons and rotary dials, fired when the bridge reports a new press."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Hashable
+from datetime import datetime
+from typing import override
+
+from homeassistant.components.event import EventDeviceClass, EventEntity
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .const import GROUP_CONTROLS
+from .coordinator import HpollConfigEntry, HpollCoordinator
+from .entity import HpollDeviceEntity, add_entities_as_devices_appear, enabled_groups
+from .hue import Button, Device, RelativeRotary
+
+PARALLEL_UPDATES = 0
+
+BUTTON_EVENTS = [
+    "initial_press",
+    "repeat",
+    "short_release",
+    "long_press",
+    "long_release",
+    "double_short_release",
+]
+ROTARY_EVENTS = ["clock_wise", "counter_clock_wise"]
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: HpollConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """One event entity per button and per rotary dial."""
+    if GROUP_CONTROLS not in enabled_groups(entry):
+        return
+
+    def build(coordinator: HpollCoordinator, device: Device) -> list[HpollDeviceEntity]:
+        entities: list[HpollDeviceEntity] = [
+            ButtonEvent(coordinator, device, button) for button in device.buttons
+        ]
+        entities.extend(RotaryEvent(coordinator, device, rotary) for rotary in device.rotaries)
+        return entities
+
+    add_entities_as_devices_appear(entry, async_add_entities, build)
+
+
+class _ReportedEvent(HpollDeviceEntity, EventEntity):
+    """Fires when the service's report time moves: polling sees the latest event only."""
+
+    def __init__(
+        self, coordinator: HpollCoordinator, device: Device, service_id: str, key: str
+    ) -> None:
+        super().__init__(coordinator, device, key)
+        self.service_id = service_id
+        # What the bridge reported before we started watching is history, not an event.
+        self._seen = self._reported_at()
+
+    @abstractmethod
+    def _reported_at(self) -> datetime | None:
+        """When the bridge says the latest event happened."""
+
+    @abstractmethod
+    def _fire(self) -> None:
+        """Trigger the latest event."""
+
+    @callback
+    @override
+    def _handle_coordinator_update(self) -> None:
+        reported = self._reported_at()
+        if reported is not None and reported != self._seen:
+            self._seen = reported
+            self._fire()
+            self.async_write_ha_state()
+            return
+        super()._handle_coordinator_update()
+
+    @override
+    def fingerprint(self) -> Hashable:
+        return (self.available,)
+
+
+class ButtonEvent(_ReportedEvent):
+    """A button of a Hue switch or sensor."""
+
+    _attr_device_class = EventDeviceClass.BUTTON
+    _attr_event_types = BUTTON_EVENTS
+    _attr_translation_key = "button"
+
+    def __init__(self, coordinator: HpollCoordinator, device: Device, button: Button) -> None:
+        """Named after the button's number on the device."""
+        number = button.control_id or 1
+        super().__init__(coordinator, device, button.id, f"button_{button.id}")
+        self._attr_translation_placeholders = {"number": str(number)}
+
+    def _button(self) -> Button | None:
+        device = self.device
+        if device is None:
+            return None
+        return next((b for b in device.buttons if b.id == self.service_id), None)
+
+    @override
+    def _reported_at(self) -> datetime | None:
+        button = self._button()
+        return button.updated if button else None
+
+    @override
+    def _fire(self) -> None:
+        button = self._button()
+        if button is not None and button.event in BUTTON_EVENTS:
+            self._trigger_event(button.event)
+
+
+class RotaryEvent(_ReportedEvent):
+    """A Hue rotary dial: fires its direction with the steps turned."""
+
+    _attr_event_types = ROTARY_EVENTS
+    _attr_translation_key = "rotary"
+
+    def __init__(
+        self, coordinator: HpollCoordinator, device: Device, rotary: RelativeRotary
+    ) -> None:
+        """One per dial."""
+        super().__init__(coordinator, device, rotary.id, f"rotary_{rotary.id}")
+
+    def _rotary(self) -> RelativeRotary | None:
+        device = self.device
+        if device is None:
+            return None
+        return next((r for r in device.rotaries if r.id == self.service_id), None)
+
+    @override
+    def _reported_at(self) -> datetime | None:
+        rotary = self._rotary()
+        return rotary.updated if rotary else None
+
+    @override
+    def _fire(self) -> None:
+        rotary = self._rotary()
+        if rotary is not None and rotary.direction in ROTARY_EVENTS:
+            self._trigger_event(rotary.direction, {"steps": rotary.steps, "action": rotary.action})

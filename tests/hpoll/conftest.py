@@ -1,0 +1,83 @@
+"""Home Assistant fixtures: the integration wired to the Hue cloud simulator on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.hpoll import const
+from custom_components.hpoll.const import CONF_APP_KEY, CONF_BRIDGE_ID, DOMAIN
+from homeassistant.components.application_credentials import (
+    ClientCredential,
+    async_import_client_credential,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+from tests.conftest import APP_KEY, CLIENT_ID, CLIENT_SECRET, RunningCloud
+
+BRIDGE_ID = "aabbccddeeffggh"
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Load custom_components/ in every test."""
+
+
+@pytest.fixture
+def cloud_urls(hue_cloud: RunningCloud) -> Iterator[RunningCloud]:
+    """Point the integration's API and OAuth URLs at the simulator."""
+    with (
+        patch.object(const, "API_BASE_URL", hue_cloud.base_url),
+        patch.object(const, "OAUTH2_AUTHORIZE_URL", f"{hue_cloud.base_url}/v2/oauth2/authorize"),
+        patch.object(const, "OAUTH2_TOKEN_URL", f"{hue_cloud.base_url}/v2/oauth2/token"),
+    ):
+        yield hue_cloud
+
+
+@pytest.fixture
+async def credentials(hass: HomeAssistant) -> None:
+    """The user's Hue developer app, entered under Application Credentials."""
+    assert await async_setup_component(hass, "application_credentials", {})
+    await async_import_client_credential(
+        hass, DOMAIN, ClientCredential(CLIENT_ID, CLIENT_SECRET), DOMAIN
+    )
+
+
+def entry_token(cloud: RunningCloud, expires_in: float = 3600) -> dict[str, Any]:
+    """A token as HA stores it, issued by the simulator."""
+    import time
+
+    token = dict(cloud.issue_tokens())
+    token["expires_at"] = time.time() + expires_in
+    return token
+
+
+@pytest.fixture
+def config_entry(cloud_urls: RunningCloud) -> MockConfigEntry:
+    """An entry as the config flow creates it."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="Hue Bridge",
+        unique_id=BRIDGE_ID,
+        data={
+            "auth_implementation": DOMAIN,
+            "token": entry_token(cloud_urls),
+            CONF_APP_KEY: APP_KEY,
+            CONF_BRIDGE_ID: BRIDGE_ID,
+        },
+    )
+
+
+@pytest.fixture
+async def loaded_entry(
+    hass: HomeAssistant, credentials: None, config_entry: MockConfigEntry
+) -> AsyncIterator[MockConfigEntry]:
+    """The entry set up against the simulator."""
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    yield config_entry
