@@ -44,6 +44,7 @@ class RunningCloud:
     sim: HueCloudSimulator
     clock: ManualClock
     base_url: str
+    server: TestServer
 
     def issue_tokens(self) -> dict[str, object]:
         """Tokens as if the OAuth flow had just completed."""
@@ -63,6 +64,6 @@ async def hue_cloud(socket_enabled: None) -> AsyncIterator[RunningCloud]:
     server = TestServer(create_app(sim), host="127.0.0.1")
     await server.start_server()
     try:
-        yield RunningCloud(sim, clock, str(server.make_url("")).rstrip("/"))
+        yield RunningCloud(sim, clock, str(server.make_url("")).rstrip("/"), server)
     finally:
         await server.close()

@@ -15,7 +15,7 @@ from homeassistant.helpers.typing import ConfigType
 from . import const
 from .const import CONF_APP_KEY, DOMAIN
 from .coordinator import HpollConfigEntry, HpollCoordinator, HpollData
-from .entity import bridge_device_info
+from .entity import bridge_device_info, remove_entities_of_disabled_groups
 from .hue import HueRemoteClient
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
@@ -50,6 +50,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: HpollConfigEntry) -> boo
         config_entry_id=entry.entry_id, **bridge_device_info(coordinator)
     )
     coordinator.bridge_device_id = bridge.id
+    remove_entities_of_disabled_groups(hass, entry)
     entry.runtime_data = HpollData(client=client, coordinator=coordinator)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True

@@ -18,7 +18,6 @@ from homeassistant.components.application_credentials import (
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import (
     OAuth2TokenRequestConnectionError,
-    OAuth2TokenRequestError,
     OAuth2TokenRequestReauthError,
     OAuth2TokenRequestTransientError,
 )
@@ -68,8 +67,8 @@ class HueOAuth2Implementation(AuthImplementation):
                 response.raise_for_status()
                 return cast(dict[str, Any], await response.json())
         except ClientResponseError as err:
-            # The same split HA makes for its own implementation: 429/5xx can heal, 4xx
-            # means the grant is gone and the user must sign in again.
+            # The same split HA makes for its own implementation: 429/5xx can heal, any other
+            # error status (raise_for_status: >= 400) means the grant is gone: sign in again.
             kwargs: dict[str, Any] = {
                 "request_info": err.request_info,
                 "history": err.history,
@@ -80,9 +79,7 @@ class HueOAuth2Implementation(AuthImplementation):
             }
             if err.status == 429 or err.status >= 500:
                 raise OAuth2TokenRequestTransientError(**kwargs) from err
-            if 400 <= err.status < 500:
-                raise OAuth2TokenRequestReauthError(**kwargs) from err
-            raise OAuth2TokenRequestError(**kwargs) from err
+            raise OAuth2TokenRequestReauthError(**kwargs) from err
         except ClientError as err:
             raise OAuth2TokenRequestConnectionError(domain=self.domain) from err
 

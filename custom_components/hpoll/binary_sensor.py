@@ -169,7 +169,7 @@ class BridgeConnectionSensor(HpollEntity, BinarySensorEntity):
     def __init__(self, coordinator: HpollCoordinator) -> None:
         """One per bridge."""
         super().__init__(coordinator)
-        self._attr_unique_id = f"{coordinator.bridge_id}-cloud_connection"
+        self._attr_unique_id = f"{coordinator.bridge_id}_cloud_connection"
         self._attr_device_info = bridge_device_info(coordinator)
 
     @property

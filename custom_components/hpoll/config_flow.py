@@ -211,7 +211,8 @@ class HpollConfigFlow(AbstractOAuth2FlowHandler, domain=DOMAIN):
 
 def _devicetype(location: str) -> str:
     """CLIP v1's devicetype: ``app#device``, at most 20 + 19 characters."""
-    device = re.sub(r"[^A-Za-z0-9 _-]", "", location).strip()[:19] or "homeassistant"
+    cleaned = re.sub(r"\s+", " ", re.sub(r"[^A-Za-z0-9 _-]", "", location))
+    device = cleaned.strip()[:19].strip() or "homeassistant"
     return f"hpoll#{device}"
 
 

@@ -5,13 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable
 from typing import override
 
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .const import CONF_ENTITY_GROUPS, DOMAIN, ENTITY_GROUPS
+from .const import (
+    CONF_ENTITY_GROUPS,
+    DOMAIN,
+    ENTITY_GROUPS,
+    GROUP_BATTERY,
+    GROUP_CONNECTIVITY,
+    GROUP_CONTROLS,
+    GROUP_ENVIRONMENT,
+    GROUP_MOTION,
+    GROUP_SECURITY,
+)
 from .coordinator import HpollConfigEntry, HpollCoordinator
 from .hue import Device
 
@@ -90,7 +101,7 @@ class HpollDeviceEntity(HpollEntity):
         """Unique id: the Hue device id (a UUID, stable across renames) and the entity key."""
         super().__init__(coordinator)
         self.device_id = device.id
-        self._attr_unique_id = f"{device.id}-{key}"
+        self._attr_unique_id = f"{device.id}_{key}"
         self._attr_device_info = device_info(coordinator, device)
 
     @property
@@ -107,6 +118,34 @@ class HpollDeviceEntity(HpollEntity):
 def enabled_groups(entry: HpollConfigEntry) -> frozenset[str]:
     """The entity groups the user wants (options), all by default."""
     return frozenset(entry.options.get(CONF_ENTITY_GROUPS, ENTITY_GROUPS))
+
+
+#: Entity key (or its prefix before "_<service id>") -> the options group it belongs to.
+KEY_GROUPS = {
+    "battery": GROUP_BATTERY,
+    "battery_low": GROUP_BATTERY,
+    "zigbee_status": GROUP_CONNECTIVITY,
+    "zigbee_connectivity": GROUP_CONNECTIVITY,
+    "motion": GROUP_MOTION,
+    "last_motion": GROUP_MOTION,
+    "temperature": GROUP_ENVIRONMENT,
+    "illuminance": GROUP_ENVIRONMENT,
+    "button": GROUP_CONTROLS,
+    "rotary": GROUP_CONTROLS,
+    "contact": GROUP_SECURITY,
+    "tamper": GROUP_SECURITY,
+}
+
+
+def remove_entities_of_disabled_groups(hass: HomeAssistant, entry: HpollConfigEntry) -> None:
+    """Entities of groups the user switched off go away instead of lingering unavailable."""
+    groups = enabled_groups(entry)
+    registry = er.async_get(hass)
+    for entity in er.async_entries_for_config_entry(registry, entry.entry_id):
+        key = entity.unique_id.partition("_")[2]
+        group = KEY_GROUPS.get(key) or KEY_GROUPS.get(key.partition("_")[0])
+        if group is not None and group not in groups:
+            registry.async_remove(entity.entity_id)
 
 
 def add_entities_as_devices_appear(

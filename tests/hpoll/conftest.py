@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
-from unittest.mock import patch
+from unittest.mock import PropertyMock, patch
 
-import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
-
-from custom_components.hpoll import const
-from custom_components.hpoll.const import CONF_APP_KEY, CONF_BRIDGE_ID, DOMAIN
 from homeassistant.components.application_credentials import (
     ClientCredential,
     async_import_client_credential,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.hpoll import const
+from custom_components.hpoll.const import CONF_APP_KEY, CONF_BRIDGE_ID, DOMAIN
 from tests.conftest import APP_KEY, CLIENT_ID, CLIENT_SECRET, RunningCloud
 
 BRIDGE_ID = "aabbccddeeffggh"
@@ -25,6 +27,23 @@ BRIDGE_ID = "aabbccddeeffggh"
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Load custom_components/ in every test."""
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots that mask registry ids and timestamps (HA's serializer)."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Iterator[None]:
+    """Create entities that are disabled by default too (for snapshots)."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        return_value=True,
+        new_callable=PropertyMock,
+    ):
+        yield
 
 
 @pytest.fixture
@@ -75,9 +94,9 @@ def config_entry(cloud_urls: RunningCloud) -> MockConfigEntry:
 @pytest.fixture
 async def loaded_entry(
     hass: HomeAssistant, credentials: None, config_entry: MockConfigEntry
-) -> AsyncIterator[MockConfigEntry]:
+) -> MockConfigEntry:
     """The entry set up against the simulator."""
     config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
-    yield config_entry
+    return config_entry

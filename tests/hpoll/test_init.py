@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pytest_homeassistant_custom_component.common import MockConfigEntry
-
-from custom_components.hpoll.const import DOMAIN
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.hpoll.const import DOMAIN
 from tests.conftest import RunningCloud
 from tests.hpoll.conftest import BRIDGE_ID
 

@@ -1,0 +1,257 @@
+"""Polling: what changes shows up, what fails becomes visible, nothing is written needlessly."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import time
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.const import EVENT_STATE_CHANGED, STATE_OFF, STATE_ON, STATE_UNAVAILABLE
+from homeassistant.core import Event, HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+
+from custom_components.hpoll.const import DOMAIN
+from huesim.oauth import OAuthError
+from tests.conftest import RunningCloud
+
+MOTION = "binary_sensor.room_1_device_46_motion"
+LAST_MOTION = "sensor.room_1_device_46_last_motion"
+CONNECTION = "binary_sensor.hue_bridge_cloud_connection"
+SENSOR_DEVICE = "7bd86197-ef7c-7625-3170-1b6de1502441"
+RESOURCES = "GET /route/clip/v2/resource"
+
+
+async def _poll(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float = 60) -> None:
+    freezer.tick(timedelta(seconds=seconds))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+def _state(hass: HomeAssistant, entity_id: str) -> str:
+    state = hass.states.get(entity_id)
+    assert state is not None, entity_id
+    return state.state
+
+
+async def test_motion_shows_up(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    assert _state(hass, MOTION) == STATE_OFF
+    before = _state(hass, LAST_MOTION)
+    hue_cloud.sim.world.move(SENSOR_DEVICE, seconds=30)
+    hue_cloud.clock.advance(1)
+    await _poll(hass, freezer)
+    assert _state(hass, MOTION) == STATE_ON
+    assert _state(hass, LAST_MOTION) != before
+    hue_cloud.clock.advance(60)
+    await _poll(hass, freezer)
+    assert _state(hass, MOTION) == STATE_OFF
+
+
+async def test_unchanged_poll_writes_no_state(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    changes: list[Event[Any]] = []
+    hass.bus.async_listen(EVENT_STATE_CHANGED, changes.append)
+    await _poll(hass, freezer)
+    await _poll(hass, freezer)
+    assert hue_cloud.sim.requests[RESOURCES] == 3
+    assert changes == []
+    # The listener does see real changes: one movement, one poll, a few entities change.
+    hue_cloud.sim.world.move(SENSOR_DEVICE)
+    await _poll(hass, freezer)
+    assert {event.data["entity_id"] for event in changes} == {MOTION, LAST_MOTION}
+
+
+async def test_refresh_token_rotates_and_is_persisted(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    old = dict(loaded_entry.data["token"])
+    hass.config_entries.async_update_entry(
+        loaded_entry, data={**loaded_entry.data, "token": {**old, "expires_at": time.time() - 1}}
+    )
+    await _poll(hass, freezer)
+    new = loaded_entry.data["token"]
+    assert new["refresh_token"] != old["refresh_token"]
+    assert new["access_token"] != old["access_token"]
+    assert _state(hass, CONNECTION) == STATE_ON
+    # The spent refresh token is dead at Hue: only the stored new one can ever work.
+    with pytest.raises(OAuthError):
+        hue_cloud.sim.oauth.refresh("test-client", old["refresh_token"])
+
+
+def _reauth_flows(hass: HomeAssistant) -> list[Any]:
+    return [
+        flow
+        for flow in hass.config_entries.flow.async_progress()
+        if flow["context"]["source"] == SOURCE_REAUTH
+    ]
+
+
+@pytest.mark.parametrize("breakage", ["revoked_grant", "token_rejected", "app_key_forgotten"])
+async def test_auth_failures_start_reauth(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+    breakage: str,
+) -> None:
+    if breakage == "revoked_grant":
+        hue_cloud.sim.oauth.revoke_all()
+        token = {**loaded_entry.data["token"], "expires_at": time.time() - 1}
+        hass.config_entries.async_update_entry(
+            loaded_entry, data={**loaded_entry.data, "token": token}
+        )
+    elif breakage == "token_rejected":
+        hue_cloud.sim.oauth.expire_access_tokens()
+    else:
+        hue_cloud.sim.app_keys.clear()
+    await _poll(hass, freezer)
+    assert len(_reauth_flows(hass)) == 1
+    assert _state(hass, MOTION) == STATE_UNAVAILABLE
+    assert _state(hass, CONNECTION) == STATE_OFF
+    connection = hass.states.get(CONNECTION)
+    assert connection is not None
+    assert connection.attributes["problem"] == "authentication"
+
+
+async def test_rate_limit_honours_retry_after(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    hue_cloud.sim.world.rate_limit(1, retry_after=300)
+    await _poll(hass, freezer)
+    assert hue_cloud.sim.requests[RESOURCES] == 2
+    attributes = hass.states.get(CONNECTION).attributes  # type: ignore[union-attr]
+    assert attributes["problem"] == "rate_limited"
+    await _poll(hass, freezer, 120)
+    assert hue_cloud.sim.requests[RESOURCES] == 2  # still waiting as told
+    await _poll(hass, freezer, 181)
+    assert hue_cloud.sim.requests[RESOURCES] == 3
+    assert _state(hass, CONNECTION) == STATE_ON
+
+
+async def test_rate_limit_without_retry_after_backs_off(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    hue_cloud.sim.world.rate_limit(2)
+    await _poll(hass, freezer)  # 429 #1: wait 2 x 60 s
+    assert hue_cloud.sim.requests[RESOURCES] == 2
+    await _poll(hass, freezer, 121)  # 429 #2: wait 4 x 60 s
+    assert hue_cloud.sim.requests[RESOURCES] == 3
+    await _poll(hass, freezer, 200)
+    assert hue_cloud.sim.requests[RESOURCES] == 3
+    await _poll(hass, freezer, 41)
+    assert hue_cloud.sim.requests[RESOURCES] == 4
+    assert _state(hass, CONNECTION) == STATE_ON
+
+
+async def test_sustained_outage_raises_and_clears_a_repair_issue(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    now = hue_cloud.clock.now()
+    hue_cloud.sim.world.bridge_offline(now, now + timedelta(hours=2))
+    issue_id = f"bridge_offline_{loaded_entry.entry_id}"
+    await _poll(hass, freezer)
+    assert _state(hass, MOTION) == STATE_UNAVAILABLE
+    assert _state(hass, CONNECTION) == STATE_OFF
+    attributes = hass.states.get(CONNECTION).attributes  # type: ignore[union-attr]
+    assert attributes["problem"] == "bridge_offline"
+    assert attributes["offline_since"] is not None
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None  # a blip is not an issue
+    for _ in range(30):
+        await _poll(hass, freezer)
+    issue = issue_registry.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_key == "bridge_offline"
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["bridge"] == "Hue Bridge"
+    hue_cloud.clock.advance(7200)
+    await _poll(hass, freezer)
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+    assert _state(hass, MOTION) == STATE_OFF
+    assert _state(hass, CONNECTION) == STATE_ON
+
+
+@pytest.mark.parametrize(
+    ("breakage", "problem"),
+    [
+        ("cloud_error", "cloud_unreachable"),
+        ("token_endpoint_down", "cloud_unreachable"),
+        ("garbage", "invalid_response"),
+    ],
+)
+async def test_other_failures_make_entities_unavailable(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    breakage: str,
+    problem: str,
+) -> None:
+    now = hue_cloud.clock.now()
+    if breakage == "cloud_error":
+        hue_cloud.sim.world.bridge_offline(now, now + timedelta(hours=1), status=502)
+    elif breakage == "token_endpoint_down":
+
+        def down(*_: object) -> None:
+            raise OAuthError(503, "temporarily_unavailable", "maintenance")
+
+        monkeypatch.setattr(hue_cloud.sim.oauth, "refresh", down)
+        token = {**loaded_entry.data["token"], "expires_at": time.time() - 1}
+        hass.config_entries.async_update_entry(
+            loaded_entry, data={**loaded_entry.data, "token": token}
+        )
+    else:
+        monkeypatch.setattr(hue_cloud.sim.world, "resources", lambda rtype=None: {"x": 1})
+    await _poll(hass, freezer)
+    assert _state(hass, MOTION) == STATE_UNAVAILABLE
+    attributes = hass.states.get(CONNECTION).attributes  # type: ignore[union-attr]
+    assert attributes["problem"] == problem
+    assert not _reauth_flows(hass)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "state"),
+    [("offline", ConfigEntryState.SETUP_RETRY), ("key", ConfigEntryState.SETUP_ERROR)],
+)
+async def test_setup_fails_visibly(
+    hass: HomeAssistant,
+    credentials: None,
+    config_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    breakage: str,
+    state: ConfigEntryState,
+) -> None:
+    now = hue_cloud.clock.now()
+    if breakage == "offline":
+        hue_cloud.sim.world.bridge_offline(now, now + timedelta(hours=1))
+    else:
+        hue_cloud.sim.app_keys.clear()
+    config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert config_entry.state is state
