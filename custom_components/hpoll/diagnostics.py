@@ -26,9 +26,7 @@ TO_REDACT = {
 
 
 def _device(device: Device) -> dict[str, Any]:
-    data = asdict(device)
-    data["services"] = [f"{ref['rtype']}" for ref in data["services"]]
-    return data
+    return asdict(device)
 
 
 def _polling(coordinator: HpollCoordinator) -> dict[str, Any]:

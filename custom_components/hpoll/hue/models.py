@@ -168,7 +168,7 @@ class Tamper:
 
 @dataclass(frozen=True, slots=True)
 class Device:
-    """A physical device with the services hpoll reads, resolved from its ``services`` links."""
+    """A physical device with the services hpoll reads (linked through each service's owner)."""
 
     id: str
     name: str
@@ -178,7 +178,6 @@ class Device:
     manufacturer: str | None
     software_version: str | None
     room_id: str | None
-    services: tuple[ResourceRef, ...]
     power: DevicePower | None = None
     connectivity: ZigbeeConnectivity | None = None
     motion: Motion | None = None

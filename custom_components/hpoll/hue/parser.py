@@ -308,7 +308,6 @@ def _device(rid: str, raw: RawResource, services: list[object], room_id: str | N
         manufacturer=_str(product.get("manufacturer_name")),
         software_version=_str(product.get("software_version")),
         room_id=room_id,
-        services=_refs(raw.get("services")),
         buttons=tuple(sorted(buttons, key=lambda b: (b.control_id or 0, b.id))),
         rotaries=tuple(rotaries),
         **found,
