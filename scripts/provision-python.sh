@@ -32,6 +32,8 @@ import sys
 want = tuple(map(int, sys.argv[1].split(".")))
 if sys.version_info[:3] < want:
     raise SystemExit(1)
+if sys.prefix != sys.base_prefix:  # a virtualenv's interpreter: it may be the one we replace
+    raise SystemExit(1)
 import ctypes, ensurepip, hashlib, lzma, sqlite3, ssl, venv, zlib, zoneinfo  # noqa: F401
 ssl.create_default_context()
 sqlite3.connect(":memory:").execute("select 1")
