@@ -255,3 +255,26 @@ async def test_setup_fails_visibly(
     await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
     assert config_entry.state is state
+
+
+async def test_outage_is_logged_once_and_recovery_once(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = hue_cloud.clock.now()
+    hue_cloud.sim.world.bridge_offline(now, now + timedelta(minutes=10), status=502)
+    caplog.clear()
+    for _ in range(3):
+        await _poll(hass, freezer)
+    failures = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(failures) == 1
+    assert "Hue cloud could not be reached" in failures[0].getMessage()
+    hue_cloud.clock.advance(600)
+    await _poll(hass, freezer)
+    assert [r.getMessage() for r in caplog.records if "recovered" in r.getMessage()]
+    token = loaded_entry.data["token"]
+    assert token["access_token"] not in caplog.text
+    assert token["refresh_token"] not in caplog.text
