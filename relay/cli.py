@@ -1,15 +1,32 @@
-"""``hpoll-relay``: the relay's command line."""
+"""``hpoll-relay``: run the relay and administer it.
+
+Configuration comes from flags or the environment (HPOLL_RELAY_DB, HPOLL_RELAY_HOST,
+HPOLL_RELAY_PORT, HPOLL_RELAY_ADMIN_TOKEN, HPOLL_RELAY_SECRET_KEY, HPOLL_RELAY_RETENTION_DAYS).
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+import dataclasses
 import json
 from pathlib import Path
 import sys
+from typing import Any
 
-from . import __version__
+from aiohttp import web
+
+from . import __version__, logs
+from .admin import ALERT_KINDS, Admin, AdminError, format_time
+from .app import create_app, prune_reports
+from .config import Settings
+from .db import NotMigratedError, create_engine, require_current_schema, upgrade
+from .notify import deliver
 from .schema import ReportError, validate_report
+from .secretbox import SecretBox, SecretBoxError
+
+type Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
 
 def _validate_report(args: argparse.Namespace) -> int:
@@ -33,24 +50,264 @@ def _validate_report(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+async def _with_admin(
+    settings: Settings, action: Callable[[Admin], Awaitable[int]], need_box: bool = False
+) -> int:
+    engine = create_engine(settings.db_url)
+    try:
+        await require_current_schema(engine)
+        box = SecretBox.from_environment(settings.key_file) if need_box else None
+        return await action(Admin(engine, box))
+    finally:
+        await engine.dispose()
+
+
+async def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    engine = create_engine(settings.db_url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+    print("database is up to date")
+    return 0
+
+
+async def _db_prune(args: argparse.Namespace, settings: Settings) -> int:
+    engine = create_engine(settings.db_url)
+    try:
+        await require_current_schema(engine)
+        removed = await prune_reports(engine, settings.retention_days)
+    finally:
+        await engine.dispose()
+    print(f"removed {removed} reports older than {settings.retention_days} days")
+    return 0
+
+
+async def _home_add(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(admin: Admin) -> int:
+        home = await admin.add_home(args.name, args.timezone)
+        print(f"home id: {home.id}")
+        print(f"token:   {home.token}")
+        print("The token is shown only now; enter it in the home's hpoll relay options.")
+        return 0
+
+    return await _with_admin(settings, run)
+
+
+async def _home_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(admin: Admin) -> int:
+        homes = await admin.list_homes()
+        if not homes:
+            print("no homes yet: hpoll-relay home add NAME --timezone Area/City")
+        for home in homes:
+            state = {True: "bridge ok", False: "BRIDGE OFFLINE", None: "bridge ?"}[
+                home.bridge_reachable
+            ]
+            print(
+                f"{home.id}  {home.name:30s} {home.timezone:20s} "
+                f"last report {format_time(home.last_report_at)}  {state}"
+            )
+        return 0
+
+    return await _with_admin(settings, run)
+
+
+async def _home_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(admin: Admin) -> int:
+        home = await admin.rotate_token(args.home)
+        print(f"home id: {home.id}")
+        print(f"token:   {home.token}")
+        print("Every earlier token of this home is revoked.")
+        return 0
+
+    return await _with_admin(settings, run)
+
+
+async def _home_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(admin: Admin) -> int:
+        print(f"revoked every token of {await admin.revoke_tokens(args.home)}")
+        return 0
+
+    return await _with_admin(settings, run)
+
+
+async def _home_remove(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.yes:
+        print("this deletes the home and all its data; repeat with --yes", file=sys.stderr)
+        return 2
+
+    async def run(admin: Admin) -> int:
+        print(f"removed {await admin.remove_home(args.home)}")
+        return 0
+
+    return await _with_admin(settings, run)
+
+
+async def _caregiver_add(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(admin: Admin) -> int:
+        caregiver_id = await admin.add_caregiver(args.name, args.apprise)
+        print(f"caregiver {caregiver_id} added (URL stored encrypted)")
+        return 0
+
+    return await _with_admin(settings, run, need_box=True)
+
+
+async def _caregiver_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(admin: Admin) -> int:
+        for caregiver in await admin.list_caregivers():
+            health = (
+                f"FAILING since {format_time(caregiver.failing_since)}"
+                if caregiver.failing_since
+                else "ok"
+            )
+            print(f"{caregiver.id:4d}  {caregiver.name:30s} {health}")
+        return 0
+
+    return await _with_admin(settings, run)
+
+
+async def _subscribe(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(admin: Admin) -> int:
+        kinds = [k.strip() for k in args.alerts.split(",") if k.strip()]
+        subscription = await admin.subscribe(
+            args.home, args.caregiver, args.summary_at, kinds, args.escalation
+        )
+        print(
+            f"subscribed (home {subscription.home_id}, summary at "
+            f"{subscription.summary_at or 'never'} home time, alerts: {', '.join(kinds) or 'none'})"
+        )
+        return 0
+
+    return await _with_admin(settings, run)
+
+
+async def _notify_test(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(admin: Admin) -> int:
+        caregiver, url = await admin.caregiver_url(args.caregiver)
+        result = await deliver(url, "hpoll test", f"Hello {caregiver.name}: hpoll can reach you.")
+        print(("sent: " if result.ok else "FAILED: ") + result.detail)
+        return 0 if result.ok else 1
+
+    return await _with_admin(settings, run, need_box=True)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    async def check() -> None:
+        engine = create_engine(settings.db_url)
+        try:
+            await require_current_schema(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(check())
+    logs.configure()
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=None,
+        print=lambda _: print(
+            f"hpoll relay listening on http://{settings.host}:{settings.port}", flush=True
+        ),
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="hpoll-relay", description=__doc__)
+    parser = argparse.ArgumentParser(prog="hpoll-relay", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    check = commands.add_parser(
-        "validate-report", help="check report JSON files against the report schema"
+    parser.add_argument("--db", help="database URL (default: $HPOLL_RELAY_DB or ./hpoll-relay.db)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the relay")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(sync_handler=_serve)
+
+    db = commands.add_parser("db", help="database maintenance").add_subparsers(
+        dest="db_command", required=True
     )
+    db.add_parser("upgrade", help="create or migrate the schema").set_defaults(handler=_db_upgrade)
+    db.add_parser("prune", help="delete raw reports past the retention").set_defaults(
+        handler=_db_prune
+    )
+
+    home = commands.add_parser("home", help="manage homes").add_subparsers(
+        dest="home_command", required=True
+    )
+    add = home.add_parser("add", help="add a home and print its token")
+    add.add_argument("name")
+    add.add_argument("--timezone", required=True, help="IANA name, e.g. Europe/Berlin")
+    add.set_defaults(handler=_home_add)
+    home.add_parser("list", help="list homes").set_defaults(handler=_home_list)
+    rotate = home.add_parser("rotate-token", help="revoke the tokens, print a new one")
+    rotate.add_argument("home")
+    rotate.set_defaults(handler=_home_rotate)
+    revoke = home.add_parser("revoke-token", help="revoke every token of a home")
+    revoke.add_argument("home")
+    revoke.set_defaults(handler=_home_revoke)
+    remove = home.add_parser("remove", help="delete a home and its data")
+    remove.add_argument("home")
+    remove.add_argument("--yes", action="store_true")
+    remove.set_defaults(handler=_home_remove)
+
+    caregiver = commands.add_parser("caregiver", help="manage caregivers").add_subparsers(
+        dest="caregiver_command", required=True
+    )
+    cg_add = caregiver.add_parser("add", help="add a caregiver with an Apprise URL")
+    cg_add.add_argument("name")
+    cg_add.add_argument("--apprise", required=True, metavar="URL")
+    cg_add.set_defaults(handler=_caregiver_add)
+    caregiver.add_parser("list", help="list caregivers").set_defaults(handler=_caregiver_list)
+
+    subscribe = commands.add_parser("subscribe", help="a caregiver watches a home")
+    subscribe.add_argument("home")
+    subscribe.add_argument("caregiver")
+    subscribe.add_argument("--summary-at", metavar="HH:MM", help="daily summary, home's time")
+    subscribe.add_argument(
+        "--alerts", default=",".join(ALERT_KINDS), help=f"comma-separated: {','.join(ALERT_KINDS)}"
+    )
+    subscribe.add_argument("--escalation", type=int, default=0, help="order in the chain")
+    subscribe.set_defaults(handler=_subscribe)
+
+    test = commands.add_parser("notify-test", help="send a test message to a caregiver")
+    test.add_argument("caregiver")
+    test.set_defaults(handler=_notify_test)
+
+    check = commands.add_parser("validate-report", help="check report JSON files")
     check.add_argument("files", nargs="+", metavar="FILE")
-    check.set_defaults(handler=_validate_report)
+    check.set_defaults(plain_handler=_validate_report)
     return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    overrides: dict[str, Any] = {}
+    if args.db:
+        overrides["db_url"] = args.db
+    for name in ("host", "port"):
+        if getattr(args, name, None):
+            overrides[name] = getattr(args, name)
+    return dataclasses.replace(settings, **overrides)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
-    status: int = args.handler(args)
-    return status
+    if plain := getattr(args, "plain_handler", None):
+        status: int = plain(args)
+        return status
+    settings = _settings(args)
+    try:
+        if sync := getattr(args, "sync_handler", None):
+            status = sync(args, settings)
+            return status
+        handler: Command = args.handler
+        return asyncio.run(handler(args, settings))
+    except (AdminError, NotMigratedError, SecretBoxError) as err:
+        print(f"hpoll-relay: {err}", file=sys.stderr)
+        return 2
 
 
 def run() -> None:

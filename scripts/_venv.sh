@@ -1,12 +1,14 @@
 # Sourced by scripts/test and scripts/run: a project virtualenv that matches pyproject.toml.
-# Re-installs only when pyproject.toml changed (its hash is kept in the venv), so repeated runs
+# Re-installs only when pyproject.toml's install-relevant part changed (hash kept in the venv), so repeated runs
 # start in seconds while a fresh clone still gets everything.
 ensure_venv() {
     local root venv stamp want py
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     venv=${HPOLL_VENV:-$root/.venv}
     stamp="$venv/.hpoll-installed"
-    want=$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1)
+    # Only what pip reads (build system, dependencies, packages) decides a reinstall, not tool
+    # settings such as ruff's.
+    want=$(sed '/^\[tool\.\(ruff\|mypy\|pytest\|coverage\)/,$d' "$root/pyproject.toml" | sha256sum | cut -d' ' -f1)
     if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         py=$(bash "$root/scripts/provision-python.sh")
         echo "[venv] creating $venv with $("$py" -V)" >&2

@@ -1,0 +1,202 @@
+"""Administrative operations behind the CLI: homes, tokens, caregivers, subscriptions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+import re
+import secrets
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from .clock import utcnow
+from .db import session_factory
+from .models import Caregiver, Home, HomeToken, Subscription
+from .notify import validate_apprise_url
+from .secretbox import SecretBox
+from .tokens import new_token, token_hash
+
+_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+ALERT_KINDS = ("inactivity", "quiet", "battery", "offline", "stale", "bridge")
+
+
+class AdminError(ValueError):
+    """A request the relay refuses, with a message for the operator."""
+
+
+def check_timezone(name: str) -> str:
+    """An IANA timezone name, or AdminError."""
+    if name not in available_timezones():
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise AdminError(
+                f"unknown timezone '{name}' (use an IANA name like Europe/Berlin)"
+            ) from err
+    return name
+
+
+def check_time(value: str) -> str:
+    """HH:MM, 24-hour."""
+    if not _TIME.fullmatch(value):
+        raise AdminError(f"'{value}' is not a time of day (HH:MM, 24-hour)")
+    return value
+
+
+@dataclass(frozen=True)
+class NewHome:
+    """A home just added: its id, and its token (shown once, never stored in clear)."""
+
+    id: str
+    token: str
+
+
+class Admin:
+    """Operations on one database."""
+
+    def __init__(self, engine: AsyncEngine, box: SecretBox | None = None) -> None:
+        self._sessions = session_factory(engine)
+        self._box = box
+
+    async def _home(self, session: AsyncSession, ref: str) -> Home:
+        home = (
+            await session.scalars(select(Home).where(or_(Home.id == ref, Home.name == ref)))
+        ).all()
+        if not home:
+            raise AdminError(f"no home with id or name '{ref}'")
+        if len(home) > 1:
+            raise AdminError(f"several homes are named '{ref}'; use the id")
+        return home[0]
+
+    async def _caregiver(self, session: AsyncSession, ref: str) -> Caregiver:
+        found = await session.scalar(
+            select(Caregiver).where(
+                or_(Caregiver.name == ref, Caregiver.id == (int(ref) if ref.isdigit() else -1))
+            )
+        )
+        if found is None:
+            raise AdminError(f"no caregiver '{ref}'")
+        return found
+
+    async def add_home(self, name: str, timezone: str) -> NewHome:
+        """Create a home and its first token."""
+        if not name.strip():
+            raise AdminError("a home needs a name")
+        check_timezone(timezone)
+        home_id = "h_" + secrets.token_hex(6)
+        token = new_token()
+        async with self._sessions.begin() as session:
+            session.add(Home(id=home_id, name=name.strip(), timezone=timezone))
+            await session.flush()
+            session.add(HomeToken(home_id=home_id, token_hash=token_hash(token)))
+        return NewHome(home_id, token)
+
+    async def list_homes(self) -> list[Home]:
+        """Every home, by name."""
+        async with self._sessions() as session:
+            return list((await session.scalars(select(Home).order_by(Home.name))).all())
+
+    async def rotate_token(self, ref: str) -> NewHome:
+        """Revoke the home's tokens and issue a new one."""
+        token = new_token()
+        async with self._sessions.begin() as session:
+            home = await self._home(session, ref)
+            await session.execute(
+                update(HomeToken)
+                .where(HomeToken.home_id == home.id, HomeToken.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+            session.add(HomeToken(home_id=home.id, token_hash=token_hash(token)))
+        return NewHome(home.id, token)
+
+    async def revoke_tokens(self, ref: str) -> str:
+        """Revoke every token of a home (it can no longer report)."""
+        async with self._sessions.begin() as session:
+            home = await self._home(session, ref)
+            await session.execute(
+                update(HomeToken)
+                .where(HomeToken.home_id == home.id, HomeToken.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+        return home.id
+
+    async def remove_home(self, ref: str) -> str:
+        """Delete a home and everything about it."""
+        async with self._sessions.begin() as session:
+            home = await self._home(session, ref)
+            await session.delete(home)
+        return home.id
+
+    async def add_caregiver(self, name: str, apprise_url: str) -> int:
+        """A caregiver with an encrypted Apprise URL."""
+        if self._box is None:
+            raise AdminError("no secret key available to store the URL")
+        if not name.strip():
+            raise AdminError("a caregiver needs a name")
+        try:
+            url = validate_apprise_url(apprise_url)
+        except ValueError as err:
+            raise AdminError(str(err)) from err
+        try:
+            async with self._sessions.begin() as session:
+                caregiver = Caregiver(
+                    name=name.strip(),
+                    apprise_url_encrypted=self._box.encrypt(url),
+                    consecutive_failures=0,
+                )
+                session.add(caregiver)
+        except IntegrityError as err:
+            raise AdminError(f"a caregiver named '{name.strip()}' exists already") from err
+        return caregiver.id
+
+    async def list_caregivers(self) -> list[Caregiver]:
+        """Every caregiver, by name."""
+        async with self._sessions() as session:
+            return list((await session.scalars(select(Caregiver).order_by(Caregiver.name))).all())
+
+    async def caregiver_url(self, ref: str) -> tuple[Caregiver, str]:
+        """A caregiver and the decrypted URL (for sending only)."""
+        if self._box is None:
+            raise AdminError("no secret key available to read the URL")
+        async with self._sessions() as session:
+            caregiver = await self._caregiver(session, ref)
+        return caregiver, self._box.decrypt(caregiver.apprise_url_encrypted)
+
+    async def subscribe(
+        self,
+        home_ref: str,
+        caregiver_ref: str,
+        summary_at: str | None,
+        alert_kinds: list[str],
+        escalation_order: int = 0,
+    ) -> Subscription:
+        """A caregiver watches a home (or the subscription is updated)."""
+        if summary_at is not None:
+            check_time(summary_at)
+        unknown = set(alert_kinds) - set(ALERT_KINDS)
+        if unknown:
+            raise AdminError(
+                f"unknown alert kinds {sorted(unknown)}; known: {', '.join(ALERT_KINDS)}"
+            )
+        async with self._sessions.begin() as session:
+            home = await self._home(session, home_ref)
+            caregiver = await self._caregiver(session, caregiver_ref)
+            existing = await session.scalar(
+                select(Subscription).where(
+                    Subscription.home_id == home.id, Subscription.caregiver_id == caregiver.id
+                )
+            )
+            subscription = existing or Subscription(home_id=home.id, caregiver_id=caregiver.id)
+            subscription.summary_at = summary_at
+            subscription.alert_kinds = list(alert_kinds)
+            subscription.escalation_order = escalation_order
+            session.add(subscription)
+        return subscription
+
+
+def format_time(value: datetime | None) -> str:
+    """A UTC time for tables, or a dash."""
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"

@@ -1,0 +1,308 @@
+"""The relay's HTTP API (aiohttp): report ingest, home status, health, metrics, OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+import hmac
+import json
+import logging
+from pathlib import Path
+import re
+import time
+from typing import Any
+import uuid
+
+from aiohttp import web
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from . import logs
+from .clock import utcnow
+from .config import Settings
+from .ingest import IngestWriter, StorageError
+from .metrics import Metrics
+from .models import ActivityBucket, DeviceState, Home, HomeToken
+from .ratelimit import RateLimiter
+from .schema import ReportError, validate_report
+from .tokens import token_hash
+
+_LOGGER = logging.getLogger("relay.http")
+OPENAPI = Path(__file__).resolve().parent / "openapi.json"
+PROBLEM = "application/problem+json"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Relay:
+    """What the request handlers share."""
+
+    settings: Settings
+    engine: AsyncEngine
+    writer: IngestWriter
+    metrics: Metrics
+    limiter: RateLimiter
+
+
+RELAY: web.AppKey[Relay] = web.AppKey("relay")
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> web.Response:
+    """An RFC 9457 problem response."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM)
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id in, request id out; one JSON log line per request; errors as problems."""
+    incoming = request.headers.get("X-Request-ID", "")
+    rid = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    token = logs.request_id.set(rid)
+    started = time.perf_counter()
+    try:
+        try:
+            response = await handler(request)
+        except web.HTTPRequestEntityTooLarge:
+            response = problem(413, "Payload Too Large", "the report exceeds the size limit")
+        except web.HTTPException as err:
+            response = problem(err.status, err.reason, err.text or err.reason)
+        response.headers["X-Request-ID"] = rid
+        _LOGGER.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status,
+            extra={
+                "fields": {
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "home_id": request.get("home_id"),
+                }
+            },
+        )
+        return response
+    finally:
+        logs.request_id.reset(token)
+
+
+async def _home_for_token(relay: Relay, request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer ") or len(header) > 300:
+        return None
+    digest = token_hash(header[7:].strip())
+    tokens = HomeToken.__table__
+    async with relay.engine.connect() as connection:
+        return await connection.scalar(
+            select(tokens.c.home_id).where(
+                tokens.c.token_hash == digest, tokens.c.revoked_at.is_(None)
+            )
+        )
+
+
+def _is_admin(relay: Relay, request: web.Request) -> bool:
+    expected = relay.settings.admin_token
+    header = request.headers.get("Authorization", "")
+    if not expected or not header.startswith("Bearer "):
+        return False
+    return hmac.compare_digest(token_hash(header[7:].strip()), token_hash(expected))
+
+
+def _reject(relay: Relay, reason: str, response: web.Response) -> web.Response:
+    relay.metrics.rejected[reason] += 1
+    return response
+
+
+async def post_report(request: web.Request) -> web.Response:
+    """Store one report; 202 only once it is committed."""
+    relay = request.app[RELAY]
+    started = time.perf_counter()
+    try:
+        return await _ingest(relay, request)
+    finally:
+        relay.metrics.observe_latency(time.perf_counter() - started)
+
+
+async def _ingest(relay: Relay, request: web.Request) -> web.Response:
+    if (
+        request.content_length is not None
+        and request.content_length > relay.settings.max_body_bytes
+    ):
+        return _reject(
+            relay,
+            "too_large",
+            problem(413, "Payload Too Large", "the report exceeds the size limit"),
+        )
+    home_id = await _home_for_token(relay, request)
+    if home_id is None:
+        return _reject(
+            relay,
+            "unauthorized",
+            problem(401, "Unauthorized", "missing, unknown or revoked home token"),
+        )
+    request["home_id"] = home_id
+    try:
+        raw = await request.json()
+    except web.HTTPRequestEntityTooLarge:
+        return _reject(
+            relay,
+            "too_large",
+            problem(413, "Payload Too Large", "the report exceeds the size limit"),
+        )
+    except ValueError:
+        return _reject(relay, "invalid_json", problem(400, "Bad Request", "the body is not JSON"))
+    try:
+        report = validate_report(raw)
+    except ReportError as err:
+        return _reject(
+            relay, "invalid", problem(422, "Unprocessable Content", str(err), field=err.field)
+        )
+    if report["home_id"] != home_id:
+        return _reject(
+            relay,
+            "forbidden",
+            problem(403, "Forbidden", "this token belongs to another home", field="home_id"),
+        )
+    if (wait := relay.limiter.acquire(home_id)) is not None:
+        response = problem(429, "Too Many Requests", f"slow down; retry in {wait:.0f} s")
+        response.headers["Retry-After"] = str(int(wait))
+        return _reject(relay, "rate_limited", response)
+    try:
+        outcome = await relay.writer.submit(home_id, raw, report)
+    except StorageError as err:
+        response = problem(503, "Service Unavailable", str(err))
+        response.headers["Retry-After"] = "5"
+        return _reject(relay, "storage", response)
+    if outcome == "duplicate":
+        relay.metrics.duplicates += 1
+        return web.json_response(
+            {"status": "duplicate", "report_id": report["report_id"]}, status=200
+        )
+    relay.metrics.accepted += 1
+    return web.json_response({"status": "stored", "report_id": report["report_id"]}, status=202)
+
+
+async def get_home(request: web.Request) -> web.Response:
+    """A home's latest state: its own token or the admin token."""
+    relay = request.app[RELAY]
+    wanted = request.match_info["home_id"]
+    if not _is_admin(relay, request):
+        home_id = await _home_for_token(relay, request)
+        if home_id is None:
+            return problem(401, "Unauthorized", "missing, unknown or revoked token")
+        if home_id != wanted:
+            return problem(403, "Forbidden", "this token belongs to another home")
+    status = await home_status(relay.engine, wanted)
+    if status is None:
+        return problem(404, "Not Found", "no such home")
+    return web.json_response(status)
+
+
+async def get_own_home(request: web.Request) -> web.Response:
+    """Which home this token belongs to (lets a client check its token)."""
+    relay = request.app[RELAY]
+    home_id = await _home_for_token(relay, request)
+    if home_id is None:
+        return problem(401, "Unauthorized", "missing, unknown or revoked token")
+    status = await home_status(relay.engine, home_id)
+    assert status is not None  # the token row would be gone with the home (cascade)
+    return web.json_response(
+        {"id": status["id"], "name": status["name"], "timezone": status["timezone"]}
+    )
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def home_status(engine: AsyncEngine, home_id: str) -> dict[str, Any] | None:
+    """The JSON view of a home: bridge, devices, today's activity so far."""
+    homes, devices, activity = Home.__table__, DeviceState.__table__, ActivityBucket.__table__
+    async with engine.connect() as connection:
+        home = (await connection.execute(select(homes).where(homes.c.id == home_id))).first()
+        if home is None:
+            return None
+        rows = (
+            await connection.execute(
+                select(devices).where(devices.c.home_id == home_id).order_by(devices.c.name)
+            )
+        ).all()
+        since = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+        today = await connection.scalar(
+            select(func.coalesce(func.sum(activity.c.count), 0)).where(
+                activity.c.home_id == home_id, activity.c.bucket_start >= since
+            )
+        )
+        last_activity = await connection.scalar(
+            select(func.max(activity.c.last_at)).where(activity.c.home_id == home_id)
+        )
+    return {
+        "id": home.id,
+        "name": home.name,
+        "timezone": home.timezone,
+        "last_report_at": _iso(home.last_report_at),
+        "bridge": {
+            "reachable": home.bridge_reachable,
+            "offline_since": _iso(home.bridge_offline_since),
+        },
+        "counters": home.counters or {},
+        "activity": {"since_utc_midnight": int(today or 0), "last_at": _iso(last_activity)},
+        "devices": [
+            {
+                "id": row.device_id,
+                "name": row.name,
+                "room": row.room,
+                "kind": row.kind,
+                "battery": row.battery,
+                "battery_state": row.battery_state,
+                "connectivity": row.connectivity,
+                "offline_since": _iso(row.offline_since),
+                "last_seen": _iso(row.last_seen),
+                "updated_at": _iso(row.updated_at),
+            }
+            for row in rows
+        ],
+    }
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 when the database answers, 503 otherwise."""
+    relay = request.app[RELAY]
+    try:
+        async with relay.engine.connect() as connection:
+            await connection.scalar(select(1))
+    except (SQLAlchemyError, OSError) as err:
+        return problem(503, "Service Unavailable", f"database unreachable: {type(err).__name__}")
+    return web.json_response({"status": "ok", "pending_reports": relay.writer.pending})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format."""
+    relay = request.app[RELAY]
+    text = relay.metrics.render({"hpoll_ingest_pending": relay.writer.pending})
+    return web.Response(
+        text=text,
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Content-Type-Version": "0.0.4"},
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """This API's OpenAPI document."""
+    return web.Response(text=OPENAPI.read_text(encoding="utf-8"), content_type="application/json")
+
+
+def add_routes(app: web.Application) -> None:
+    """Every route of the API."""
+    app.router.add_post("/api/v1/reports", post_report)
+    app.router.add_get("/api/v1/home", get_own_home)
+    app.router.add_get("/api/v1/homes/{home_id}", get_home)
+    app.router.add_get("/api/v1/openapi.json", openapi)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,80 @@
+"""Assembling and running the relay: engine, writer, HTTP app, retention."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+import contextlib
+from datetime import timedelta
+import logging
+
+from aiohttp import web
+from sqlalchemy import delete
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .api import RELAY, Relay, add_routes, request_context
+from .clock import utcnow
+from .config import Settings
+from .db import create_engine, require_current_schema
+from .ingest import IngestWriter
+from .metrics import Metrics
+from .models import Report
+from .ratelimit import RateLimiter
+
+_LOGGER = logging.getLogger(__name__)
+PRUNE_EVERY = timedelta(hours=1)
+
+
+async def prune_reports(engine: AsyncEngine, retention_days: int) -> int:
+    """Delete raw reports older than the retention; aggregates (states, activity) stay."""
+    cutoff = utcnow() - timedelta(days=retention_days)
+    async with engine.begin() as connection:
+        result = await connection.execute(delete(Report).where(Report.received_at < cutoff))
+    return int(result.rowcount or 0)
+
+
+async def _prune_forever(engine: AsyncEngine, retention_days: int) -> None:
+    while True:
+        try:
+            if removed := await prune_reports(engine, retention_days):
+                _LOGGER.info("pruned %d reports older than %d days", removed, retention_days)
+        except SQLAlchemyError as err:
+            _LOGGER.error("pruning failed: %s", type(err).__name__)
+        await asyncio.sleep(PRUNE_EVERY.total_seconds())
+
+
+def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.Application:
+    """The aiohttp application; the engine is created (and disposed) by it unless given."""
+    app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
+    add_routes(app)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        own_engine = engine is None
+        db = engine or create_engine(settings.db_url)
+        try:
+            await require_current_schema(db)
+            metrics = Metrics()
+            writer = IngestWriter(db, metrics)
+            writer.start()
+            app[RELAY] = Relay(
+                settings,
+                db,
+                writer,
+                metrics,
+                RateLimiter(settings.rate_per_second, settings.rate_burst),
+            )
+            pruner = asyncio.create_task(_prune_forever(db, settings.retention_days))
+            try:
+                yield
+            finally:
+                pruner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pruner
+                await writer.stop()
+        finally:
+            if own_engine:
+                await db.dispose()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

@@ -1,0 +1,55 @@
+"""Relay settings: command-line flags override environment variables override defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import os
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from .db import DEFAULT_URL
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the relay can be told."""
+
+    db_url: str = DEFAULT_URL
+    host: str = "127.0.0.1"
+    port: int = 8088
+    #: A report of 2,000 devices and a day of activity stays well below this.
+    max_body_bytes: int = 2 * 1024 * 1024
+    #: Per home: sustained reports per second and the burst allowed (a queue flush after an
+    #: outage sends many at once).
+    rate_per_second: float = 2.0
+    rate_burst: int = 120
+    retention_days: int = 30
+    admin_token: str | None = None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Defaults overridden by HPOLL_RELAY_* variables."""
+        return cls(
+            db_url=os.environ.get("HPOLL_RELAY_DB", DEFAULT_URL),
+            host=os.environ.get("HPOLL_RELAY_HOST", "127.0.0.1"),
+            port=int(os.environ.get("HPOLL_RELAY_PORT", "8088")),
+            max_body_bytes=int(os.environ.get("HPOLL_RELAY_MAX_BODY", str(2 * 1024 * 1024))),
+            rate_per_second=_env_float("HPOLL_RELAY_RATE", 2.0),
+            rate_burst=int(os.environ.get("HPOLL_RELAY_BURST", "120")),
+            retention_days=int(os.environ.get("HPOLL_RELAY_RETENTION_DAYS", "30")),
+            admin_token=os.environ.get("HPOLL_RELAY_ADMIN_TOKEN") or None,
+        )
+
+    @property
+    def key_file(self) -> Path:
+        """Where the secret key lives when HPOLL_RELAY_SECRET_KEY is not set."""
+        url = make_url(self.db_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            return Path(str(url.database)).with_suffix(".key")
+        return Path(os.environ.get("HPOLL_RELAY_KEY_FILE", "hpoll-relay.key"))

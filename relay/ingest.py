@@ -1,0 +1,306 @@
+"""Storing reports: one writer task, concurrent reports committed together (group commit).
+
+A request hands its validated report to :class:`IngestWriter` and waits. The writer takes
+everything queued, stores it in ONE transaction, commits, and only then answers each request:
+202 is never sent for a report that is not durable, and one fsync serves a whole batch.
+A repeated ``report_id`` (per home) is answered as a duplicate and stored once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+import logging
+from typing import Any, Literal
+
+from sqlalchemy import Table, and_, case, func, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from .clock import utcnow
+from .metrics import Metrics
+from .models import ActivityBucket, DeviceState, Home, Report
+
+_LOGGER = logging.getLogger(__name__)
+
+BUCKET = timedelta(minutes=15)
+MAX_BATCH = 512
+
+type Outcome = Literal["stored", "duplicate"]
+
+
+class StorageError(RuntimeError):
+    """The report could not be stored (the client should retry; nothing was acknowledged)."""
+
+
+@dataclass(slots=True)
+class Submission:
+    """One report waiting for the writer."""
+
+    home_id: str
+    raw: dict[str, Any]
+    report: dict[str, Any]
+    done: asyncio.Future[Outcome]
+
+
+def bucket_start(when: datetime) -> datetime:
+    """The 15-minute bucket a moment falls in."""
+    return when.replace(minute=when.minute - when.minute % 15, second=0, microsecond=0)
+
+
+def _table(model: type[Any]) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+def _upsert(connection: AsyncConnection, model: type[Any]) -> Any:
+    """INSERT ... ON CONFLICT for the dialect in use (SQLite and PostgreSQL share the syntax)."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(_table(model))
+    if dialect == "sqlite":
+        return sqlite.insert(_table(model))
+    raise StorageError(f"unsupported database {dialect}")  # pragma: no cover
+
+
+def _greatest(connection: AsyncConnection, a: Any, b: Any) -> Any:
+    return func.greatest(a, b) if connection.dialect.name == "postgresql" else func.max(a, b)
+
+
+def _least(connection: AsyncConnection, a: Any, b: Any) -> Any:
+    return func.least(a, b) if connection.dialect.name == "postgresql" else func.min(a, b)
+
+
+async def store_batch(
+    connection: AsyncConnection, batch: Sequence[Submission], received_at: datetime
+) -> list[Outcome]:
+    """Store a batch inside the caller's transaction; outcomes in batch order."""
+    reports = _table(Report)
+    keys = {(s.home_id, s.report["report_id"]) for s in batch}
+    existing = set(
+        (
+            await connection.execute(
+                select(reports.c.home_id, reports.c.report_id).where(
+                    tuple_(reports.c.home_id, reports.c.report_id).in_(list(keys))
+                )
+            )
+        ).tuples()
+    )
+    outcomes: list[Outcome] = []
+    fresh: list[Submission] = []
+    for submission in batch:
+        key = (submission.home_id, submission.report["report_id"])
+        if key in existing:
+            outcomes.append("duplicate")
+            continue
+        existing.add(key)
+        outcomes.append("stored")
+        fresh.append(submission)
+    if not fresh:
+        return outcomes
+
+    await connection.execute(
+        reports.insert(),
+        [
+            {
+                "home_id": s.home_id,
+                "report_id": s.report["report_id"],
+                "sent_at": s.report["sent_at"],
+                "received_at": received_at,
+                "payload": s.raw,
+            }
+            for s in fresh
+        ],
+    )
+    await _store_devices(connection, fresh)
+    await _store_activity(connection, fresh)
+    await _store_homes(connection, fresh, received_at)
+    return outcomes
+
+
+async def _store_devices(connection: AsyncConnection, fresh: Sequence[Submission]) -> None:
+    # Newest report wins per device, here and against what is stored (late arrivals lose).
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for submission in fresh:
+        sent_at = submission.report["sent_at"]
+        for device in submission.report["devices"]:
+            key = (submission.home_id, device["id"])
+            if key in latest and latest[key]["updated_at"] > sent_at:
+                continue
+            offline = device["connectivity"] not in (None, "connected")
+            latest[key] = {
+                "home_id": submission.home_id,
+                "device_id": device["id"],
+                "name": device["name"],
+                "room": device["room"],
+                "kind": device["kind"],
+                "battery": device["battery"],
+                "battery_state": device["battery_state"],
+                "connectivity": device["connectivity"],
+                "last_seen": device["last_seen"],
+                "offline_since": sent_at if offline else None,
+                "updated_at": sent_at,
+            }
+    if not latest:
+        return
+    table = _table(DeviceState)
+    insert = _upsert(connection, DeviceState)
+    new = insert.excluded
+    still_offline = and_(new.connectivity.is_not(None), new.connectivity != "connected")
+    statement = insert.on_conflict_do_update(
+        index_elements=[table.c.home_id, table.c.device_id],
+        set_={
+            "name": new.name,
+            "room": new.room,
+            "kind": new.kind,
+            "battery": new.battery,
+            "battery_state": new.battery_state,
+            "connectivity": new.connectivity,
+            "last_seen": func.coalesce(new.last_seen, table.c.last_seen),
+            # Offline since the FIRST report that saw it offline, until it is back.
+            "offline_since": case(
+                (still_offline, func.coalesce(table.c.offline_since, new.offline_since)),
+                else_=None,
+            ),
+            "updated_at": new.updated_at,
+        },
+        where=table.c.updated_at <= new.updated_at,
+    )
+    await connection.execute(statement, list(latest.values()))
+
+
+async def _store_activity(connection: AsyncConnection, fresh: Sequence[Submission]) -> None:
+    buckets: dict[tuple[str, str, datetime], dict[str, Any]] = {}
+    for submission in fresh:
+        for event in submission.report["activity"]:
+            at: datetime = event["at"]
+            key = (submission.home_id, event["room"] or "", bucket_start(at))
+            row = buckets.get(key)
+            if row is None:
+                buckets[key] = {
+                    "home_id": key[0],
+                    "room": key[1],
+                    "bucket_start": key[2],
+                    "count": 1,
+                    "first_at": at,
+                    "last_at": at,
+                }
+            else:
+                row["count"] += 1
+                row["first_at"] = min(row["first_at"], at)
+                row["last_at"] = max(row["last_at"], at)
+    if not buckets:
+        return
+    table = _table(ActivityBucket)
+    insert = _upsert(connection, ActivityBucket)
+    new = insert.excluded
+    statement = insert.on_conflict_do_update(
+        index_elements=[table.c.home_id, table.c.room, table.c.bucket_start],
+        set_={
+            "count": table.c.count + new.count,
+            "first_at": _least(connection, table.c.first_at, new.first_at),
+            "last_at": _greatest(connection, table.c.last_at, new.last_at),
+        },
+    )
+    await connection.execute(statement, list(buckets.values()))
+
+
+async def _store_homes(
+    connection: AsyncConnection, fresh: Sequence[Submission], received_at: datetime
+) -> None:
+    newest: dict[str, dict[str, Any]] = {}
+    for submission in fresh:
+        current = newest.get(submission.home_id)
+        if current is None or current["sent_at"] <= submission.report["sent_at"]:
+            newest[submission.home_id] = submission.report
+    homes = _table(Home)
+    for home_id, report in newest.items():
+        bridge = report["bridge"]
+        await connection.execute(
+            update(homes).where(homes.c.id == home_id).values(last_report_at=received_at)
+        )
+        await connection.execute(
+            update(homes)
+            .where(
+                homes.c.id == home_id,
+                or_(
+                    homes.c.last_report_sent_at.is_(None),
+                    homes.c.last_report_sent_at <= report["sent_at"],
+                ),
+            )
+            .values(
+                last_report_sent_at=report["sent_at"],
+                bridge_reachable=bridge["reachable"],
+                bridge_offline_since=None
+                if bridge["reachable"]
+                else (bridge.get("offline_since") or report["sent_at"]),
+                counters=report["counters"],
+            )
+        )
+
+
+class IngestWriter:
+    """The single writer task behind every ingest request."""
+
+    def __init__(self, engine: AsyncEngine, metrics: Metrics, max_batch: int = MAX_BATCH) -> None:
+        self._engine = engine
+        self._metrics = metrics
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[Submission] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> int:
+        """Reports waiting for the writer."""
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        """Start writing."""
+        self._task = asyncio.create_task(self._run(), name="hpoll-ingest-writer")
+
+    async def stop(self) -> None:
+        """Write what is queued, then stop."""
+        if self._task is None:
+            return
+        await self._queue.join()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def submit(self, home_id: str, raw: dict[str, Any], report: dict[str, Any]) -> Outcome:
+        """Queue a validated report; return once it is committed (or raise StorageError)."""
+        done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        await self._queue.put(Submission(home_id, raw, report, done))
+        return await done
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._write(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _write(self, batch: list[Submission]) -> None:
+        try:
+            async with self._engine.begin() as connection:
+                outcomes = await store_batch(connection, batch, utcnow())
+        except SQLAlchemyError as err:
+            self._metrics.db_errors += 1
+            _LOGGER.error("storing %d reports failed: %s", len(batch), type(err).__name__)
+            for submission in batch:
+                if not submission.done.done():
+                    submission.done.set_exception(StorageError("the database is unavailable"))
+            return
+        self._metrics.batches += 1
+        for submission, outcome in zip(batch, outcomes, strict=True):
+            if not submission.done.done():
+                submission.done.set_result(outcome)

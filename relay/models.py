@@ -1,0 +1,205 @@
+"""The relay's tables (SQLAlchemy 2 ORM). UTC everywhere; each home has an IANA timezone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from .clock import utcnow
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every relay table."""
+
+
+class Home(Base):
+    """One watched home (one Hue bridge)."""
+
+    __tablename__ = "homes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_report_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: sent_at of the newest report applied (an older report arriving late does not win).
+    last_report_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    bridge_reachable: Mapped[bool | None] = mapped_column(Boolean)
+    bridge_offline_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    counters: Mapped[dict[str, int] | None] = mapped_column(JSON)
+
+
+class HomeToken(Base):
+    """A bearer token of a home; only its SHA-256 is stored."""
+
+    __tablename__ = "home_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    home_id: Mapped[str] = mapped_column(ForeignKey("homes.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Caregiver(Base):
+    """Someone who receives summaries and alerts; the Apprise URL is stored encrypted."""
+
+    __tablename__ = "caregivers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    apprise_url_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Subscription(Base):
+    """A caregiver watches a home: summary time (home's local time), alert kinds, escalation."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("home_id", "caregiver_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    home_id: Mapped[str] = mapped_column(ForeignKey("homes.id", ondelete="CASCADE"), index=True)
+    caregiver_id: Mapped[int] = mapped_column(
+        ForeignKey("caregivers.id", ondelete="CASCADE"), index=True
+    )
+    summary_at: Mapped[str | None] = mapped_column(String(5))
+    alert_kinds: Mapped[list[str]] = mapped_column(JSON, default=list)
+    escalation_order: Mapped[int] = mapped_column(Integer, default=0)
+    next_summary_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Report(Base):
+    """A report as received; ``(home_id, report_id)`` makes resending idempotent."""
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        UniqueConstraint("home_id", "report_id", name="uq_reports_home_report"),
+        Index("ix_reports_received_at", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    home_id: Mapped[str] = mapped_column(ForeignKey("homes.id", ondelete="CASCADE"))
+    report_id: Mapped[str] = mapped_column(String(36))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class DeviceState(Base):
+    """The latest known state of one device of a home."""
+
+    __tablename__ = "device_states"
+
+    home_id: Mapped[str] = mapped_column(
+        ForeignKey("homes.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    room: Mapped[str | None] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(200))
+    battery: Mapped[int | None] = mapped_column(Integer)
+    battery_state: Mapped[str | None] = mapped_column(String(16))
+    connectivity: Mapped[str | None] = mapped_column(String(32))
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    offline_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ActivityBucket(Base):
+    """Activity of one room of a home in one 15-minute bucket (kept after reports are pruned)."""
+
+    __tablename__ = "activity"
+
+    home_id: Mapped[str] = mapped_column(
+        ForeignKey("homes.id", ondelete="CASCADE"), primary_key=True
+    )
+    room: Mapped[str] = mapped_column(String(200), primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Alert(Base):
+    """An alert about a home (opened, acknowledged, resolved); used by the alerting rules."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_home_kind_state", "home_id", "kind", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    home_id: Mapped[str] = mapped_column(ForeignKey("homes.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str | None] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Notification(Base):
+    """Outbox: every message is recorded BEFORE it is sent and marked after."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("dedup_key", name="uq_notifications_dedup"),
+        Index("ix_notifications_status_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    caregiver_id: Mapped[int] = mapped_column(ForeignKey("caregivers.id", ondelete="CASCADE"))
+    home_id: Mapped[str | None] = mapped_column(ForeignKey("homes.id", ondelete="CASCADE"))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(32))
+    dedup_key: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
