@@ -86,6 +86,24 @@ def _strict_int(low: int, high: int) -> Callable[[object], int]:
     return validate
 
 
+def _nullable(validator: Callable[[object], Any]) -> Callable[[object], Any]:
+    """None, or whatever ``validator`` accepts (its own message on failure)."""
+
+    def validate(value: object) -> Any:
+        return None if value is None else validator(value)
+
+    return validate
+
+
+def _one_of(options: tuple[str, ...]) -> Callable[[object], str]:
+    def validate(value: object) -> str:
+        if value not in options:
+            raise vol.Invalid(f"expected one of {', '.join(options)}")
+        return str(value)
+
+    return validate
+
+
 def _strict_bool(value: object) -> bool:
     if not isinstance(value, bool):
         raise vol.Invalid("expected true or false")
@@ -101,10 +119,10 @@ def build_schema(now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> vol
             vol.Required("name"): _text,
             vol.Required("room"): _optional_text,
             vol.Required("kind"): _text,
-            vol.Required("battery"): vol.Any(None, _strict_int(0, 100)),
-            vol.Required("battery_state"): vol.Any(None, vol.In(BATTERY_STATES)),
-            vol.Required("connectivity"): vol.Any(None, vol.In(CONNECTIVITY)),
-            vol.Required("last_seen"): vol.Any(None, when),
+            vol.Required("battery"): _nullable(_strict_int(0, 100)),
+            vol.Required("battery_state"): _nullable(_one_of(BATTERY_STATES)),
+            vol.Required("connectivity"): _nullable(_one_of(CONNECTIVITY)),
+            vol.Required("last_seen"): _nullable(when),
         }
     )
     activity = vol.Schema(
@@ -120,7 +138,7 @@ def build_schema(now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> vol
             vol.Required("name"): _text,
             vol.Required("reachable"): _strict_bool,
             vol.Optional("time_zone"): _optional_text,
-            vol.Optional("offline_since"): vol.Any(None, when),
+            vol.Optional("offline_since"): _nullable(when),
         }
     )
     return vol.Schema(

@@ -1,0 +1,290 @@
+"""The ingest API over real HTTP, on SQLite and PostgreSQL: every status code it promises."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+import json
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+from aiohttp.test_utils import TestClient
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from relay.admin import Admin, NewHome
+from relay.api import RELAY
+from relay.app import create_app, prune_reports
+from relay.config import Settings
+from relay.db import create_engine
+from relay.models import ActivityBucket, DeviceState, Report
+from tests.relay.conftest import ADMIN_TOKEN
+
+type Client = TestClient[Any, Any]
+OPENAPI = json.loads((Path(__file__).parents[2] / "relay" / "openapi.json").read_text())
+SEEN: set[tuple[str, str, int]] = set()
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: Callable[..., Any], engine: AsyncEngine, db_url: str
+) -> Client:
+    settings = Settings(db_url=db_url, admin_token=ADMIN_TOKEN, max_body_bytes=64 * 1024,
+                        rate_per_second=1000, rate_burst=1000)
+    test_client: Client = await aiohttp_client(create_app(settings, engine))
+    return test_client
+
+
+@pytest.fixture
+async def home(admin: Admin) -> NewHome:
+    return await admin.add_home("Mum's flat", "Europe/Berlin")
+
+
+async def _post(client: Client, token: str | None, body: Any, raw: bytes | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    data = raw if raw is not None else json.dumps(body).encode()
+    async with client.post("/api/v1/reports", data=data, headers={
+        **headers, "Content-Type": "application/json"}) as response:
+        SEEN.add(("/api/v1/reports", "post", response.status))
+        return response.status, await response.json(content_type=None), response.headers
+
+
+async def _count(engine: AsyncEngine, model: Any) -> int:
+    async with engine.connect() as connection:
+        return int(await connection.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_report_is_stored_once(
+    client: Client, engine: AsyncEngine, home: NewHome, make_report: Callable[..., Any]
+) -> None:
+    report = make_report(home.id)
+    status, body, headers = await _post(client, home.token, report)
+    assert (status, body["status"]) == (202, "stored")
+    assert headers["X-Request-ID"]
+    status, body, _ = await _post(client, home.token, report)
+    assert (status, body["status"]) == (200, "duplicate")
+    assert await _count(engine, Report) == 1
+    assert await _count(engine, DeviceState) == 2
+    assert await _count(engine, ActivityBucket) == 1
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "text"),
+    [
+        (lambda r: r["devices"][0].update(battery=300), "devices.0.battery", "0 to 100"),
+        (lambda r: r.update(schema=2), "schema", "unsupported schema version"),
+        (lambda r: r.update(sent_at=(datetime.now(UTC) + timedelta(days=1)).isoformat()),
+         "sent_at", "future"),
+        (lambda r: r.update(devices="all"), "devices", "list"),
+        (lambda r: r.pop("counters"), "counters", "required"),
+    ],
+)
+async def test_invalid_reports_get_422_naming_the_field(
+    client: Client, engine: AsyncEngine, home: NewHome, make_report: Callable[..., Any],
+    mutate: Callable[[dict[str, Any]], Any], field: str, text: str,
+) -> None:
+    report = make_report(home.id)
+    mutate(report)
+    status, body, _ = await _post(client, home.token, report)
+    assert status == 422
+    assert body["field"] == field
+    assert text in body["detail"]
+    assert await _count(engine, Report) == 0
+
+
+async def test_auth_errors(
+    client: Client, admin: Admin, home: NewHome, make_report: Callable[..., Any]
+) -> None:
+    report = make_report(home.id)
+    assert (await _post(client, None, report))[0] == 401
+    assert (await _post(client, "hpr_made_up", report))[0] == 401
+    other = await admin.add_home("Dad's house", "America/New_York")
+    status, body, _ = await _post(client, other.token, report)
+    assert (status, body["field"]) == (403, "home_id")
+    rotated = await admin.rotate_token(home.id)
+    assert (await _post(client, home.token, report))[0] == 401
+    assert (await _post(client, rotated.token, report))[0] == 202
+
+
+async def test_bad_bodies(client: Client, home: NewHome) -> None:
+    status, body, _ = await _post(client, home.token, None, raw=b"{nope")
+    assert (status, body["title"]) == (400, "Bad Request")
+    status, body, _ = await _post(client, home.token, None, raw=b"[" + b"1," * 40000 + b"1]")
+    assert status == 413
+    assert body["status"] == 413
+
+
+async def test_rate_limit(
+    aiohttp_client: Callable[..., Any], engine: AsyncEngine, db_url: str, home: NewHome,
+    make_report: Callable[..., Any],
+) -> None:
+    settings = Settings(db_url=db_url, rate_per_second=0.01, rate_burst=2)
+    client: Client = await aiohttp_client(create_app(settings, engine))
+    for _ in range(2):
+        assert (await _post(client, home.token, make_report(home.id)))[0] == 202
+    status, body, headers = await _post(client, home.token, make_report(home.id))
+    assert status == 429
+    assert int(headers["Retry-After"]) > 0
+    assert "retry" in body["detail"]
+
+
+async def test_storage_failure_acknowledges_nothing(
+    client: Client, engine: AsyncEngine, home: NewHome, make_report: Callable[..., Any]
+) -> None:
+    def broken(*_: Any) -> Any:
+        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    with patch("relay.ingest.store_batch", side_effect=broken):
+        status, body, headers = await _post(client, home.token, make_report(home.id))
+    assert status == 503
+    assert headers["Retry-After"] == "5"
+    assert "unavailable" in body["detail"]
+    assert await _count(engine, Report) == 0
+
+
+async def test_concurrent_reports_share_transactions(
+    client: Client, engine: AsyncEngine, admin: Admin, make_report: Callable[..., Any]
+) -> None:
+    homes = [await admin.add_home(f"Home {n}", "Europe/Paris") for n in range(10)]
+    reports = [(h, make_report(h.id)) for h in homes for _ in range(5)]
+    results = await asyncio.gather(*(_post(client, h.token, r) for h, r in reports))
+    assert [status for status, _, _ in results] == [202] * 50
+    assert await _count(engine, Report) == 50
+    relay = client.server.app[RELAY]
+    assert relay.metrics.batches < 50  # group commit: several reports per transaction
+
+
+async def test_device_state_follows_the_newest_report(
+    client: Client, engine: AsyncEngine, home: NewHome, make_report: Callable[..., Any]
+) -> None:
+    now = datetime.now(UTC)
+    first = make_report(home.id, sent_at=(now - timedelta(minutes=10)).isoformat())
+    first["devices"][0]["connectivity"] = "disconnected"
+    second = make_report(home.id, sent_at=(now - timedelta(minutes=5)).isoformat())
+    second["devices"][0]["connectivity"] = "disconnected"
+    second["devices"][0]["battery"] = 40
+    late = make_report(home.id, sent_at=(now - timedelta(minutes=20)).isoformat())
+    late["devices"][0]["battery"] = 99
+    for report in (first, second, late):
+        assert (await _post(client, home.token, report))[0] == 202
+    async with client.get(f"/api/v1/homes/{home.id}",
+                          headers={"Authorization": f"Bearer {home.token}"}) as response:
+        status = await response.json()
+    device = next(d for d in status["devices"] if d["id"] == first["devices"][0]["id"])
+    assert device["battery"] == 40  # the late, older report did not win
+    assert device["connectivity"] == "disconnected"
+    assert datetime.fromisoformat(device["offline_since"]) == now - timedelta(minutes=10)
+    back = make_report(home.id)
+    assert (await _post(client, home.token, back))[0] == 202
+    async with client.get(f"/api/v1/homes/{home.id}",
+                          headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as response:
+        status = await response.json()
+    device = next(d for d in status["devices"] if d["id"] == first["devices"][0]["id"])
+    assert device["connectivity"] == "connected"
+    assert device["offline_since"] is None
+    assert status["bridge"]["reachable"] is True
+    assert status["counters"]["polls"] == 1440
+
+
+async def test_activity_is_bucketed(
+    client: Client, engine: AsyncEngine, home: NewHome, make_report: Callable[..., Any]
+) -> None:
+    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    events = [
+        {"room": "Kitchen", "sensor_id": "s1", "at": (base + timedelta(minutes=m)).isoformat()}
+        for m in (1, 5, 14, 16)
+    ] + [{"room": None, "sensor_id": "s2", "at": (base + timedelta(minutes=2)).isoformat()}]
+    assert (await _post(client, home.token, make_report(home.id, activity=events[:2])))[0] == 202
+    assert (await _post(client, home.token, make_report(home.id, activity=events[2:])))[0] == 202
+    async with engine.connect() as connection:
+        rows = (await connection.execute(
+            select(ActivityBucket.room, ActivityBucket.bucket_start, ActivityBucket.count,
+                   ActivityBucket.first_at, ActivityBucket.last_at)
+            .order_by(ActivityBucket.room, ActivityBucket.bucket_start)
+        )).all()
+    assert [(r.room, r.bucket_start, r.count) for r in rows] == [
+        ("", base, 1),
+        ("Kitchen", base, 3),
+        ("Kitchen", base + timedelta(minutes=15), 1),
+    ]
+    assert rows[1].first_at == base + timedelta(minutes=1)
+    assert rows[1].last_at == base + timedelta(minutes=14)
+
+
+async def test_home_endpoints(client: Client, admin: Admin, home: NewHome) -> None:
+    async def get(path: str, token: str | None) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with client.get(path, headers=headers) as response:
+            SEEN.add((path if "homes/" not in path else "/api/v1/homes/{home_id}", "get",
+                      response.status))
+            return response.status, await response.json(content_type=None)
+
+    other = await admin.add_home("Elsewhere", "Asia/Tokyo")
+    assert (await get(f"/api/v1/homes/{home.id}", home.token))[0] == 200
+    assert (await get(f"/api/v1/homes/{home.id}", other.token))[0] == 403
+    assert (await get(f"/api/v1/homes/{home.id}", None))[0] == 401
+    assert (await get("/api/v1/homes/h_nothere", ADMIN_TOKEN))[0] == 404
+    status, body = await get(f"/api/v1/homes/{home.id}", ADMIN_TOKEN)
+    assert (status, body["name"], body["last_report_at"]) == (200, "Mum's flat", None)
+    assert await get("/api/v1/home", home.token) == (
+        200, {"id": home.id, "name": "Mum's flat", "timezone": "Europe/Berlin"})
+    assert (await get("/api/v1/home", "nope"))[0] == 401
+
+
+async def test_health_metrics_and_openapi(
+    client: Client, home: NewHome, make_report: Callable[..., Any]
+) -> None:
+    await _post(client, home.token, make_report(home.id))
+    await _post(client, "bad", make_report(home.id))
+    async with client.get("/healthz") as response:
+        assert response.status == 200
+        SEEN.add(("/healthz", "get", 200))
+    async with client.get("/metrics") as response:
+        text = await response.text()
+        SEEN.add(("/metrics", "get", 200))
+    assert "hpoll_reports_accepted_total 1" in text
+    assert 'hpoll_reports_rejected_total{reason="unauthorized"} 1' in text
+    assert "hpoll_ingest_seconds_count 2" in text
+    async with client.get("/api/v1/openapi.json") as response:
+        assert await response.json() == OPENAPI
+        SEEN.add(("/api/v1/openapi.json", "get", 200))
+
+
+async def test_health_fails_without_database(aiohttp_client: Callable[..., Any], engine: AsyncEngine,
+                                             db_url: str) -> None:
+    client: Client = await aiohttp_client(create_app(Settings(db_url=db_url), engine))
+    broken = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    client.server.app[RELAY].engine = broken
+    async with client.get("/healthz") as response:
+        assert response.status == 503
+        SEEN.add(("/healthz", "get", 503))
+    await broken.dispose()
+
+
+async def test_retention_prunes_raw_reports_only(
+    client: Client, engine: AsyncEngine, home: NewHome, make_report: Callable[..., Any]
+) -> None:
+    assert (await _post(client, home.token, make_report(home.id)))[0] == 202
+    assert await prune_reports(engine, 30) == 0
+    assert await prune_reports(engine, -1) == 1
+    assert await _count(engine, Report) == 0
+    assert await _count(engine, DeviceState) == 2
+
+
+def test_openapi_documents_every_route_and_status() -> None:
+    """Runs last in this module: every (path, method, status) the tests saw is documented."""
+    app = create_app(Settings())
+    routes = {(r.resource.canonical, r.method.lower()) for r in app.router.routes()  # type: ignore[union-attr]
+              if r.method != "HEAD"}
+    documented = {(path, method) for path, item in OPENAPI["paths"].items() for method in item}
+    assert routes == documented
+    for path, method, status in SEEN:
+        assert str(status) in OPENAPI["paths"][path][method]["responses"], (path, method, status)
+    schema_keys = set(OPENAPI["components"]["schemas"]["Report"]["properties"])
+    from relay.schema import build_schema
+
+    assert schema_keys == {str(key) for key in build_schema().schema}
