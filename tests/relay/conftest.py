@@ -29,7 +29,9 @@ ADMIN_TOKEN = "admin-secret-token"
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """In CI, a test that needs PostgreSQL must never be skipped silently."""
     if os.environ.get("CI") and not POSTGRES_URL:
-        raise pytest.UsageError("CI run without HPOLL_TEST_POSTGRES_URL: PostgreSQL tests would be skipped")
+        raise pytest.UsageError(
+            "CI run without HPOLL_TEST_POSTGRES_URL: PostgreSQL tests would be skipped"
+        )
 
 
 async def _fresh_postgres_database() -> str:

@@ -30,11 +30,14 @@ SEEN: set[tuple[str, str, int]] = set()
 
 
 @pytest.fixture
-async def client(
-    aiohttp_client: Callable[..., Any], engine: AsyncEngine, db_url: str
-) -> Client:
-    settings = Settings(db_url=db_url, admin_token=ADMIN_TOKEN, max_body_bytes=64 * 1024,
-                        rate_per_second=1000, rate_burst=1000)
+async def client(aiohttp_client: Callable[..., Any], engine: AsyncEngine, db_url: str) -> Client:
+    settings = Settings(
+        db_url=db_url,
+        admin_token=ADMIN_TOKEN,
+        max_body_bytes=64 * 1024,
+        rate_per_second=1000,
+        rate_burst=1000,
+    )
     test_client: Client = await aiohttp_client(create_app(settings, engine))
     return test_client
 
@@ -47,8 +50,9 @@ async def home(admin: Admin) -> NewHome:
 async def _post(client: Client, token: str | None, body: Any, raw: bytes | None = None) -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     data = raw if raw is not None else json.dumps(body).encode()
-    async with client.post("/api/v1/reports", data=data, headers={
-        **headers, "Content-Type": "application/json"}) as response:
+    async with client.post(
+        "/api/v1/reports", data=data, headers={**headers, "Content-Type": "application/json"}
+    ) as response:
         SEEN.add(("/api/v1/reports", "post", response.status))
         return response.status, await response.json(content_type=None), response.headers
 
@@ -77,15 +81,23 @@ async def test_report_is_stored_once(
     [
         (lambda r: r["devices"][0].update(battery=300), "devices.0.battery", "0 to 100"),
         (lambda r: r.update(schema=2), "schema", "unsupported schema version"),
-        (lambda r: r.update(sent_at=(datetime.now(UTC) + timedelta(days=1)).isoformat()),
-         "sent_at", "future"),
+        (
+            lambda r: r.update(sent_at=(datetime.now(UTC) + timedelta(days=1)).isoformat()),
+            "sent_at",
+            "future",
+        ),
         (lambda r: r.update(devices="all"), "devices", "list"),
         (lambda r: r.pop("counters"), "counters", "required"),
     ],
 )
 async def test_invalid_reports_get_422_naming_the_field(
-    client: Client, engine: AsyncEngine, home: NewHome, make_report: Callable[..., Any],
-    mutate: Callable[[dict[str, Any]], Any], field: str, text: str,
+    client: Client,
+    engine: AsyncEngine,
+    home: NewHome,
+    make_report: Callable[..., Any],
+    mutate: Callable[[dict[str, Any]], Any],
+    field: str,
+    text: str,
 ) -> None:
     report = make_report(home.id)
     mutate(report)
@@ -119,7 +131,10 @@ async def test_bad_bodies(client: Client, home: NewHome) -> None:
 
 
 async def test_rate_limit(
-    aiohttp_client: Callable[..., Any], engine: AsyncEngine, db_url: str, home: NewHome,
+    aiohttp_client: Callable[..., Any],
+    engine: AsyncEngine,
+    db_url: str,
+    home: NewHome,
     make_report: Callable[..., Any],
 ) -> None:
     settings = Settings(db_url=db_url, rate_per_second=0.01, rate_burst=2)
@@ -171,8 +186,9 @@ async def test_device_state_follows_the_newest_report(
     late["devices"][0]["battery"] = 99
     for report in (first, second, late):
         assert (await _post(client, home.token, report))[0] == 202
-    async with client.get(f"/api/v1/homes/{home.id}",
-                          headers={"Authorization": f"Bearer {home.token}"}) as response:
+    async with client.get(
+        f"/api/v1/homes/{home.id}", headers={"Authorization": f"Bearer {home.token}"}
+    ) as response:
         status = await response.json()
     device = next(d for d in status["devices"] if d["id"] == first["devices"][0]["id"])
     assert device["battery"] == 40  # the late, older report did not win
@@ -180,8 +196,9 @@ async def test_device_state_follows_the_newest_report(
     assert datetime.fromisoformat(device["offline_since"]) == now - timedelta(minutes=10)
     back = make_report(home.id)
     assert (await _post(client, home.token, back))[0] == 202
-    async with client.get(f"/api/v1/homes/{home.id}",
-                          headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as response:
+    async with client.get(
+        f"/api/v1/homes/{home.id}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    ) as response:
         status = await response.json()
     device = next(d for d in status["devices"] if d["id"] == first["devices"][0]["id"])
     assert device["connectivity"] == "connected"
@@ -201,11 +218,17 @@ async def test_activity_is_bucketed(
     assert (await _post(client, home.token, make_report(home.id, activity=events[:2])))[0] == 202
     assert (await _post(client, home.token, make_report(home.id, activity=events[2:])))[0] == 202
     async with engine.connect() as connection:
-        rows = (await connection.execute(
-            select(ActivityBucket.room, ActivityBucket.bucket_start, ActivityBucket.count,
-                   ActivityBucket.first_at, ActivityBucket.last_at)
-            .order_by(ActivityBucket.room, ActivityBucket.bucket_start)
-        )).all()
+        rows = (
+            await connection.execute(
+                select(
+                    ActivityBucket.room,
+                    ActivityBucket.bucket_start,
+                    ActivityBucket.count,
+                    ActivityBucket.first_at,
+                    ActivityBucket.last_at,
+                ).order_by(ActivityBucket.room, ActivityBucket.bucket_start)
+            )
+        ).all()
     assert [(r.room, r.bucket_start, r.count) for r in rows] == [
         ("", base, 1),
         ("Kitchen", base, 3),
@@ -219,8 +242,13 @@ async def test_home_endpoints(client: Client, admin: Admin, home: NewHome) -> No
     async def get(path: str, token: str | None) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         async with client.get(path, headers=headers) as response:
-            SEEN.add((path if "homes/" not in path else "/api/v1/homes/{home_id}", "get",
-                      response.status))
+            SEEN.add(
+                (
+                    path if "homes/" not in path else "/api/v1/homes/{home_id}",
+                    "get",
+                    response.status,
+                )
+            )
             return response.status, await response.json(content_type=None)
 
     other = await admin.add_home("Elsewhere", "Asia/Tokyo")
@@ -231,7 +259,9 @@ async def test_home_endpoints(client: Client, admin: Admin, home: NewHome) -> No
     status, body = await get(f"/api/v1/homes/{home.id}", ADMIN_TOKEN)
     assert (status, body["name"], body["last_report_at"]) == (200, "Mum's flat", None)
     assert await get("/api/v1/home", home.token) == (
-        200, {"id": home.id, "name": "Mum's flat", "timezone": "Europe/Berlin"})
+        200,
+        {"id": home.id, "name": "Mum's flat", "timezone": "Europe/Berlin"},
+    )
     assert (await get("/api/v1/home", "nope"))[0] == 401
 
 
@@ -254,8 +284,9 @@ async def test_health_metrics_and_openapi(
         SEEN.add(("/api/v1/openapi.json", "get", 200))
 
 
-async def test_health_fails_without_database(aiohttp_client: Callable[..., Any], engine: AsyncEngine,
-                                             db_url: str) -> None:
+async def test_health_fails_without_database(
+    aiohttp_client: Callable[..., Any], engine: AsyncEngine, db_url: str
+) -> None:
     client: Client = await aiohttp_client(create_app(Settings(db_url=db_url), engine))
     broken = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
     client.server.app[RELAY].engine = broken
@@ -278,8 +309,11 @@ async def test_retention_prunes_raw_reports_only(
 def test_openapi_documents_every_route_and_status() -> None:
     """Runs last in this module: every (path, method, status) the tests saw is documented."""
     app = create_app(Settings())
-    routes = {(r.resource.canonical, r.method.lower()) for r in app.router.routes()  # type: ignore[union-attr]
-              if r.method != "HEAD"}
+    routes = {
+        (r.resource.canonical, r.method.lower())
+        for r in app.router.routes()  # type: ignore[union-attr]
+        if r.method != "HEAD"
+    }
     documented = {(path, method) for path, item in OPENAPI["paths"].items() for method in item}
     assert routes == documented
     for path, method, status in SEEN:

@@ -1,0 +1,122 @@
+"""hpoll-relay's commands, run as an operator would (SQLite file, real Apprise)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import re
+import sqlite3
+
+import pytest
+
+from relay.cli import main
+from tests.relay.sink import running_sink
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.delenv("HPOLL_RELAY_SECRET_KEY", raising=False)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"
+    assert main(["--db", url, "db", "upgrade"]) == 0
+    return url
+
+
+def run(db: str, *args: str) -> int:
+    return main(["--db", db, *args])
+
+
+def test_unmigrated_database_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    assert main(["--db", url, "serve"]) == 2
+    assert "run 'hpoll-relay db upgrade' first" in capsys.readouterr().err
+    assert main(["--db", url, "home", "list"]) == 2
+
+
+def test_home_lifecycle(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(db, "home", "list") == 0
+    assert "no homes yet" in capsys.readouterr().out
+    assert run(db, "home", "add", "Mum's flat", "--timezone", "Europe/Berlin") == 0
+    out = capsys.readouterr().out
+    home_id = re.search(r"home id: (\S+)", out)[1]  # type: ignore[index]
+    token = re.search(r"token:\s+(\S+)", out)[1]  # type: ignore[index]
+    assert token.startswith("hpr_")
+    assert run(db, "home", "list") == 0
+    listing = capsys.readouterr().out
+    assert home_id in listing
+    assert token not in listing
+    assert run(db, "home", "rotate-token", "Mum's flat") == 0
+    assert "revoked" in capsys.readouterr().out
+    assert run(db, "home", "revoke-token", home_id) == 0
+    assert run(db, "home", "remove", home_id) == 2
+    assert "--yes" in capsys.readouterr().err
+    assert run(db, "home", "remove", home_id, "--yes") == 0
+    assert run(db, "home", "rotate-token", home_id) == 2
+    assert "no home" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["home", "add", "X", "--timezone", "Mars/Olympus"], "unknown timezone 'Mars/Olympus'"),
+        (["home", "add", " ", "--timezone", "Europe/Berlin"], "needs a name"),
+        (
+            ["caregiver", "add", "Ann", "--apprise", "file:///etc/passwd"],
+            "'file' scheme is not allowed",
+        ),
+        (["caregiver", "add", "Ann", "--apprise", "nonsense"], "not an Apprise URL"),
+        (["caregiver", "add", "Ann", "--apprise", "tgram://"], "Apprise rejects this tgram"),
+        (["subscribe", "nobody", "Ann"], "no home"),
+    ],
+)
+def test_clear_errors(
+    db: str, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert run(db, *args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_caregivers_subscriptions_and_notify_test(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(db, "home", "add", "Flat", "--timezone", "Europe/Berlin") == 0
+    with running_sink() as sink:
+        secret_url = sink.url + "?secret=hunter2"
+        assert run(db, "caregiver", "add", "Ann", "--apprise", secret_url) == 0
+        assert run(db, "caregiver", "add", "Ann", "--apprise", sink.url) == 2
+        assert "exists already" in capsys.readouterr().err
+        assert run(db, "notify-test", "Ann") == 0
+        out = capsys.readouterr().out
+        assert "sent: delivered via JSON" in out
+        assert sink.received[0]["title"] == "hpoll test"
+        assert "Ann" in sink.received[0]["message"]
+    # The URL is stored encrypted: the secret is nowhere in the database file.
+    database = Path(db.split("///", 1)[1])
+    assert b"hunter2" not in database.read_bytes()
+    with sqlite3.connect(database) as connection:
+        stored = connection.execute("select apprise_url_encrypted from caregivers").fetchone()[0]
+    assert b"hunter2" not in stored
+    assert (tmp_path / "relay.key").exists()
+
+    assert (
+        run(db, "subscribe", "Flat", "Ann", "--summary-at", "08:00", "--alerts", "battery,offline")
+        == 0
+    )
+    assert "summary at 08:00 home time, alerts: battery, offline" in capsys.readouterr().out
+    assert run(db, "subscribe", "Flat", "Ann", "--summary-at", "25:00") == 2
+    assert run(db, "subscribe", "Flat", "Ann", "--alerts", "fire") == 2
+    assert "unknown alert kinds" in capsys.readouterr().err
+    assert run(db, "caregiver", "list") == 0
+    assert "Ann" in capsys.readouterr().out
+
+
+def test_notify_test_reports_failure(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with running_sink(status=500) as sink:
+        assert run(db, "caregiver", "add", "Bob", "--apprise", sink.url) == 0
+        assert run(db, "notify-test", "Bob") == 1
+    out = capsys.readouterr().out
+    assert "FAILED: 1 of 1 services failed (JSON)" in out
+    assert "127.0.0.1" not in out  # the URL is never echoed
+
+
+def test_prune(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(db, "db", "prune") == 0
+    assert "removed 0 reports older than 30 days" in capsys.readouterr().out
