@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import hmac
 import json
 import logging
@@ -45,6 +45,8 @@ class Relay:
     writer: IngestWriter
     metrics: Metrics
     limiter: RateLimiter
+    #: token hash -> (home id, monotonic time it was confirmed); valid tokens only.
+    token_cache: dict[str, tuple[str, float]] = field(default_factory=dict)
 
 
 RELAY: web.AppKey[Relay] = web.AppKey("relay")
@@ -96,13 +98,22 @@ async def _home_for_token(relay: Relay, request: web.Request) -> str | None:
     if not header.startswith("Bearer ") or len(header) > 300:
         return None
     digest = token_hash(header[7:].strip())
+    now = time.monotonic()
+    cached = relay.token_cache.get(digest)
+    if cached is not None and now - cached[1] < relay.settings.token_cache_seconds:
+        return cached[0]
     tokens = HomeToken.__table__
     async with relay.engine.connect() as connection:
-        return await connection.scalar(
+        home_id: str | None = await connection.scalar(
             select(tokens.c.home_id).where(
                 tokens.c.token_hash == digest, tokens.c.revoked_at.is_(None)
             )
         )
+    if home_id is None:
+        relay.token_cache.pop(digest, None)
+    elif relay.settings.token_cache_seconds > 0:
+        relay.token_cache[digest] = (home_id, now)
+    return home_id
 
 
 def _is_admin(relay: Relay, request: web.Request) -> bool:

@@ -31,6 +31,9 @@ class Settings:
     rate_burst: int = 120
     retention_days: int = 30
     admin_token: str | None = None
+    #: A home's token is looked up once per this many seconds, not on every report; a revoked
+    #: token stops working within this time (0: checked on every request).
+    token_cache_seconds: float = 10.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -44,6 +47,7 @@ class Settings:
             rate_burst=int(os.environ.get("HPOLL_RELAY_BURST", "120")),
             retention_days=int(os.environ.get("HPOLL_RELAY_RETENTION_DAYS", "30")),
             admin_token=os.environ.get("HPOLL_RELAY_ADMIN_TOKEN") or None,
+            token_cache_seconds=_env_float("HPOLL_RELAY_TOKEN_CACHE_SECONDS", 10.0),
         )
 
     @property

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import logging
 from typing import Any, Literal
 
-from sqlalchemy import Table, and_, case, func, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -80,12 +80,11 @@ async def store_batch(
 ) -> list[Outcome]:
     """Store a batch inside the caller's transaction; outcomes in batch order."""
     reports = _table(Report)
-    keys = {(s.home_id, s.report["report_id"]) for s in batch}
     existing = set(
         (
             await connection.execute(
                 select(reports.c.home_id, reports.c.report_id).where(
-                    tuple_(reports.c.home_id, reports.c.report_id).in_(list(keys))
+                    reports.c.report_id.in_({s.report["report_id"] for s in batch})
                 )
             )
         ).tuples()
@@ -218,29 +217,48 @@ async def _store_homes(
         if current is None or current["sent_at"] <= submission.report["sent_at"]:
             newest[submission.home_id] = submission.report
     homes = _table(Home)
+    # The bridge fields follow the newest report only; a late, older report just counts as
+    # "heard from the home".
+    newer = or_(
+        homes.c.last_report_sent_at.is_(None),
+        homes.c.last_report_sent_at <= bindparam("b_sent"),
+    )
+    statement = (
+        update(homes)
+        .where(homes.c.id == bindparam("b_home"))
+        .values(
+            last_report_at=bindparam("b_received"),
+            last_report_sent_at=case(
+                (newer, bindparam("b_sent")), else_=homes.c.last_report_sent_at
+            ),
+            bridge_reachable=case(
+                (newer, bindparam("b_reachable")), else_=homes.c.bridge_reachable
+            ),
+            bridge_offline_since=case(
+                (newer, bindparam("b_offline_since")), else_=homes.c.bridge_offline_since
+            ),
+            counters=case(
+                (newer, bindparam("b_counters", type_=homes.c.counters.type)),
+                else_=homes.c.counters,
+            ),
+        )
+    )
+    rows = []
     for home_id, report in newest.items():
         bridge = report["bridge"]
-        await connection.execute(
-            update(homes).where(homes.c.id == home_id).values(last_report_at=received_at)
-        )
-        await connection.execute(
-            update(homes)
-            .where(
-                homes.c.id == home_id,
-                or_(
-                    homes.c.last_report_sent_at.is_(None),
-                    homes.c.last_report_sent_at <= report["sent_at"],
-                ),
-            )
-            .values(
-                last_report_sent_at=report["sent_at"],
-                bridge_reachable=bridge["reachable"],
-                bridge_offline_since=None
+        rows.append(
+            {
+                "b_home": home_id,
+                "b_received": received_at,
+                "b_sent": report["sent_at"],
+                "b_reachable": bridge["reachable"],
+                "b_offline_since": None
                 if bridge["reachable"]
                 else (bridge.get("offline_since") or report["sent_at"]),
-                counters=report["counters"],
-            )
+                "b_counters": report["counters"],
+            }
         )
+    await connection.execute(statement, rows)
 
 
 class IngestWriter:

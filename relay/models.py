@@ -113,7 +113,8 @@ class Report(Base):
 
     __tablename__ = "reports"
     __table_args__ = (
-        UniqueConstraint("home_id", "report_id", name="uq_reports_home_report"),
+        # report_id first: the ingest looks reports up by report_id (one indexed IN list).
+        UniqueConstraint("report_id", "home_id", name="uq_reports_report_home"),
         Index("ix_reports_received_at", "received_at"),
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+import functools
 from typing import Any, Final
 import uuid
 
@@ -110,8 +111,17 @@ def _strict_bool(value: object) -> bool:
     return value
 
 
-def build_schema(now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> vol.Schema:
-    """The voluptuous schema of report v1; ``now`` decides what 'the future' is."""
+def _utcnow() -> datetime:  # a named function, so the schema cache has a stable key
+    return datetime.now(UTC)
+
+
+@functools.cache
+def build_schema(now: Callable[[], datetime] = _utcnow) -> vol.Schema:
+    """The voluptuous schema of report v1; ``now`` decides what 'the future' is.
+
+    Built once per clock (``now`` is called at validation time, not here): building it costs
+    about as much as validating a report.
+    """
     when = timestamp(now)
     device = vol.Schema(
         {
@@ -172,9 +182,7 @@ class ReportError(ValueError):
         self.message = message
 
 
-def validate_report(
-    payload: object, now: Callable[[], datetime] = lambda: datetime.now(UTC)
-) -> dict[str, Any]:
+def validate_report(payload: object, now: Callable[[], datetime] = _utcnow) -> dict[str, Any]:
     """Validated report with timestamps as aware UTC datetimes, or :class:`ReportError`."""
     if not isinstance(payload, dict):
         raise ReportError("", "a report is a JSON object")

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 import json
 from pathlib import Path
+import time
 from typing import Any
 from unittest.mock import patch
 
@@ -120,6 +121,24 @@ async def test_auth_errors(
     rotated = await admin.rotate_token(home.id)
     assert (await _post(client, home.token, report))[0] == 401
     assert (await _post(client, rotated.token, report))[0] == 202
+
+
+async def test_token_cache_bounds_how_long_a_revoked_token_works(
+    aiohttp_client: Callable[..., Any],
+    engine: AsyncEngine,
+    db_url: str,
+    admin: Admin,
+    home: NewHome,
+    make_report: Callable[..., Any],
+) -> None:
+    settings = Settings(db_url=db_url, token_cache_seconds=60)
+    client: Client = await aiohttp_client(create_app(settings, engine))
+    assert (await _post(client, home.token, make_report(home.id)))[0] == 202
+    await admin.revoke_tokens(home.id)
+    assert (await _post(client, home.token, make_report(home.id)))[0] == 202  # cached
+    with patch("relay.api.time.monotonic", return_value=time.monotonic() + 61):
+        assert (await _post(client, home.token, make_report(home.id)))[0] == 401
+    assert (await _post(client, "hpr_unknown", make_report(home.id)))[0] == 401
 
 
 async def test_bad_bodies(client: Client, home: NewHome) -> None:

@@ -117,7 +117,7 @@ def upgrade() -> None:
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(["home_id"], ["homes.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("home_id", "report_id", name="uq_reports_home_report"),
+        sa.UniqueConstraint("report_id", "home_id", name="uq_reports_report_home"),
     )
     op.create_index("ix_reports_received_at", "reports", ["received_at"], unique=False)
     op.create_table(

@@ -1,0 +1,266 @@
+"""Report ingest throughput of a real relay process, against two floors measured in the same run.
+
+wrk (Debian's package) drives 50 connections, each request a realistic report (the shared
+example: 2 devices, 1 activity event, counters) from one of 50 homes, with a fresh report_id.
+Measured:
+  * the relay on SQLite (default settings: WAL, synchronous=FULL) and on PostgreSQL 15 (fsync on);
+  * the HTTP floor: a bare aiohttp endpoint that only parses the same JSON (bench/http_floor.py);
+  * the storage floor: the same rows written by the relay's batched executemany (store_batch,
+    256 reports a transaction), no HTTP, no validation.
+
+Printed JSON keys:
+  connections, seconds_per_run         load shape
+  http_floor_rps                       requests/s of the bare endpoint
+  <db>_rps, <db>_p50_ms, <db>_p99_ms   relay throughput and latency (db: sqlite, postgres)
+  <db>_non_2xx                         answers that were not 2xx (must be 0)
+  <db>_stored                          reports in the database afterwards (must equal requests)
+  <db>_storage_floor_rps               reports/s through store_batch alone
+  <db>_ratio_to_http_floor             <db>_rps / http_floor_rps (ambition >= 0.3)
+Targets: sqlite_rps >= 1000 at 50 connections with sqlite_p99_ms <= 100.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+import uuid
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from aiohttp import ClientError, ClientSession  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
+
+from relay.admin import Admin  # noqa: E402
+from relay.clock import utcnow  # noqa: E402
+from relay.db import create_engine, upgrade  # noqa: E402
+from relay.ingest import Submission, store_batch  # noqa: E402
+from relay.models import Report  # noqa: E402
+from relay.schema import validate_report  # noqa: E402
+from relay.secretbox import SecretBox  # noqa: E402
+from tests.relay.relay_process import free_port  # noqa: E402
+
+CONNECTIONS = 50
+HOMES = 50
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+STORAGE_REPORTS = 20_000
+
+
+def template() -> str:
+    """The shared example with placeholders wrk fills in."""
+    report = json.loads((ROOT / "tests/fixtures/report_v1.json").read_text())
+    report.update(home_id="__HOME__", report_id="__RID__", sent_at="__NOW__")
+    report["bridge"]["id"] = "__HOME__"
+    report["activity"][0]["at"] = "__NOW__"
+    for device in report["devices"]:
+        device["last_seen"] = "__NOW__" if device["last_seen"] else None
+    return json.dumps(report)
+
+
+async def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
+    """Until the server answers."""
+    async with ClientSession() as session:
+        for _ in range(600):
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode}")
+            try:
+                async with session.get(url):
+                    return
+            except ClientError:
+                await asyncio.sleep(0.05)
+    raise TimeoutError(url)
+
+
+def wrk(port: int, env: dict[str, str]) -> dict[str, Any]:
+    """One wrk run against 127.0.0.1:port."""
+    output = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{CONNECTIONS}",
+            f"-d{SECONDS}s",
+            "--latency",
+            "-s",
+            str(ROOT / "bench/wrk_reports.lua"),
+            f"http://127.0.0.1:{port}",
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(l for l in output.splitlines() if l.startswith("WRK_JSON "))
+    figures: dict[str, Any] = json.loads(line.removeprefix("WRK_JSON "))
+    figures["rps"] = figures["requests"] / figures["seconds"]
+    return figures
+
+
+async def prepare(db_url: str, workdir: Path) -> dict[str, str]:
+    """Migrate, add the homes, write the files wrk reads."""
+    engine = create_engine(db_url)
+    await upgrade(engine)
+    admin = Admin(engine, SecretBox.from_environment(workdir / "key"))
+    homes = [await admin.add_home(f"Home {n}", "Europe/Berlin") for n in range(HOMES)]
+    await engine.dispose()
+    tokens = workdir / "tokens.txt"
+    tokens.write_text("".join(f"{h.id} {h.token}\n" for h in homes))
+    body = workdir / "template.json"
+    body.write_text(template())
+    return {"BENCH_TOKENS": str(tokens), "BENCH_TEMPLATE": str(body)}
+
+
+async def stored(db_url: str) -> int:
+    """Reports in the database."""
+    engine = create_engine(db_url)
+    async with engine.connect() as connection:
+        count = int(await connection.scalar(select(func.count()).select_from(Report)) or 0)
+    await engine.dispose()
+    return count
+
+
+async def relay_run(name: str, db_url: str, workdir: Path) -> dict[str, Any]:
+    """Serve the relay in its own process and load it."""
+    env = await prepare(db_url, workdir)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "relay", "--db", db_url, "serve", "--port", str(port)],
+        env={**os.environ, "HPOLL_RELAY_RATE": "1000000", "HPOLL_RELAY_BURST": "1000000"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        await wait_healthy(f"http://127.0.0.1:{port}/healthz", server)
+        figures = wrk(port, env)
+    finally:
+        server.terminate()
+        server.wait()
+    return {
+        f"{name}_rps": round(figures["rps"], 1),
+        f"{name}_p50_ms": round(figures["p50_ms"], 2),
+        f"{name}_p99_ms": round(figures["p99_ms"], 2),
+        f"{name}_non_2xx": figures["non_2xx"] + figures["socket_errors"],
+        f"{name}_stored": await stored(db_url),
+        f"{name}_requests": figures["requests"],
+    }
+
+
+async def http_floor(workdir: Path) -> float:
+    """Requests/s of the bare parsing endpoint."""
+    env = {
+        "BENCH_TOKENS": str(workdir / "tokens.txt"),
+        "BENCH_TEMPLATE": str(workdir / "template.json"),
+    }
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(ROOT / "bench/http_floor.py"), str(port)])
+    try:
+        await wait_healthy(f"http://127.0.0.1:{port}/", server)
+        return float(wrk(port, env)["rps"])
+    finally:
+        server.terminate()
+        server.wait()
+
+
+async def storage_floor(db_url: str, workdir: Path) -> float:
+    """Reports/s through store_batch, 256 a transaction, no HTTP."""
+    engine = create_engine(db_url)
+    await upgrade(engine)
+    home = await Admin(engine, SecretBox.from_environment(workdir / "key2")).add_home(
+        "Floor", "Europe/Berlin"
+    )
+    body = template().replace("__HOME__", home.id)
+    loop = asyncio.get_running_loop()
+    batches = []
+    for start in range(0, STORAGE_REPORTS, 256):
+        batch = []
+        for _ in range(start, min(start + 256, STORAGE_REPORTS)):
+            raw = json.loads(
+                body.replace("__RID__", str(uuid.uuid4())).replace("__NOW__", utcnow().isoformat())
+            )
+            batch.append(Submission(home.id, raw, validate_report(raw), loop.create_future()))
+        batches.append(batch)
+    started = time.perf_counter()
+    for batch in batches:
+        async with engine.begin() as connection:
+            await store_batch(connection, batch, utcnow())
+    elapsed = time.perf_counter() - started
+    await engine.dispose()
+    return STORAGE_REPORTS / elapsed
+
+
+def postgres() -> tuple[str, str] | None:
+    """A PostgreSQL with fsync on, or None when it cannot be started here."""
+    try:
+        out = subprocess.run(
+            ["bash", str(ROOT / "scripts/test-postgres.sh"), "start"],
+            env={**os.environ, "HPOLL_PG_FSYNC": "on"},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+    except subprocess.CalledProcessError:
+        return None
+    return out[0], out[1]
+
+
+async def create_database(admin_url: str, name: str) -> str:
+    """A fresh database on the benchmark server."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(admin_url)
+    connection = await asyncpg.connect(
+        host=url.host, port=url.port, user=url.username, database=url.database
+    )
+    await connection.execute(f'CREATE DATABASE "{name}"')
+    await connection.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+async def main() -> None:
+    """Every measurement, one JSON line at the end."""
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is required: apt-get install wrk")
+    figures: dict[str, Any] = {"connections": CONNECTIONS, "seconds_per_run": SECONDS}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        sqlite_url = f"sqlite+aiosqlite:///{work / 'relay.db'}"
+        figures |= await relay_run("sqlite", sqlite_url, work)
+        figures["http_floor_rps"] = round(await http_floor(work), 1)
+        figures["sqlite_storage_floor_rps"] = round(
+            await storage_floor(f"sqlite+aiosqlite:///{work / 'floor.db'}", work), 1
+        )
+        pg = postgres()
+        if pg is not None:
+            try:
+                figures |= await relay_run("postgres", await create_database(pg[0], "bench"), work)
+                figures["postgres_storage_floor_rps"] = round(
+                    await storage_floor(await create_database(pg[0], "floor"), work), 1
+                )
+            finally:
+                subprocess.run(
+                    ["bash", str(ROOT / "scripts/test-postgres.sh"), "stop", pg[1]], check=False
+                )
+    for name in ("sqlite", "postgres"):
+        if f"{name}_rps" in figures:
+            figures[f"{name}_ratio_to_http_floor"] = round(
+                figures[f"{name}_rps"] / figures["http_floor_rps"], 3
+            )
+            print(
+                f"{name:9s} {figures[f'{name}_rps']:8.0f} reports/s  p50 "
+                f"{figures[f'{name}_p50_ms']:6.1f} ms  p99 {figures[f'{name}_p99_ms']:6.1f} ms  "
+                f"storage floor {figures[f'{name}_storage_floor_rps']:8.0f}/s"
+            )
+    print(f"HTTP floor {figures['http_floor_rps']:8.0f} requests/s")
+    print(json.dumps(figures, sort_keys=True))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
