@@ -201,6 +201,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     asyncio.run(check())
     logs.configure()
+    # The database drivers answer from their own threads; with Python's default 5 ms switch
+    # interval each answer can wait that long for the busy event loop to let go of the GIL.
+    sys.setswitchinterval(0.0005)
     web.run_app(
         create_app(settings),
         host=settings.host,

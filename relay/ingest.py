@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import logging
 from typing import Any, Literal
 
-from sqlalchemy import Table, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -80,30 +80,18 @@ async def store_batch(
 ) -> list[Outcome]:
     """Store a batch inside the caller's transaction; outcomes in batch order."""
     reports = _table(Report)
-    existing = set(
-        (
-            await connection.execute(
-                select(reports.c.home_id, reports.c.report_id).where(
-                    reports.c.report_id.in_({s.report["report_id"] for s in batch})
-                )
-            )
-        ).tuples()
-    )
-    outcomes: list[Outcome] = []
-    fresh: list[Submission] = []
+    # Within the batch the first copy of a report counts; against the table, ON CONFLICT DO
+    # NOTHING ... RETURNING tells which rows were really new, in one statement.
+    first: dict[tuple[str, str], Submission] = {}
     for submission in batch:
-        key = (submission.home_id, submission.report["report_id"])
-        if key in existing:
-            outcomes.append("duplicate")
-            continue
-        existing.add(key)
-        outcomes.append("stored")
-        fresh.append(submission)
-    if not fresh:
-        return outcomes
-
-    await connection.execute(
-        reports.insert(),
+        first.setdefault((submission.home_id, submission.report["report_id"]), submission)
+    insert = (
+        _upsert(connection, Report)
+        .on_conflict_do_nothing(index_elements=[reports.c.report_id, reports.c.home_id])
+        .returning(reports.c.home_id, reports.c.report_id)
+    )
+    result = await connection.execute(
+        insert,
         [
             {
                 "home_id": s.home_id,
@@ -112,9 +100,20 @@ async def store_batch(
                 "received_at": received_at,
                 "payload": s.raw,
             }
-            for s in fresh
+            for s in first.values()
         ],
     )
+    stored = set(result.tuples())
+    fresh = [first[key] for key in first if key in stored]
+    outcomes: list[Outcome] = [
+        "stored"
+        if first[(s.home_id, s.report["report_id"])] is s
+        and (s.home_id, s.report["report_id"]) in stored
+        else "duplicate"
+        for s in batch
+    ]
+    if not fresh:
+        return outcomes
     await _store_devices(connection, fresh)
     await _store_activity(connection, fresh)
     await _store_homes(connection, fresh, received_at)

@@ -341,3 +341,24 @@ def test_openapi_documents_every_route_and_status() -> None:
     from relay.schema import build_schema
 
     assert schema_keys == {str(key) for key in build_schema().schema}
+
+
+async def test_duplicates_inside_one_batch_are_stored_once(
+    engine: AsyncEngine, admin: Admin, make_report: Callable[..., Any]
+) -> None:
+    from relay.ingest import Submission, store_batch
+    from relay.schema import validate_report
+
+    home = await admin.add_home("Batch home", "Europe/Berlin")
+    raw = make_report(home.id)
+    loop = asyncio.get_running_loop()
+    batch = [Submission(home.id, raw, validate_report(raw), loop.create_future()) for _ in range(3)]
+    async with engine.begin() as connection:
+        assert await store_batch(connection, batch, datetime.now(UTC)) == [
+            "stored",
+            "duplicate",
+            "duplicate",
+        ]
+    async with engine.begin() as connection:
+        assert await store_batch(connection, batch[:1], datetime.now(UTC)) == ["duplicate"]
+    assert await _count(engine, Report) == 1
