@@ -97,7 +97,7 @@ def wrk(port: int, env: dict[str, str]) -> dict[str, Any]:
         text=True,
         check=True,
     ).stdout
-    line = next(l for l in output.splitlines() if l.startswith("WRK_JSON "))
+    line = next(row for row in output.splitlines() if row.startswith("WRK_JSON "))
     figures: dict[str, Any] = json.loads(line.removeprefix("WRK_JSON "))
     figures["rps"] = figures["requests"] / figures["seconds"]
     return figures
