@@ -1,0 +1,153 @@
+"""Reports for the hpoll relay (schema version 1), built from a Snapshot. No Home Assistant here.
+
+The relay validates every field strictly (relay/schema.py); tests build a report from the real
+fixture and run it through that validator, and compare its shape with the shared example
+(tests/fixtures/report_v1.json), so the two sides cannot drift apart unnoticed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+import uuid
+
+from .hue import Device, Snapshot
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityEvent:
+    """Someone was active: a sensor in a room reported something at ``at`` (UTC)."""
+
+    sensor_id: str
+    room: str | None
+    at: datetime
+
+
+def device_kind(device: Device) -> str:
+    """A short, stable word for what a device is, for summaries."""
+    if device.motion is not None and device.motion.rtype == "motion":
+        return "motion_sensor"
+    if device.motion is not None:
+        return "camera"
+    if device.contact is not None:
+        return "contact_sensor"
+    if device.buttons or device.rotaries:
+        return "switch"
+    if device.temperature is not None or device.light_level is not None:
+        return "sensor"
+    return "device"
+
+
+def last_seen(device: Device) -> datetime | None:
+    """The latest moment the device is known to have talked to the bridge.
+
+    CLIP v2 has no "last seen" field; the report times of its sensors are the best evidence.
+    """
+    times = [
+        service.changed
+        for service in (device.motion, device.temperature, device.light_level, device.contact)
+        if service is not None and service.changed is not None
+    ]
+    times += [b.updated for b in device.buttons if b.updated is not None]
+    times += [r.updated for r in device.rotaries if r.updated is not None]
+    return max(times, default=None)
+
+
+def worth_reporting(device: Device) -> bool:
+    """Devices with something a caregiver could act on: battery, Zigbee link, or a sensor."""
+    return any(
+        (
+            device.power,
+            device.connectivity,
+            device.motion,
+            device.contact,
+            device.temperature,
+            device.buttons,
+            device.rotaries,
+        )
+    )
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when is not None else None
+
+
+def build_report(
+    snapshot: Snapshot,
+    *,
+    home_id: str,
+    bridge_name: str,
+    now: datetime,
+    activity: Iterable[ActivityEvent] = (),
+    counters: Mapping[str, int] | None = None,
+    reachable: bool = True,
+    offline_since: datetime | None = None,
+    report_id: str | None = None,
+) -> dict[str, Any]:
+    """A report v1 as the relay expects it (JSON-ready)."""
+    bridge = snapshot.bridge
+    devices = []
+    for device in snapshot.devices.values():
+        if not worth_reporting(device):
+            continue
+        room = snapshot.rooms.get(device.room_id) if device.room_id else None
+        power = device.power
+        status = device.connectivity.status if device.connectivity else None
+        devices.append(
+            {
+                "id": device.id,
+                "name": device.name[:200],
+                "room": room.name[:200] if room else None,
+                "kind": device_kind(device),
+                "battery": power.battery_level if power else None,
+                "battery_state": power.battery_state.value
+                if power and power.battery_state
+                else None,
+                "connectivity": status.value if status else None,
+                "last_seen": _iso(min(seen, now) if (seen := last_seen(device)) else None),
+            }
+        )
+    return {
+        "schema": SCHEMA_VERSION,
+        "home_id": home_id,
+        "report_id": report_id or str(uuid.uuid4()),
+        "sent_at": now.isoformat(),
+        "bridge": {
+            "id": bridge.bridge_id if bridge else home_id,
+            "name": bridge_name[:200] or "Hue Bridge",
+            "reachable": reachable,
+            "time_zone": bridge.time_zone if bridge else None,
+            "offline_since": _iso(offline_since),
+        },
+        "devices": devices,
+        "activity": [
+            {"room": event.room, "sensor_id": event.sensor_id, "at": _iso(min(event.at, now))}
+            for event in activity
+        ],
+        "counters": dict(counters or {}),
+    }
+
+
+def motion_changes(previous: Snapshot | None, current: Snapshot) -> list[ActivityEvent]:
+    """Motion sensors whose report time moved since the previous snapshot.
+
+    ``motion_report.changed`` moves when movement starts and when it stops, so every move is
+    evidence of someone there; several movements between two polls collapse into one.
+    """
+    if previous is None:
+        return []
+    events = []
+    for device in current.devices.values():
+        motion = device.motion
+        if motion is None or motion.changed is None:
+            continue
+        before = previous.resources.get(motion.id)
+        before_changed = getattr(before, "changed", None)
+        if before_changed is None or motion.changed > before_changed:
+            room = current.rooms.get(device.room_id) if device.room_id else None
+            events.append(ActivityEvent(motion.id, room.name if room else None, motion.changed))
+    return events

@@ -1,0 +1,84 @@
+"""Reports built from the real fixture pass the relay's own validator and match the example."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+import json
+from pathlib import Path
+from typing import Any
+
+from custom_components.hpoll.hue import parse_snapshot
+from custom_components.hpoll.report import (
+    ActivityEvent,
+    build_report,
+    device_kind,
+    motion_changes,
+)
+from relay.schema import validate_report
+
+EXAMPLE = Path(__file__).parents[1] / "fixtures" / "report_v1.json"
+NOW = datetime(2026, 7, 27, 19, 0, tzinfo=UTC)
+
+
+def _shape(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value else []
+    return None
+
+
+def test_report_from_fixture_passes_the_relay_validator(envelope: dict[str, Any]) -> None:
+    snapshot = parse_snapshot(envelope)
+    report = build_report(
+        snapshot,
+        home_id="h_1",
+        bridge_name="Hue Bridge",
+        now=NOW,
+        activity=[ActivityEvent("s1", "Room 1", NOW - timedelta(minutes=3))],
+        counters={"polls": 3},
+    )
+    validated = validate_report(json.loads(json.dumps(report)), now=lambda: NOW)
+    assert validated["home_id"] == "h_1"
+    by_id = {d["id"]: d for d in report["devices"]}
+    assert by_id["fc8a3caf-95aa-9c24-0eb2-22293a7f2618"]["battery_state"] == "low"
+    assert by_id["7bd86197-ef7c-7625-3170-1b6de1502441"]["room"] == "Room 1"
+    assert by_id["7bd86197-ef7c-7625-3170-1b6de1502441"]["kind"] == "motion_sensor"
+    assert any(d["connectivity"] == "connectivity_issue" for d in report["devices"])
+    assert report["bridge"]["time_zone"] == "Europe/Amsterdam"
+
+
+def test_report_has_the_shape_of_the_shared_example(envelope: dict[str, Any]) -> None:
+    example = json.loads(EXAMPLE.read_text())
+    report = build_report(
+        parse_snapshot(envelope),
+        home_id="h",
+        bridge_name="B",
+        now=NOW,
+        activity=[ActivityEvent("s1", None, NOW)],
+        counters={"polls": 1},
+    )
+    assert _shape(report) | {"counters": None} == _shape(example) | {"counters": None}
+
+
+def test_motion_changes_between_snapshots(envelope: dict[str, Any]) -> None:
+    before = parse_snapshot(envelope)
+    for raw in envelope["data"]:
+        if raw["id"] == "9a747ee4-ab13-2f08-e8e9-0c8506d21649":
+            raw["motion"]["motion_report"] = {"changed": "2026-07-27T18:59:00.000Z", "motion": True}
+    after = parse_snapshot(envelope)
+    assert motion_changes(None, after) == []
+    assert motion_changes(before, after) == [
+        ActivityEvent(
+            "9a747ee4-ab13-2f08-e8e9-0c8506d21649",
+            "Room 1",
+            datetime(2026, 7, 27, 18, 59, tzinfo=UTC),
+        )
+    ]
+    assert motion_changes(after, after) == []
+
+
+def test_device_kinds(envelope: dict[str, Any]) -> None:
+    snapshot = parse_snapshot(envelope)
+    kinds = {device_kind(d) for d in snapshot.devices.values()}
+    assert {"motion_sensor", "camera", "contact_sensor", "switch", "sensor", "device"} <= kinds

@@ -1,0 +1,53 @@
+"""The demo: a simulated home reporting to a real relay process."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from huesim.demo import main
+from relay.cli import main as relay_cli
+from tests.relay.relay_process import RelayProcess, free_port
+
+
+async def test_demo_reports_reach_the_relay(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HPOLL_RELAY_SECRET_KEY", raising=False)
+    db = f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"
+    assert await asyncio.to_thread(relay_cli, ["--db", db, "db", "upgrade"]) == 0
+    relay = RelayProcess(db)
+    await relay.start()
+    try:
+        token_file = tmp_path / "demo.token"
+        args = [
+            "--relay",
+            relay.url,
+            "--db",
+            db,
+            "--token-file",
+            str(token_file),
+            "--port",
+            str(free_port()),
+            "--interval",
+            "0.2",
+            "--cycles",
+            "3",
+            "--seed",
+            "1",
+        ]
+        await asyncio.to_thread(main, args)
+        out = capsys.readouterr().out
+        assert out.count("report 202:") == 3
+        assert token_file.read_text().startswith("hpr_")
+        # A second run reuses the home and its token.
+        await asyncio.to_thread(main, args[:-4] + ["--cycles", "1", "--seed", "2"])
+        assert capsys.readouterr().out.count("report 202:") == 1
+        assert await asyncio.to_thread(relay_cli, ["--db", db, "home", "list"]) == 0
+        listing = capsys.readouterr().out
+        assert listing.count("Demo home") == 1
+        assert "bridge ok" in listing
+    finally:
+        await relay.stop()
