@@ -31,22 +31,27 @@ DEMO_CLIENT = ("hpoll-demo", "demo-secret")
 DEMO_APP_KEY = "demo-app-key"
 
 
-async def demo_home_token(db_url: str, token_file: Path) -> str:
-    """The demo home's relay token: kept in a file, created in the relay's database once."""
-    if token_file.exists():
-        return token_file.read_text().strip()
+async def create_demo_home(db_url: str, key_file: Path) -> str:
+    """Add the demo home to the relay's database; return its token."""
     engine = create_engine(db_url)
     try:
         await require_current_schema(engine)
-        home = await Admin(
-            engine, SecretBox.from_environment(token_file.with_suffix(".key"))
-        ).add_home("Demo home", "Europe/Amsterdam")
+        box = SecretBox.from_environment(key_file)
+        home = await Admin(engine, box).add_home("Demo home", "Europe/Amsterdam")
     finally:
         await engine.dispose()
-    token_file.parent.mkdir(parents=True, exist_ok=True)
-    token_file.write_text(home.token)
-    token_file.chmod(0o600)
     return home.token
+
+
+def demo_home_token(db_url: str, token_file: Path) -> str:
+    """The demo home's relay token: kept in a file, created in the relay's database once."""
+    if token_file.exists():
+        return token_file.read_text().strip()
+    token = asyncio.run(create_demo_home(db_url, token_file.with_suffix(".key")))
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    return token
 
 
 @dataclass
@@ -102,9 +107,8 @@ class DemoHome:
         return status
 
 
-async def run(args: argparse.Namespace) -> None:
+async def run(args: argparse.Namespace, relay_token: str) -> None:
     """Simulator + demo home until interrupted (or for ``--cycles``)."""
-    relay_token = await demo_home_token(args.db, Path(args.token_file))
     sim = HueCloudSimulator.from_fixture(
         SystemClock(), clients=dict([DEMO_CLIENT]), app_keys={DEMO_APP_KEY}
     )
@@ -150,8 +154,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=15.0)
     parser.add_argument("--cycles", type=int, default=0, help="0: run until interrupted")
     parser.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(parser.parse_args(argv)))
+        asyncio.run(run(args, demo_home_token(args.db, Path(args.token_file))))
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ async def test_demo_reports_reach_the_relay(
         assert out.count("report 202:") == 3
         assert token_file.read_text().startswith("hpr_")
         # A second run reuses the home and its token.
-        await asyncio.to_thread(main, args[:-4] + ["--cycles", "1", "--seed", "2"])
+        await asyncio.to_thread(main, [*args[:-4], "--cycles", "1", "--seed", "2"])
         assert capsys.readouterr().out.count("report 202:") == 1
         assert await asyncio.to_thread(relay_cli, ["--db", db, "home", "list"]) == 0
         listing = capsys.readouterr().out
