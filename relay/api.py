@@ -80,6 +80,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             response.status,
             extra={
                 "fields": {
+                    "request_id": rid,
                     "method": request.method,
                     "path": request.path,
                     "status": response.status,

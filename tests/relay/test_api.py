@@ -362,3 +362,32 @@ async def test_duplicates_inside_one_batch_are_stored_once(
     async with engine.begin() as connection:
         assert await store_batch(connection, batch[:1], datetime.now(UTC)) == ["duplicate"]
     assert await _count(engine, Report) == 1
+
+
+async def test_logs_are_json_with_request_ids_and_no_secrets(
+    client: Client,
+    home: NewHome,
+    make_report: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from relay.logs import JsonFormatter
+
+    caplog.set_level("INFO", logger="relay.http")
+    async with client.post(
+        "/api/v1/reports",
+        json=make_report(home.id),
+        headers={"Authorization": f"Bearer {home.token}", "X-Request-ID": "req-42"},
+    ) as response:
+        assert response.headers["X-Request-ID"] == "req-42"
+    async with client.get("/healthz", headers={"X-Request-ID": "bad id!"}) as response:
+        assert response.headers["X-Request-ID"] != "bad id!"
+    lines = [
+        json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "relay.http"
+    ]
+    assert lines[0]["status"] == 202
+    assert lines[0]["request_id"] == "req-42"
+    assert len(lines[1]["request_id"]) == 32
+    assert lines[0]["home_id"] == home.id
+    assert lines[0]["path"] == "/api/v1/reports"
+    assert home.token not in caplog.text
+    assert all(line["level"] == "info" for line in lines)
