@@ -189,7 +189,7 @@ async def storage_floor(db_url: str, workdir: Path) -> float:
     started = time.perf_counter()
     for batch in batches:
         async with engine.begin() as connection:
-            await store_batch(connection, batch, utcnow())
+            await connection.run_sync(store_batch, batch, utcnow())
     elapsed = time.perf_counter() - started
     await engine.dispose()
     return STORAGE_REPORTS / elapsed
