@@ -16,6 +16,7 @@ Printed JSON keys:
   <db>_stored                          reports in the database afterwards (must equal requests)
   <db>_storage_floor_rps               reports/s through store_batch alone
   <db>_ratio_to_http_floor             <db>_rps / http_floor_rps (ambition >= 0.3)
+  sqlite_rps_runs, sqlite_p99_ms_runs  every SQLite run (the figures above are the median run's)
 Targets: sqlite_rps >= 1000 at 50 connections with sqlite_p99_ms <= 100.
 """
 
@@ -26,6 +27,7 @@ import json
 import os
 from pathlib import Path
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,6 +53,9 @@ from tests.relay.relay_process import free_port  # noqa: E402
 CONNECTIONS = 50
 HOMES = 50
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+#: This machine is shared and noisy: the SQLite relay run and the HTTP floor are repeated,
+#: alternating, and the medians reported.
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 STORAGE_REPORTS = 20_000
 
 
@@ -231,9 +236,17 @@ async def main() -> None:
     figures: dict[str, Any] = {"connections": CONNECTIONS, "seconds_per_run": SECONDS}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        sqlite_url = f"sqlite+aiosqlite:///{work / 'relay.db'}"
-        figures |= await relay_run("sqlite", sqlite_url, work)
-        figures["http_floor_rps"] = round(await http_floor(work), 1)
+        runs, floors = [], []
+        for repeat in range(REPEATS):
+            runs.append(
+                await relay_run("sqlite", f"sqlite+aiosqlite:///{work / f'r{repeat}.db'}", work)
+            )
+            floors.append(await http_floor(work))
+        runs.sort(key=lambda run: run["sqlite_rps"])
+        figures |= runs[len(runs) // 2]
+        figures["sqlite_rps_runs"] = [run["sqlite_rps"] for run in runs]
+        figures["sqlite_p99_ms_runs"] = sorted(run["sqlite_p99_ms"] for run in runs)
+        figures["http_floor_rps"] = round(statistics.median(floors), 1)
         figures["sqlite_storage_floor_rps"] = round(
             await storage_floor(f"sqlite+aiosqlite:///{work / 'floor.db'}", work), 1
         )

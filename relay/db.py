@@ -60,6 +60,12 @@ def create_sync_sqlite_engine(url: URL) -> Engine:
     return engine
 
 
+def checkpoint_sqlite(engine: Engine) -> None:
+    """Copy the WAL back into the database without blocking the writer (PASSIVE)."""
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep objects usable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)

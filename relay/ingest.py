@@ -17,19 +17,26 @@ from datetime import datetime, timedelta
 import logging
 from typing import Any, Literal
 
-from sqlalchemy import Table, and_, bindparam, case, func, or_, update
+from sqlalchemy import Table, and_, bindparam, case, event, func, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .clock import utcnow
-from .db import create_sync_sqlite_engine
+from .db import checkpoint_sqlite, create_sync_sqlite_engine
 from .metrics import Metrics
 from .models import ActivityBucket, DeviceState, Home, Report
 
 _LOGGER = logging.getLogger(__name__)
 
 BUCKET = timedelta(minutes=15)
+CHECKPOINT_EVERY = 1.0
+
+
+def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+
 MAX_BATCH = 512
 
 type Outcome = Literal["stored", "duplicate"]
@@ -176,9 +183,9 @@ def _store_devices(connection: Connection, fresh: Sequence[Submission]) -> None:
 def _store_activity(connection: Connection, fresh: Sequence[Submission]) -> None:
     buckets: dict[tuple[str, str, datetime], dict[str, Any]] = {}
     for submission in fresh:
-        for event in submission.report["activity"]:
-            at: datetime = event["at"]
-            key = (submission.home_id, event["room"] or "", bucket_start(at))
+        for activity in submission.report["activity"]:
+            at: datetime = activity["at"]
+            key = (submission.home_id, activity["room"] or "", bucket_start(at))
             row = buckets.get(key)
             if row is None:
                 buckets[key] = {
@@ -278,8 +285,13 @@ class IngestWriter:
         self._task: asyncio.Task[None] | None = None
         self._sync_engine: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._checkpointer: asyncio.Task[None] | None = None
         if engine.dialect.name == "sqlite":
             self._sync_engine = create_sync_sqlite_engine(engine.url)
+            # The writer never checkpoints (a checkpoint's fsync would stall a batch); a
+            # separate connection does it in the background instead.
+            event.listen(self._sync_engine, "connect", _no_autocheckpoint)
+            self._checkpoint_engine = create_sync_sqlite_engine(engine.url)
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="hpoll-ingest")
 
     @property
@@ -290,9 +302,27 @@ class IngestWriter:
     def start(self) -> None:
         """Start writing."""
         self._task = asyncio.create_task(self._run(), name="hpoll-ingest-writer")
+        if self._sync_engine is not None:
+            self._checkpointer = asyncio.create_task(self._checkpoint_forever())
+
+    async def _checkpoint_forever(self) -> None:
+        written = -1
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY)
+            if self._metrics.batches != written:
+                written = self._metrics.batches
+                try:
+                    await asyncio.to_thread(checkpoint_sqlite, self._checkpoint_engine)
+                except Exception as err:
+                    _LOGGER.warning("WAL checkpoint failed: %s", type(err).__name__)
 
     async def stop(self) -> None:
         """Write what is queued, then stop."""
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
         if self._task is not None:
             await self._queue.join()
             self._task.cancel()
@@ -304,6 +334,7 @@ class IngestWriter:
             self._thread = None
         if self._sync_engine is not None:
             self._sync_engine.dispose()
+            self._checkpoint_engine.dispose()
             self._sync_engine = None
 
     async def submit(self, home_id: str, raw: dict[str, Any], report: dict[str, Any]) -> Outcome:

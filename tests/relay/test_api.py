@@ -389,3 +389,38 @@ async def test_logs_are_json_with_request_ids_and_no_secrets(
     assert lines[0]["path"] == "/api/v1/reports"
     assert home.token not in caplog.text
     assert all(line["level"] == "info" for line in lines)
+
+
+async def test_sqlite_wal_is_checkpointed_in_the_background(
+    aiohttp_client: Callable[..., Any],
+    engine: AsyncEngine,
+    db_url: str,
+    home: NewHome,
+    make_report: Callable[..., Any],
+) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("SQLite only")
+    from relay import ingest
+
+    calls: list[int] = []
+    real = ingest.checkpoint_sqlite
+
+    def counting(sync_engine: Any) -> None:
+        calls.append(1)
+        real(sync_engine)
+
+    with (
+        patch.object(ingest, "CHECKPOINT_EVERY", 0.05),
+        patch.object(ingest, "checkpoint_sqlite", counting),
+    ):
+        client: Client = await aiohttp_client(create_app(Settings(db_url=db_url), engine))
+        for _ in range(5):
+            assert (await _post(client, home.token, make_report(home.id)))[0] == 202
+        await asyncio.sleep(0.3)
+        assert calls, "no background checkpoint after writes"
+        after_writes = len(calls)
+        await asyncio.sleep(0.3)
+        assert len(calls) == after_writes, "checkpoints while nothing was written"
+    writer = client.server.app[RELAY].writer
+    with writer._sync_engine.connect() as connection:  # type: ignore[union-attr]
+        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
