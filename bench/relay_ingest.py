@@ -1,6 +1,7 @@
 """Report ingest throughput of a real relay process, against two floors measured in the same run.
 
-wrk (Debian's package) drives 50 connections, each request a realistic report (the shared
+wrk (Debian's package, one thread: plenty for these rates, and it leaves the second core to the
+relay) drives 50 connections, each request a realistic report (the shared
 example: 2 devices, 1 activity event, counters) from one of 50 homes, with a fresh report_id.
 Measured:
   * the relay on SQLite (default settings: WAL, synchronous=FULL) and on PostgreSQL 15 (fsync on);
@@ -89,7 +90,7 @@ def wrk(port: int, env: dict[str, str]) -> dict[str, Any]:
     output = subprocess.run(
         [
             "wrk",
-            "-t2",
+            "-t1",
             f"-c{CONNECTIONS}",
             f"-d{SECONDS}s",
             "--latency",
