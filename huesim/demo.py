@@ -18,8 +18,9 @@ import random
 
 from aiohttp import ClientSession, web
 
-from custom_components.hpoll.hue import HueError, HueRemoteClient, Snapshot
-from custom_components.hpoll.report import build_report, motion_changes
+from custom_components.hpoll.activity import ActivityTracker
+from custom_components.hpoll.hue import HueError, HueRemoteClient
+from custom_components.hpoll.report import build_report
 from relay.admin import Admin
 from relay.db import create_engine, require_current_schema
 from relay.secretbox import SecretBox
@@ -63,7 +64,7 @@ class DemoHome:
     relay_url: str
     token: str
     say: Callable[[str], None] = print
-    previous: Snapshot | None = None
+    tracker: ActivityTracker | None = None
     polls: int = 0
 
     async def home_id(self) -> str:
@@ -83,8 +84,9 @@ class DemoHome:
             self.say(f"{now:%H:%M:%S} bridge poll failed: {err}")
             return 0
         self.polls += 1
-        activity = motion_changes(self.previous, snapshot)
-        self.previous = snapshot
+        if self.tracker is None:
+            self.tracker = ActivityTracker(started_at=now)
+        activity = [event for event in self.tracker.update(snapshot, now) if event.primary]
         report = build_report(
             snapshot,
             home_id=home_id,

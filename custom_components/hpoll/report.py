@@ -8,23 +8,14 @@ fixture and run it through that validator, and compare its shape with the shared
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 import uuid
 
+from .activity import ActivityEvent
 from .hue import Device, Snapshot
 
 SCHEMA_VERSION = 1
-
-
-@dataclass(frozen=True, slots=True)
-class ActivityEvent:
-    """Someone was active: a sensor in a room reported something at ``at`` (UTC)."""
-
-    sensor_id: str
-    room: str | None
-    at: datetime
 
 
 def device_kind(device: Device) -> str:
@@ -130,24 +121,3 @@ def build_report(
         ],
         "counters": dict(counters or {}),
     }
-
-
-def motion_changes(previous: Snapshot | None, current: Snapshot) -> list[ActivityEvent]:
-    """Motion sensors whose report time moved since the previous snapshot.
-
-    ``motion_report.changed`` moves when movement starts and when it stops, so every move is
-    evidence of someone there; several movements between two polls collapse into one.
-    """
-    if previous is None:
-        return []
-    events = []
-    for device in current.devices.values():
-        motion = device.motion
-        if motion is None or motion.changed is None:
-            continue
-        before = previous.resources.get(motion.id)
-        before_changed = getattr(before, "changed", None)
-        if before_changed is None or motion.changed > before_changed:
-            room = current.rooms.get(device.room_id) if device.room_id else None
-            events.append(ActivityEvent(motion.id, room.name if room else None, motion.changed))
-    return events

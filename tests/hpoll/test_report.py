@@ -7,13 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from custom_components.hpoll.activity import ActivityEvent
 from custom_components.hpoll.hue import parse_snapshot
-from custom_components.hpoll.report import (
-    ActivityEvent,
-    build_report,
-    device_kind,
-    motion_changes,
-)
+from custom_components.hpoll.report import build_report, device_kind
 from relay.schema import validate_report
 
 EXAMPLE = Path(__file__).parents[1] / "fixtures" / "report_v1.json"
@@ -59,23 +55,6 @@ def test_report_has_the_shape_of_the_shared_example(envelope: dict[str, Any]) ->
         counters={"polls": 1},
     )
     assert _shape(report) | {"counters": None} == _shape(example) | {"counters": None}
-
-
-def test_motion_changes_between_snapshots(envelope: dict[str, Any]) -> None:
-    before = parse_snapshot(envelope)
-    for raw in envelope["data"]:
-        if raw["id"] == "9a747ee4-ab13-2f08-e8e9-0c8506d21649":
-            raw["motion"]["motion_report"] = {"changed": "2026-07-27T18:59:00.000Z", "motion": True}
-    after = parse_snapshot(envelope)
-    assert motion_changes(None, after) == []
-    assert motion_changes(before, after) == [
-        ActivityEvent(
-            "9a747ee4-ab13-2f08-e8e9-0c8506d21649",
-            "Room 1",
-            datetime(2026, 7, 27, 18, 59, tzinfo=UTC),
-        )
-    ]
-    assert motion_changes(after, after) == []
 
 
 def test_device_kinds(envelope: dict[str, Any]) -> None:
