@@ -36,11 +36,13 @@ class ActivityEvent:
     at: datetime
     kind: str = "motion"
     sampled: bool = False
+    #: Motion is still on at the poll: presence now, not a new event (not counted).
+    ongoing: bool = False
 
     @property
     def primary(self) -> bool:
-        """True for a sensor's own event (count these; grouped motion repeats them)."""
-        return self.kind in PRIMARY_KINDS
+        """True for a sensor's own new event (count these; grouped motion repeats them)."""
+        return self.kind in PRIMARY_KINDS and not self.ongoing
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,8 @@ class _Source:
     changed: datetime | None
     #: For sensors without report times: the motion state at this poll.
     sampled_motion: bool | None = None
+    #: Motion on at this poll (sources with report times).
+    motion_on: bool = False
 
 
 def _sources(snapshot: Snapshot) -> Iterator[_Source]:
@@ -60,7 +64,8 @@ def _sources(snapshot: Snapshot) -> Iterator[_Source]:
         motion = device.motion
         if motion is not None and motion.enabled is not False:
             if motion.has_report:
-                yield _Source(motion.id, "motion", room, motion.changed)
+                yield _Source(motion.id, "motion", room, motion.changed,
+                              motion_on=motion.motion is True)
             else:
                 yield _Source(motion.id, "motion", room, None, sampled_motion=motion.motion)
         for button in device.buttons:
@@ -73,12 +78,13 @@ def _sources(snapshot: Snapshot) -> Iterator[_Source]:
         if area.enabled is False:
             continue
         room_group = snapshot.rooms.get(area.owner_id or "")
+        on = area.motion is True
         if area.rtype == "grouped_motion" and room_group is not None:
-            yield _Source(area.id, "room_motion", room_group.name, area.changed)
+            yield _Source(area.id, "room_motion", room_group.name, area.changed, motion_on=on)
         elif area.rtype == "grouped_motion":
-            yield _Source(area.id, "home_motion", None, area.changed)
+            yield _Source(area.id, "home_motion", None, area.changed, motion_on=on)
         else:
-            yield _Source(area.id, "area_motion", None, area.changed)
+            yield _Source(area.id, "area_motion", None, area.changed, motion_on=on)
 
 
 class ActivityTracker:
@@ -115,6 +121,12 @@ class ActivityTracker:
                 )
             if mark is None or source.changed > mark:
                 self._marks[source.id] = source.changed
+            if source.motion_on and source.changed <= now:
+                # Motion has been on since ``changed`` without a pause: someone is there now,
+                # which a stretch of continuous movement longer than the poll would otherwise hide.
+                events.append(
+                    ActivityEvent(source.id, source.room, now, source.kind, ongoing=True)
+                )
         events.sort(key=lambda event: event.at)
         return events
 

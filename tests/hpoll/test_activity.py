@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from custom_components.hpoll.activity import ActivityTracker
+from custom_components.hpoll.activity import ActivityEvent, ActivityTracker
 from custom_components.hpoll.hue import Snapshot, parse_snapshot
 from huesim import ManualClock, World
 from tests.conftest import load_resources
@@ -30,14 +30,21 @@ def world(clock: ManualClock) -> World:
     return World(load_resources(), clock)
 
 
+def primary(events: list[ActivityEvent]) -> list[ActivityEvent]:
+    return [event for event in events if event.primary]
+
+
 def snap(world: World) -> Snapshot:
     return parse_snapshot({"errors": [], "data": world.resources()})
 
 
 def test_history_is_not_news(world: World, clock: ManualClock) -> None:
     tracker = ActivityTracker(started_at=clock.now())
-    assert tracker.update(snap(world), clock.now()) == []
-    assert tracker.update(snap(world), clock.now()) == []
+    first = tracker.update(snap(world), clock.now())
+    assert primary(first) == []
+    # The capture froze one sensor mid-movement: that is presence now, nothing more.
+    assert {e.ongoing for e in first} == {True}
+    assert primary(tracker.update(snap(world), clock.now())) == []
     assert tracker.marks[SENSOR] == datetime(2026, 7, 27, 18, 33, 10, 223000, tzinfo=UTC)
 
 
@@ -47,7 +54,7 @@ def test_movement_between_polls_is_seen(world: World, clock: ManualClock) -> Non
     start = clock.now() + timedelta(seconds=12)
     world.move(SENSOR_DEVICE, start, seconds=3)
     clock.advance(60)  # movement started and ended (12 s + 3 s + 10 s hold) before this poll
-    events = tracker.update(snap(world), clock.now())
+    events = [e for e in tracker.update(snap(world), clock.now()) if not e.ongoing]
     end = start + timedelta(seconds=13)
     by_kind = {(event.kind, event.sensor_id): event for event in events}
     assert by_kind[("motion", SENSOR)].at == end
@@ -56,7 +63,7 @@ def test_movement_between_polls_is_seen(world: World, clock: ManualClock) -> Non
     # The home's grouped motion stays on: in the capture another room's sensor is active.
     assert not any(event.kind == "home_motion" for event in events)
     assert [event for event in events if event.primary] == [by_kind[("motion", SENSOR)]]
-    assert tracker.update(snap(world), clock.now()) == []  # counted once
+    assert primary(tracker.update(snap(world), clock.now())) == []  # counted once
 
 
 def test_restart_does_not_count_twice(world: World, clock: ManualClock) -> None:
@@ -68,7 +75,7 @@ def test_restart_does_not_count_twice(world: World, clock: ManualClock) -> None:
     saved: dict[str, Any] = tracker.export()
     clock.advance(600)  # HA restarts ten minutes later
     restored = ActivityTracker.restore(saved, started_at=clock.now())
-    assert restored.update(snap(world), clock.now()) == []
+    assert primary(restored.update(snap(world), clock.now())) == []
     world.move(SENSOR_DEVICE)
     clock.advance(30)
     assert [e.sensor_id for e in restored.update(snap(world), clock.now()) if e.primary] == [SENSOR]
@@ -91,7 +98,7 @@ def test_bridge_clock_ahead_counts_once_at_now(world: World, clock: ManualClock)
     ours = clock.now() - timedelta(minutes=5)  # our clock is 5 minutes behind the bridge
     events = [e for e in tracker.update(snap(world), ours) if e.primary]
     assert [e.at for e in events] == [ours]
-    assert tracker.update(snap(world), ours + timedelta(minutes=1)) == []
+    assert primary(tracker.update(snap(world), ours + timedelta(minutes=1))) == []
 
 
 def test_old_firmware_is_sampled(world: World, clock: ManualClock) -> None:
@@ -134,3 +141,14 @@ def test_outage_gap_keeps_only_the_latest_change(world: World, clock: ManualCloc
     events = [e for e in tracker.update(snap(world), clock.now()) if e.primary]
     assert len(events) == 1  # what the bridge kept: the last change; the rest is a known gap
     assert events[0].at == clock.now() - timedelta(minutes=20) + timedelta(seconds=10)
+
+
+def test_motion_still_on_is_presence_now_not_a_new_event(world: World, clock: ManualClock) -> None:
+    tracker = ActivityTracker(started_at=clock.now())
+    tracker.update(snap(world), clock.now())
+    world.move(SENSOR_DEVICE, seconds=900)  # fifteen minutes without a pause
+    for _ in range(3):
+        clock.advance(300)
+        events = [e for e in tracker.update(snap(world), clock.now()) if e.sensor_id == SENSOR]
+        assert [(e.at, e.ongoing) for e in events if e.ongoing] == [(clock.now(), True)]
+    assert tracker.marks[SENSOR] == clock.now() - timedelta(seconds=900)
