@@ -64,8 +64,9 @@ def _sources(snapshot: Snapshot) -> Iterator[_Source]:
         motion = device.motion
         if motion is not None and motion.enabled is not False:
             if motion.has_report:
-                yield _Source(motion.id, "motion", room, motion.changed,
-                              motion_on=motion.motion is True)
+                yield _Source(
+                    motion.id, "motion", room, motion.changed, motion_on=motion.motion is True
+                )
             else:
                 yield _Source(motion.id, "motion", room, None, sampled_motion=motion.motion)
         for button in device.buttons:
@@ -124,9 +125,7 @@ class ActivityTracker:
             if source.motion_on and source.changed <= now:
                 # Motion has been on since ``changed`` without a pause: someone is there now,
                 # which a stretch of continuous movement longer than the poll would otherwise hide.
-                events.append(
-                    ActivityEvent(source.id, source.room, now, source.kind, ongoing=True)
-                )
+                events.append(ActivityEvent(source.id, source.room, now, source.kind, ongoing=True))
         events.sort(key=lambda event: event.at)
         return events
 

@@ -25,7 +25,8 @@ SENSOR_DEVICE = "7bd86197-ef7c-7625-3170-1b6de1502441"
 RESOURCES = "GET /route/clip/v2/resource"
 
 
-async def _poll(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float = 60) -> None:
+async def _poll(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float = 61) -> None:
+    """Let the next poll happen (polls sit on the minute grid, so at most ~61 s away)."""
     freezer.tick(timedelta(seconds=seconds))
     async_fire_time_changed(hass)
     await hass.async_block_till_done(wait_background_tasks=True)
@@ -278,3 +279,27 @@ async def test_outage_is_logged_once_and_recovery_once(
     token = loaded_entry.data["token"]
     assert token["access_token"] not in caplog.text
     assert token["refresh_token"] not in caplog.text
+
+
+async def test_polls_sit_on_the_interval_grid(
+    hass: HomeAssistant,
+    credentials: None,
+    config_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    freezer.move_to("2026-07-28 12:00:10.300+00:00")
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert hue_cloud.sim.requests[RESOURCES] == 1
+    for moment, polls in (
+        ("12:00:59.000", 1),
+        ("12:01:00.600", 2),
+        ("12:01:59.000", 2),
+        ("12:02:00.600", 3),
+    ):
+        freezer.move_to(f"2026-07-28 {moment}+00:00")
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+        assert hue_cloud.sim.requests[RESOURCES] == polls, moment

@@ -28,7 +28,7 @@ DIMMER_BUTTON = "0a9acc8f-a8ab-af2e-373b-dc6040de3bd5"
 
 
 async def _poll(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
-    freezer.tick(timedelta(seconds=60))
+    freezer.tick(timedelta(seconds=61))
     async_fire_time_changed(hass)
     await hass.async_block_till_done(wait_background_tasks=True)
 
