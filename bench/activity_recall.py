@@ -69,23 +69,6 @@ def plan_day(sensors: list[str], rng: random.Random) -> list[tuple[str, datetime
     return movements
 
 
-def quiet_house(sim: HueCloudSimulator) -> None:
-    """Nobody moving at 06:00 (the capture froze one sensor mid-movement)."""
-    before = (DAY_START - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    for rtype in (
-        "motion",
-        "grouped_motion",
-        "convenience_area_motion",
-        "security_area_motion",
-        "camera_motion",
-    ):
-        for resource in sim.world.of_type(rtype):
-            block = resource.setdefault("motion", {})
-            block["motion_report"] = {"changed": before, "motion": False}
-            if "motion" in block:
-                block["motion"] = False
-
-
 def truth_windows(movements: list[MotionEvent]) -> set[datetime]:
     """5-minute windows in which some movement happened."""
     windows: set[datetime] = set()
@@ -113,7 +96,7 @@ async def play(
     clock = ManualClock(DAY_START)
     sim = HueCloudSimulator.from_fixture(clock, clients=dict([CLIENT]), app_keys={KEY})
     sensors = [m["id"] for m in sim.world.of_type("motion")]
-    quiet_house(sim)
+    sim.world.settle_motion(DAY_START - timedelta(hours=1))
     for sensor, start, seconds in plan_day(sensors, random.Random(rng_seed)):
         sim.world.move(sensor, start, seconds)
     token = str(sim.oauth.issue_for_tests(CLIENT[0])["access_token"])

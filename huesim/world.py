@@ -20,6 +20,16 @@ from .clock import Clock
 
 type Resource = dict[str, Any]
 
+MOTION_TYPES = frozenset(
+    {
+        "motion",
+        "camera_motion",
+        "grouped_motion",
+        "convenience_area_motion",
+        "security_area_motion",
+    }
+)
+
 #: A Hue motion sensor reports "no motion" this long after movement stops.
 MOTION_HOLD_SECONDS = 10.0
 
@@ -153,6 +163,17 @@ class World:
                 "contact_report", {"changed": hue_time(when), "state": state}
             ),
         )
+
+    def settle_motion(self, at: datetime | None = None) -> None:
+        """Nobody moving: every motion-like resource reports "no motion" since ``at``.
+
+        The captured fixture froze one sensor (and so its room and the home) mid-movement.
+        """
+        when = hue_time(at or self.clock.now())
+        for resource in self._resources.values():
+            if resource["type"] in MOTION_TYPES:
+                self._set_motion(resource, False, datetime.fromisoformat(when))
+        self._motion_until.clear()
 
     def bridge_offline(self, start: datetime, end: datetime, status: int = 503) -> None:
         """The bridge is unreachable from the cloud between ``start`` and ``end``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 import json
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,8 @@ async def hue_cloud(socket_enabled: None) -> AsyncIterator[RunningCloud]:
 
     ``socket_enabled`` lifts the HA harness's socket block; it still allows loopback only.
     """
-    clock = ManualClock()
+    # Starts at the real time, so the bridge's and Home Assistant's days agree.
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
     sim = HueCloudSimulator.from_fixture(
         clock, clients={CLIENT_ID: CLIENT_SECRET}, app_keys={APP_KEY}
     )

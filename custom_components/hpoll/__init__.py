@@ -44,6 +44,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: HpollConfigEntry) -> boo
         base_url=const.API_BASE_URL,
     )
     coordinator = HpollCoordinator(hass, entry, client)
+    await coordinator.async_load_activity()
     await coordinator.async_config_entry_first_refresh()
     # The bridge goes into the registry first so every other device can name it as its hub.
     bridge = dr.async_get(hass).async_get_or_create(
@@ -57,8 +58,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: HpollConfigEntry) -> boo
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: HpollConfigEntry) -> bool:
-    """Stop polling and remove the entities."""
-    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    """Stop polling, keep what the activity tracker knows, remove the entities."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        await entry.runtime_data.coordinator.async_save_activity()
+    return unloaded
 
 
 async def async_remove_config_entry_device(
@@ -69,4 +73,4 @@ async def async_remove_config_entry_device(
     identifiers = {ident for domain, ident in device.identifiers if domain == DOMAIN}
     if coordinator.bridge_id in identifiers:
         return False
-    return not identifiers & coordinator.data.devices.keys()
+    return not identifiers & coordinator.identifiers(coordinator.data)

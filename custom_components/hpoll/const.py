@@ -33,7 +33,9 @@ GROUP_MOTION: Final = "motion"
 GROUP_ENVIRONMENT: Final = "environment"
 GROUP_CONTROLS: Final = "controls"
 GROUP_SECURITY: Final = "security"
+GROUP_ACTIVITY: Final = "activity"
 ENTITY_GROUPS: Final = (
+    GROUP_ACTIVITY,
     GROUP_BATTERY,
     GROUP_CONNECTIVITY,
     GROUP_MOTION,
@@ -48,3 +50,6 @@ OFFLINE_REPAIR_AFTER: Final = timedelta(minutes=30)
 MAX_RATE_LIMIT_BACKOFF: Final = 900.0
 
 ISSUE_BRIDGE_OFFLINE: Final = "bridge_offline"
+
+#: Fired for every new activity the tracker recovers (automations can trigger on it).
+EVENT_ACTIVITY: Final = "hpoll_activity"

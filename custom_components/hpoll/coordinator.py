@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import override
+from typing import Any, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
@@ -15,13 +15,16 @@ from homeassistant.exceptions import (
     OAuth2TokenRequestReauthError,
 )
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers.storage import Store
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
+from .activity_log import ActivityLog
 from .const import (
     CONF_SCAN_INTERVAL,
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
+    EVENT_ACTIVITY,
     ISSUE_BRIDGE_OFFLINE,
     LOGGER,
     MAX_RATE_LIMIT_BACKOFF,
@@ -50,6 +53,11 @@ class HpollData:
 
     client: HueRemoteClient
     coordinator: HpollCoordinator
+
+
+def room_identifier(bridge_id: str, room_id: str) -> str:
+    """Device-registry identifier of a Hue room (its activity entities live there)."""
+    return f"{bridge_id}_room_{room_id}"
 
 
 class PollProblem(StrEnum):
@@ -89,6 +97,46 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
         self.last_success: datetime | None = None
         self._rate_limit_streak = 0
         self._known_devices: set[str] = set()
+        self._store: Store[dict[str, Any]] = Store(
+            hass, 1, f"{DOMAIN}.{entry.entry_id}.activity", private=True
+        )
+        self.activity = ActivityLog.restore(
+            None, timezone=dt_util.get_default_time_zone(), started_at=dt_util.utcnow()
+        )
+
+    async def async_load_activity(self) -> None:
+        """What the tracker knew before a restart (so nothing is counted twice)."""
+        self.activity = ActivityLog.restore(
+            await self._store.async_load(),
+            timezone=dt_util.get_default_time_zone(),
+            started_at=dt_util.utcnow(),
+        )
+
+    async def async_save_activity(self) -> None:
+        """Write the tracker's state now (unload)."""
+        await self._store.async_save(self.activity.export())
+
+    async def _track_activity(self, snapshot: Snapshot) -> None:
+        now = dt_util.utcnow()
+        if snapshot.bridge is not None and snapshot.bridge.time_zone:
+            # Days are counted in the HOME's timezone, which is the bridge's, not HA's.
+            zone = await dt_util.async_get_time_zone(snapshot.bridge.time_zone)
+            if zone is not None:
+                self.activity.timezone = zone
+        events = self.activity.tracker.update(snapshot, now)
+        for event in self.activity.record(events, now):
+            self.hass.bus.async_fire(
+                EVENT_ACTIVITY,
+                {
+                    "entry_id": self.config_entry.entry_id,
+                    "room": event.room,
+                    "sensor_id": event.sensor_id,
+                    "kind": event.kind,
+                    "at": event.at.isoformat(),
+                    "sampled": event.sampled,
+                },
+            )
+        self._store.async_delay_save(self.activity.export, 30)
 
     @callback
     @override
@@ -149,6 +197,7 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
             ) from err
         self._recovered()
         self._remove_stale_devices(snapshot)
+        await self._track_activity(snapshot)
         return snapshot
 
     def _rate_limited(self, err: HueRateLimitedError) -> UpdateFailed:
@@ -201,10 +250,14 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
         self._rate_limit_streak = 0
         self.last_success = dt_util.utcnow()
 
+    def identifiers(self, snapshot: Snapshot) -> set[str]:
+        """Registry identifiers of everything the bridge has now: devices and rooms."""
+        return set(snapshot.devices) | {room_identifier(self.bridge_id, r) for r in snapshot.rooms}
+
     @callback
     def _remove_stale_devices(self, snapshot: Snapshot) -> None:
         """Detach HA devices whose Hue device is gone (deleted in the Hue app)."""
-        current = set(snapshot.devices)
+        current = self.identifiers(snapshot)
         if current == self._known_devices:
             return
         self._known_devices = current

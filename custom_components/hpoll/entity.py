@@ -16,6 +16,7 @@ from .const import (
     CONF_ENTITY_GROUPS,
     DOMAIN,
     ENTITY_GROUPS,
+    GROUP_ACTIVITY,
     GROUP_BATTERY,
     GROUP_CONNECTIVITY,
     GROUP_CONTROLS,
@@ -134,6 +135,8 @@ KEY_GROUPS = {
     "rotary": GROUP_CONTROLS,
     "contact": GROUP_SECURITY,
     "tamper": GROUP_SECURITY,
+    "room": GROUP_ACTIVITY,
+    "home": GROUP_ACTIVITY,
 }
 
 

@@ -17,6 +17,7 @@ from homeassistant.const import LIGHT_LUX, PERCENTAGE, EntityCategory, UnitOfTem
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .activity_sensor import add_activity_entities
 from .const import GROUP_BATTERY, GROUP_CONNECTIVITY, GROUP_ENVIRONMENT, GROUP_MOTION
 from .coordinator import HpollConfigEntry, HpollCoordinator
 from .entity import HpollDeviceEntity, add_entities_as_devices_appear, enabled_groups
@@ -109,6 +110,7 @@ async def async_setup_entry(
         ]
 
     add_entities_as_devices_appear(entry, async_add_entities, build)
+    add_activity_entities(entry, async_add_entities)
 
 
 class HpollSensor(HpollDeviceEntity, SensorEntity):

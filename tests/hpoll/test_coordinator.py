@@ -62,16 +62,28 @@ async def test_unchanged_poll_writes_no_state(
     hue_cloud: RunningCloud,
     freezer: FrozenDateTimeFactory,
 ) -> None:
+    # The capture froze one sensor mid-movement (presence goes on, and "last activity" with
+    # it): let that movement end first, so nothing at all changes at the bridge.
+    hue_cloud.sim.world.settle_motion()
+    await _poll(hass, freezer)
     changes: list[Event[Any]] = []
     hass.bus.async_listen(EVENT_STATE_CHANGED, changes.append)
     await _poll(hass, freezer)
     await _poll(hass, freezer)
-    assert hue_cloud.sim.requests[RESOURCES] == 3
+    assert hue_cloud.sim.requests[RESOURCES] == 4
     assert changes == []
     # The listener does see real changes: one movement, one poll, a few entities change.
+    hue_cloud.clock.advance(5)
     hue_cloud.sim.world.move(SENSOR_DEVICE)
     await _poll(hass, freezer)
-    assert {event.data["entity_id"] for event in changes} == {MOTION, LAST_MOTION}
+    assert {event.data["entity_id"] for event in changes} == {
+        MOTION,
+        LAST_MOTION,
+        "sensor.hue_bridge_last_activity",
+        "sensor.hue_bridge_activity_today",
+        "sensor.room_1_room_1_last_activity",
+        "sensor.room_1_room_1_activity_today",
+    }
 
 
 async def test_refresh_token_rotates_and_is_persisted(

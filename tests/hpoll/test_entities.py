@@ -42,7 +42,10 @@ async def test_entities_snapshot(
     entity_registry: er.EntityRegistry,
     snapshot: SnapshotAssertion,
     platform: Platform,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
+    # The capture's frozen movement makes "last activity" read "now": fix now.
+    freezer.move_to("2026-07-28 06:00:30+00:00")
     config_entry.add_to_hass(hass)
     with patch("custom_components.hpoll.PLATFORMS", [platform]):
         assert await hass.config_entries.async_setup(config_entry.entry_id)
