@@ -38,11 +38,13 @@ class ActivityEvent:
     sampled: bool = False
     #: Motion is still on at the poll: presence now, not a new event (not counted).
     ongoing: bool = False
+    #: Seen on first sight of the source, from before we watched: tells "last activity" only.
+    history: bool = False
 
     @property
     def primary(self) -> bool:
         """True for a sensor's own new event (count these; grouped motion repeats them)."""
-        return self.kind in PRIMARY_KINDS and not self.ongoing
+        return self.kind in PRIMARY_KINDS and not (self.ongoing or self.history)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +118,11 @@ class ActivityTracker:
                     events.append(ActivityEvent(source.id, source.room, now, source.kind, True))
                 continue
             mark = self._marks.get(source.id)
+            at = min(source.changed, now)
             if source.changed > (mark if mark is not None else self._started_at):
-                events.append(
-                    ActivityEvent(source.id, source.room, min(source.changed, now), source.kind)
-                )
+                events.append(ActivityEvent(source.id, source.room, at, source.kind))
+            elif mark is None:
+                events.append(ActivityEvent(source.id, source.room, at, source.kind, history=True))
             if mark is None or source.changed > mark:
                 self._marks[source.id] = source.changed
             if source.motion_on and source.changed <= now:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from .activity import ActivityEvent, ActivityTracker
@@ -89,3 +89,22 @@ class ActivityLog:
                 if when.tzinfo is not None:
                     log.last[str(room)] = when
         return log
+
+
+def in_quiet_hours(now: datetime, timezone: tzinfo, start: time, end: time) -> bool:
+    """Is ``now`` (local to the home) inside quiet hours? They may wrap midnight."""
+    local = now.astimezone(timezone).time()
+    if start <= end:
+        return start <= local < end
+    return local >= start or local < end
+
+
+def is_inactive(
+    last: datetime | None, now: datetime, threshold: timedelta, quiet: bool
+) -> bool | None:
+    """No activity for ``threshold``; never during quiet hours; unknown without any activity."""
+    if last is None:
+        return None
+    if quiet:
+        return False
+    return now - last >= threshold

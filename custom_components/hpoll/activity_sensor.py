@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import override
 
 from homeassistant.components.sensor import SensorDeviceClass, SensorEntity, SensorStateClass
+from homeassistant.const import UnitOfTime
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -100,6 +101,32 @@ class ActivityTodaySensor(ActivitySensor):
         return (self.available, self.native_value)
 
 
+class MinutesSinceActivitySensor(ActivitySensor):
+    """Minutes since the last activity in the home.
+
+    It changes with every poll by nature (history and recorder noise), so it starts disabled;
+    "Last activity" says the same without that cost.
+    """
+
+    _attr_entity_registry_enabled_default = False
+    _attr_native_unit_of_measurement = UnitOfTime.MINUTES
+    _attr_device_class = SensorDeviceClass.DURATION
+    _attr_state_class = SensorStateClass.MEASUREMENT
+    keys = ("home_minutes_since_activity", "room_minutes_since_activity")
+
+    @property
+    @override
+    def native_value(self) -> int | None:
+        last = self.coordinator.activity.last.get(self.room_name)
+        if last is None:
+            return None
+        return max(0, int((dt_util.utcnow() - last).total_seconds() // 60))
+
+    @override
+    def fingerprint(self) -> Hashable:
+        return (self.available, self.native_value)
+
+
 def add_activity_entities(
     entry: HpollConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
@@ -111,6 +138,7 @@ def add_activity_entities(
         [
             LastActivitySensor(coordinator, None, "last_activity"),
             ActivityTodaySensor(coordinator, None, "activity_today"),
+            MinutesSinceActivitySensor(coordinator, None, "minutes_since_activity"),
         ]
     )
     known: set[str] = set()

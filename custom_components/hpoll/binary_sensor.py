@@ -16,7 +16,13 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import GROUP_BATTERY, GROUP_CONNECTIVITY, GROUP_MOTION, GROUP_SECURITY
+from .const import (
+    GROUP_ACTIVITY,
+    GROUP_BATTERY,
+    GROUP_CONNECTIVITY,
+    GROUP_MOTION,
+    GROUP_SECURITY,
+)
 from .coordinator import HpollConfigEntry, HpollCoordinator
 from .entity import (
     HpollDeviceEntity,
@@ -109,7 +115,10 @@ async def async_setup_entry(
 ) -> None:
     """The bridge's connection sensor, and binary sensors for every device."""
     groups = enabled_groups(entry)
-    async_add_entities([BridgeConnectionSensor(entry.runtime_data.coordinator)])
+    coordinator = entry.runtime_data.coordinator
+    async_add_entities([BridgeConnectionSensor(coordinator)])
+    if GROUP_ACTIVITY in groups:
+        async_add_entities([InactiveSensor(coordinator)])
 
     def build(coordinator: HpollCoordinator, device: Device) -> list[HpollBinarySensor]:
         return [
@@ -195,3 +204,38 @@ class BridgeConnectionSensor(HpollEntity, BinarySensorEntity):
     @override
     def fingerprint(self) -> Hashable:
         return (self.is_on, tuple(self.extra_state_attributes.values()))
+
+
+class InactiveSensor(HpollEntity, BinarySensorEntity):
+    """On when the home has shown no activity for the threshold, outside quiet hours.
+
+    Unavailable whenever the bridge cannot be read: an unreachable bridge is never "inactive"
+    and never "active".
+    """
+
+    _attr_translation_key = "inactive"
+
+    def __init__(self, coordinator: HpollCoordinator) -> None:
+        """One per home (bridge)."""
+        super().__init__(coordinator)
+        self._attr_unique_id = f"{coordinator.bridge_id}_home_inactive"
+        self._attr_device_info = bridge_device_info(coordinator)
+
+    @property
+    @override
+    def is_on(self) -> bool | None:
+        return self.coordinator.inactive
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, str | float]:
+        start, end = self.coordinator.quiet_hours
+        return {
+            "threshold_hours": self.coordinator.inactivity_threshold.total_seconds() / 3600,
+            "quiet_start": start.isoformat(timespec="minutes"),
+            "quiet_end": end.isoformat(timespec="minutes"),
+        }
+
+    @override
+    def fingerprint(self) -> Hashable:
+        return (self.available, self.is_on)

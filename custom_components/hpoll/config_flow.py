@@ -31,6 +31,7 @@ from homeassistant.helpers.selector import (
     NumberSelectorMode,
     SelectSelector,
     SelectSelectorConfig,
+    TimeSelector,
 )
 import probatio
 
@@ -39,7 +40,13 @@ from .const import (
     CONF_APP_KEY,
     CONF_BRIDGE_ID,
     CONF_ENTITY_GROUPS,
+    CONF_INACTIVITY_HOURS,
+    CONF_QUIET_END,
+    CONF_QUIET_START,
     CONF_SCAN_INTERVAL,
+    DEFAULT_INACTIVITY_HOURS,
+    DEFAULT_QUIET_END,
+    DEFAULT_QUIET_START,
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
     ENTITY_GROUPS,
@@ -226,6 +233,9 @@ class HpollOptionsFlow(OptionsFlowWithReload):
                 data={
                     CONF_SCAN_INTERVAL: int(user_input[CONF_SCAN_INTERVAL]),
                     CONF_ENTITY_GROUPS: list(user_input[CONF_ENTITY_GROUPS]),
+                    CONF_INACTIVITY_HOURS: float(user_input[CONF_INACTIVITY_HOURS]),
+                    CONF_QUIET_START: user_input[CONF_QUIET_START],
+                    CONF_QUIET_END: user_input[CONF_QUIET_END],
                 }
             )
         options = self.config_entry.options
@@ -257,6 +267,28 @@ class HpollOptionsFlow(OptionsFlowWithReload):
                         translation_key=CONF_ENTITY_GROUPS,
                     )
                 ),
+                probatio.Required(
+                    CONF_INACTIVITY_HOURS,
+                    default=options.get(CONF_INACTIVITY_HOURS, DEFAULT_INACTIVITY_HOURS),
+                ): probatio.All(
+                    NumberSelector(
+                        NumberSelectorConfig(
+                            min=0.5,
+                            max=24,
+                            step=0.5,
+                            unit_of_measurement="h",
+                            mode=NumberSelectorMode.BOX,
+                        )
+                    ),
+                    probatio.Coerce(float),
+                    probatio.Range(min=0.5, max=24),
+                ),
+                probatio.Required(
+                    CONF_QUIET_START, default=options.get(CONF_QUIET_START, DEFAULT_QUIET_START)
+                ): TimeSelector(),
+                probatio.Required(
+                    CONF_QUIET_END, default=options.get(CONF_QUIET_END, DEFAULT_QUIET_END)
+                ): TimeSelector(),
             }
         )
         return self.async_show_form(step_id="init", data_schema=schema)

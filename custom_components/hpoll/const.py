@@ -18,6 +18,14 @@ CONF_APP_KEY: Final = "app_key"
 CONF_BRIDGE_ID: Final = "bridge_id"
 CONF_SCAN_INTERVAL: Final = "scan_interval"
 CONF_ENTITY_GROUPS: Final = "entity_groups"
+CONF_INACTIVITY_HOURS: Final = "inactivity_hours"
+CONF_QUIET_START: Final = "quiet_start"
+CONF_QUIET_END: Final = "quiet_end"
+
+#: No activity for this long, outside quiet hours, is "inactive" (a fixed rule; see README).
+DEFAULT_INACTIVITY_HOURS: Final = 3.0
+DEFAULT_QUIET_START: Final = "22:00:00"
+DEFAULT_QUIET_END: Final = "07:00:00"
 
 #: One poll a minute: 1,440 calls a day per bridge, well inside the ~50,000 a day Hue allows one
 #: developer app (client id), so one app can watch many bridges. Activity between polls is
@@ -53,3 +61,5 @@ ISSUE_BRIDGE_OFFLINE: Final = "bridge_offline"
 
 #: Fired for every new activity the tracker recovers (automations can trigger on it).
 EVENT_ACTIVITY: Final = "hpoll_activity"
+EVENT_INACTIVITY_STARTED: Final = "hpoll_inactivity_started"
+EVENT_INACTIVITY_ENDED: Final = "hpoll_inactivity_ended"

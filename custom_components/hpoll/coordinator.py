@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, override
 
@@ -19,12 +19,20 @@ from homeassistant.helpers.storage import Store
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
-from .activity_log import ActivityLog
+from .activity_log import HOME, ActivityLog, in_quiet_hours, is_inactive
 from .const import (
+    CONF_INACTIVITY_HOURS,
+    CONF_QUIET_END,
+    CONF_QUIET_START,
     CONF_SCAN_INTERVAL,
+    DEFAULT_INACTIVITY_HOURS,
+    DEFAULT_QUIET_END,
+    DEFAULT_QUIET_START,
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
     EVENT_ACTIVITY,
+    EVENT_INACTIVITY_ENDED,
+    EVENT_INACTIVITY_STARTED,
     ISSUE_BRIDGE_OFFLINE,
     LOGGER,
     MAX_RATE_LIMIT_BACKOFF,
@@ -103,6 +111,16 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
         self.activity = ActivityLog.restore(
             None, timezone=dt_util.get_default_time_zone(), started_at=dt_util.utcnow()
         )
+        #: The home is inactive (None: no activity seen yet, so nothing to judge by).
+        self.inactive: bool | None = None
+        options = entry.options
+        self.inactivity_threshold = timedelta(
+            hours=float(options.get(CONF_INACTIVITY_HOURS, DEFAULT_INACTIVITY_HOURS))
+        )
+        self.quiet_hours = (
+            time.fromisoformat(options.get(CONF_QUIET_START, DEFAULT_QUIET_START)),
+            time.fromisoformat(options.get(CONF_QUIET_END, DEFAULT_QUIET_END)),
+        )
 
     async def async_load_activity(self) -> None:
         """What the tracker knew before a restart (so nothing is counted twice)."""
@@ -137,6 +155,22 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
                 },
             )
         self._store.async_delay_save(self.activity.export, 30)
+        self._judge_inactivity(now)
+
+    @callback
+    def _judge_inactivity(self, now: datetime) -> None:
+        quiet = in_quiet_hours(now, self.activity.timezone, *self.quiet_hours)
+        last = self.activity.last.get(HOME)
+        inactive = is_inactive(last, now, self.inactivity_threshold, quiet)
+        if inactive is not None and self.inactive is not None and inactive != self.inactive:
+            self.hass.bus.async_fire(
+                EVENT_INACTIVITY_STARTED if inactive else EVENT_INACTIVITY_ENDED,
+                {
+                    "entry_id": self.config_entry.entry_id,
+                    "last_activity": last.isoformat() if last else None,
+                },
+            )
+        self.inactive = inactive
 
     @callback
     @override

@@ -278,6 +278,9 @@ async def test_options_flow(hass: HomeAssistant, loaded_entry: MockConfigEntry) 
     assert loaded_entry.options == {
         CONF_SCAN_INTERVAL: 120,
         CONF_ENTITY_GROUPS: ["battery", "motion"],
+        "inactivity_hours": 3.0,
+        "quiet_start": "22:00:00",
+        "quiet_end": "07:00:00",
     }
     coordinator = loaded_entry.runtime_data.coordinator
     assert coordinator.update_interval is not None

@@ -1,0 +1,94 @@
+"""Inactivity: a fixed threshold outside quiet hours; unknown, never 'inactive', when blind."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import Event, HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+
+from custom_components.hpoll.activity_log import in_quiet_hours, is_inactive
+from custom_components.hpoll.const import EVENT_INACTIVITY_ENDED, EVENT_INACTIVITY_STARTED
+from tests.conftest import RunningCloud
+
+BERLIN = ZoneInfo("Europe/Berlin")
+INACTIVE = "binary_sensor.hue_bridge_inactive"
+SENSOR_DEVICE = "7bd86197-ef7c-7625-3170-1b6de1502441"
+
+
+@pytest.mark.parametrize(
+    ("local", "start", "end", "quiet"),
+    [
+        ("23:30", "22:00", "07:00", True),
+        ("06:59", "22:00", "07:00", True),
+        ("07:00", "22:00", "07:00", False),
+        ("21:59", "22:00", "07:00", False),
+        ("13:00", "12:00", "14:00", True),
+        ("14:00", "12:00", "14:00", False),
+        ("13:00", "00:00", "00:00", False),
+    ],
+)
+def test_quiet_hours(local: str, start: str, end: str, quiet: bool) -> None:
+    hour, minute = map(int, local.split(":"))
+    now = datetime(2026, 7, 28, hour, minute, tzinfo=BERLIN).astimezone(UTC)
+    assert in_quiet_hours(now, BERLIN, time.fromisoformat(start), time.fromisoformat(end)) is quiet
+
+
+def test_is_inactive() -> None:
+    now = datetime(2026, 7, 28, 12, tzinfo=UTC)
+    three = timedelta(hours=3)
+    assert is_inactive(None, now, three, quiet=False) is None
+    assert is_inactive(now - timedelta(hours=5), now, three, quiet=True) is False
+    assert is_inactive(now - three, now, three, quiet=False) is True
+    assert is_inactive(now - three + timedelta(seconds=1), now, three, quiet=False) is False
+
+
+async def _poll(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float = 61) -> None:
+    freezer.tick(timedelta(seconds=seconds))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def test_inactive_turns_on_and_off_with_events(
+    hass: HomeAssistant,
+    credentials: None,
+    config_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        config_entry,
+        options={"inactivity_hours": 0.5, "quiet_start": "00:00:00", "quiet_end": "00:00:00"},
+    )
+    hue_cloud.sim.world.settle_motion(datetime(2020, 1, 1, tzinfo=UTC))
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    events: list[Event[Any]] = []
+    hass.bus.async_listen(EVENT_INACTIVITY_STARTED, events.append)
+    hass.bus.async_listen(EVENT_INACTIVITY_ENDED, events.append)
+    # The newest activity the bridge knows is the capture's: long ago, so inactive already.
+    state = hass.states.get(INACTIVE)
+    assert state is not None
+    assert state.state == "on"
+    assert state.attributes["threshold_hours"] == 0.5
+
+    hue_cloud.sim.world.move(SENSOR_DEVICE)
+    hue_cloud.clock.advance(30)
+    await _poll(hass, freezer)
+    assert hass.states.get(INACTIVE).state == "off"  # type: ignore[union-attr]
+    assert [e.event_type for e in events] == [EVENT_INACTIVITY_ENDED]
+
+    for _ in range(30):
+        await _poll(hass, freezer)
+    assert hass.states.get(INACTIVE).state == "on"  # type: ignore[union-attr]
+    assert [e.event_type for e in events] == [EVENT_INACTIVITY_ENDED, EVENT_INACTIVITY_STARTED]
+
+    now = hue_cloud.clock.now()
+    hue_cloud.sim.world.bridge_offline(now, now + timedelta(hours=1))
+    await _poll(hass, freezer)
+    assert hass.states.get(INACTIVE).state == "unavailable"  # type: ignore[union-attr]
