@@ -392,15 +392,18 @@ async def test_logs_are_json_with_request_ids_and_no_secrets(
 
 
 async def test_sqlite_wal_is_checkpointed_in_the_background(
-    aiohttp_client: Callable[..., Any],
-    engine: AsyncEngine,
-    db_url: str,
-    home: NewHome,
-    make_report: Callable[..., Any],
+    aiohttp_client: Callable[..., Any], tmp_path: Path, make_report: Callable[..., Any]
 ) -> None:
-    if not db_url.startswith("sqlite"):
-        pytest.skip("SQLite only")
+    from cryptography.fernet import Fernet
+
     from relay import ingest
+    from relay.db import upgrade
+    from relay.secretbox import SecretBox
+
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'wal.db'}"
+    engine = create_engine(db_url)
+    await upgrade(engine)
+    home = await Admin(engine, SecretBox(Fernet.generate_key())).add_home("WAL", "Europe/Berlin")
 
     calls: list[int] = []
     real = ingest.checkpoint_sqlite
@@ -424,3 +427,5 @@ async def test_sqlite_wal_is_checkpointed_in_the_background(
     writer = client.server.app[RELAY].writer
     with writer._sync_engine.connect() as connection:  # type: ignore[union-attr]
         assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    await client.close()
+    await engine.dispose()
