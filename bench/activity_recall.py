@@ -124,7 +124,10 @@ async def play(
                 for d in snapshot.devices.values()
             ):
                 naive.add(window_of(now))
-            tracked.update(window_of(event.at) for event in tracker.update(snapshot, now))
+            # First-sight "history" events only date what happened before we watched.
+            tracked.update(
+                window_of(event.at) for event in tracker.update(snapshot, now) if not event.history
+            )
             now += timedelta(seconds=interval)
     await server.close()
     return truth_windows(sim.world.movements), naive, tracked

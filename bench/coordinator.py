@@ -26,6 +26,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import contextlib
 import copy
+from datetime import timedelta
 import json
 import logging
 from pathlib import Path
@@ -124,7 +125,11 @@ async def running_entry(
     )
 
     clock = ManualClock()
-    sim = HueCloudSimulator(World(resources, clock), OAuthServer(clock, dict([CLIENT])), {APP_KEY})
+    world = World(resources, clock)
+    # Nobody moving (the capture froze one sensor mid-movement, which would keep "last
+    # activity" changing): an unchanged poll must then change nothing at all.
+    world.settle_motion(clock.now() - timedelta(days=30))
+    sim = HueCloudSimulator(world, OAuthServer(clock, dict([CLIENT])), {APP_KEY})
     server = TestServer(create_app(sim), host="127.0.0.1")
     await server.start_server()
     base = str(server.make_url("")).rstrip("/")
