@@ -99,16 +99,20 @@ class Admin:
         async with self._sessions() as session:
             return list((await session.scalars(select(Home).order_by(Home.name))).all())
 
+    @staticmethod
+    async def _revoke(session: AsyncSession, home_id: str) -> None:
+        await session.execute(
+            update(HomeToken)
+            .where(HomeToken.home_id == home_id, HomeToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+
     async def rotate_token(self, ref: str) -> NewHome:
         """Revoke the home's tokens and issue a new one."""
         token = new_token()
         async with self._sessions.begin() as session:
             home = await self._home(session, ref)
-            await session.execute(
-                update(HomeToken)
-                .where(HomeToken.home_id == home.id, HomeToken.revoked_at.is_(None))
-                .values(revoked_at=utcnow())
-            )
+            await self._revoke(session, home.id)
             session.add(HomeToken(home_id=home.id, token_hash=token_hash(token)))
         return NewHome(home.id, token)
 
@@ -116,11 +120,7 @@ class Admin:
         """Revoke every token of a home (it can no longer report)."""
         async with self._sessions.begin() as session:
             home = await self._home(session, ref)
-            await session.execute(
-                update(HomeToken)
-                .where(HomeToken.home_id == home.id, HomeToken.revoked_at.is_(None))
-                .values(revoked_at=utcnow())
-            )
+            await self._revoke(session, home.id)
         return home.id
 
     async def remove_home(self, ref: str) -> str:

@@ -25,7 +25,7 @@ from .const import (
 )
 from .coordinator import HpollConfigEntry, HpollCoordinator
 from .entity import (
-    HpollDeviceEntity,
+    HpollDescribedEntity,
     HpollEntity,
     add_entities_as_devices_appear,
     bridge_device_info,
@@ -130,20 +130,10 @@ async def async_setup_entry(
     add_entities_as_devices_appear(entry, async_add_entities, build)
 
 
-class HpollBinarySensor(HpollDeviceEntity, BinarySensorEntity):
+class HpollBinarySensor(HpollDescribedEntity, BinarySensorEntity):
     """A yes/no reading of a Hue device."""
 
     entity_description: HpollBinarySensorDescription
-
-    def __init__(
-        self,
-        coordinator: HpollCoordinator,
-        device: Device,
-        description: HpollBinarySensorDescription,
-    ) -> None:
-        """Bind the description to the device."""
-        super().__init__(coordinator, device, description.key)
-        self.entity_description = description
 
     @property
     @override

@@ -8,7 +8,7 @@ from typing import override
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
@@ -114,6 +114,17 @@ class HpollDeviceEntity(HpollEntity):
     @override
     def available(self) -> bool:
         return super().available and self.device is not None
+
+
+class HpollDescribedEntity(HpollDeviceEntity):
+    """A device entity whose behaviour comes from an EntityDescription (keyed, with value_fn)."""
+
+    def __init__(
+        self, coordinator: HpollCoordinator, device: Device, description: EntityDescription
+    ) -> None:
+        """Bind the description to the device."""
+        super().__init__(coordinator, device, description.key)
+        self.entity_description = description
 
 
 def enabled_groups(entry: HpollConfigEntry) -> frozenset[str]:

@@ -20,7 +20,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .activity_sensor import add_activity_entities
 from .const import GROUP_BATTERY, GROUP_CONNECTIVITY, GROUP_ENVIRONMENT, GROUP_MOTION
 from .coordinator import HpollConfigEntry, HpollCoordinator
-from .entity import HpollDeviceEntity, add_entities_as_devices_appear, enabled_groups
+from .entity import HpollDescribedEntity, add_entities_as_devices_appear, enabled_groups
 from .hue import ConnectivityStatus, Device
 
 PARALLEL_UPDATES = 0
@@ -113,20 +113,10 @@ async def async_setup_entry(
     add_activity_entities(entry, async_add_entities)
 
 
-class HpollSensor(HpollDeviceEntity, SensorEntity):
+class HpollSensor(HpollDescribedEntity, SensorEntity):
     """A sensor reading one value of a Hue device."""
 
     entity_description: HpollSensorDescription
-
-    def __init__(
-        self,
-        coordinator: HpollCoordinator,
-        device: Device,
-        description: HpollSensorDescription,
-    ) -> None:
-        """Bind the description to the device."""
-        super().__init__(coordinator, device, description.key)
-        self.entity_description = description
 
     @property
     @override

@@ -7,27 +7,16 @@ from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Event, HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.hpoll.const import EVENT_ACTIVITY
 from tests.conftest import RunningCloud
+from tests.hpoll.helpers import poll, state_of
 
 SENSOR_DEVICE = "7bd86197-ef7c-7625-3170-1b6de1502441"  # Room 1
 HOME_TODAY = "sensor.hue_bridge_activity_today"
 ROOM_TODAY = "sensor.room_1_room_1_activity_today"
 ROOM_LAST = "sensor.room_1_room_1_last_activity"
-
-
-async def _poll(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
-    freezer.tick(timedelta(seconds=61))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
-
-
-def _state(hass: HomeAssistant, entity_id: str) -> str:
-    state = hass.states.get(entity_id)
-    assert state is not None, entity_id
-    return state.state
 
 
 async def test_activity_counts_fires_events_and_survives_restarts(
@@ -39,26 +28,26 @@ async def test_activity_counts_fires_events_and_survives_restarts(
 ) -> None:
     fired: list[Event[Any]] = []
     hass.bus.async_listen(EVENT_ACTIVITY, fired.append)
-    assert _state(hass, HOME_TODAY) == "0"
+    assert state_of(hass, HOME_TODAY) == "0"
     # The capture froze another sensor mid-movement: let it have ended long before the capture.
     hue_cloud.sim.world.settle_motion(datetime(2020, 1, 1, tzinfo=UTC))
     hue_cloud.clock.advance(5)
     hue_cloud.sim.world.move(SENSOR_DEVICE)
     hue_cloud.clock.advance(30)  # the movement is over by the poll
-    await _poll(hass, freezer)
-    assert _state(hass, ROOM_TODAY) == "1"
-    assert _state(hass, HOME_TODAY) == "1"
+    await poll(hass, freezer)
+    assert state_of(hass, ROOM_TODAY) == "1"
+    assert state_of(hass, HOME_TODAY) == "1"
     assert [(e.data["room"], e.data["kind"]) for e in fired] == [("Room 1", "motion")]
-    last = _state(hass, ROOM_LAST)
+    last = state_of(hass, ROOM_LAST)
 
     # Restart: the same bridge state must not be counted again.
     assert await hass.config_entries.async_reload(loaded_entry.entry_id)
     await hass.async_block_till_done()
     stored = hass_storage[f"hpoll.{loaded_entry.entry_id}.activity"]["data"]
     assert stored["today"][""] == 1
-    await _poll(hass, freezer)
-    assert _state(hass, HOME_TODAY) == "1"
-    assert _state(hass, ROOM_LAST) == last
+    await poll(hass, freezer)
+    assert state_of(hass, HOME_TODAY) == "1"
+    assert state_of(hass, ROOM_LAST) == last
     assert len(fired) == 1
 
 
@@ -70,6 +59,6 @@ async def test_activity_is_unavailable_while_the_bridge_is(
 ) -> None:
     now = hue_cloud.clock.now()
     hue_cloud.sim.world.bridge_offline(now, now + timedelta(hours=1))
-    await _poll(hass, freezer)
-    assert _state(hass, HOME_TODAY) == "unavailable"
-    assert _state(hass, ROOM_LAST) == "unavailable"
+    await poll(hass, freezer)
+    assert state_of(hass, HOME_TODAY) == "unavailable"
+    assert state_of(hass, ROOM_LAST) == "unavailable"

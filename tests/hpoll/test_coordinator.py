@@ -17,6 +17,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.hpoll.const import DOMAIN
 from huesim.oauth import OAuthError
 from tests.conftest import RunningCloud
+from tests.hpoll.helpers import poll, state_of
 
 MOTION = "binary_sensor.room_1_device_46_motion"
 LAST_MOTION = "sensor.room_1_device_46_last_motion"
@@ -25,38 +26,25 @@ SENSOR_DEVICE = "7bd86197-ef7c-7625-3170-1b6de1502441"
 RESOURCES = "GET /route/clip/v2/resource"
 
 
-async def _poll(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float = 61) -> None:
-    """Let the next poll happen (polls sit on the minute grid, so at most ~61 s away)."""
-    freezer.tick(timedelta(seconds=seconds))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
-
-
-def _state(hass: HomeAssistant, entity_id: str) -> str:
-    state = hass.states.get(entity_id)
-    assert state is not None, entity_id
-    return state.state
-
-
 async def test_motion_shows_up(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
     hue_cloud: RunningCloud,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    assert _state(hass, MOTION) == STATE_OFF
-    before = _state(hass, LAST_MOTION)
+    assert state_of(hass, MOTION) == STATE_OFF
+    before = state_of(hass, LAST_MOTION)
     hue_cloud.sim.world.move(SENSOR_DEVICE, seconds=30)
     hue_cloud.clock.advance(1)
-    await _poll(hass, freezer)
-    assert _state(hass, MOTION) == STATE_ON
-    assert _state(hass, LAST_MOTION) != before
+    await poll(hass, freezer)
+    assert state_of(hass, MOTION) == STATE_ON
+    assert state_of(hass, LAST_MOTION) != before
     hue_cloud.clock.advance(60)
-    await _poll(hass, freezer)
-    assert _state(hass, MOTION) == STATE_OFF
+    await poll(hass, freezer)
+    assert state_of(hass, MOTION) == STATE_OFF
 
 
-async def test_unchanged_poll_writes_no_state(
+async def test_unchanged_poll_writes_nostate_of(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
     hue_cloud: RunningCloud,
@@ -65,17 +53,17 @@ async def test_unchanged_poll_writes_no_state(
     # The capture froze one sensor mid-movement (presence goes on, and "last activity" with
     # it): let that movement end first, so nothing at all changes at the bridge.
     hue_cloud.sim.world.settle_motion()
-    await _poll(hass, freezer)
+    await poll(hass, freezer)
     changes: list[Event[Any]] = []
     hass.bus.async_listen(EVENT_STATE_CHANGED, changes.append)
-    await _poll(hass, freezer)
-    await _poll(hass, freezer)
+    await poll(hass, freezer)
+    await poll(hass, freezer)
     assert hue_cloud.sim.requests[RESOURCES] == 4
     assert changes == []
     # The listener does see real changes: one movement, one poll, a few entities change.
     hue_cloud.clock.advance(5)
     hue_cloud.sim.world.move(SENSOR_DEVICE)
-    await _poll(hass, freezer)
+    await poll(hass, freezer)
     assert {event.data["entity_id"] for event in changes} == {
         MOTION,
         LAST_MOTION,
@@ -96,11 +84,11 @@ async def test_refresh_token_rotates_and_is_persisted(
     hass.config_entries.async_update_entry(
         loaded_entry, data={**loaded_entry.data, "token": {**old, "expires_at": time.time() - 1}}
     )
-    await _poll(hass, freezer)
+    await poll(hass, freezer)
     new = loaded_entry.data["token"]
     assert new["refresh_token"] != old["refresh_token"]
     assert new["access_token"] != old["access_token"]
-    assert _state(hass, CONNECTION) == STATE_ON
+    assert state_of(hass, CONNECTION) == STATE_ON
     # The spent refresh token is dead at Hue: only the stored new one can ever work.
     with pytest.raises(OAuthError):
         hue_cloud.sim.oauth.refresh("test-client", old["refresh_token"])
@@ -132,10 +120,10 @@ async def test_auth_failures_start_reauth(
         hue_cloud.sim.oauth.expire_access_tokens()
     else:
         hue_cloud.sim.app_keys.clear()
-    await _poll(hass, freezer)
+    await poll(hass, freezer)
     assert len(_reauth_flows(hass)) == 1
-    assert _state(hass, MOTION) == STATE_UNAVAILABLE
-    assert _state(hass, CONNECTION) == STATE_OFF
+    assert state_of(hass, MOTION) == STATE_UNAVAILABLE
+    assert state_of(hass, CONNECTION) == STATE_OFF
     connection = hass.states.get(CONNECTION)
     assert connection is not None
     assert connection.attributes["problem"] == "authentication"
@@ -148,15 +136,15 @@ async def test_rate_limit_honours_retry_after(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     hue_cloud.sim.world.rate_limit(1, retry_after=300)
-    await _poll(hass, freezer)
+    await poll(hass, freezer)
     assert hue_cloud.sim.requests[RESOURCES] == 2
     attributes = hass.states.get(CONNECTION).attributes  # type: ignore[union-attr]
     assert attributes["problem"] == "rate_limited"
-    await _poll(hass, freezer, 120)
+    await poll(hass, freezer, 120)
     assert hue_cloud.sim.requests[RESOURCES] == 2  # still waiting as told
-    await _poll(hass, freezer, 181)
+    await poll(hass, freezer, 181)
     assert hue_cloud.sim.requests[RESOURCES] == 3
-    assert _state(hass, CONNECTION) == STATE_ON
+    assert state_of(hass, CONNECTION) == STATE_ON
 
 
 async def test_rate_limit_without_retry_after_backs_off(
@@ -166,15 +154,15 @@ async def test_rate_limit_without_retry_after_backs_off(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     hue_cloud.sim.world.rate_limit(2)
-    await _poll(hass, freezer)  # 429 #1: wait 2 x 60 s
+    await poll(hass, freezer)  # 429 #1: wait 2 x 60 s
     assert hue_cloud.sim.requests[RESOURCES] == 2
-    await _poll(hass, freezer, 121)  # 429 #2: wait 4 x 60 s
+    await poll(hass, freezer, 121)  # 429 #2: wait 4 x 60 s
     assert hue_cloud.sim.requests[RESOURCES] == 3
-    await _poll(hass, freezer, 200)
+    await poll(hass, freezer, 200)
     assert hue_cloud.sim.requests[RESOURCES] == 3
-    await _poll(hass, freezer, 41)
+    await poll(hass, freezer, 41)
     assert hue_cloud.sim.requests[RESOURCES] == 4
-    assert _state(hass, CONNECTION) == STATE_ON
+    assert state_of(hass, CONNECTION) == STATE_ON
 
 
 async def test_sustained_outage_raises_and_clears_a_repair_issue(
@@ -187,25 +175,25 @@ async def test_sustained_outage_raises_and_clears_a_repair_issue(
     now = hue_cloud.clock.now()
     hue_cloud.sim.world.bridge_offline(now, now + timedelta(hours=2))
     issue_id = f"bridge_offline_{loaded_entry.entry_id}"
-    await _poll(hass, freezer)
-    assert _state(hass, MOTION) == STATE_UNAVAILABLE
-    assert _state(hass, CONNECTION) == STATE_OFF
+    await poll(hass, freezer)
+    assert state_of(hass, MOTION) == STATE_UNAVAILABLE
+    assert state_of(hass, CONNECTION) == STATE_OFF
     attributes = hass.states.get(CONNECTION).attributes  # type: ignore[union-attr]
     assert attributes["problem"] == "bridge_offline"
     assert attributes["offline_since"] is not None
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None  # a blip is not an issue
     for _ in range(30):
-        await _poll(hass, freezer)
+        await poll(hass, freezer)
     issue = issue_registry.async_get_issue(DOMAIN, issue_id)
     assert issue is not None
     assert issue.translation_key == "bridge_offline"
     assert issue.translation_placeholders is not None
     assert issue.translation_placeholders["bridge"] == "Hue Bridge"
     hue_cloud.clock.advance(7200)
-    await _poll(hass, freezer)
+    await poll(hass, freezer)
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
-    assert _state(hass, MOTION) == STATE_OFF
-    assert _state(hass, CONNECTION) == STATE_ON
+    assert state_of(hass, MOTION) == STATE_OFF
+    assert state_of(hass, CONNECTION) == STATE_ON
 
 
 @pytest.mark.parametrize(
@@ -240,8 +228,8 @@ async def test_other_failures_make_entities_unavailable(
         )
     else:
         monkeypatch.setattr(hue_cloud.sim.world, "resources", lambda rtype=None: {"x": 1})
-    await _poll(hass, freezer)
-    assert _state(hass, MOTION) == STATE_UNAVAILABLE
+    await poll(hass, freezer)
+    assert state_of(hass, MOTION) == STATE_UNAVAILABLE
     attributes = hass.states.get(CONNECTION).attributes  # type: ignore[union-attr]
     assert attributes["problem"] == problem
     assert not _reauth_flows(hass)
@@ -281,12 +269,12 @@ async def test_outage_is_logged_once_and_recovery_once(
     hue_cloud.sim.world.bridge_offline(now, now + timedelta(minutes=10), status=502)
     caplog.clear()
     for _ in range(3):
-        await _poll(hass, freezer)
+        await poll(hass, freezer)
     failures = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(failures) == 1
     assert "Hue cloud could not be reached" in failures[0].getMessage()
     hue_cloud.clock.advance(600)
-    await _poll(hass, freezer)
+    await poll(hass, freezer)
     assert [r.getMessage() for r in caplog.records if "recovered" in r.getMessage()]
     token = loaded_entry.data["token"]
     assert token["access_token"] not in caplog.text

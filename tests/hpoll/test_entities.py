@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
@@ -12,7 +11,6 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
-    async_fire_time_changed,
     snapshot_platform,
 )
 from syrupy.assertion import SnapshotAssertion
@@ -21,16 +19,11 @@ from custom_components.hpoll import async_remove_config_entry_device
 from custom_components.hpoll.const import DOMAIN
 from tests.conftest import RunningCloud
 from tests.hpoll.conftest import BRIDGE_ID
+from tests.hpoll.helpers import poll
 
 FULL_SENSOR = "fb657eb4-38ba-fd3c-7535-d56f4350699f"
 ROOM_1 = "2dc387a1-b021-19b8-bfbd-0b4503d402c3"
 DIMMER_BUTTON = "0a9acc8f-a8ab-af2e-373b-dc6040de3bd5"
-
-
-async def _poll(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
-    freezer.tick(timedelta(seconds=61))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
@@ -77,7 +70,7 @@ async def test_new_devices_appear_and_removed_ones_go(
 ) -> None:
     world = hue_cloud.sim.world
     new_id = world.add_device_like(FULL_SENSOR, "Hallway sensor", room_id=ROOM_1)
-    await _poll(hass, freezer)
+    await poll(hass, freezer)
     device = device_registry.async_get_device_by_identifier((DOMAIN, new_id), loaded_entry.entry_id)
     assert device is not None
     assert device.suggested_area == "Room 1"
@@ -92,7 +85,7 @@ async def test_new_devices_appear_and_removed_ones_go(
     assert not await async_remove_config_entry_device(hass, loaded_entry, bridge)
 
     world.remove_device(new_id)
-    await _poll(hass, freezer)
+    await poll(hass, freezer)
     assert (
         device_registry.async_get_device_by_identifier((DOMAIN, new_id), loaded_entry.entry_id)
         is None
@@ -114,10 +107,10 @@ async def test_button_press_fires_an_event(
     assert entity_id is not None
     before = hass.states.get(entity_id)
     assert before is not None
-    await _poll(hass, freezer)
+    await poll(hass, freezer)
     assert hass.states.get(entity_id) == before  # nothing pressed, nothing fired
     hue_cloud.sim.world.press_button(DIMMER_BUTTON, "long_press")
-    await _poll(hass, freezer)
+    await poll(hass, freezer)
     after = hass.states.get(entity_id)
     assert after is not None
     assert after.attributes["event_type"] == "long_press"
@@ -136,7 +129,7 @@ async def test_rotary_turn_fires_an_event(
         "rotation": {"direction": "counter_clock_wise", "duration": 400, "steps": 30},
         "updated": "2026-07-28T06:00:00.000Z",
     }
-    await _poll(hass, freezer)
+    await poll(hass, freezer)
     fired = [
         state
         for state in hass.states.async_all("event")

@@ -9,11 +9,12 @@ from zoneinfo import ZoneInfo
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Event, HomeAssistant
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.hpoll.activity_log import in_quiet_hours, is_inactive
 from custom_components.hpoll.const import EVENT_INACTIVITY_ENDED, EVENT_INACTIVITY_STARTED
 from tests.conftest import RunningCloud
+from tests.hpoll.helpers import poll
 
 BERLIN = ZoneInfo("Europe/Berlin")
 INACTIVE = "binary_sensor.hue_bridge_inactive"
@@ -47,12 +48,6 @@ def test_is_inactive() -> None:
     assert is_inactive(now - three + timedelta(seconds=1), now, three, quiet=False) is False
 
 
-async def _poll(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float = 61) -> None:
-    freezer.tick(timedelta(seconds=seconds))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
-
-
 async def test_inactive_turns_on_and_off_with_events(
     hass: HomeAssistant,
     credentials: None,
@@ -79,16 +74,16 @@ async def test_inactive_turns_on_and_off_with_events(
 
     hue_cloud.sim.world.move(SENSOR_DEVICE)
     hue_cloud.clock.advance(30)
-    await _poll(hass, freezer)
+    await poll(hass, freezer)
     assert hass.states.get(INACTIVE).state == "off"  # type: ignore[union-attr]
     assert [e.event_type for e in events] == [EVENT_INACTIVITY_ENDED]
 
     for _ in range(30):
-        await _poll(hass, freezer)
+        await poll(hass, freezer)
     assert hass.states.get(INACTIVE).state == "on"  # type: ignore[union-attr]
     assert [e.event_type for e in events] == [EVENT_INACTIVITY_ENDED, EVENT_INACTIVITY_STARTED]
 
     now = hue_cloud.clock.now()
     hue_cloud.sim.world.bridge_offline(now, now + timedelta(hours=1))
-    await _poll(hass, freezer)
+    await poll(hass, freezer)
     assert hass.states.get(INACTIVE).state == "unavailable"  # type: ignore[union-attr]
