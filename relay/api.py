@@ -168,6 +168,9 @@ async def _ingest(relay: Relay, request: web.Request) -> web.Response:
         )
     except ValueError:
         return _reject(relay, "invalid_json", problem(400, "Bad Request", "the body is not JSON"))
+    except ConnectionResetError:
+        # The client went away mid-upload: nothing was stored, nobody is left to answer.
+        return _reject(relay, "disconnected", problem(400, "Bad Request", "connection lost"))
     try:
         report = validate_report(raw)
     except ReportError as err:
