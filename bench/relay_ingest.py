@@ -10,11 +10,12 @@ Measured:
     256 reports a transaction), no HTTP, no validation.
 
 Printed JSON keys:
-  connections, seconds_per_run         load shape
+  connections, seconds_per_run         load shape (each run follows a 2 s unmeasured warm-up)
   http_floor_rps                       requests/s of the bare endpoint
   <db>_rps, <db>_p50_ms, <db>_p99_ms   relay throughput and latency (db: sqlite, postgres)
   <db>_non_2xx                         answers that were not 2xx (must be 0)
-  <db>_stored                          reports in the database afterwards (must equal requests)
+  <db>_stored                          reports in the database afterwards (the warm-up's and the
+                                       measured run's requests, plus those in flight at the end)
   <db>_storage_floor_rps               reports/s through store_batch alone
   <db>_ratio_to_http_floor             <db>_rps / http_floor_rps (ambition >= 0.3)
   sqlite_rps_runs, sqlite_p99_ms_runs  every SQLite run (the figures above are the median run's)
@@ -57,6 +58,8 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 #: This machine is shared and noisy: the SQLite relay run and the HTTP floor are repeated,
 #: alternating, and the medians reported.
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+#: Every server gets this many seconds of the same load first, not measured.
+WARMUP = 2
 STORAGE_REPORTS = 20_000
 
 
@@ -85,14 +88,14 @@ async def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
     raise TimeoutError(url)
 
 
-def wrk(port: int, env: dict[str, str]) -> dict[str, Any]:
+def wrk(port: int, env: dict[str, str], seconds: int = SECONDS) -> dict[str, Any]:
     """One wrk run against 127.0.0.1:port."""
     output = subprocess.run(
         [
             "wrk",
             "-t1",
             f"-c{CONNECTIONS}",
-            f"-d{SECONDS}s",
+            f"-d{seconds}s",
             "--latency",
             "-s",
             str(ROOT / "bench/wrk_reports.lua"),
@@ -144,6 +147,7 @@ async def relay_run(name: str, db_url: str, workdir: Path) -> dict[str, Any]:
     )
     try:
         await wait_healthy(f"http://127.0.0.1:{port}/healthz", server)
+        wrk(port, env, WARMUP)  # connections, caches and the WAL settle; not measured
         figures = wrk(port, env)
     finally:
         server.terminate()
@@ -168,6 +172,7 @@ async def http_floor(workdir: Path) -> float:
     server = subprocess.Popen([sys.executable, str(ROOT / "bench/http_floor.py"), str(port)])
     try:
         await wait_healthy(f"http://127.0.0.1:{port}/", server)
+        wrk(port, env, WARMUP)
         return float(wrk(port, env)["rps"])
     finally:
         server.terminate()
