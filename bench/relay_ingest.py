@@ -192,10 +192,11 @@ async def storage_floor(db_url: str, workdir: Path) -> float:
     for start in range(0, STORAGE_REPORTS, 256):
         batch = []
         for _ in range(start, min(start + 256, STORAGE_REPORTS)):
-            raw = json.loads(
-                body.replace("__RID__", str(uuid.uuid4())).replace("__NOW__", utcnow().isoformat())
+            text = body.replace("__RID__", str(uuid.uuid4())).replace(
+                "__NOW__", utcnow().isoformat()
             )
-            batch.append(Submission(home.id, raw, validate_report(raw), loop.create_future()))
+            report = validate_report(json.loads(text))
+            batch.append(Submission(home.id, text, report, loop.create_future()))
         batches.append(batch)
     started = time.perf_counter()
     for batch in batches:

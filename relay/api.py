@@ -159,7 +159,8 @@ async def _ingest(relay: Relay, request: web.Request) -> web.Response:
         )
     request["home_id"] = home_id
     try:
-        raw = await request.json()
+        body = await request.text()
+        raw = json.loads(body)
     except web.HTTPRequestEntityTooLarge:
         return _reject(
             relay,
@@ -188,7 +189,7 @@ async def _ingest(relay: Relay, request: web.Request) -> web.Response:
         response.headers["Retry-After"] = str(int(wait))
         return _reject(relay, "rate_limited", response)
     try:
-        outcome = await relay.writer.submit(home_id, raw, report)
+        outcome = await relay.writer.submit(home_id, body, report)
     except StorageError as err:
         response = problem(503, "Service Unavailable", str(err))
         response.headers["Retry-After"] = "5"

@@ -51,7 +51,8 @@ class Submission:
     """One report waiting for the writer."""
 
     home_id: str
-    raw: dict[str, Any]
+    #: The request body as received (stored verbatim).
+    body: str
     report: dict[str, Any]
     done: asyncio.Future[Outcome]
 
@@ -107,7 +108,7 @@ def store_batch(
                 "report_id": s.report["report_id"],
                 "sent_at": s.report["sent_at"],
                 "received_at": received_at,
-                "payload": s.raw,
+                "payload": s.body,
             }
             for s in first.values()
         ],
@@ -337,10 +338,10 @@ class IngestWriter:
             self._checkpoint_engine.dispose()
             self._sync_engine = None
 
-    async def submit(self, home_id: str, raw: dict[str, Any], report: dict[str, Any]) -> Outcome:
+    async def submit(self, home_id: str, body: str, report: dict[str, Any]) -> Outcome:
         """Queue a validated report; return once it is committed (or raise StorageError)."""
         done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        await self._queue.put(Submission(home_id, raw, report, done))
+        await self._queue.put(Submission(home_id, body, report, done))
         return await done
 
     async def _run(self) -> None:

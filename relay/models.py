@@ -125,7 +125,8 @@ class Report(Base):
     report_id: Mapped[str] = mapped_column(String(36))
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: The body exactly as received (JSON text): kept verbatim, never re-encoded.
+    payload: Mapped[str] = mapped_column(Text)
 
 
 class DeviceState(Base):

@@ -75,6 +75,9 @@ async def test_report_is_stored_once(
     assert await _count(engine, Report) == 1
     assert await _count(engine, DeviceState) == 2
     assert await _count(engine, ActivityBucket) == 1
+    async with engine.connect() as connection:
+        stored = await connection.scalar(select(Report.payload))
+    assert stored == json.dumps(report)  # the body verbatim, as the home sent it
 
 
 @pytest.mark.parametrize(
@@ -352,7 +355,10 @@ async def test_duplicates_inside_one_batch_are_stored_once(
     home = await admin.add_home("Batch home", "Europe/Berlin")
     raw = make_report(home.id)
     loop = asyncio.get_running_loop()
-    batch = [Submission(home.id, raw, validate_report(raw), loop.create_future()) for _ in range(3)]
+    batch = [
+        Submission(home.id, json.dumps(raw), validate_report(raw), loop.create_future())
+        for _ in range(3)
+    ]
     async with engine.begin() as connection:
         outcomes = await connection.run_sync(store_batch, batch, datetime.now(UTC))
     assert outcomes == ["stored", "duplicate", "duplicate"]

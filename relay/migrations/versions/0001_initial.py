@@ -114,7 +114,7 @@ def upgrade() -> None:
         sa.Column("report_id", sa.String(length=36), nullable=False),
         sa.Column("sent_at", TIMESTAMP, nullable=False),
         sa.Column("received_at", TIMESTAMP, nullable=False),
-        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(["home_id"], ["homes.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("report_id", "home_id", name="uq_reports_report_home"),
