@@ -234,8 +234,7 @@ class World:
 
     def _motion_starts(self, sensor_id: str, when: datetime, movement_end: datetime) -> None:
         release = movement_end + timedelta(seconds=MOTION_HOLD_SECONDS)
-        if self._motion_until.get(sensor_id, when) < release or sensor_id not in self._motion_until:
-            self._motion_until[sensor_id] = max(release, self._motion_until.get(sensor_id, release))
+        self._motion_until[sensor_id] = max(release, self._motion_until.get(sensor_id, release))
         if not self._is_moving(sensor_id):
             self._set_motion(self._resources[sensor_id], True, when)
             self._update_groups(sensor_id, when)
