@@ -218,14 +218,15 @@ class InactiveSensor(HpollEntity, BinarySensorEntity):
 
     @property
     @override
-    def extra_state_attributes(self) -> dict[str, str | float]:
+    def extra_state_attributes(self) -> dict[str, str | float | bool]:
         start, end = self.coordinator.quiet_hours
         return {
             "threshold_hours": self.coordinator.inactivity_threshold.total_seconds() / 3600,
             "quiet_start": start.isoformat(timespec="minutes"),
             "quiet_end": end.isoformat(timespec="minutes"),
+            "away": self.coordinator.activity.away,
         }
 
     @override
     def fingerprint(self) -> Hashable:
-        return (self.available, self.is_on)
+        return (self.available, self.is_on, self.coordinator.activity.away)

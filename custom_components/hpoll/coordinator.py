@@ -161,7 +161,7 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
     def _judge_inactivity(self, now: datetime) -> None:
         quiet = in_quiet_hours(now, self.activity.timezone, *self.quiet_hours)
         last = self.activity.last.get(HOME)
-        inactive = is_inactive(last, now, self.inactivity_threshold, quiet)
+        inactive = is_inactive(last, now, self.inactivity_threshold, quiet, away=self.activity.away)
         if inactive is not None and self.inactive is not None and inactive != self.inactive:
             self.hass.bus.async_fire(
                 EVENT_INACTIVITY_STARTED if inactive else EVENT_INACTIVITY_ENDED,

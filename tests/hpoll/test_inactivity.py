@@ -19,6 +19,7 @@ from tests.hpoll.helpers import poll
 BERLIN = ZoneInfo("Europe/Berlin")
 INACTIVE = "binary_sensor.hue_bridge_inactive"
 SENSOR_DEVICE = "7bd86197-ef7c-7625-3170-1b6de1502441"
+CONTACT = "1c81d201-23f1-db39-9762-4eafb6397464"
 
 
 @pytest.mark.parametrize(
@@ -46,6 +47,7 @@ def test_is_inactive() -> None:
     assert is_inactive(now - timedelta(hours=5), now, three, quiet=True) is False
     assert is_inactive(now - three, now, three, quiet=False) is True
     assert is_inactive(now - three + timedelta(seconds=1), now, three, quiet=False) is False
+    assert is_inactive(now - timedelta(hours=9), now, three, quiet=False, away=True) is False
 
 
 async def test_inactive_turns_on_and_off_with_events(
@@ -82,6 +84,17 @@ async def test_inactive_turns_on_and_off_with_events(
         await poll(hass, freezer)
     assert hass.states.get(INACTIVE).state == "on"  # type: ignore[union-attr]
     assert [e.event_type for e in events] == [EVENT_INACTIVITY_ENDED, EVENT_INACTIVITY_STARTED]
+
+    # Leaving through the front door: silence after that is "away", not "inactive".
+    hue_cloud.clock.advance(60)
+    hue_cloud.sim.world.set_contact(CONTACT, "no_contact")
+    await poll(hass, freezer)
+    state = hass.states.get(INACTIVE)
+    assert state is not None
+    assert (state.state, state.attributes["away"]) == ("off", True)
+    for _ in range(31):
+        await poll(hass, freezer)
+    assert hass.states.get(INACTIVE).state == "off"  # type: ignore[union-attr]
 
     now = hue_cloud.clock.now()
     hue_cloud.sim.world.bridge_offline(now, now + timedelta(hours=1))
