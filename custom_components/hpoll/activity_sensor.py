@@ -32,6 +32,19 @@ def activity_rooms(snapshot: Snapshot) -> dict[str, Group]:
     return rooms
 
 
+def room_device_info(coordinator: HpollCoordinator, room: Group) -> DeviceInfo:
+    """The HA device of a Hue room: where its activity entities live."""
+    return DeviceInfo(
+        identifiers={(DOMAIN, room_identifier(coordinator.bridge_id, room.id))},
+        name=room.name,
+        manufacturer="Signify",
+        model="Hue room",
+        entry_type=DeviceEntryType.SERVICE,
+        suggested_area=room.name,
+        via_device_id=coordinator.bridge_device_id,
+    )
+
+
 class ActivitySensor(HpollEntity, SensorEntity):
     """Base: one room (or the home, room_id None) of the coordinator's ActivityLog."""
 
@@ -46,18 +59,9 @@ class ActivitySensor(HpollEntity, SensorEntity):
         scope = f"room_{room.id}" if room else "home"
         self._attr_unique_id = f"{coordinator.bridge_id}_{scope}_{key}"
         self._attr_translation_key = self.keys[1] if room else self.keys[0]
-        if room is None:
-            self._attr_device_info = bridge_device_info(coordinator)
-        else:
-            self._attr_device_info = DeviceInfo(
-                identifiers={(DOMAIN, room_identifier(coordinator.bridge_id, room.id))},
-                name=room.name,
-                manufacturer="Signify",
-                model="Hue room",
-                entry_type=DeviceEntryType.SERVICE,
-                suggested_area=room.name,
-                via_device_id=coordinator.bridge_device_id,
-            )
+        self._attr_device_info = (
+            bridge_device_info(coordinator) if room is None else room_device_info(coordinator, room)
+        )
 
     @property
     @override
@@ -157,6 +161,7 @@ def add_activity_entities(
                 for entity in (
                     LastActivitySensor(coordinator, room, "last_activity"),
                     ActivityTodaySensor(coordinator, room, "activity_today"),
+                    MinutesSinceActivitySensor(coordinator, room, "minutes_since_activity"),
                 )
             )
 

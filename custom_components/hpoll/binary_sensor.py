@@ -13,9 +13,12 @@ from homeassistant.components.binary_sensor import (
 )
 from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
 
+from .activity_log import in_quiet_hours, is_inactive
+from .activity_sensor import activity_rooms, room_device_info
 from .const import (
     GROUP_ACTIVITY,
     GROUP_BATTERY,
@@ -31,7 +34,7 @@ from .entity import (
     bridge_device_info,
     enabled_groups,
 )
-from .hue import BatteryState, ConnectivityStatus, Device
+from .hue import BatteryState, ConnectivityStatus, Device, Group
 
 PARALLEL_UPDATES = 0
 
@@ -118,7 +121,8 @@ async def async_setup_entry(
     coordinator = entry.runtime_data.coordinator
     async_add_entities([BridgeConnectionSensor(coordinator)])
     if GROUP_ACTIVITY in groups:
-        async_add_entities([InactiveSensor(coordinator)])
+        async_add_entities([InactiveSensor(coordinator), UnusuallyQuietSensor(coordinator)])
+        add_room_inactivity(entry, async_add_entities)
 
     def build(coordinator: HpollCoordinator, device: Device) -> list[HpollBinarySensor]:
         return [
@@ -230,3 +234,101 @@ class InactiveSensor(HpollEntity, BinarySensorEntity):
     @override
     def fingerprint(self) -> Hashable:
         return (self.available, self.is_on, self.coordinator.activity.away)
+
+
+class UnusuallyQuietSensor(HpollEntity, BinarySensorEntity):
+    """On when the home is quieter than it usually is at this time of day and week.
+
+    Learned from the home's own history (baseline.py); unknown while it is still learning (the
+    first week), off after a door (away), unavailable while the bridge cannot be read.
+    """
+
+    _attr_translation_key = "unusually_quiet"
+
+    def __init__(self, coordinator: HpollCoordinator) -> None:
+        """One per home (bridge)."""
+        super().__init__(coordinator)
+        self._attr_unique_id = f"{coordinator.bridge_id}_home_unusually_quiet"
+        self._attr_device_info = bridge_device_info(coordinator)
+
+    @property
+    @override
+    def is_on(self) -> bool | None:
+        return self.coordinator.unusually_quiet
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, bool | int | None]:
+        limit = self.coordinator.baseline.threshold(dt_util.utcnow())
+        return {
+            "learning": limit is None,
+            "days_learned": len(self.coordinator.baseline.days),
+            "threshold_minutes": int(limit.total_seconds() // 60) if limit else None,
+        }
+
+    @override
+    def fingerprint(self) -> Hashable:
+        return (self.available, self.is_on, tuple(self.extra_state_attributes.values()))
+
+
+class RoomInactiveSensor(HpollEntity, BinarySensorEntity):
+    """No activity in one room for the threshold, outside quiet hours (the home's rule).
+
+    Rooms are empty for hours as a matter of course, so this starts disabled: enable it for a
+    room that should see someone regularly (the kitchen, the bathroom).
+    """
+
+    _attr_translation_key = "room_inactive"
+    _attr_entity_registry_enabled_default = False
+
+    def __init__(self, coordinator: HpollCoordinator, room: Group) -> None:
+        """One per room that can see activity."""
+        super().__init__(coordinator)
+        self.room = room
+        self._attr_unique_id = f"{coordinator.bridge_id}_room_{room.id}_inactive"
+        self._attr_device_info = room_device_info(coordinator, room)
+
+    @property
+    @override
+    def available(self) -> bool:
+        return super().available and self.room.id in self.coordinator.data.rooms
+
+    @property
+    @override
+    def is_on(self) -> bool | None:
+        coordinator = self.coordinator
+        now = dt_util.utcnow()
+        return is_inactive(
+            coordinator.activity.last.get(self.room.name),
+            now,
+            coordinator.inactivity_threshold,
+            in_quiet_hours(now, coordinator.activity.timezone, *coordinator.quiet_hours),
+            away=coordinator.activity.away,
+        )
+
+    @override
+    def fingerprint(self) -> Hashable:
+        return (self.available, self.is_on)
+
+
+def add_room_inactivity(
+    entry: HpollConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
+) -> None:
+    """A room Inactive sensor for every room that can see activity, as rooms appear."""
+    coordinator = entry.runtime_data.coordinator
+    known: set[str] = set()
+
+    @callback
+    def add_rooms() -> None:
+        if not coordinator.last_update_success:
+            return
+        rooms = activity_rooms(coordinator.data)
+        new = [
+            RoomInactiveSensor(coordinator, room) for rid, room in rooms.items() if rid not in known
+        ]
+        known.update(rooms)
+        if new:
+            async_add_entities(new)
+
+    add_rooms()
+    entry.async_on_unload(coordinator.async_add_listener(add_rooms))

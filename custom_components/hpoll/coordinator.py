@@ -20,6 +20,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from homeassistant.util import dt as dt_util
 
 from .activity_log import HOME, ActivityLog, in_quiet_hours, is_inactive
+from .baseline import QuietBaseline
 from .const import (
     CONF_INACTIVITY_HOURS,
     CONF_QUIET_END,
@@ -113,6 +114,9 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
         )
         #: The home is inactive (None: no activity seen yet, so nothing to judge by).
         self.inactive: bool | None = None
+        self.baseline = QuietBaseline(dt_util.get_default_time_zone())
+        #: Quieter than this home usually is now (None while the baseline is learning).
+        self.unusually_quiet: bool | None = None
         options = entry.options
         self.inactivity_threshold = timedelta(
             hours=float(options.get(CONF_INACTIVITY_HOURS, DEFAULT_INACTIVITY_HOURS))
@@ -123,16 +127,20 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
         )
 
     async def async_load_activity(self) -> None:
-        """What the tracker knew before a restart (so nothing is counted twice)."""
+        """What the tracker and the baseline knew before a restart (nothing counted twice)."""
+        stored = await self._store.async_load() or {}
+        zone = dt_util.get_default_time_zone()
         self.activity = ActivityLog.restore(
-            await self._store.async_load(),
-            timezone=dt_util.get_default_time_zone(),
-            started_at=dt_util.utcnow(),
+            stored.get("activity"), timezone=zone, started_at=dt_util.utcnow()
         )
+        self.baseline = QuietBaseline.restore(stored.get("baseline"), zone)
+
+    def _stored_state(self) -> dict[str, Any]:
+        return {"activity": self.activity.export(), "baseline": self.baseline.export()}
 
     async def async_save_activity(self) -> None:
-        """Write the tracker's state now (unload)."""
-        await self._store.async_save(self.activity.export())
+        """Write the tracker's and the baseline's state now (unload)."""
+        await self._store.async_save(self._stored_state())
 
     async def _track_activity(self, snapshot: Snapshot) -> None:
         now = dt_util.utcnow()
@@ -140,7 +148,7 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
             # Days are counted in the HOME's timezone, which is the bridge's, not HA's.
             zone = await dt_util.async_get_time_zone(snapshot.bridge.time_zone)
             if zone is not None:
-                self.activity.timezone = zone
+                self.activity.timezone = self.baseline.timezone = zone
         events = self.activity.tracker.update(snapshot, now)
         for event in self.activity.record(events, now):
             self.hass.bus.async_fire(
@@ -154,7 +162,8 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
                     "sampled": event.sampled,
                 },
             )
-        self._store.async_delay_save(self.activity.export, 30)
+        self.baseline.observe(now, self.activity.last.get(HOME))
+        self._store.async_delay_save(self._stored_state, 30)
         self._judge_inactivity(now)
 
     @callback
@@ -171,6 +180,7 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
                 },
             )
         self.inactive = inactive
+        self.unusually_quiet = self.baseline.unusually_quiet(now, last, self.activity.away)
 
     @callback
     @override

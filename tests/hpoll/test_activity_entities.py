@@ -44,7 +44,8 @@ async def test_activity_counts_fires_events_and_survives_restarts(
     assert await hass.config_entries.async_reload(loaded_entry.entry_id)
     await hass.async_block_till_done()
     stored = hass_storage[f"hpoll.{loaded_entry.entry_id}.activity"]["data"]
-    assert stored["today"][""] == 1
+    assert stored["activity"]["today"][""] == 1
+    assert "samples" in stored["baseline"]
     await poll(hass, freezer)
     assert state_of(hass, HOME_TODAY) == "1"
     assert state_of(hass, ROOM_LAST) == last
@@ -62,3 +63,13 @@ async def test_activity_is_unavailable_while_the_bridge_is(
     await poll(hass, freezer)
     assert state_of(hass, HOME_TODAY) == "unavailable"
     assert state_of(hass, ROOM_LAST) == "unavailable"
+
+
+async def test_unusually_quiet_learns_first(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    state = hass.states.get("binary_sensor.hue_bridge_unusually_quiet")
+    assert state is not None
+    assert state.state == "unknown"
+    assert state.attributes["learning"] is True
+    assert state.attributes["threshold_minutes"] is None
