@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterable
 from datetime import datetime
 from typing import override
 
@@ -10,6 +10,7 @@ from homeassistant.components.sensor import SensorDeviceClass, SensorEntity, Sen
 from homeassistant.const import UnitOfTime
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
@@ -131,20 +132,13 @@ class MinutesSinceActivitySensor(ActivitySensor):
         return (self.available, self.native_value)
 
 
-def add_activity_entities(
-    entry: HpollConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
+def add_entities_as_rooms_appear(
+    entry: HpollConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    build: Callable[[HpollCoordinator, Group], Iterable[Entity]],
 ) -> None:
-    """Home-level entities now; room-level ones for every room that can see activity."""
-    if GROUP_ACTIVITY not in enabled_groups(entry):
-        return
+    """Entities for every room that can see activity, now and when rooms appear later."""
     coordinator = entry.runtime_data.coordinator
-    async_add_entities(
-        [
-            LastActivitySensor(coordinator, None, "last_activity"),
-            ActivityTodaySensor(coordinator, None, "activity_today"),
-            MinutesSinceActivitySensor(coordinator, None, "minutes_since_activity"),
-        ]
-    )
     known: set[str] = set()
 
     @callback
@@ -154,16 +148,27 @@ def add_activity_entities(
         rooms = activity_rooms(coordinator.data)
         new = [room for room_id, room in rooms.items() if room_id not in known]
         known.update(rooms)
-        if new:
-            async_add_entities(
-                entity
-                for room in new
-                for entity in (
-                    LastActivitySensor(coordinator, room, "last_activity"),
-                    ActivityTodaySensor(coordinator, room, "activity_today"),
-                    MinutesSinceActivitySensor(coordinator, room, "minutes_since_activity"),
-                )
-            )
+        entities = [entity for room in new for entity in build(coordinator, room)]
+        if entities:
+            async_add_entities(entities)
 
     add_rooms()
     entry.async_on_unload(coordinator.async_add_listener(add_rooms))
+
+
+def add_activity_entities(
+    entry: HpollConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
+) -> None:
+    """Home-level entities now; room-level ones for every room that can see activity."""
+    if GROUP_ACTIVITY not in enabled_groups(entry):
+        return
+
+    def build(coordinator: HpollCoordinator, room: Group | None) -> list[ActivitySensor]:
+        return [
+            LastActivitySensor(coordinator, room, "last_activity"),
+            ActivityTodaySensor(coordinator, room, "activity_today"),
+            MinutesSinceActivitySensor(coordinator, room, "minutes_since_activity"),
+        ]
+
+    async_add_entities(build(entry.runtime_data.coordinator, None))
+    add_entities_as_rooms_appear(entry, async_add_entities, build)

@@ -13,12 +13,12 @@ from homeassistant.components.binary_sensor import (
 )
 from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
 from .activity_log import in_quiet_hours, is_inactive
-from .activity_sensor import activity_rooms, room_device_info
+from .activity_sensor import add_entities_as_rooms_appear, room_device_info
 from .const import (
     GROUP_ACTIVITY,
     GROUP_BATTERY,
@@ -122,7 +122,11 @@ async def async_setup_entry(
     async_add_entities([BridgeConnectionSensor(coordinator)])
     if GROUP_ACTIVITY in groups:
         async_add_entities([InactiveSensor(coordinator), UnusuallyQuietSensor(coordinator)])
-        add_room_inactivity(entry, async_add_entities)
+        add_entities_as_rooms_appear(
+            entry,
+            async_add_entities,
+            lambda coordinator, room: [RoomInactiveSensor(coordinator, room)],
+        )
 
     def build(coordinator: HpollCoordinator, device: Device) -> list[HpollBinarySensor]:
         return [
@@ -309,26 +313,3 @@ class RoomInactiveSensor(HpollEntity, BinarySensorEntity):
     @override
     def fingerprint(self) -> Hashable:
         return (self.available, self.is_on)
-
-
-def add_room_inactivity(
-    entry: HpollConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
-) -> None:
-    """A room Inactive sensor for every room that can see activity, as rooms appear."""
-    coordinator = entry.runtime_data.coordinator
-    known: set[str] = set()
-
-    @callback
-    def add_rooms() -> None:
-        if not coordinator.last_update_success:
-            return
-        rooms = activity_rooms(coordinator.data)
-        new = [
-            RoomInactiveSensor(coordinator, room) for rid, room in rooms.items() if rid not in known
-        ]
-        known.update(rooms)
-        if new:
-            async_add_entities(new)
-
-    add_rooms()
-    entry.async_on_unload(coordinator.async_add_listener(add_rooms))
