@@ -100,3 +100,31 @@ async def test_inactive_turns_on_and_off_with_events(
     hue_cloud.sim.world.bridge_offline(now, now + timedelta(hours=1))
     await poll(hass, freezer)
     assert hass.states.get(INACTIVE).state == "unavailable"  # type: ignore[union-attr]
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+async def test_room_inactivity_follows_the_room(
+    hass: HomeAssistant,
+    credentials: None,
+    config_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        config_entry,
+        options={"inactivity_hours": 0.5, "quiet_start": "00:00:00", "quiet_end": "00:00:00"},
+    )
+    hue_cloud.sim.world.settle_motion(datetime(2020, 1, 1, tzinfo=UTC))
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    room = "binary_sensor.room_1_room_1_inactive"
+    other = "binary_sensor.room_10_room_10_inactive"
+    hue_cloud.sim.world.move(SENSOR_DEVICE)  # in Room 1
+    hue_cloud.clock.advance(30)
+    await poll(hass, freezer)
+    assert hass.states.get(room).state == "off"  # type: ignore[union-attr]
+    assert hass.states.get(other).state == "on"  # type: ignore[union-attr]
+    for _ in range(31):
+        await poll(hass, freezer)
+    assert hass.states.get(room).state == "on"  # type: ignore[union-attr]
