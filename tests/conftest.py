@@ -63,7 +63,8 @@ async def hue_cloud(socket_enabled: None) -> AsyncIterator[RunningCloud]:
     sim = HueCloudSimulator.from_fixture(
         clock, clients={CLIENT_ID: CLIENT_SECRET}, app_keys={APP_KEY}
     )
-    server = TestServer(create_app(sim), host="127.0.0.1")
+    # No access log: aiohttp's access logger cannot format times under freezegun.
+    server = TestServer(create_app(sim), host="127.0.0.1", access_log=None)
     await server.start_server()
     try:
         yield RunningCloud(sim, clock, str(server.make_url("")).rstrip("/"), server)

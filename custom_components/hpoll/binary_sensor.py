@@ -263,10 +263,11 @@ class UnusuallyQuietSensor(HpollEntity, BinarySensorEntity):
     @property
     @override
     def extra_state_attributes(self) -> dict[str, bool | int | None]:
+        # No "days learned" counter: it would change the state's attributes every day for
+        # nothing a user acts on; "learning" says what matters.
         limit = self.coordinator.baseline.threshold(dt_util.utcnow())
         return {
             "learning": limit is None,
-            "days_learned": len(self.coordinator.baseline.days),
             "threshold_minutes": int(limit.total_seconds() // 60) if limit else None,
         }
 

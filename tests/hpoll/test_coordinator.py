@@ -44,12 +44,20 @@ async def test_motion_shows_up(
     assert state_of(hass, MOTION) == STATE_OFF
 
 
-async def test_unchanged_poll_writes_nostate_of(
+async def test_unchanged_poll_writes_no_state(
     hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
+    credentials: None,
+    config_entry: MockConfigEntry,
     hue_cloud: RunningCloud,
     freezer: FrozenDateTimeFactory,
 ) -> None:
+    # No quiet hours: Inactive must not flip because the test happens to run at 22:00 or 07:00.
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        config_entry, options={"quiet_start": "00:00:00", "quiet_end": "00:00:00"}
+    )
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
     # The capture froze one sensor mid-movement (presence goes on, and "last activity" with
     # it): let that movement end first, so nothing at all changes at the bridge.
     hue_cloud.sim.world.settle_motion()
@@ -270,7 +278,11 @@ async def test_outage_is_logged_once_and_recovery_once(
     caplog.clear()
     for _ in range(3):
         await poll(hass, freezer)
-    failures = [r for r in caplog.records if r.levelname == "ERROR"]
+    failures = [
+        r
+        for r in caplog.records
+        if r.levelname == "ERROR" and r.name.startswith("custom_components.hpoll")
+    ]
     assert len(failures) == 1
     assert "Hue cloud could not be reached" in failures[0].getMessage()
     hue_cloud.clock.advance(600)
