@@ -44,7 +44,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: HpollConfigEntry) -> boo
         base_url=const.API_BASE_URL,
     )
     coordinator = HpollCoordinator(hass, entry, client)
-    await coordinator.async_load_activity()
+    await coordinator.monitor.async_load()
     await coordinator.async_config_entry_first_refresh()
     # The bridge goes into the registry first so every other device can name it as its hub.
     bridge = dr.async_get(hass).async_get_or_create(
@@ -61,7 +61,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: HpollConfigEntry) -> bo
     """Stop polling, keep what the activity tracker knows, remove the entities."""
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
-        await entry.runtime_data.coordinator.async_save_activity()
+        await entry.runtime_data.coordinator.monitor.async_save()
     return unloaded
 
 

@@ -82,7 +82,7 @@ class LastActivitySensor(ActivitySensor):
     @property
     @override
     def native_value(self) -> datetime | None:
-        return self.coordinator.activity.last.get(self.room_name)
+        return self.coordinator.monitor.activity.last.get(self.room_name)
 
     @override
     def fingerprint(self) -> Hashable:
@@ -99,7 +99,7 @@ class ActivityTodaySensor(ActivitySensor):
     @property
     @override
     def native_value(self) -> int:
-        return self.coordinator.activity.count_today(self.room_name, dt_util.utcnow())
+        return self.coordinator.monitor.activity.count_today(self.room_name, dt_util.utcnow())
 
     @override
     def fingerprint(self) -> Hashable:
@@ -122,7 +122,7 @@ class MinutesSinceActivitySensor(ActivitySensor):
     @property
     @override
     def native_value(self) -> int | None:
-        last = self.coordinator.activity.last.get(self.room_name)
+        last = self.coordinator.monitor.activity.last.get(self.room_name)
         if last is None:
             return None
         return max(0, int((dt_util.utcnow() - last).total_seconds() // 60))

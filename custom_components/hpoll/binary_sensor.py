@@ -17,7 +17,6 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
-from .activity_log import in_quiet_hours, is_inactive
 from .activity_sensor import add_entities_as_rooms_appear, room_device_info
 from .const import (
     GROUP_ACTIVITY,
@@ -222,22 +221,22 @@ class InactiveSensor(HpollEntity, BinarySensorEntity):
     @property
     @override
     def is_on(self) -> bool | None:
-        return self.coordinator.inactive
+        return self.coordinator.monitor.inactive
 
     @property
     @override
     def extra_state_attributes(self) -> dict[str, str | float | bool]:
-        start, end = self.coordinator.quiet_hours
+        start, end = self.coordinator.monitor.quiet_hours
         return {
-            "threshold_hours": self.coordinator.inactivity_threshold.total_seconds() / 3600,
+            "threshold_hours": self.coordinator.monitor.inactivity_threshold.total_seconds() / 3600,
             "quiet_start": start.isoformat(timespec="minutes"),
             "quiet_end": end.isoformat(timespec="minutes"),
-            "away": self.coordinator.activity.away,
+            "away": self.coordinator.monitor.activity.away,
         }
 
     @override
     def fingerprint(self) -> Hashable:
-        return (self.available, self.is_on, self.coordinator.activity.away)
+        return (self.available, self.is_on, self.coordinator.monitor.activity.away)
 
 
 class UnusuallyQuietSensor(HpollEntity, BinarySensorEntity):
@@ -258,14 +257,14 @@ class UnusuallyQuietSensor(HpollEntity, BinarySensorEntity):
     @property
     @override
     def is_on(self) -> bool | None:
-        return self.coordinator.unusually_quiet
+        return self.coordinator.monitor.unusually_quiet
 
     @property
     @override
     def extra_state_attributes(self) -> dict[str, bool | int | None]:
         # No "days learned" counter: it would change the state's attributes every day for
         # nothing a user acts on; "learning" says what matters.
-        limit = self.coordinator.baseline.threshold(dt_util.utcnow())
+        limit = self.coordinator.monitor.baseline.threshold(dt_util.utcnow())
         return {
             "learning": limit is None,
             "threshold_minutes": int(limit.total_seconds() // 60) if limit else None,
@@ -301,15 +300,7 @@ class RoomInactiveSensor(HpollEntity, BinarySensorEntity):
     @property
     @override
     def is_on(self) -> bool | None:
-        coordinator = self.coordinator
-        now = dt_util.utcnow()
-        return is_inactive(
-            coordinator.activity.last.get(self.room.name),
-            now,
-            coordinator.inactivity_threshold,
-            in_quiet_hours(now, coordinator.activity.timezone, *coordinator.quiet_hours),
-            away=coordinator.activity.away,
-        )
+        return self.coordinator.monitor.inactive_in(self.room.name, dt_util.utcnow())
 
     @override
     def fingerprint(self) -> Hashable:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, override
+from typing import override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
@@ -15,25 +15,14 @@ from homeassistant.exceptions import (
     OAuth2TokenRequestReauthError,
 )
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
-from homeassistant.helpers.storage import Store
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
-from .activity_log import HOME, ActivityLog, in_quiet_hours, is_inactive
-from .baseline import QuietBaseline
+from .activity_monitor import ActivityMonitor
 from .const import (
-    CONF_INACTIVITY_HOURS,
-    CONF_QUIET_END,
-    CONF_QUIET_START,
     CONF_SCAN_INTERVAL,
-    DEFAULT_INACTIVITY_HOURS,
-    DEFAULT_QUIET_END,
-    DEFAULT_QUIET_START,
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
-    EVENT_ACTIVITY,
-    EVENT_INACTIVITY_ENDED,
-    EVENT_INACTIVITY_STARTED,
     ISSUE_BRIDGE_OFFLINE,
     LOGGER,
     MAX_RATE_LIMIT_BACKOFF,
@@ -106,81 +95,8 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
         self.last_success: datetime | None = None
         self._rate_limit_streak = 0
         self._known_devices: set[str] = set()
-        self._store: Store[dict[str, Any]] = Store(
-            hass, 1, f"{DOMAIN}.{entry.entry_id}.activity", private=True
-        )
-        self.activity = ActivityLog.restore(
-            None, timezone=dt_util.get_default_time_zone(), started_at=dt_util.utcnow()
-        )
-        #: The home is inactive (None: no activity seen yet, so nothing to judge by).
-        self.inactive: bool | None = None
-        self.baseline = QuietBaseline(dt_util.get_default_time_zone())
-        #: Quieter than this home usually is now (None while the baseline is learning).
-        self.unusually_quiet: bool | None = None
-        options = entry.options
-        self.inactivity_threshold = timedelta(
-            hours=float(options.get(CONF_INACTIVITY_HOURS, DEFAULT_INACTIVITY_HOURS))
-        )
-        self.quiet_hours = (
-            time.fromisoformat(options.get(CONF_QUIET_START, DEFAULT_QUIET_START)),
-            time.fromisoformat(options.get(CONF_QUIET_END, DEFAULT_QUIET_END)),
-        )
-
-    async def async_load_activity(self) -> None:
-        """What the tracker and the baseline knew before a restart (nothing counted twice)."""
-        stored = await self._store.async_load() or {}
-        zone = dt_util.get_default_time_zone()
-        self.activity = ActivityLog.restore(
-            stored.get("activity"), timezone=zone, started_at=dt_util.utcnow()
-        )
-        self.baseline = QuietBaseline.restore(stored.get("baseline"), zone)
-
-    def _stored_state(self) -> dict[str, Any]:
-        return {"activity": self.activity.export(), "baseline": self.baseline.export()}
-
-    async def async_save_activity(self) -> None:
-        """Write the tracker's and the baseline's state now (unload)."""
-        await self._store.async_save(self._stored_state())
-
-    async def _track_activity(self, snapshot: Snapshot) -> None:
-        now = dt_util.utcnow()
-        if snapshot.bridge is not None and snapshot.bridge.time_zone:
-            # Days are counted in the HOME's timezone, which is the bridge's, not HA's.
-            zone = await dt_util.async_get_time_zone(snapshot.bridge.time_zone)
-            if zone is not None:
-                self.activity.timezone = self.baseline.timezone = zone
-        events = self.activity.tracker.update(snapshot, now)
-        for event in self.activity.record(events, now):
-            self.hass.bus.async_fire(
-                EVENT_ACTIVITY,
-                {
-                    "entry_id": self.config_entry.entry_id,
-                    "room": event.room,
-                    "sensor_id": event.sensor_id,
-                    "kind": event.kind,
-                    "at": event.at.isoformat(),
-                    "sampled": event.sampled,
-                },
-            )
-        self.baseline.observe(now, self.activity.last.get(HOME))
-        self._store.async_delay_save(self._stored_state, 30)
-        self._judge_inactivity(now)
-
-    @callback
-    def _judge_inactivity(self, now: datetime) -> None:
-        quiet = in_quiet_hours(now, self.activity.timezone, *self.quiet_hours)
-        last = self.activity.last.get(HOME)
-        inactive = is_inactive(last, now, self.inactivity_threshold, quiet, away=self.activity.away)
-        if inactive is not None and self.inactive is not None and inactive != self.inactive:
-            self.hass.bus.async_fire(
-                EVENT_INACTIVITY_STARTED if inactive else EVENT_INACTIVITY_ENDED,
-                {
-                    "entry_id": self.config_entry.entry_id,
-                    "last_activity": last.isoformat() if last else None,
-                },
-            )
-        self.inactive = inactive
-        self.unusually_quiet = self.baseline.unusually_quiet(now, last, self.activity.away)
+        #: What the home's activity adds up to (tracker, counts, inactivity, baseline).
+        self.monitor = ActivityMonitor(hass, entry)
 
     @callback
     @override
@@ -241,7 +157,7 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
             ) from err
         self._recovered()
         self._remove_stale_devices(snapshot)
-        await self._track_activity(snapshot)
+        await self.monitor.async_update(snapshot)
         return snapshot
 
     def _rate_limited(self, err: HueRateLimitedError) -> UpdateFailed:
