@@ -17,7 +17,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.hpoll.const import DOMAIN
 from huesim.oauth import OAuthError
 from tests.conftest import RunningCloud
-from tests.hpoll.helpers import poll, state_of
+from tests.hpoll.helpers import poll, setup_with_options, state_of
 
 MOTION = "binary_sensor.room_1_device_46_motion"
 LAST_MOTION = "sensor.room_1_device_46_last_motion"
@@ -52,12 +52,9 @@ async def test_unchanged_poll_writes_no_state(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     # No quiet hours: Inactive must not flip because the test happens to run at 22:00 or 07:00.
-    config_entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(
-        config_entry, options={"quiet_start": "00:00:00", "quiet_end": "00:00:00"}
+    await setup_with_options(
+        hass, config_entry, {"quiet_start": "00:00:00", "quiet_end": "00:00:00"}
     )
-    assert await hass.config_entries.async_setup(config_entry.entry_id)
-    await hass.async_block_till_done()
     # The capture froze one sensor mid-movement (presence goes on, and "last activity" with
     # it): let that movement end first, so nothing at all changes at the bridge.
     hue_cloud.sim.world.settle_motion()

@@ -14,12 +14,18 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.hpoll.activity_log import in_quiet_hours, is_inactive
 from custom_components.hpoll.const import EVENT_INACTIVITY_ENDED, EVENT_INACTIVITY_STARTED
 from tests.conftest import RunningCloud
-from tests.hpoll.helpers import poll
+from tests.hpoll.helpers import poll, setup_with_options
 
 BERLIN = ZoneInfo("Europe/Berlin")
 INACTIVE = "binary_sensor.hue_bridge_inactive"
 SENSOR_DEVICE = "7bd86197-ef7c-7625-3170-1b6de1502441"
 CONTACT = "1c81d201-23f1-db39-9762-4eafb6397464"
+#: Inactive after half an hour, no quiet hours: the tests do not depend on the time of day.
+ALWAYS_AWAKE_HALF_HOUR = {
+    "inactivity_hours": 0.5,
+    "quiet_start": "00:00:00",
+    "quiet_end": "00:00:00",
+}
 
 
 @pytest.mark.parametrize(
@@ -57,14 +63,8 @@ async def test_inactive_turns_on_and_off_with_events(
     hue_cloud: RunningCloud,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    config_entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(
-        config_entry,
-        options={"inactivity_hours": 0.5, "quiet_start": "00:00:00", "quiet_end": "00:00:00"},
-    )
     hue_cloud.sim.world.settle_motion(datetime(2020, 1, 1, tzinfo=UTC))
-    assert await hass.config_entries.async_setup(config_entry.entry_id)
-    await hass.async_block_till_done()
+    await setup_with_options(hass, config_entry, ALWAYS_AWAKE_HALF_HOUR)
     events: list[Event[Any]] = []
     hass.bus.async_listen(EVENT_INACTIVITY_STARTED, events.append)
     hass.bus.async_listen(EVENT_INACTIVITY_ENDED, events.append)
@@ -110,14 +110,8 @@ async def test_room_inactivity_follows_the_room(
     hue_cloud: RunningCloud,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    config_entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(
-        config_entry,
-        options={"inactivity_hours": 0.5, "quiet_start": "00:00:00", "quiet_end": "00:00:00"},
-    )
     hue_cloud.sim.world.settle_motion(datetime(2020, 1, 1, tzinfo=UTC))
-    assert await hass.config_entries.async_setup(config_entry.entry_id)
-    await hass.async_block_till_done()
+    await setup_with_options(hass, config_entry, ALWAYS_AWAKE_HALF_HOUR)
     room = "binary_sensor.room_1_room_1_inactive"
     other = "binary_sensor.room_10_room_10_inactive"
     hue_cloud.sim.world.move(SENSOR_DEVICE)  # in Room 1
