@@ -29,7 +29,7 @@ from .coordinator import HpollConfigEntry, HpollCoordinator
 from .entity import (
     HpollDescribedEntity,
     HpollEntity,
-    add_entities_as_devices_appear,
+    add_described_entities,
     bridge_device_info,
     enabled_groups,
 )
@@ -126,15 +126,7 @@ async def async_setup_entry(
             async_add_entities,
             lambda coordinator, room: [RoomInactiveSensor(coordinator, room)],
         )
-
-    def build(coordinator: HpollCoordinator, device: Device) -> list[HpollBinarySensor]:
-        return [
-            HpollBinarySensor(coordinator, device, description)
-            for description in BINARY_SENSORS
-            if description.group in groups and description.exists_fn(device)
-        ]
-
-    add_entities_as_devices_appear(entry, async_add_entities, build)
+    add_described_entities(entry, async_add_entities, HpollBinarySensor, BINARY_SENSORS)
 
 
 class HpollBinarySensor(HpollDescribedEntity, BinarySensorEntity):

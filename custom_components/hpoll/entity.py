@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
-from typing import override
+from typing import Protocol, override
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
@@ -191,3 +191,35 @@ def add_entities_as_devices_appear(
 
     add_new_devices()
     entry.async_on_unload(coordinator.async_add_listener(add_new_devices))
+
+
+class DeviceDescription(Protocol):
+    """What a device entity's description adds to HA's: its options group, when it applies."""
+
+    @property
+    def key(self) -> str:
+        """Entity key (part of the unique id)."""
+
+    @property
+    def group(self) -> str:
+        """The options group (entity_groups) the entity belongs to."""
+
+    @property
+    def exists_fn(self) -> Callable[[Device], bool]:
+        """Whether a device has what the entity reads."""
+
+
+def add_described_entities[D: DeviceDescription](
+    entry: HpollConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    entity_class: Callable[[HpollCoordinator, Device, D], HpollDeviceEntity],
+    descriptions: Iterable[D],
+) -> None:
+    """One entity per (device, description) that applies and is in an enabled group."""
+    groups = enabled_groups(entry)
+    wanted = [d for d in descriptions if d.group in groups]
+
+    def build(coordinator: HpollCoordinator, device: Device) -> list[HpollDeviceEntity]:
+        return [entity_class(coordinator, device, d) for d in wanted if d.exists_fn(device)]
+
+    add_entities_as_devices_appear(entry, async_add_entities, build)

@@ -19,8 +19,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .activity_sensor import add_activity_entities
 from .const import GROUP_BATTERY, GROUP_CONNECTIVITY, GROUP_ENVIRONMENT, GROUP_MOTION
-from .coordinator import HpollConfigEntry, HpollCoordinator
-from .entity import HpollDescribedEntity, add_entities_as_devices_appear, enabled_groups
+from .coordinator import HpollConfigEntry
+from .entity import HpollDescribedEntity, add_described_entities
 from .hue import ConnectivityStatus, Device
 
 PARALLEL_UPDATES = 0
@@ -100,16 +100,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Sensors for every device that has the matching service, now and when paired later."""
-    groups = enabled_groups(entry)
-
-    def build(coordinator: HpollCoordinator, device: Device) -> list[HpollSensor]:
-        return [
-            HpollSensor(coordinator, device, description)
-            for description in SENSORS
-            if description.group in groups and description.exists_fn(device)
-        ]
-
-    add_entities_as_devices_appear(entry, async_add_entities, build)
+    add_described_entities(entry, async_add_entities, HpollSensor, SENSORS)
     add_activity_entities(entry, async_add_entities)
 
 
