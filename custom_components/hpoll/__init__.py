@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
-from homeassistant.helpers import config_validation as cv, device_registry as dr
+from datetime import timedelta
+
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant
+from homeassistant.helpers import (
+    config_validation as cv,
+    device_registry as dr,
+    issue_registry as ir,
+)
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.config_entry_oauth2_flow import (
     OAuth2Session,
@@ -13,10 +19,21 @@ from homeassistant.helpers.config_entry_oauth2_flow import (
 from homeassistant.helpers.typing import ConfigType
 
 from . import const
-from .const import CONF_APP_KEY, DOMAIN
+from .const import (
+    CONF_APP_KEY,
+    CONF_PUSH_INTERVAL,
+    CONF_RELAY_HOME_ID,
+    CONF_RELAY_TOKEN,
+    CONF_RELAY_URL,
+    DEFAULT_PUSH_INTERVAL,
+    DOMAIN,
+)
 from .coordinator import HpollConfigEntry, HpollCoordinator, HpollData
 from .entity import bridge_device_info, remove_entities_of_disabled_groups
 from .hue import HueRemoteClient
+from .pusher import RelayPusher, token_issue_id
+from .relay_client import RelayClient
+from .relay_entities import remove_relay_entities
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -52,16 +69,52 @@ async def async_setup_entry(hass: HomeAssistant, entry: HpollConfigEntry) -> boo
     )
     coordinator.bridge_device_id = bridge.id
     remove_entities_of_disabled_groups(hass, entry)
-    entry.runtime_data = HpollData(client=client, coordinator=coordinator)
+    pusher = _relay_pusher(hass, entry, coordinator)
+    entry.runtime_data = HpollData(client=client, coordinator=coordinator, pusher=pusher)
+    if pusher is not None:
+        await pusher.async_start()
+
+        async def queue_what_is_left(_event: Event) -> None:
+            # HA does not unload entries when it stops; this keeps the last minute's activity.
+            await pusher.async_stop()
+
+        entry.async_on_unload(
+            hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, queue_what_is_left)
+        )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
 
+def _relay_pusher(
+    hass: HomeAssistant, entry: HpollConfigEntry, coordinator: HpollCoordinator
+) -> RelayPusher | None:
+    """The relay pusher, if the options name a relay (checked live when they were saved)."""
+    options = entry.options
+    if not options.get(CONF_RELAY_URL):
+        ir.async_delete_issue(hass, DOMAIN, token_issue_id(entry.entry_id))
+        remove_relay_entities(hass, entry)
+        return None
+    client = RelayClient(
+        async_get_clientsession(hass), options[CONF_RELAY_URL], options[CONF_RELAY_TOKEN]
+    )
+    return RelayPusher(
+        hass,
+        entry,
+        coordinator,
+        client,
+        home_id=options[CONF_RELAY_HOME_ID],
+        interval=timedelta(seconds=options.get(CONF_PUSH_INTERVAL, DEFAULT_PUSH_INTERVAL)),
+    )
+
+
 async def async_unload_entry(hass: HomeAssistant, entry: HpollConfigEntry) -> bool:
-    """Stop polling, keep what the activity tracker knows, remove the entities."""
+    """Stop polling and pushing; keep what the activity tracker knows and what still waits for
+    the relay; remove the entities."""
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
         await entry.runtime_data.coordinator.monitor.async_save()
+        if (pusher := entry.runtime_data.pusher) is not None:
+            await pusher.async_stop()
     return unloaded
 
 

@@ -3,6 +3,7 @@ baseline, their events, and their persistence in HA's Store."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
+from .activity import ActivityEvent
 from .activity_log import HOME, ActivityLog, in_quiet_hours, is_inactive
 from .baseline import QuietBaseline
 from .const import (
@@ -54,6 +56,15 @@ class ActivityMonitor:
             time.fromisoformat(options.get(CONF_QUIET_START, DEFAULT_QUIET_START)),
             time.fromisoformat(options.get(CONF_QUIET_END, DEFAULT_QUIET_END)),
         )
+        self._activity_listeners: list[Callable[[list[ActivityEvent]], None]] = []
+
+    @callback
+    def async_add_activity_listener(
+        self, listener: Callable[[list[ActivityEvent]], None]
+    ) -> Callable[[], None]:
+        """Call ``listener`` with each poll's new activity; returns the unsubscribe."""
+        self._activity_listeners.append(listener)
+        return lambda: self._activity_listeners.remove(listener)
 
     async def async_load(self) -> None:
         """What the tracker and the baseline knew before a restart (nothing counted twice)."""
@@ -80,7 +91,10 @@ class ActivityMonitor:
             if zone is not None:
                 self.activity.timezone = self.baseline.timezone = zone
         events = self.activity.tracker.update(snapshot, now)
-        for event in self.activity.record(events, now):
+        fresh = self.activity.record(events, now)
+        for listener in self._activity_listeners:
+            listener(fresh)
+        for event in fresh:
             self.hass.bus.async_fire(
                 EVENT_ACTIVITY,
                 {

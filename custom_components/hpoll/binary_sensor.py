@@ -34,6 +34,7 @@ from .entity import (
     enabled_groups,
 )
 from .hue import BatteryState, ConnectivityStatus, Device, Group
+from .relay_entities import RelayConnectionSensor
 
 PARALLEL_UPDATES = 0
 
@@ -119,6 +120,8 @@ async def async_setup_entry(
     groups = enabled_groups(entry)
     coordinator = entry.runtime_data.coordinator
     async_add_entities([BridgeConnectionSensor(coordinator)])
+    if (pusher := entry.runtime_data.pusher) is not None:
+        async_add_entities([RelayConnectionSensor(pusher)])
     if GROUP_ACTIVITY in groups:
         async_add_entities([InactiveSensor(coordinator), UnusuallyQuietSensor(coordinator)])
         add_entities_as_rooms_appear(

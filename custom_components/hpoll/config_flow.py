@@ -1,7 +1,7 @@
 """Config flow: Hue sign-in (OAuth2), then the bridge is linked remotely (virtual link button).
 
 Also: reauth (tokens revoked or refresh refused: sign in again, keep the entry and entities),
-reconfigure (create a fresh application key), and options (poll interval, entity groups).
+reconfigure (create a fresh application key). Options live in options_flow.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any, override
 from homeassistant.config_entries import (
     SOURCE_REAUTH,
     ConfigFlowResult,
-    OptionsFlowWithReload,
 )
 from homeassistant.const import CONF_TOKEN
 from homeassistant.core import callback
@@ -25,33 +24,12 @@ from homeassistant.helpers.config_entry_oauth2_flow import (
     OAuth2Session,
     async_get_config_entry_implementation,
 )
-from homeassistant.helpers.selector import (
-    NumberSelector,
-    NumberSelectorConfig,
-    NumberSelectorMode,
-    SelectSelector,
-    SelectSelectorConfig,
-    TimeSelector,
-)
-import probatio
 
 from . import const
 from .const import (
     CONF_APP_KEY,
     CONF_BRIDGE_ID,
-    CONF_ENTITY_GROUPS,
-    CONF_INACTIVITY_HOURS,
-    CONF_QUIET_END,
-    CONF_QUIET_START,
-    CONF_SCAN_INTERVAL,
-    DEFAULT_INACTIVITY_HOURS,
-    DEFAULT_QUIET_END,
-    DEFAULT_QUIET_START,
-    DEFAULT_SCAN_INTERVAL,
     DOMAIN,
-    ENTITY_GROUPS,
-    MAX_SCAN_INTERVAL,
-    MIN_SCAN_INTERVAL,
 )
 from .coordinator import HpollConfigEntry
 from .hue import (
@@ -63,6 +41,7 @@ from .hue import (
     HueLinkError,
     HueRemoteClient,
 )
+from .options_flow import HpollOptionsFlow
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -221,74 +200,3 @@ def _devicetype(location: str) -> str:
     cleaned = re.sub(r"\s+", " ", re.sub(r"[^A-Za-z0-9 _-]", "", location))
     device = cleaned.strip()[:19].strip() or "homeassistant"
     return f"hpoll#{device}"
-
-
-class HpollOptionsFlow(OptionsFlowWithReload):
-    """How often to poll and which entity groups to create (the entry reloads on save)."""
-
-    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """One form."""
-        if user_input is not None:
-            return self.async_create_entry(
-                data={
-                    CONF_SCAN_INTERVAL: int(user_input[CONF_SCAN_INTERVAL]),
-                    CONF_ENTITY_GROUPS: list(user_input[CONF_ENTITY_GROUPS]),
-                    CONF_INACTIVITY_HOURS: float(user_input[CONF_INACTIVITY_HOURS]),
-                    CONF_QUIET_START: user_input[CONF_QUIET_START],
-                    CONF_QUIET_END: user_input[CONF_QUIET_END],
-                }
-            )
-        options = self.config_entry.options
-        schema = probatio.Schema(
-            {
-                probatio.Required(
-                    CONF_SCAN_INTERVAL,
-                    default=options.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL),
-                ): probatio.All(
-                    NumberSelector(
-                        NumberSelectorConfig(
-                            min=MIN_SCAN_INTERVAL,
-                            max=MAX_SCAN_INTERVAL,
-                            step=1,
-                            unit_of_measurement="s",
-                            mode=NumberSelectorMode.BOX,
-                        )
-                    ),
-                    probatio.Coerce(int),
-                    probatio.Range(min=MIN_SCAN_INTERVAL, max=MAX_SCAN_INTERVAL),
-                ),
-                probatio.Required(
-                    CONF_ENTITY_GROUPS,
-                    default=list(options.get(CONF_ENTITY_GROUPS, ENTITY_GROUPS)),
-                ): SelectSelector(
-                    SelectSelectorConfig(
-                        options=list(ENTITY_GROUPS),
-                        multiple=True,
-                        translation_key=CONF_ENTITY_GROUPS,
-                    )
-                ),
-                probatio.Required(
-                    CONF_INACTIVITY_HOURS,
-                    default=options.get(CONF_INACTIVITY_HOURS, DEFAULT_INACTIVITY_HOURS),
-                ): probatio.All(
-                    NumberSelector(
-                        NumberSelectorConfig(
-                            min=0.5,
-                            max=24,
-                            step=0.5,
-                            unit_of_measurement="h",
-                            mode=NumberSelectorMode.BOX,
-                        )
-                    ),
-                    probatio.Coerce(float),
-                    probatio.Range(min=0.5, max=24),
-                ),
-                probatio.Required(
-                    CONF_QUIET_START, default=options.get(CONF_QUIET_START, DEFAULT_QUIET_START)
-                ): TimeSelector(),
-                probatio.Required(
-                    CONF_QUIET_END, default=options.get(CONF_QUIET_END, DEFAULT_QUIET_END)
-                ): TimeSelector(),
-            }
-        )
-        return self.async_show_form(step_id="init", data_schema=schema)

@@ -21,6 +21,11 @@ CONF_ENTITY_GROUPS: Final = "entity_groups"
 CONF_INACTIVITY_HOURS: Final = "inactivity_hours"
 CONF_QUIET_START: Final = "quiet_start"
 CONF_QUIET_END: Final = "quiet_end"
+CONF_RELAY_ENABLED: Final = "relay_enabled"
+CONF_RELAY_URL: Final = "relay_url"
+CONF_RELAY_TOKEN: Final = "relay_token"  # noqa: S105 - an option key, not a secret
+CONF_RELAY_HOME_ID: Final = "relay_home_id"
+CONF_PUSH_INTERVAL: Final = "push_interval"
 
 #: No activity for this long, outside quiet hours, is "inactive" (a fixed rule; see README).
 DEFAULT_INACTIVITY_HOURS: Final = 3.0
@@ -58,6 +63,18 @@ OFFLINE_REPAIR_AFTER: Final = timedelta(minutes=30)
 MAX_RATE_LIMIT_BACKOFF: Final = 900.0
 
 ISSUE_BRIDGE_OFFLINE: Final = "bridge_offline"
+ISSUE_RELAY_TOKEN_REJECTED: Final = "relay_token_rejected"  # noqa: S105 - an issue id
+
+#: Reports to the relay: what changed, batched, at most this often by default.
+DEFAULT_PUSH_INTERVAL: Final = 60
+MIN_PUSH_INTERVAL: Final = 60
+MAX_PUSH_INTERVAL: Final = 3600
+#: A report goes out at least this often even when nothing changed: the relay tells a quiet
+#: home from a silent one (HA or its internet down) by these.
+HEARTBEAT: Final = timedelta(minutes=10)
+#: Failed pushes are retried after 10 s, 20 s, 40 s ... up to 10 min (each with jitter).
+PUSH_RETRY_BASE: Final = 10.0
+PUSH_RETRY_MAX: Final = 600.0
 
 #: Fired for every new activity the tracker recovers (automations can trigger on it).
 EVENT_ACTIVITY: Final = "hpoll_activity"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import override
+from typing import TYPE_CHECKING, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
@@ -39,6 +39,9 @@ from .hue import (
     Snapshot,
 )
 
+if TYPE_CHECKING:
+    from .pusher import RelayPusher
+
 type HpollConfigEntry = ConfigEntry[HpollData]
 
 #: Poll this long after each grid point: the bridge's state then includes the moment itself.
@@ -51,6 +54,8 @@ class HpollData:
 
     client: HueRemoteClient
     coordinator: HpollCoordinator
+    #: Reports to the hpoll relay, when one is configured in the options.
+    pusher: RelayPusher | None = None
 
 
 def room_identifier(bridge_id: str, room_id: str) -> str:
@@ -94,6 +99,9 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
         self.offline_since: datetime | None = None
         self.last_success: datetime | None = None
         self._rate_limit_streak = 0
+        #: Since the entry was loaded; the relay gets them in every report.
+        self.polls = 0
+        self.poll_failures = 0
         self._known_devices: set[str] = set()
         #: What the home's activity adds up to (tracker, counts, inactivity, baseline).
         self.monitor = ActivityMonitor(hass, entry)
@@ -126,8 +134,21 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
 
     @override
     async def _async_update_data(self) -> Snapshot:
+        self.polls += 1
         try:
-            snapshot = await self.client.get_resources()
+            snapshot = await self._fetch()
+        except (ConfigEntryAuthFailed, UpdateFailed):
+            self.poll_failures += 1
+            raise
+        self._recovered()
+        self._remove_stale_devices(snapshot)
+        await self.monitor.async_update(snapshot)
+        return snapshot
+
+    async def _fetch(self) -> Snapshot:
+        """One bulk GET; every Hue failure mapped to what HA shows for it."""
+        try:
+            return await self.client.get_resources()
         except HueAppKeyError as err:
             self.problem = PollProblem.AUTHENTICATION
             raise ConfigEntryAuthFailed(
@@ -155,10 +176,6 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
                 translation_key="invalid_response",
                 translation_placeholders={"error": str(err)},
             ) from err
-        self._recovered()
-        self._remove_stale_devices(snapshot)
-        await self.monitor.async_update(snapshot)
-        return snapshot
 
     def _rate_limited(self, err: HueRateLimitedError) -> UpdateFailed:
         self.problem = PollProblem.RATE_LIMITED

@@ -1,4 +1,5 @@
-"""Diagnostics: what the bridge reported and how polling goes; secrets and identities removed."""
+"""Diagnostics: what the bridge reported, how polling and the push to the relay go; secrets and
+identities removed."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 
-from .const import CONF_APP_KEY, CONF_BRIDGE_ID, DOMAIN
+from .const import (
+    CONF_APP_KEY,
+    CONF_BRIDGE_ID,
+    CONF_RELAY_HOME_ID,
+    CONF_RELAY_TOKEN,
+    CONF_RELAY_URL,
+    DOMAIN,
+)
 from .coordinator import HpollConfigEntry, HpollCoordinator
 from .hue import Device
 
@@ -18,6 +26,9 @@ TO_REDACT = {
     "refresh_token",
     CONF_APP_KEY,
     CONF_BRIDGE_ID,
+    CONF_RELAY_TOKEN,
+    CONF_RELAY_URL,
+    CONF_RELAY_HOME_ID,
     "mac_address",
     "name",
     "title",
@@ -56,6 +67,7 @@ async def async_get_config_entry_diagnostics(
                 "unique_id": entry.unique_id,
             },
             "polling": _polling(coordinator),
+            "relay": pusher.stats() if (pusher := entry.runtime_data.pusher) else None,
             "bridge": asdict(snapshot.bridge) if snapshot.bridge else None,
             "counts": {
                 "devices": len(snapshot.devices),

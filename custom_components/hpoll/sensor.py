@@ -22,6 +22,7 @@ from .const import GROUP_BATTERY, GROUP_CONNECTIVITY, GROUP_ENVIRONMENT, GROUP_M
 from .coordinator import HpollConfigEntry
 from .entity import HpollDescribedEntity, add_described_entities
 from .hue import ConnectivityStatus, Device
+from .relay_entities import RelayLastPushSensor, RelayQueueSensor
 
 PARALLEL_UPDATES = 0
 
@@ -102,6 +103,8 @@ async def async_setup_entry(
     """Sensors for every device that has the matching service, now and when paired later."""
     add_described_entities(entry, async_add_entities, HpollSensor, SENSORS)
     add_activity_entities(entry, async_add_entities)
+    if (pusher := entry.runtime_data.pusher) is not None:
+        async_add_entities([RelayQueueSensor(pusher), RelayLastPushSensor(pusher)])
 
 
 class HpollSensor(HpollDescribedEntity, SensorEntity):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from unittest.mock import PropertyMock, patch
 
@@ -18,8 +19,17 @@ from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotEx
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.hpoll import const
-from custom_components.hpoll.const import CONF_APP_KEY, CONF_BRIDGE_ID, DOMAIN
+from custom_components.hpoll.const import (
+    CONF_APP_KEY,
+    CONF_BRIDGE_ID,
+    CONF_PUSH_INTERVAL,
+    CONF_RELAY_HOME_ID,
+    CONF_RELAY_TOKEN,
+    CONF_RELAY_URL,
+    DOMAIN,
+)
 from tests.conftest import APP_KEY, CLIENT_ID, CLIENT_SECRET, RunningCloud
+from tests.relay_server import RelayServer
 
 BRIDGE_ID = "aabbccddeeffggh"
 
@@ -100,3 +110,35 @@ async def loaded_entry(
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
     return config_entry
+
+
+@pytest.fixture(scope="session")
+def relay_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated relay database, copied for each test (migrating costs a second)."""
+    return RelayServer(tmp_path_factory.mktemp("relay-template")).db_path
+
+
+@pytest.fixture
+def relay(socket_enabled: None, tmp_path: Path, relay_template: Path) -> Iterator[RelayServer]:
+    """The real relay (``python -m relay serve``, SQLite) on a loopback port."""
+    server = RelayServer(tmp_path, relay_template)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def relay_home(relay: RelayServer) -> tuple[str, str]:
+    """A home on the relay, added with its CLI: (home id, token)."""
+    return relay.add_home()
+
+
+@pytest.fixture
+def relay_options(relay: RelayServer, relay_home: tuple[str, str]) -> dict[str, Any]:
+    """Options as the relay step of the options flow saves them."""
+    return {
+        CONF_RELAY_URL: relay.url,
+        CONF_RELAY_TOKEN: relay_home[1],
+        CONF_RELAY_HOME_ID: relay_home[0],
+        CONF_PUSH_INTERVAL: 60,
+    }
