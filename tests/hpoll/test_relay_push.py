@@ -26,6 +26,9 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.hpoll.const import (
+    CONF_PUSH_INTERVAL,
+    CONF_RELAY_HOME_ID,
+    CONF_RELAY_TOKEN,
     CONF_RELAY_URL,
     DOMAIN,
     PUSH_RETRY_BASE,
@@ -55,6 +58,16 @@ async def fire_retries(hass: HomeAssistant, seconds: float = PUSH_RETRY_MAX + 1)
     """Let scheduled retries run (the clock itself does not move)."""
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=seconds))
     await settle(hass)
+
+
+def relay_at(url: str, token: str = "t", home_id: str = "h_1") -> dict[str, Any]:
+    """Options naming a relay (as the options flow saves them once checked)."""
+    return {
+        CONF_RELAY_URL: url,
+        CONF_RELAY_TOKEN: token,
+        CONF_RELAY_HOME_ID: home_id,
+        CONF_PUSH_INTERVAL: 60,
+    }
 
 
 def pusher_of(entry: MockConfigEntry) -> RelayPusher:
@@ -368,16 +381,7 @@ async def test_rate_limited_pushes_wait_for_retry_after(
     home_id, token = strict.add_home()
     await hass.async_add_executor_job(strict.start)
     try:
-        await setup_with_options(
-            hass,
-            config_entry,
-            {
-                CONF_RELAY_URL: strict.url,
-                "relay_token": token,
-                "relay_home_id": home_id,
-                "push_interval": 60,
-            },
-        )
+        await setup_with_options(hass, config_entry, relay_at(strict.url, token, home_id))
         await settle(hass)  # the report at start uses the burst of one
         pusher = pusher_of(config_entry)
         pusher.async_queue_report(force=True)
@@ -403,13 +407,7 @@ async def test_retries_back_off_exponentially_with_jitter(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     nobody = f"http://127.0.0.1:{free_port()}"
-    options = {
-        CONF_RELAY_URL: nobody,
-        "relay_token": "t",
-        "relay_home_id": "h_1",
-        "push_interval": 60,
-    }
-    await setup_with_options(hass, config_entry, options)
+    await setup_with_options(hass, config_entry, relay_at(nobody))
     await settle(hass)
     pusher = pusher_of(config_entry)
     delays = []
@@ -485,13 +483,7 @@ async def test_unloading_mid_push_keeps_the_report_for_a_resend(
     await stub.start()
     stub.add("POST", "/api/v1/reports", status=202, payload={}, delay=1.0)
     try:
-        options = {
-            CONF_RELAY_URL: stub.url,
-            "relay_token": "t",
-            "relay_home_id": "h_1",
-            "push_interval": 60,
-        }
-        await setup_with_options(hass, config_entry, options)
+        await setup_with_options(hass, config_entry, relay_at(stub.url))
         for _ in range(500):  # until the report at start is on its way
             if stub.requests:
                 break
