@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from .clock import utcnow
 from .db import session_factory
-from .models import Caregiver, Home, HomeToken, Subscription
+from .models import Alert, Caregiver, Home, HomeToken, Subscription
 from .notify import validate_apprise_url
 from .secretbox import SecretBox
 from .tokens import new_token, token_hash
@@ -195,6 +195,59 @@ class Admin:
             subscription.escalation_order = escalation_order
             session.add(subscription)
         return subscription
+
+    async def acknowledge(self, alert_id: int, by: str, code: str | None = None) -> Alert:
+        """Someone is looking into an urgent alert: the escalation stops there.
+
+        With ``code`` (from a message's link) the alert's own code must match; the CLI passes
+        none (whoever runs it has the database anyway).
+        """
+        async with self._sessions.begin() as session:
+            alert = await session.get(Alert, alert_id)
+            if alert is None or (
+                code is not None
+                and (alert.ack_code is None or not secrets.compare_digest(code, alert.ack_code))
+            ):
+                raise AdminError(f"no alert {alert_id} with that code")
+            if alert.state == "open":
+                alert.state = "acked"
+                alert.acked_at = utcnow()
+                alert.acked_by = by[:200]
+                alert.next_escalation_at = None
+            return alert
+
+    async def list_alerts(self, home_ref: str | None = None, limit: int = 50) -> list[Alert]:
+        """The newest alerts (of one home), with their state."""
+        async with self._sessions() as session:
+            query = select(Alert).order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(limit)
+            if home_ref is not None:
+                home = await self._home(session, home_ref)
+                query = query.where(Alert.home_id == home.id)
+            return list((await session.scalars(query)).all())
+
+    async def set_home_rules(self, ref: str, changes: dict[str, object]) -> dict[str, object]:
+        """Per-home alerting overrides (minutes, HH:MM); returns the home's settings."""
+        for key in ("active_start", "active_end"):
+            if key in changes:
+                check_time(str(changes[key]))
+        for key, value in changes.items():
+            if key.endswith("_minutes") and (not isinstance(value, int) or value < 1):
+                raise AdminError(f"{key.replace('_', ' ')} must be a whole number above 0")
+        async with self._sessions.begin() as session:
+            home = await self._home(session, ref)
+            home.settings = {**(home.settings or {}), **changes}
+            return dict(home.settings)
+
+    async def set_quiet_hours(self, ref: str, start: str | None, end: str | None) -> None:
+        """A caregiver's quiet hours (non-urgent alerts wait until they end)."""
+        if (start is None) != (end is None):
+            raise AdminError("quiet hours need a start and an end")
+        for value in (start, end):
+            if value is not None:
+                check_time(value)
+        async with self._sessions.begin() as session:
+            caregiver = await self._caregiver(session, ref)
+            caregiver.quiet_start, caregiver.quiet_end = start, end
 
 
 def format_time(value: datetime | None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 import hmac
+import html
 import json
 import logging
 from pathlib import Path
@@ -19,11 +20,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import logs
+from .admin import Admin, AdminError
 from .clock import utcnow
 from .config import Settings
 from .ingest import IngestWriter, StorageError
 from .metrics import Metrics
-from .models import ActivityBucket, DeviceState, Home, HomeToken
+from .models import ActivityBucket, Caregiver, DeviceState, Home, HomeToken, Notification
+from .notifier import Notifier
 from .ratelimit import RateLimiter
 from .schema import ReportError, validate_report
 from .tokens import token_hash
@@ -45,6 +48,7 @@ class Relay:
     writer: IngestWriter
     metrics: Metrics
     limiter: RateLimiter
+    notifier: Notifier | None = None
     #: token hash -> (home id, monotonic time it was confirmed); valid tokens only.
     token_cache: dict[str, tuple[str, float]] = field(default_factory=dict)
 
@@ -300,7 +304,32 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format."""
     relay = request.app[RELAY]
-    text = relay.metrics.render({"hpoll_ingest_pending": relay.writer.pending})
+    gauges: dict[str, float] = {"hpoll_ingest_pending": relay.writer.pending}
+    try:
+        async with relay.engine.connect() as connection:
+            gauges["hpoll_notifications_pending"] = (
+                await connection.scalar(
+                    select(func.count()).where(Notification.status == "pending")
+                )
+                or 0
+            )
+            gauges["hpoll_notifications_failed"] = (
+                await connection.scalar(select(func.count()).where(Notification.status == "failed"))
+                or 0
+            )
+            gauges["hpoll_caregivers_failing"] = (
+                await connection.scalar(
+                    select(func.count()).where(Caregiver.failing_since.isnot(None))
+                )
+                or 0
+            )
+    except SQLAlchemyError:
+        relay.metrics.db_errors += 1
+    if (notifier := relay.notifier) is not None:
+        gauges["hpoll_notifications_sent_total"] = notifier.dispatcher.sent
+        gauges["hpoll_notification_attempts_failed_total"] = notifier.dispatcher.failed
+        gauges["hpoll_notify_tick_errors_total"] = notifier.errors
+    text = relay.metrics.render(gauges)
     return web.Response(
         text=text,
         content_type="text/plain",
@@ -314,6 +343,47 @@ async def openapi(request: web.Request) -> web.Response:
     return web.Response(text=OPENAPI.read_text(encoding="utf-8"), content_type="application/json")
 
 
+_ACK_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>hpoll alert</title>
+</head><body style="font-family: sans-serif; max-width: 32rem; margin: 2rem auto">
+{content}</body></html>"""
+
+
+def _page(content: str, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, text=_ACK_PAGE.format(content=content), content_type="text/html"
+    )
+
+
+async def ack_page(request: web.Request) -> web.Response:
+    """The link in an urgent message: a page with a button. A GET never acknowledges, because
+    chat apps fetch links for previews."""
+    code = html.escape(request.query.get("code", ""), quote=True)
+    alert_id = html.escape(request.match_info["alert_id"])
+    return _page(
+        f"<h1>Alert {alert_id}</h1><p>Acknowledge that you are looking into it? Nobody else "
+        "in the chain will be called.</p>"
+        f'<form method="post"><input type="hidden" name="code" value="{code}">'
+        '<button type="submit" style="font-size: 1.2rem">I am on it</button></form>'
+    )
+
+
+async def ack_alert(request: web.Request) -> web.Response:
+    """Acknowledge with the alert's code (from the message)."""
+    relay = request.app[RELAY]
+    form = await request.post()
+    try:
+        alert_id = int(request.match_info["alert_id"])
+        alert = await Admin(relay.engine).acknowledge(
+            alert_id, by="link", code=str(form.get("code", ""))
+        )
+    except (ValueError, AdminError):
+        return _page("<h1>Unknown alert</h1><p>This link is not valid.</p>", status=404)
+    if alert.state == "resolved":
+        return _page("<h1>Already over</h1><p>This alert has resolved itself.</p>")
+    return _page("<h1>Thank you</h1><p>The alert is acknowledged; the escalation stops here.</p>")
+
+
 def add_routes(app: web.Application) -> None:
     """Every route of the API."""
     app.router.add_post("/api/v1/reports", post_report)
@@ -322,3 +392,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/alerts/{alert_id}/ack", ack_page)
+    app.router.add_post("/api/v1/alerts/{alert_id}/ack", ack_alert)

@@ -20,7 +20,10 @@ from .db import create_engine, require_current_schema
 from .ingest import IngestWriter
 from .metrics import Metrics
 from .models import Report
+from .notifier import Notifier, NotifySettings
+from .outbox import Dispatcher
 from .ratelimit import RateLimiter
+from .secretbox import SecretBox
 
 _LOGGER = logging.getLogger(__name__)
 PRUNE_EVERY = timedelta(hours=1)
@@ -65,9 +68,18 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
                 RateLimiter(settings.rate_per_second, settings.rate_burst),
             )
             pruner = asyncio.create_task(_prune_forever(db, settings.retention_days))
+            notifier = Notifier(
+                db,
+                Dispatcher(db, SecretBox.from_environment(settings.key_file)),
+                NotifySettings(timedelta(minutes=settings.escalate_minutes), settings.public_url),
+            )
+            app[RELAY].notifier = notifier
+            if settings.notify_seconds > 0:
+                notifier.start(settings.notify_seconds)
             try:
                 yield
             finally:
+                await notifier.stop()
                 pruner.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await pruner

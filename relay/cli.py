@@ -191,6 +191,69 @@ async def _notify_test(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_admin(settings, run, need_box=True)
 
 
+def _hours(value: str) -> tuple[str, str]:
+    start, dash, end = value.partition("-")
+    if not dash:
+        raise AdminError(f"'{value}' is not a span of hours (HH:MM-HH:MM)")
+    return start.strip(), end.strip()
+
+
+async def _home_set(args: argparse.Namespace, settings: Settings) -> int:
+    changes: dict[str, object] = {
+        key: getattr(args, key)
+        for key in ("inactivity_minutes", "offline_minutes", "stale_minutes", "bridge_minutes")
+        if getattr(args, key) is not None
+    }
+    if args.active:
+        changes["active_start"], changes["active_end"] = _hours(args.active)
+    if not changes:
+        raise AdminError("nothing to set; see hpoll-relay home set --help")
+
+    async def run(admin: Admin) -> int:
+        stored = await admin.set_home_rules(args.home, changes)
+        print("alerting settings: " + ", ".join(f"{k}={v}" for k, v in sorted(stored.items())))
+        return 0
+
+    return await _with_admin(settings, run)
+
+
+async def _caregiver_quiet(args: argparse.Namespace, settings: Settings) -> int:
+    start, end = (None, None) if args.hours == "off" else _hours(args.hours)
+
+    async def run(admin: Admin) -> int:
+        await admin.set_quiet_hours(args.caregiver, start, end)
+        print(f"quiet hours: {f'{start}-{end} (home time)' if start else 'none'}")
+        return 0
+
+    return await _with_admin(settings, run)
+
+
+async def _ack(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(admin: Admin) -> int:
+        alert = await admin.acknowledge(args.alert, by=args.by)
+        print(f"alert {alert.id} ({alert.kind}, home {alert.home_id}): {alert.state}")
+        return 0
+
+    return await _with_admin(settings, run)
+
+
+async def _alerts(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(admin: Admin) -> int:
+        alerts = await admin.list_alerts(args.home, args.limit)
+        if not alerts:
+            print("no alerts")
+        for alert in alerts:
+            text = (alert.details or {}).get("text", "")
+            acked = f" by {alert.acked_by}" if alert.acked_by else ""
+            print(
+                f"{alert.id:5d}  {format_time(alert.opened_at)}  {alert.home_id}  "
+                f"{alert.kind:10s} {alert.state}{acked}  {text}"
+            )
+        return 0
+
+    return await _with_admin(settings, run)
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     async def check() -> None:
         engine = create_engine(settings.db_url)
@@ -236,33 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
         handler=_db_prune
     )
 
-    home = commands.add_parser("home", help="manage homes").add_subparsers(
-        dest="home_command", required=True
-    )
-    add = home.add_parser("add", help="add a home and print its token")
-    add.add_argument("name")
-    add.add_argument("--timezone", required=True, help="IANA name, e.g. Europe/Berlin")
-    add.set_defaults(handler=_home_add)
-    home.add_parser("list", help="list homes").set_defaults(handler=_home_list)
-    rotate = home.add_parser("rotate-token", help="revoke the tokens, print a new one")
-    rotate.add_argument("home")
-    rotate.set_defaults(handler=_home_rotate)
-    revoke = home.add_parser("revoke-token", help="revoke every token of a home")
-    revoke.add_argument("home")
-    revoke.set_defaults(handler=_home_revoke)
-    remove = home.add_parser("remove", help="delete a home and its data")
-    remove.add_argument("home")
-    remove.add_argument("--yes", action="store_true")
-    remove.set_defaults(handler=_home_remove)
-
-    caregiver = commands.add_parser("caregiver", help="manage caregivers").add_subparsers(
-        dest="caregiver_command", required=True
-    )
-    cg_add = caregiver.add_parser("add", help="add a caregiver with an Apprise URL")
-    cg_add.add_argument("name")
-    cg_add.add_argument("--apprise", required=True, metavar="URL")
-    cg_add.set_defaults(handler=_caregiver_add)
-    caregiver.add_parser("list", help="list caregivers").set_defaults(handler=_caregiver_list)
+    _add_home_commands(commands)
+    _add_caregiver_commands(commands)
 
     subscribe = commands.add_parser("subscribe", help="a caregiver watches a home")
     subscribe.add_argument("home")
@@ -282,6 +320,64 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="+", metavar="FILE")
     check.set_defaults(plain_handler=_validate_report)
     return parser
+
+
+type Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def _add_home_commands(commands: Commands) -> None:
+    home = commands.add_parser("home", help="manage homes").add_subparsers(
+        dest="home_command", required=True
+    )
+    add = home.add_parser("add", help="add a home and print its token")
+    add.add_argument("name")
+    add.add_argument("--timezone", required=True, help="IANA name, e.g. Europe/Berlin")
+    add.set_defaults(handler=_home_add)
+    home.add_parser("list", help="list homes").set_defaults(handler=_home_list)
+    rotate = home.add_parser("rotate-token", help="revoke the tokens, print a new one")
+    rotate.add_argument("home")
+    rotate.set_defaults(handler=_home_rotate)
+    revoke = home.add_parser("revoke-token", help="revoke every token of a home")
+    revoke.add_argument("home")
+    revoke.set_defaults(handler=_home_revoke)
+    remove = home.add_parser("remove", help="delete a home and its data")
+    remove.add_argument("home")
+    remove.add_argument("--yes", action="store_true")
+    remove.set_defaults(handler=_home_remove)
+    rules = home.add_parser("set", help="per-home alerting settings")
+    rules.add_argument("home")
+    rules.add_argument("--inactivity-minutes", type=int, help="no activity this long (180)")
+    rules.add_argument(
+        "--active", metavar="HH:MM-HH:MM", help="when inactivity counts (07:00-22:00)"
+    )
+    rules.add_argument("--offline-minutes", type=int, help="a device offline this long (60)")
+    rules.add_argument("--stale-minutes", type=int, help="no reports this long (30)")
+    rules.add_argument("--bridge-minutes", type=int, help="bridge unreachable this long (15)")
+    rules.set_defaults(handler=_home_set)
+
+
+def _add_caregiver_commands(commands: Commands) -> None:
+    caregiver = commands.add_parser("caregiver", help="manage caregivers").add_subparsers(
+        dest="caregiver_command", required=True
+    )
+    cg_add = caregiver.add_parser("add", help="add a caregiver with an Apprise URL")
+    cg_add.add_argument("name")
+    cg_add.add_argument("--apprise", required=True, metavar="URL")
+    cg_add.set_defaults(handler=_caregiver_add)
+    caregiver.add_parser("list", help="list caregivers").set_defaults(handler=_caregiver_list)
+    quiet = caregiver.add_parser("quiet", help="hours when non-urgent alerts wait")
+    quiet.add_argument("caregiver")
+    quiet.add_argument("hours", metavar="HH:MM-HH:MM|off", help="in the home's time")
+    quiet.set_defaults(handler=_caregiver_quiet)
+
+    ack = commands.add_parser("ack", help="acknowledge an urgent alert (stops its escalation)")
+    ack.add_argument("alert", type=int)
+    ack.add_argument("--by", default="cli", help="who is looking into it")
+    ack.set_defaults(handler=_ack)
+    alerts = commands.add_parser("alerts", help="alert history, newest first")
+    alerts.add_argument("--home")
+    alerts.add_argument("--limit", type=int, default=50)
+    alerts.set_defaults(handler=_alerts)
 
 
 def _settings(args: argparse.Namespace) -> Settings:

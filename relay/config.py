@@ -34,6 +34,12 @@ class Settings:
     #: A home's token is looked up once per this many seconds, not on every report; a revoked
     #: token stops working within this time (0: checked on every request).
     token_cache_seconds: float = 10.0
+    #: Summaries and alerts are planned and sent every this many seconds (0: never).
+    notify_seconds: float = 60.0
+    #: An urgent alert nobody acknowledged goes to the next caregiver after this long.
+    escalate_minutes: float = 15.0
+    #: The relay's address as caregivers reach it, for acknowledgement links.
+    public_url: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -48,6 +54,9 @@ class Settings:
             retention_days=int(os.environ.get("HPOLL_RELAY_RETENTION_DAYS", "30")),
             admin_token=os.environ.get("HPOLL_RELAY_ADMIN_TOKEN") or None,
             token_cache_seconds=_env_float("HPOLL_RELAY_TOKEN_CACHE_SECONDS", 10.0),
+            notify_seconds=_env_float("HPOLL_RELAY_NOTIFY_SECONDS", 60.0),
+            escalate_minutes=_env_float("HPOLL_RELAY_ESCALATE_MINUTES", 15.0),
+            public_url=os.environ.get("HPOLL_RELAY_PUBLIC_URL") or None,
         )
 
     @property

@@ -15,8 +15,10 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -62,6 +64,8 @@ class Home(Base):
     bridge_reachable: Mapped[bool | None] = mapped_column(Boolean)
     bridge_offline_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     counters: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    #: Per-home overrides of the alerting defaults (see relay/alerting.py HomeRules).
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class HomeToken(Base):
@@ -179,6 +183,14 @@ class Alert(Base):
     acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: Urgent alerts (inactivity) ignore quiet hours and go down the escalation chain.
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_escalation_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ack_code: Mapped[str | None] = mapped_column(String(64))
+    acked_by: Mapped[str | None] = mapped_column(String(200))
+    #: The condition has been false since then (resolved once that lasted long enough).
+    clear_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Notification(Base):
@@ -205,3 +217,22 @@ class Notification(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class DeliveryAttempt(Base):
+    """One try at sending one notification, and how it went (never the URL)."""
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (Index("ix_delivery_attempts_notification", "notification_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id", ondelete="CASCADE"))
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[str] = mapped_column(String(500))
+
+
+def table(model: type[Base]) -> Table:
+    """The Core table of a model, typed as one (``__table__`` is typed as a FromClause)."""
+    found: Table = model.__table__  # type: ignore[assignment]
+    return found

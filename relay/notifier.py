@@ -1,0 +1,433 @@
+"""What caregivers are sent, and when: summaries due, alerts opened or resolved, escalations.
+
+Every tick (a minute) ``plan`` runs in ONE transaction: it decides what to say and writes it to
+the outbox; then the dispatcher sends what is due. On PostgreSQL the transaction takes an
+advisory lock, so of two replicas one plans at a time, and the other then sees its work; each
+summary's slot is also claimed by a compare-and-swap on ``next_summary_due`` and every message
+has a unique ``dedup_key``, so nothing is planned twice even without the lock.
+
+Summaries missed while the relay was down are sent late (marked so), once: several missed days
+fold into one message about the latest day. Alerts opened in one tick fold into one message per
+caregiver, so a restart after a long outage is one message each, not a storm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable
+import contextlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+import logging
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .alerting import ALERTS, OPEN, AlertEvent, conditions, reconcile
+from .clock import utcnow
+from .models import Caregiver, Home, Notification, Subscription, table
+from .outbox import Dispatcher, Message, enqueue
+from .schedule import in_window, next_occurrence, occurrence, parse_hhmm, window_end
+from .summary import Period, gather, render
+
+_LOGGER = logging.getLogger(__name__)
+
+SUBSCRIPTIONS = table(Subscription)
+CAREGIVERS = table(Caregiver)
+HOMES = table(Home)
+NOTIFICATIONS = table(Notification)
+
+#: A summary sent later than this after its time says it is late.
+LATE_AFTER = timedelta(minutes=10)
+#: Any 64-bit number that no other application on the same PostgreSQL uses.
+PLAN_LOCK = 0x68706F6C6C
+
+
+@dataclass(frozen=True, slots=True)
+class NotifySettings:
+    """How the relay notifies (``HPOLL_RELAY_ESCALATE_MINUTES``, ``HPOLL_RELAY_PUBLIC_URL``)."""
+
+    escalate_after: timedelta = timedelta(minutes=15)
+    #: Where caregivers' acknowledgement links point; without it, acknowledge with the CLI.
+    public_url: str | None = None
+
+
+@dataclass(slots=True)
+class PlanResult:
+    """What one planning pass wrote to the outbox."""
+
+    summaries: int = 0
+    alert_messages: int = 0
+    escalations: int = 0
+    events: list[AlertEvent] = field(default_factory=list)
+
+
+def plan(connection: Connection, now: datetime, settings: NotifySettings) -> PlanResult:
+    """Decide and record everything due at ``now`` (sync; one transaction via ``run_sync``)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PLAN_LOCK})
+    result = PlanResult()
+    result.summaries = plan_summaries(connection, now)
+    result.events = reconcile(connection, conditions(connection, now), now, settings.escalate_after)
+    result.alert_messages = tell_about(connection, result.events, now, settings)
+    result.escalations = escalate(connection, now, settings)
+    return result
+
+
+# -- summaries -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _DueSummary:
+    subscription_id: int
+    caregiver_id: int
+    period: Period
+    day: str
+    late: bool
+    missed: int
+
+
+def plan_summaries(connection: Connection, now: datetime) -> int:
+    """Write every summary that is due; returns how many."""
+    rows = connection.execute(
+        select(
+            SUBSCRIPTIONS.c.id,
+            SUBSCRIPTIONS.c.home_id,
+            SUBSCRIPTIONS.c.caregiver_id,
+            SUBSCRIPTIONS.c.summary_at,
+            SUBSCRIPTIONS.c.next_summary_due,
+            HOMES.c.timezone,
+        )
+        .join(HOMES, HOMES.c.id == SUBSCRIPTIONS.c.home_id)
+        .where(SUBSCRIPTIONS.c.summary_at.isnot(None))
+        .where(
+            or_(
+                SUBSCRIPTIONS.c.next_summary_due.is_(None),
+                SUBSCRIPTIONS.c.next_summary_due <= now,
+            )
+        )
+    ).all()
+    zones: dict[str, ZoneInfo] = {}
+    due: list[_DueSummary] = []
+    for row in rows:
+        zone = zones.get(row.timezone) or zones.setdefault(row.timezone, ZoneInfo(row.timezone))
+        at = parse_hhmm(row.summary_at)
+        old = row.next_summary_due
+        if old is None:  # new subscription: its first summary is the next one
+            _claim_slot(connection, row.id, old, next_occurrence(at, zone, now)[1])
+            continue
+        missed, slot = 0, old
+        while (following := next_occurrence(at, zone, slot)[1]) <= now:
+            missed, slot = missed + 1, following
+        if not _claim_slot(connection, row.id, old, following):
+            continue  # another replica took this slot
+        day = slot.astimezone(zone).date()
+        start = occurrence(day - timedelta(days=1), at, zone)
+        due.append(
+            _DueSummary(
+                row.id,
+                row.caregiver_id,
+                Period(row.home_id, start, slot),
+                day.isoformat(),
+                now - slot > LATE_AFTER,
+                missed,
+            )
+        )
+    facts = {(f.home_id, f.start, f.end): f for f in gather(connection, [d.period for d in due])}
+    written = 0
+    for summary in due:
+        fact = facts.get((summary.period.home_id, summary.period.start, summary.period.end))
+        if fact is None:
+            continue
+        title, body = render(fact, now, late=summary.late, missed=summary.missed)
+        written += enqueue(
+            connection,
+            Message(
+                summary.caregiver_id,
+                summary.period.home_id,
+                "summary",
+                f"summary:{summary.subscription_id}:{summary.day}",
+                title,
+                body,
+                due_at=now,
+            ),
+            now,
+        )
+    return written
+
+
+def _claim_slot(
+    connection: Connection, subscription_id: int, old: datetime | None, new: datetime
+) -> bool:
+    """Move a subscription's next summary from ``old`` to ``new`` if nobody else did."""
+    column = SUBSCRIPTIONS.c.next_summary_due
+    moved = connection.execute(
+        update(SUBSCRIPTIONS)
+        .where(SUBSCRIPTIONS.c.id == subscription_id)
+        .where(column.is_(None) if old is None else column == old)
+        .values(next_summary_due=new)
+    )
+    return moved.rowcount == 1
+
+
+# -- alerts ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Watcher:
+    caregiver_id: int
+    name: str
+    kinds: frozenset[str]
+    order: int
+    quiet: tuple[str, str] | None
+
+
+def _watchers(connection: Connection, home_ids: set[str]) -> dict[str, list[_Watcher]]:
+    """Who watches each home, in escalation order."""
+    found: defaultdict[str, list[_Watcher]] = defaultdict(list)
+    if not home_ids:
+        return found
+    rows = connection.execute(
+        select(
+            SUBSCRIPTIONS.c.home_id,
+            SUBSCRIPTIONS.c.alert_kinds,
+            SUBSCRIPTIONS.c.escalation_order,
+            CAREGIVERS.c.id,
+            CAREGIVERS.c.name,
+            CAREGIVERS.c.quiet_start,
+            CAREGIVERS.c.quiet_end,
+        )
+        .join(CAREGIVERS, CAREGIVERS.c.id == SUBSCRIPTIONS.c.caregiver_id)
+        .where(SUBSCRIPTIONS.c.home_id.in_(sorted(home_ids)))
+        .order_by(SUBSCRIPTIONS.c.escalation_order, CAREGIVERS.c.id)
+    )
+    for row in rows:
+        quiet = (row.quiet_start, row.quiet_end) if row.quiet_start and row.quiet_end else None
+        found[row.home_id].append(
+            _Watcher(
+                row.id, row.name, frozenset(row.alert_kinds or ()), row.escalation_order, quiet
+            )
+        )
+    return found
+
+
+def _homes(connection: Connection, home_ids: set[str]) -> dict[str, tuple[str, ZoneInfo]]:
+    rows = connection.execute(
+        select(HOMES.c.id, HOMES.c.name, HOMES.c.timezone).where(HOMES.c.id.in_(sorted(home_ids)))
+    )
+    return {row.id: (row.name, ZoneInfo(row.timezone)) for row in rows}
+
+
+def _urgent_body(event: AlertEvent, settings: NotifySettings, next_in_line: str | None) -> str:
+    lines = [event.text[:1].upper() + event.text[1:] + "."]
+    lines.append("")
+    if settings.public_url and event.ack_code:
+        link = f"{settings.public_url.rstrip('/')}/api/v1/alerts/{event.alert_id}/ack"
+        lines.append(f"Acknowledge (I am looking into it): {link}?code={event.ack_code}")
+    lines.append(f"Or on the relay: `hpoll-relay ack {event.alert_id}`")
+    if next_in_line:
+        minutes = int(settings.escalate_after.total_seconds() // 60)
+        lines.append(f"If nobody acknowledges within {minutes} min, {next_in_line} is told.")
+    return "\n".join(lines)
+
+
+def tell_about(
+    connection: Connection, events: list[AlertEvent], now: datetime, settings: NotifySettings
+) -> int:
+    """Outbox messages for this tick's alert events; returns how many."""
+    if not events:
+        return 0
+    home_ids = {event.home_id for event in events}
+    watchers, homes = _watchers(connection, home_ids), _homes(connection, home_ids)
+    written = 0
+    folded: defaultdict[int, list[tuple[AlertEvent, _Watcher]]] = defaultdict(list)
+    for event in events:
+        name, _zone = homes[event.home_id]
+        chain = [w for w in watchers.get(event.home_id, ()) if event.kind in w.kinds]
+        if event.urgent and event.opened:
+            if chain:
+                written += enqueue(
+                    connection,
+                    Message(
+                        chain[0].caregiver_id,
+                        event.home_id,
+                        "alert",
+                        f"alert:{event.alert_id}:level:0",
+                        f"URGENT {name}: {event.text}",
+                        _urgent_body(event, settings, chain[1].name if len(chain) > 1 else None),
+                        due_at=now,
+                        alert_id=event.alert_id,
+                    ),
+                    now,
+                )
+            continue
+        if event.urgent:  # resolved: everybody who was told hears the good news
+            told = connection.execute(
+                select(NOTIFICATIONS.c.caregiver_id)
+                .where(NOTIFICATIONS.c.alert_id == event.alert_id)
+                .distinct()
+            ).scalars()
+            for caregiver_id in told:
+                written += enqueue(
+                    connection,
+                    Message(
+                        caregiver_id,
+                        event.home_id,
+                        "resolved",
+                        f"alert:{event.alert_id}:resolved:{caregiver_id}",
+                        f"Resolved {name}: activity again",
+                        f"Resolved: {event.text} is over; there is activity again.",
+                        due_at=now,
+                        alert_id=event.alert_id,
+                    ),
+                    now,
+                )
+            continue
+        for watcher in chain:
+            folded[watcher.caregiver_id].append((event, watcher))
+    for caregiver_id, items in folded.items():
+        written += enqueue(connection, _folded_message(caregiver_id, items, homes, now), now)
+    return written
+
+
+def _folded_message(
+    caregiver_id: int,
+    items: list[tuple[AlertEvent, _Watcher]],
+    homes: dict[str, tuple[str, ZoneInfo]],
+    now: datetime,
+) -> Message:
+    """One message with every non-urgent change of this tick for one caregiver."""
+    lines = []
+    for event, _watcher in items:
+        name = homes[event.home_id][0]
+        state = "" if event.opened else "resolved: "
+        lines.append(f"- {name}: {state}{event.text}")
+    first, watcher = items[0]
+    name, zone = homes[first.home_id]
+    if len(items) == 1:
+        title = f"{name}: {'' if first.opened else 'resolved: '}{first.text}"
+    else:
+        names = sorted({homes[e.home_id][0] for e, _ in items})
+        title = f"{len(items)} changes: {', '.join(names)}"
+    due = now
+    if watcher.quiet is not None:
+        start, end = parse_hhmm(watcher.quiet[0]), parse_hhmm(watcher.quiet[1])
+        if in_window(now, zone, start, end):
+            due = window_end(now, zone, end)  # not urgent: it waits for the morning
+    ids = ",".join(str(e.alert_id) + ("o" if e.opened else "r") for e, _ in items)
+    return Message(
+        caregiver_id,
+        first.home_id,
+        "alerts",
+        f"alerts:{caregiver_id}:{ids}",
+        title,
+        "\n".join(lines),
+        due_at=due,
+        alert_id=first.alert_id if len(items) == 1 else None,
+    )
+
+
+def escalate(connection: Connection, now: datetime, settings: NotifySettings) -> int:
+    """Tell the next caregiver in line about urgent alerts nobody acknowledged in time."""
+    rows = connection.execute(
+        select(ALERTS).where(
+            ALERTS.c.state == OPEN,
+            ALERTS.c.urgent.is_(True),
+            ALERTS.c.next_escalation_at <= now,
+        )
+    ).all()
+    if not rows:
+        return 0
+    home_ids = {row.home_id for row in rows}
+    watchers, homes = _watchers(connection, home_ids), _homes(connection, home_ids)
+    written = 0
+    for alert in rows:
+        chain = [w for w in watchers.get(alert.home_id, ()) if alert.kind in w.kinds]
+        level = alert.escalation_level + 1
+        more = level < len(chain)
+        moved = connection.execute(
+            update(ALERTS)
+            .where(ALERTS.c.id == alert.id, ALERTS.c.escalation_level == alert.escalation_level)
+            .values(
+                escalation_level=level if more else alert.escalation_level,
+                next_escalation_at=now + settings.escalate_after if more else None,
+            )
+        )
+        if moved.rowcount != 1 or not more:
+            continue
+        name = homes[alert.home_id][0]
+        text_ = str((alert.details or {}).get("text", alert.kind))
+        event = AlertEvent(
+            alert.id, alert.home_id, alert.kind, text_, True, True, ack_code=alert.ack_code
+        )
+        minutes = int(settings.escalate_after.total_seconds() // 60) * level
+        after = chain[level + 1].name if level + 1 < len(chain) else None
+        written += enqueue(
+            connection,
+            Message(
+                chain[level].caregiver_id,
+                alert.home_id,
+                "alert",
+                f"alert:{alert.id}:level:{level}",
+                f"URGENT {name}: {text_} (nobody has acknowledged for {minutes} min)",
+                _urgent_body(event, settings, after),
+                due_at=now,
+                alert_id=alert.id,
+            ),
+            now,
+        )
+    return written
+
+
+# -- the loop --------------------------------------------------------------------------------
+
+
+class Notifier:
+    """Plans and dispatches once per ``interval``; one per relay process."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        dispatcher: Dispatcher,
+        settings: NotifySettings,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        """Nothing runs until :meth:`start` (or a test calls :meth:`tick`)."""
+        self.engine = engine
+        self.dispatcher = dispatcher
+        self.settings = settings
+        self.clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self.ticks = 0
+        self.errors = 0
+
+    async def tick(self) -> PlanResult:
+        """Plan, then send what is due."""
+        now = self.clock()
+        async with self.engine.begin() as connection:
+            result = await connection.run_sync(plan, now, self.settings)
+        await self.dispatcher.run_once(now)
+        self.ticks += 1
+        return result
+
+    def start(self, interval: float) -> None:
+        """Tick forever in the background."""
+        self._task = asyncio.create_task(self._forever(interval))
+
+    async def stop(self) -> None:
+        """Stop ticking (a message being sent is claimed and will be retried if cut off)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _forever(self, interval: float) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                self.errors += 1
+                _LOGGER.exception("notification tick failed; retrying next tick")
+            await asyncio.sleep(interval)

@@ -1,0 +1,259 @@
+"""The notification outbox: every message is written BEFORE it is sent and marked AFTER.
+
+- ``enqueue`` inserts a message under a unique ``dedup_key`` (a summary's home, subscription and
+  day; an alert's id and recipient): a second writer, or a second replica, inserts nothing.
+- ``Dispatcher`` sends what is due. Each message is claimed first by a compare-and-swap
+  (``UPDATE … WHERE id = ? AND status = 'pending'``; the row count says who won), so two
+  replicas never both send it. A claim expires: a replica that died mid-send leaves the message
+  to be retried, never lost (the price: a message the provider took just before the crash is
+  sent twice; exactly once is not possible across an external service without its help).
+- Every attempt is recorded (``delivery_attempts``); failures back off (1 min doubling to 1 h)
+  and give up after a day, counted. A caregiver whose URL keeps failing is flagged, and the next
+  message to someone else about the same home says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+import logging
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from .models import Caregiver, DeliveryAttempt, Notification, Subscription, table
+from .notify import Delivery, deliver
+from .secretbox import SecretBox, SecretBoxError
+
+_LOGGER = logging.getLogger(__name__)
+
+PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+CLAIM_FOR = timedelta(minutes=5)
+RETRY_FIRST = timedelta(minutes=1)
+RETRY_MAX = timedelta(hours=1)
+GIVE_UP_AFTER = timedelta(days=1)
+#: Failures in a row that flag a caregiver's channel as failing.
+FAILING_AFTER = 3
+
+NOTIFICATIONS = table(Notification)
+CAREGIVERS = table(Caregiver)
+SUBSCRIPTIONS = table(Subscription)
+ATTEMPTS = table(DeliveryAttempt)
+
+type Sender = Callable[[str, str, str], Awaitable[Delivery]]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message to put in the outbox."""
+
+    caregiver_id: int
+    home_id: str | None
+    kind: str
+    dedup_key: str
+    title: str
+    body: str
+    due_at: datetime
+    alert_id: int | None = None
+
+
+def enqueue(connection: Connection, message: Message, now: datetime) -> bool:
+    """Record a message (sync, inside the caller's transaction); False if it already exists."""
+    values = {
+        "caregiver_id": message.caregiver_id,
+        "home_id": message.home_id,
+        "alert_id": message.alert_id,
+        "kind": message.kind,
+        "dedup_key": message.dedup_key[:200],
+        "title": message.title[:300],
+        "body": message.body,
+        "status": PENDING,
+        "created_at": now,
+        "due_at": message.due_at,
+        "attempts": 0,
+    }
+    dialect = connection.dialect.name
+    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        builder(NOTIFICATIONS).values(values).on_conflict_do_nothing(index_elements=["dedup_key"])
+    )
+    return bool(connection.execute(statement).rowcount)
+
+
+def _retry_delay(attempts: int) -> timedelta:
+    delay: timedelta = RETRY_FIRST * 2 ** max(0, attempts - 1)
+    return min(RETRY_MAX, delay)
+
+
+class Dispatcher:
+    """Sends due messages, at most ``concurrency`` at a time (Apprise sends from threads)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        box: SecretBox | None,
+        *,
+        concurrency: int = 4,
+        sender: Sender | None = None,
+    ) -> None:
+        """``sender`` defaults to Apprise (``notify.deliver``)."""
+        self.engine = engine
+        self.box = box
+        self._limit = asyncio.Semaphore(concurrency)
+        self._send: Sender = sender or (lambda url, title, body: deliver(url, title, body, True))
+        self.sent = 0
+        self.failed = 0
+        self.gave_up = 0
+
+    async def run_once(self, now: datetime, batch: int = 200) -> int:
+        """Send what is due now; returns how many this replica sent successfully."""
+        async with self.engine.begin() as connection:
+            # Claims of a replica that died mid-send run out: those messages are due again.
+            await connection.execute(
+                update(NOTIFICATIONS)
+                .where(NOTIFICATIONS.c.status == SENDING, NOTIFICATIONS.c.claimed_until < now)
+                .values(status=PENDING)
+            )
+        async with self.engine.connect() as connection:
+            due = (
+                await connection.scalars(
+                    select(NOTIFICATIONS.c.id)
+                    .where(NOTIFICATIONS.c.status == PENDING, NOTIFICATIONS.c.due_at <= now)
+                    .order_by(NOTIFICATIONS.c.due_at, NOTIFICATIONS.c.id)
+                    .limit(batch)
+                )
+            ).all()
+        results = await asyncio.gather(*(self._claim_and_send(i, now) for i in due))
+        return sum(results)
+
+    async def _claim_and_send(self, notification_id: int, now: datetime) -> bool:
+        async with self.engine.begin() as connection:
+            claimed = await connection.execute(
+                update(NOTIFICATIONS)
+                .where(NOTIFICATIONS.c.id == notification_id, NOTIFICATIONS.c.status == PENDING)
+                .values(
+                    status=SENDING,
+                    claimed_until=now + CLAIM_FOR,
+                    attempts=NOTIFICATIONS.c.attempts + 1,
+                )
+            )
+            if claimed.rowcount != 1:
+                return False  # another replica has it
+            row = (
+                await connection.execute(
+                    select(NOTIFICATIONS).where(NOTIFICATIONS.c.id == notification_id)
+                )
+            ).one()
+            caregiver = (
+                await connection.execute(
+                    select(CAREGIVERS).where(CAREGIVERS.c.id == row.caregiver_id)
+                )
+            ).one()
+            body = row.body + await _failing_note(connection, row.home_id, row.caregiver_id)
+        async with self._limit:
+            result = await self._deliver(caregiver.apprise_url_encrypted, row.title, body)
+        await self._record(row, caregiver, result, now)
+        return result.ok
+
+    async def _deliver(self, encrypted_url: bytes, title: str, body: str) -> Delivery:
+        if self.box is None:
+            return Delivery(False, "no secret key: caregivers' URLs cannot be read")
+        try:
+            url = self.box.decrypt(encrypted_url)
+        except SecretBoxError as err:
+            return Delivery(False, str(err))
+        try:
+            return await self._send(url, title, body)
+        except Exception as err:
+            return Delivery(False, f"Apprise raised {type(err).__name__}")
+
+    async def _record(
+        self, row: Row[Any], caregiver: Row[Any], result: Delivery, now: datetime
+    ) -> None:
+        notification_id: int = row.id
+        attempts: int = row.attempts  # already counted by the claim
+        created_at: datetime = row.created_at
+        caregiver_id: int = caregiver.id
+        failures: int = caregiver.consecutive_failures
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                insert(ATTEMPTS).values(
+                    notification_id=notification_id,
+                    attempted_at=now,
+                    ok=result.ok,
+                    detail=result.detail[:500],
+                )
+            )
+            if result.ok:
+                self.sent += 1
+                await connection.execute(
+                    update(NOTIFICATIONS)
+                    .where(NOTIFICATIONS.c.id == notification_id)
+                    .values(status=SENT, sent_at=now, claimed_until=None, last_error=None)
+                )
+                await connection.execute(
+                    update(CAREGIVERS)
+                    .where(CAREGIVERS.c.id == caregiver_id)
+                    .values(consecutive_failures=0, failing_since=None)
+                )
+                return
+            self.failed += 1
+            give_up = now - created_at >= GIVE_UP_AFTER
+            if give_up:
+                self.gave_up += 1
+            _LOGGER.warning(
+                "notification %d to caregiver %d failed (attempt %d%s): %s",
+                notification_id,
+                caregiver_id,
+                attempts,
+                ", giving up" if give_up else "",
+                result.detail,
+            )
+            await connection.execute(
+                update(NOTIFICATIONS)
+                .where(NOTIFICATIONS.c.id == notification_id)
+                .values(
+                    status=FAILED if give_up else PENDING,
+                    due_at=now + _retry_delay(attempts),
+                    claimed_until=None,
+                    last_error=result.detail[:500],
+                )
+            )
+            flagged = failures + 1 >= FAILING_AFTER
+            await connection.execute(
+                update(CAREGIVERS)
+                .where(CAREGIVERS.c.id == caregiver_id)
+                .values(
+                    consecutive_failures=CAREGIVERS.c.consecutive_failures + 1,
+                    failing_since=func.coalesce(CAREGIVERS.c.failing_since, now)
+                    if flagged
+                    else CAREGIVERS.c.failing_since,
+                )
+            )
+
+
+async def _failing_note(connection: AsyncConnection, home_id: str | None, caregiver_id: int) -> str:
+    """'Messages to Ann are failing since …' for the other caregivers of the same home."""
+    if home_id is None:
+        return ""
+    rows = (
+        await connection.execute(
+            select(CAREGIVERS.c.name, CAREGIVERS.c.failing_since)
+            .join(SUBSCRIPTIONS, SUBSCRIPTIONS.c.caregiver_id == CAREGIVERS.c.id)
+            .where(
+                and_(
+                    SUBSCRIPTIONS.c.home_id == home_id,
+                    CAREGIVERS.c.id != caregiver_id,
+                    CAREGIVERS.c.failing_since.isnot(None),
+                )
+            )
+        )
+    ).all()
+    if not rows:
+        return ""
+    names = ", ".join(f"{r.name} (since {r.failing_since:%Y-%m-%d %H:%M} UTC)" for r in rows)
+    return f"\n\nNote: messages to {names} keep failing; they may not know about this."

@@ -1,0 +1,420 @@
+"""Summaries and alerts, end to end: a real database (SQLite and PostgreSQL), real Apprise
+delivering to a local HTTP sink, and a clock the test moves across DST, restarts and outages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+import logging
+
+from cryptography.fernet import Fernet
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from relay.db import create_engine
+from relay.models import Alert, Caregiver, DeliveryAttempt, Notification, table
+from relay.notifier import NotifySettings
+from relay.secretbox import SecretBox
+from tests.relay.notify_harness import Clock, Relay, messages
+from tests.relay.sink import Sink, running_sink
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(utc(2026, 3, 28, 6, 0))  # Saturday 07:00 in Berlin; DST starts Sunday
+
+
+@pytest.fixture
+def relay(engine: AsyncEngine, clock: Clock) -> Relay:
+    return Relay(
+        engine,
+        SecretBox(Fernet.generate_key()),
+        clock,
+        NotifySettings(public_url="https://relay.example"),
+    )
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    with running_sink() as running:
+        yield running
+
+
+async def count(engine: AsyncEngine, model: type[object], *where: object) -> int:
+    async with engine.connect() as connection:
+        found = await connection.scalar(
+            select(func.count()).select_from(table(model)).where(*where)  # type: ignore[arg-type]
+        )
+    return int(found or 0)
+
+
+# -- summaries ---------------------------------------------------------------------------------
+
+
+async def test_summary_arrives_at_the_local_time_on_the_dst_day(
+    relay: Relay, clock: Clock, sink: Sink
+) -> None:
+    home = await relay.home("Mum's flat")
+    await relay.caregiver("Ann", sink, home, summary_at="08:00", kinds=())
+    await relay.at(utc(2026, 3, 28, 7, 30))  # its first slot: Sunday 08:00, summer time
+    await relay.activity(home, utc(2026, 3, 28, 7, 10), room="Kitchen")
+    await relay.activity(home, utc(2026, 3, 28, 9, 5), room="Kitchen", count=2)
+    await relay.activity(home, utc(2026, 3, 28, 17, 40), room="Living room")
+    await relay.reported(home, utc(2026, 3, 29, 5, 55))
+    await relay.at(utc(2026, 3, 29, 5, 59))  # 07:59 summer time: not yet
+    assert sink.received == []
+    await relay.at(utc(2026, 3, 29, 6, 0))  # 08:00 summer time
+    [(title, body)] = messages(sink)
+    assert title == "Mum's flat: All normal"
+    assert "Period: yesterday 08:00 to 08:00 (Europe/Berlin)" in body
+    assert "- 4 movements, first 08:10, last 18:40" in body  # winter time yesterday
+    assert "- Busiest room: Kitchen (3)" in body
+    assert "- Longest quiet spell: 18:40 to 08:00 (12 h 20 min)" in body  # a 23-hour day
+    assert "- All devices connected, no low batteries" in body
+    for later in (1, 30, 600):
+        await relay.at(utc(2026, 3, 29, 6, 0) + timedelta(minutes=later))
+    assert len(sink.received) == 1  # once per day, whatever the ticks
+    await relay.reported(home, utc(2026, 3, 30, 5, 55))
+    await relay.at(utc(2026, 3, 30, 6, 0))
+    assert len(sink.received) == 2
+
+
+async def test_a_summary_says_what_needs_attention(relay: Relay, sink: Sink) -> None:
+    home = await relay.home("Dad")
+    await relay.caregiver("Ann", sink, home, summary_at="09:00", kinds=())
+    await relay.tick()
+    await relay.device(home, "d1", name="Hall sensor", battery=4, battery_state="critical")
+    await relay.device(home, "d2", name="Door", room=None, battery=15, battery_state="low")
+    await relay.device(
+        home,
+        "d3",
+        name="Bedroom",
+        room="Bed",
+        connectivity="disconnected",
+        offline_since=utc(2026, 3, 28, 20, 0),
+    )
+    await relay.reported(
+        home,
+        utc(2026, 3, 28, 22, 0),
+        bridge_reachable=False,
+        bridge_offline_since=utc(2026, 3, 28, 21, 0),
+    )
+    await relay.at(utc(2026, 3, 29, 7, 0))
+    [(title, body)] = messages(sink)
+    assert title == (
+        "Dad: Needs attention: no reports since yesterday 23:00; bridge unreachable since "
+        "yesterday 22:00; no activity; 1 battery critical; 1 battery low; 1 device offline"
+    )
+    assert "- Battery critical: Hall sensor (Hall), 4 %" in body
+    assert "- Battery low: Door, 15 %" in body
+    assert "- Offline since yesterday 21:00: Bedroom (Bed)" in body
+    assert "- No activity at all in this period" in body
+
+
+async def test_missed_summaries_come_late_once_and_fold_into_one(relay: Relay, sink: Sink) -> None:
+    home = await relay.home()
+    await relay.caregiver("Ann", sink, home, summary_at="08:00", kinds=())
+    await relay.tick()
+    # The relay is down from Saturday 07:00 until Wednesday 10:30: five 08:00s pass unseen;
+    # one late summary covers the latest day.
+    await relay.reported(home, utc(2026, 4, 1, 8, 25))
+    await relay.at(utc(2026, 4, 1, 8, 30))
+    [(title, body)] = messages(sink)
+    assert title.startswith("[late] Mum")
+    assert "This summary was due at 08:00 and is sent late" in body
+    assert "4 earlier summaries were not sent while the relay was down" in body
+    await relay.at(utc(2026, 4, 1, 8, 31))
+    assert len(sink.received) == 1
+    await relay.at(utc(2026, 4, 2, 6, 0))  # Thursday 08:00: on time again
+    assert not messages(sink)[1][0].startswith("[late]")
+
+
+async def test_a_crash_mid_send_means_a_retry_not_a_loss(
+    relay: Relay, clock: Clock, sink: Sink, engine: AsyncEngine
+) -> None:
+    home = await relay.home()
+    await relay.caregiver("Ann", sink, home, summary_at="08:00", kinds=())
+    await relay.tick()
+    clock.set(utc(2026, 3, 29, 6, 0))
+    async with engine.begin() as connection:  # the planning part of a tick only
+        from relay.notifier import plan
+
+        await connection.run_sync(plan, clock.now, relay.settings)
+        # A replica claimed the message and died before Apprise answered.
+        await connection.execute(
+            update(table(Notification)).values(
+                status="sending", claimed_until=clock.now + timedelta(minutes=5), attempts=1
+            )
+        )
+    await relay.at(utc(2026, 3, 29, 6, 2))
+    assert sink.received == []  # the claim still stands
+    await relay.at(utc(2026, 3, 29, 6, 6))
+    assert len(sink.received) == 1
+    assert await count(engine, Notification, table(Notification).c.status == "sent") == 1
+
+
+async def test_two_replicas_racing_send_each_summary_once(
+    relay: Relay, clock: Clock, sink: Sink, db_url: str
+) -> None:
+    homes = [await relay.home(f"Home {n}") for n in range(5)]
+    for n, home in enumerate(homes):
+        await relay.caregiver(f"Carer {n}", sink, home, summary_at="08:00", kinds=())
+    await relay.tick()
+    second = create_engine(db_url)
+    try:
+        other = relay.replica(second)
+        clock.set(utc(2026, 3, 29, 6, 0))
+        for home in homes:
+            await relay.reported(home)
+        for _ in range(3):
+            await __import__("asyncio").gather(relay.tick(), other.tick())
+    finally:
+        await second.dispose()
+    titles = sorted(title for title, _ in messages(sink))
+    assert titles == sorted(f"Home {n}: Needs attention: no activity" for n in range(5))
+
+
+# -- alerts ------------------------------------------------------------------------------------
+
+
+async def test_battery_alert_resolves_with_hysteresis_and_no_flapping(
+    relay: Relay, clock: Clock, sink: Sink
+) -> None:
+    home = await relay.home("Mum")
+    await relay.activity(home, clock.now)
+    await relay.caregiver("Ann", sink, home, kinds=("battery",))
+    await relay.device(home, battery=12, battery_state="low")
+    await relay.tick()
+    assert messages(sink) == [
+        (
+            "Mum: battery low: Hall sensor (Hall), 12 %",
+            "- Mum: battery low: Hall sensor (Hall), 12 %",
+        )
+    ]
+    await relay.device(home, battery=100, battery_state="normal")  # new batteries
+    clock.advance(minutes=1)
+    await relay.reported(home)
+    await relay.tick()
+    assert len(sink.received) == 1  # clear for a minute: not yet
+    clock.advance(minutes=5)
+    await relay.reported(home)
+    await relay.tick()
+    assert messages(sink)[1][0] == "Mum: resolved: battery low: Hall sensor (Hall), 12 %"
+    await relay.device(home, battery=19, battery_state="low")  # a reading wobbles
+    clock.advance(minutes=1)
+    await relay.tick()
+    assert len(sink.received) == 2  # within the cooldown: no new alert
+
+
+async def test_changes_of_one_tick_fold_into_one_message_per_caregiver(
+    relay: Relay, sink: Sink
+) -> None:
+    first, second = await relay.home("Mum"), await relay.home("Dad")
+    for home in (first, second):
+        await relay.activity(home, relay.clock.now)
+        await relay.caregiver(f"Ann {home}", sink, home, kinds=("battery", "offline"))
+    await relay.admin.subscribe(first, f"Ann {second}", None, ["battery", "offline"])
+    for n in range(3):
+        await relay.device(first, f"d{n}", name=f"Sensor {n}", battery=5, battery_state="low")
+    await relay.device(second, "x", name="Door", battery=5, battery_state="critical")
+    await relay.tick()
+    titles = sorted(title for title, _ in messages(sink))
+    assert titles == ["3 changes: Mum", "4 changes: Dad, Mum"]
+
+
+async def test_quiet_hours_hold_non_urgent_alerts_until_morning(
+    relay: Relay, clock: Clock, sink: Sink
+) -> None:
+    home = await relay.home()
+    await relay.caregiver("Ann", sink, home, kinds=("battery",))
+    await relay.admin.set_quiet_hours("Ann", "22:00", "07:00")
+    clock.set(utc(2026, 7, 1, 21, 30))  # 23:30 in Berlin
+    await relay.reported(home)
+    await relay.device(home, battery=9, battery_state="low")
+    await relay.tick()
+    assert sink.received == []
+    clock.set(utc(2026, 7, 2, 4, 59))
+    await relay.reported(home)
+    await relay.tick()
+    assert sink.received == []
+    clock.set(utc(2026, 7, 2, 5, 0))  # 07:00
+    await relay.reported(home)
+    await relay.tick()
+    assert len(sink.received) == 1
+
+
+async def test_inactivity_is_urgent_escalates_and_stops_when_acknowledged(
+    relay: Relay, clock: Clock, sink: Sink, engine: AsyncEngine
+) -> None:
+    home = await relay.home("Mum")
+    await relay.caregiver("Ann", sink, home, kinds=("inactivity",), order=0)
+    await relay.caregiver("Ben", sink, home, kinds=("inactivity",), order=1)
+    await relay.caregiver("Cleo", sink, home, kinds=("inactivity",), order=2)
+    await relay.admin.set_quiet_hours("Ann", "00:00", "23:59")  # urgent ignores quiet hours
+    clock.set(utc(2026, 7, 1, 7, 0))  # 09:00 in Berlin
+    await relay.activity(home, clock.now)
+    for minute in range(0, 181, 5):  # three hours of silence, reporting all along
+        clock.set(utc(2026, 7, 1, 7, 0) + timedelta(minutes=minute))
+        await relay.reported(home)
+        await relay.tick()
+    [(title, body)] = messages(sink)
+    assert title == "URGENT Mum: no activity since Wed 09:00 (3 h)"
+    assert "https://relay.example/api/v1/alerts/1/ack?code=" in body
+    assert "If nobody acknowledges within 15 min, Ben is told." in body
+    assert sink.received[0]["title"] == title
+    clock.advance(minutes=15)
+    await relay.reported(home)
+    await relay.tick()
+    assert messages(sink)[1][0] == (
+        "URGENT Mum: no activity since Wed 09:00 (3 h) (nobody has acknowledged for 15 min)"
+    )
+    await relay.admin.acknowledge(1, by="Ben")
+    clock.advance(minutes=30)
+    await relay.reported(home)
+    await relay.tick()
+    assert len(sink.received) == 2  # Cleo is not called: Ben is on it
+    await relay.activity(home, clock.now)
+    clock.advance(minutes=1)
+    await relay.reported(home)
+    await relay.tick()
+    resolved = sorted(title for title, _ in messages(sink)[2:])
+    assert resolved == ["Resolved Mum: activity again", "Resolved Mum: activity again"]
+    alerts = await relay.admin.list_alerts()
+    assert [(a.kind, a.state, a.acked_by) for a in alerts] == [("inactivity", "resolved", "Ben")]
+
+
+async def test_inactivity_counts_only_active_hours(relay: Relay, clock: Clock, sink: Sink) -> None:
+    home = await relay.home()
+    await relay.caregiver("Ann", sink, home, kinds=("inactivity",))
+    await relay.activity(home, utc(2026, 7, 1, 19, 0))  # 21:00, then bed
+    for hour in range(20, 32):  # through the night to 09:00 (07:00 UTC)
+        clock.set(utc(2026, 7, 1, 0, 0) + timedelta(hours=hour))
+        await relay.reported(home)
+        await relay.tick()
+    assert sink.received == []  # the night is not inactivity; 07:00-09:00 is only 2 h
+    clock.set(utc(2026, 7, 2, 8, 0))  # 10:00: three active hours without activity
+    await relay.reported(home)
+    await relay.tick()
+    assert messages(sink)[0][0].startswith("URGENT Mum: no activity since Wed 21:00")
+
+
+async def test_stale_home_and_unreachable_bridge(relay: Relay, clock: Clock, sink: Sink) -> None:
+    home = await relay.home("Mum")
+    await relay.caregiver("Ann", sink, home, kinds=("stale", "bridge"))
+    await relay.reported(
+        home, bridge_reachable=False, bridge_offline_since=clock.now - timedelta(minutes=20)
+    )
+    clock.advance(minutes=29)
+    await relay.tick()
+    assert messages(sink) == [
+        (
+            "Mum: Hue bridge unreachable since Sat 06:40",
+            "- Mum: Hue bridge unreachable since Sat 06:40",
+        )
+    ]
+    clock.advance(minutes=1)
+    await relay.tick()
+    assert messages(sink)[1][0].startswith("Mum: no reports since Sat 07:00")
+
+
+async def test_unusually_quiet_against_the_homes_own_weeks(
+    relay: Relay, clock: Clock, sink: Sink, engine: AsyncEngine
+) -> None:
+    home = await relay.home("Mum")
+    await relay.caregiver("Ann", sink, home, kinds=("quiet",))
+    now = utc(2026, 7, 29, 10, 0)  # Wednesday 12:00
+    async with engine.begin() as connection:
+        from relay.models import Home
+
+        await connection.execute(update(table(Home)).values(created_at=now - timedelta(weeks=6)))
+    for week in range(1, 5):  # lunch in the kitchen, every Wednesday
+        await relay.activity(home, now - timedelta(weeks=week, minutes=45))
+    await relay.activity(home, now - timedelta(hours=2, minutes=30))  # today: 09:30, then nothing
+    clock.set(now)
+    await relay.reported(home)
+    await relay.tick()
+    assert messages(sink)[0][0] == (
+        "Mum: quieter than usual: no activity in the last 2 hours, when there was some at this "
+        "time in each of the past 4 weeks"
+    )
+
+
+# -- delivery ----------------------------------------------------------------------------------
+
+
+async def test_a_failing_channel_is_retried_recorded_flagged_and_mentioned(
+    relay: Relay, clock: Clock, sink: Sink, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    home = await relay.home("Mum")
+    await relay.activity(home, clock.now)
+    with running_sink(status=500) as broken:
+        await relay.caregiver("Ann", broken, home, kinds=("battery",))
+        await relay.device(home, battery=9, battery_state="low")
+        for minutes in (0, 1, 3, 7):  # retries after 1, 2, 4 minutes
+            clock.set(utc(2026, 3, 28, 6, 0) + timedelta(minutes=minutes))
+            await relay.reported(home)
+            await relay.tick()
+        assert len(broken.received) == 4  # Apprise really tried, four times
+    attempts = await count(engine, DeliveryAttempt)
+    assert attempts == 4
+    async with engine.connect() as connection:
+        ann = (await connection.execute(select(table(Caregiver)))).one()
+    assert ann.consecutive_failures == 4
+    assert ann.failing_since == utc(2026, 3, 28, 6, 3)
+    await relay.caregiver("Ben", sink, home, kinds=("battery",))
+    await relay.device(home, "d2", name="Door", battery=9, battery_state="low")
+    await relay.reported(home)
+    await relay.tick()
+    [(title, body)] = messages(sink)
+    assert "Note: messages to Ann (since 2026-03-28 06:03 UTC) keep failing" in body
+    assert broken.url not in caplog.text
+    assert "json://" not in caplog.text
+
+
+async def test_a_message_that_fails_for_a_day_is_given_up_and_counted(
+    relay: Relay, clock: Clock, engine: AsyncEngine
+) -> None:
+    home = await relay.home()
+    await relay.activity(home, clock.now)
+    with running_sink(status=500) as broken:
+        await relay.caregiver("Ann", broken, home, kinds=("battery",))
+        await relay.device(home, battery=9, battery_state="low")
+        start = clock.now
+        for hours in range(0, 26):
+            clock.set(start + timedelta(hours=hours))
+            await relay.reported(home)
+            await relay.tick()
+    notifications = table(Notification)
+    assert await count(engine, Notification, notifications.c.status == "failed") == 1
+    assert relay.notifier.dispatcher.gave_up == 1
+
+
+async def test_acknowledgement_needs_the_alerts_code(relay: Relay, clock: Clock) -> None:
+    home = await relay.home()
+    async with relay.engine.begin() as connection:
+        from sqlalchemy import insert
+
+        await connection.execute(
+            insert(table(Alert)).values(
+                home_id=home,
+                kind="inactivity",
+                subject="",
+                state="open",
+                opened_at=clock.now,
+                urgent=True,
+                ack_code="right",
+            )
+        )
+    from relay.admin import AdminError
+
+    with pytest.raises(AdminError, match="no alert 1 with that code"):
+        await relay.admin.acknowledge(1, by="link", code="wrong")
+    with pytest.raises(AdminError):
+        await relay.admin.acknowledge(99, by="cli")
+    alert = await relay.admin.acknowledge(1, by="link", code="right")
+    assert (alert.state, alert.acked_by) == ("acked", "link")
