@@ -68,9 +68,11 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
                 RateLimiter(settings.rate_per_second, settings.rate_burst),
             )
             pruner = asyncio.create_task(_prune_forever(db, settings.retention_days))
+            # Caregivers' URLs are decrypted only to send; no key is made up unless needed.
+            box = SecretBox.from_environment(settings.key_file) if settings.notify_seconds else None
             notifier = Notifier(
                 db,
-                Dispatcher(db, SecretBox.from_environment(settings.key_file)),
+                Dispatcher(db, box),
                 NotifySettings(timedelta(minutes=settings.escalate_minutes), settings.public_url),
             )
             app[RELAY].notifier = notifier

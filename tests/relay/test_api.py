@@ -38,6 +38,7 @@ async def client(aiohttp_client: Callable[..., Any], engine: AsyncEngine, db_url
         max_body_bytes=64 * 1024,
         rate_per_second=1000,
         rate_burst=1000,
+        notify_seconds=0,  # notifications have their own tests (test_notifications.py)
     )
     test_client: Client = await aiohttp_client(create_app(settings, engine))
     return test_client
@@ -326,6 +327,39 @@ async def test_retention_prunes_raw_reports_only(
     assert await prune_reports(engine, -1) == 1
     assert await _count(engine, Report) == 0
     assert await _count(engine, DeviceState) == 2
+
+
+async def test_acknowledge_by_link(client: Client, engine: AsyncEngine, home: NewHome) -> None:
+    from sqlalchemy import insert
+
+    from relay.models import Alert, table
+
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(table(Alert)).values(
+                home_id=home.id,
+                kind="inactivity",
+                subject="",
+                state="open",
+                opened_at=datetime.now(UTC),
+                urgent=True,
+                ack_code="c0de",
+            )
+        )
+    # Opening the link (or a chat app's preview of it) only shows a button.
+    response = await client.get("/api/v1/alerts/1/ack", params={"code": 'c0de"><script>'})
+    page = await response.text()
+    SEEN.add(("/api/v1/alerts/{alert_id}/ack", "get", response.status))
+    assert response.status == 200
+    assert 'value="c0de&quot;&gt;&lt;script&gt;"' in page
+    assert (await Admin(engine).list_alerts())[0].state == "open"
+    for code, status, state in (("wrong", 404, "open"), ("c0de", 200, "acked")):
+        response = await client.post("/api/v1/alerts/1/ack", data={"code": code})
+        SEEN.add(("/api/v1/alerts/{alert_id}/ack", "post", response.status))
+        assert response.status == status
+        assert (await Admin(engine).list_alerts())[0].state == state
+    response = await client.post("/api/v1/alerts/x/ack", data={"code": "c0de"})
+    assert response.status == 404
 
 
 def test_openapi_documents_every_route_and_status() -> None:

@@ -120,3 +120,47 @@ def test_notify_test_reports_failure(db: str, capsys: pytest.CaptureFixture[str]
 def test_prune(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(db, "db", "prune") == 0
     assert "removed 0 reports older than 30 days" in capsys.readouterr().out
+
+
+def test_alerting_settings_ack_and_history(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(db, "home", "add", "Flat", "--timezone", "Europe/Berlin") == 0
+    home_id = re.search(r"home id: (\S+)", capsys.readouterr().out)[1]  # type: ignore[index]
+    assert (
+        run(db, "home", "set", "Flat", "--inactivity-minutes", "120", "--active", "08:00-21:30")
+        == 0
+    )
+    assert capsys.readouterr().out.strip() == (
+        "alerting settings: active_end=21:30, active_start=08:00, inactivity_minutes=120"
+    )
+    assert run(db, "home", "set", "Flat", "--offline-minutes", "0") == 2
+    assert "offline minutes must be a whole number above 0" in capsys.readouterr().err
+    assert run(db, "home", "set", "Flat", "--active", "8-9") == 2
+    assert run(db, "home", "set", "Flat", "--active", "08:00") == 2
+    assert "not a span of hours" in capsys.readouterr().err
+    assert run(db, "home", "set", "Flat") == 2
+    assert "nothing to set" in capsys.readouterr().err
+
+    with running_sink() as sink:
+        assert run(db, "caregiver", "add", "Ann", "--apprise", sink.url) == 0
+    assert run(db, "caregiver", "quiet", "Ann", "22:00-07:00") == 0
+    assert "quiet hours: 22:00-07:00 (home time)" in capsys.readouterr().out
+    assert run(db, "caregiver", "quiet", "Ann", "off") == 0
+    assert "quiet hours: none" in capsys.readouterr().out
+
+    assert run(db, "alerts") == 0
+    assert "no alerts" in capsys.readouterr().out
+    database = Path(db.split("///", 1)[1])
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "insert into alerts (home_id, kind, subject, state, opened_at, urgent, "
+            "escalation_level, details) values (?, 'inactivity', '', 'open', "
+            "'2026-07-01 09:00:00.000000', 1, 0, '{\"text\": \"no activity since 06:00\"}')",
+            (home_id,),
+        )
+    connection.close()
+    assert run(db, "ack", "1", "--by", "Ben") == 0
+    assert f"alert 1 (inactivity, home {home_id}): acked" in capsys.readouterr().out
+    assert run(db, "alerts", "--home", "Flat") == 0
+    assert "inactivity acked by Ben  no activity since 06:00" in capsys.readouterr().out
+    assert run(db, "ack", "7") == 2
+    assert "no alert 7" in capsys.readouterr().err

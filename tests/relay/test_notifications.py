@@ -3,18 +3,19 @@ delivering to a local HTTP sink, and a clock the test moves across DST, restarts
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-import logging
 
 from cryptography.fernet import Fernet
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from relay.admin import AdminError
 from relay.db import create_engine
-from relay.models import Alert, Caregiver, DeliveryAttempt, Notification, table
-from relay.notifier import NotifySettings
+from relay.models import Alert, Caregiver, DeliveryAttempt, Home, Notification, table
+from relay.notifier import NotifySettings, plan
 from relay.secretbox import SecretBox
 from tests.relay.notify_harness import Clock, Relay, messages
 from tests.relay.sink import Sink, running_sink
@@ -142,8 +143,6 @@ async def test_a_crash_mid_send_means_a_retry_not_a_loss(
     await relay.tick()
     clock.set(utc(2026, 3, 29, 6, 0))
     async with engine.begin() as connection:  # the planning part of a tick only
-        from relay.notifier import plan
-
         await connection.run_sync(plan, clock.now, relay.settings)
         # A replica claimed the message and died before Apprise answered.
         await connection.execute(
@@ -172,7 +171,7 @@ async def test_two_replicas_racing_send_each_summary_once(
         for home in homes:
             await relay.reported(home)
         for _ in range(3):
-            await __import__("asyncio").gather(relay.tick(), other.tick())
+            await asyncio.gather(relay.tick(), other.tick())
     finally:
         await second.dispose()
     titles = sorted(title for title, _ in messages(sink))
@@ -329,8 +328,6 @@ async def test_unusually_quiet_against_the_homes_own_weeks(
     await relay.caregiver("Ann", sink, home, kinds=("quiet",))
     now = utc(2026, 7, 29, 10, 0)  # Wednesday 12:00
     async with engine.begin() as connection:
-        from relay.models import Home
-
         await connection.execute(update(table(Home)).values(created_at=now - timedelta(weeks=6)))
     for week in range(1, 5):  # lunch in the kitchen, every Wednesday
         await relay.activity(home, now - timedelta(weeks=week, minutes=45))
@@ -370,7 +367,7 @@ async def test_a_failing_channel_is_retried_recorded_flagged_and_mentioned(
     await relay.device(home, "d2", name="Door", battery=9, battery_state="low")
     await relay.reported(home)
     await relay.tick()
-    [(title, body)] = messages(sink)
+    [(_title, body)] = messages(sink)
     assert "Note: messages to Ann (since 2026-03-28 06:03 UTC) keep failing" in body
     assert broken.url not in caplog.text
     assert "json://" not in caplog.text
@@ -397,8 +394,6 @@ async def test_a_message_that_fails_for_a_day_is_given_up_and_counted(
 async def test_acknowledgement_needs_the_alerts_code(relay: Relay, clock: Clock) -> None:
     home = await relay.home()
     async with relay.engine.begin() as connection:
-        from sqlalchemy import insert
-
         await connection.execute(
             insert(table(Alert)).values(
                 home_id=home,
@@ -410,11 +405,39 @@ async def test_acknowledgement_needs_the_alerts_code(relay: Relay, clock: Clock)
                 ack_code="right",
             )
         )
-    from relay.admin import AdminError
-
     with pytest.raises(AdminError, match="no alert 1 with that code"):
         await relay.admin.acknowledge(1, by="link", code="wrong")
     with pytest.raises(AdminError):
         await relay.admin.acknowledge(99, by="cli")
     alert = await relay.admin.acknowledge(1, by="link", code="right")
     assert (alert.state, alert.acked_by) == ("acked", "link")
+
+
+@pytest.mark.parametrize(
+    ("timezone", "summary_at", "due"),
+    [
+        # New York springs forward at 02:00: 02:30 does not exist, the summary comes at 03:30.
+        ("America/New_York", "02:30", utc(2026, 3, 8, 7, 30)),
+        # ... and falls back at 02:00: 01:30 happens twice, the summary comes the first time.
+        ("America/New_York", "01:30", utc(2026, 11, 1, 5, 30)),
+        # Lord Howe moves by 30 minutes: 02:15 does not exist on 4 October.
+        ("Australia/Lord_Howe", "02:15", utc(2026, 10, 3, 15, 45)),
+        ("Australia/Lord_Howe", "01:45", utc(2026, 4, 4, 14, 45)),
+    ],
+)
+async def test_summaries_on_dst_days_come_once(
+    relay: Relay, clock: Clock, sink: Sink, timezone: str, summary_at: str, due: datetime
+) -> None:
+    home = await relay.home("Gran", timezone)
+    await relay.caregiver("Ann", sink, home, summary_at=summary_at, kinds=())
+    await relay.at(due - timedelta(hours=12))
+    await relay.reported(home, due - timedelta(minutes=5))
+    await relay.at(due - timedelta(minutes=1))
+    assert sink.received == []
+    await relay.at(due)
+    assert len(sink.received) == 1
+    assert not messages(sink)[0][0].startswith("[late]")
+    for later in (30, 60, 90, 120):  # through the repeated hour, if there is one
+        await relay.reported(home, due + timedelta(minutes=later))
+        await relay.at(due + timedelta(minutes=later))
+    assert len(sink.received) == 1
