@@ -157,6 +157,7 @@ class ActivityBucket(Base):
     """Activity of one room of a home in one 15-minute bucket (kept after reports are pruned)."""
 
     __tablename__ = "activity"
+    __table_args__ = (Index("ix_activity_home_time", "home_id", "bucket_start"),)
 
     home_id: Mapped[str] = mapped_column(
         ForeignKey("homes.id", ondelete="CASCADE"), primary_key=True

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .alerting import ALERTS, OPEN, AlertEvent, conditions, reconcile
 from .clock import utcnow
 from .models import Caregiver, Home, Notification, Subscription, table
-from .outbox import Dispatcher, Message, enqueue
+from .outbox import Dispatcher, Message, enqueue, enqueue_many
 from .schedule import in_window, next_occurrence, occurrence, parse_hhmm, window_end
 from .summary import Period, gather, render
 
@@ -41,6 +41,8 @@ NOTIFICATIONS = table(Notification)
 
 #: A summary sent later than this after its time says it is late.
 LATE_AFTER = timedelta(minutes=10)
+#: Subscriptions per claiming statement (far below every database's parameter limit).
+CLAIM_CHUNK = 500
 #: Any 64-bit number that no other application on the same PostgreSQL uses.
 PLAN_LOCK = 0x68706F6C6C
 
@@ -110,40 +112,40 @@ def plan_summaries(connection: Connection, now: datetime) -> int:
         )
     ).all()
     zones: dict[str, ZoneInfo] = {}
-    due: list[_DueSummary] = []
+    candidates: list[_DueSummary] = []
+    moves: defaultdict[tuple[datetime | None, datetime], list[int]] = defaultdict(list)
     for row in rows:
         zone = zones.get(row.timezone) or zones.setdefault(row.timezone, ZoneInfo(row.timezone))
         at = parse_hhmm(row.summary_at)
         old = row.next_summary_due
         if old is None:  # new subscription: its first summary is the next one
-            _claim_slot(connection, row.id, old, next_occurrence(at, zone, now)[1])
+            moves[(None, next_occurrence(at, zone, now)[1])].append(row.id)
             continue
         missed, slot = 0, old
         while (following := next_occurrence(at, zone, slot)[1]) <= now:
             missed, slot = missed + 1, following
-        if not _claim_slot(connection, row.id, old, following):
-            continue  # another replica took this slot
+        moves[(old, following)].append(row.id)
         day = slot.astimezone(zone).date()
-        start = occurrence(day - timedelta(days=1), at, zone)
-        due.append(
+        candidates.append(
             _DueSummary(
                 row.id,
                 row.caregiver_id,
-                Period(row.home_id, start, slot),
+                Period(row.home_id, occurrence(day - timedelta(days=1), at, zone), slot),
                 day.isoformat(),
                 now - slot > LATE_AFTER,
                 missed,
             )
         )
+    claimed = _claim_slots(connection, moves)
+    due = [summary for summary in candidates if summary.subscription_id in claimed]
     facts = {(f.home_id, f.start, f.end): f for f in gather(connection, [d.period for d in due])}
-    written = 0
+    messages = []
     for summary in due:
         fact = facts.get((summary.period.home_id, summary.period.start, summary.period.end))
         if fact is None:
             continue
         title, body = render(fact, now, late=summary.late, missed=summary.missed)
-        written += enqueue(
-            connection,
+        messages.append(
             Message(
                 summary.caregiver_id,
                 summary.period.home_id,
@@ -152,24 +154,31 @@ def plan_summaries(connection: Connection, now: datetime) -> int:
                 title,
                 body,
                 due_at=now,
-            ),
-            now,
+            )
         )
-    return written
+    return enqueue_many(connection, messages, now)
 
 
-def _claim_slot(
-    connection: Connection, subscription_id: int, old: datetime | None, new: datetime
-) -> bool:
-    """Move a subscription's next summary from ``old`` to ``new`` if nobody else did."""
+def _claim_slots(
+    connection: Connection, moves: dict[tuple[datetime | None, datetime], list[int]]
+) -> set[int]:
+    """Move each subscription's next summary from old to new, if nobody else did (a
+    compare-and-swap; RETURNING says which rows moved). Subscriptions sharing a timezone and a
+    time share their old and new slot, so this is a few statements, not one per home."""
     column = SUBSCRIPTIONS.c.next_summary_due
-    moved = connection.execute(
-        update(SUBSCRIPTIONS)
-        .where(SUBSCRIPTIONS.c.id == subscription_id)
-        .where(column.is_(None) if old is None else column == old)
-        .values(next_summary_due=new)
-    )
-    return moved.rowcount == 1
+    claimed: set[int] = set()
+    for (old, new), ids in moves.items():
+        for start in range(0, len(ids), CLAIM_CHUNK):
+            claimed.update(
+                connection.execute(
+                    update(SUBSCRIPTIONS)
+                    .where(SUBSCRIPTIONS.c.id.in_(ids[start : start + CLAIM_CHUNK]))
+                    .where(column.is_(None) if old is None else column == old)
+                    .values(next_summary_due=new)
+                    .returning(SUBSCRIPTIONS.c.id)
+                ).scalars()
+            )
+    return claimed
 
 
 # -- alerts ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 import logging
@@ -61,9 +61,8 @@ class Message:
     alert_id: int | None = None
 
 
-def enqueue(connection: Connection, message: Message, now: datetime) -> bool:
-    """Record a message (sync, inside the caller's transaction); False if it already exists."""
-    values = {
+def _row(message: Message, now: datetime) -> dict[str, Any]:
+    return {
         "caregiver_id": message.caregiver_id,
         "home_id": message.home_id,
         "alert_id": message.alert_id,
@@ -76,12 +75,26 @@ def enqueue(connection: Connection, message: Message, now: datetime) -> bool:
         "due_at": message.due_at,
         "attempts": 0,
     }
+
+
+def enqueue_many(connection: Connection, messages: Sequence[Message], now: datetime) -> int:
+    """Record messages (sync, inside the caller's transaction) in one batched statement;
+    returns how many were new (a repeated ``dedup_key`` is skipped, not an error)."""
+    if not messages:
+        return 0
     dialect = connection.dialect.name
     builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
-        builder(NOTIFICATIONS).values(values).on_conflict_do_nothing(index_elements=["dedup_key"])
+        builder(NOTIFICATIONS)
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+        .returning(NOTIFICATIONS.c.id)
     )
-    return bool(connection.execute(statement).rowcount)
+    return len(connection.execute(statement, [_row(m, now) for m in messages]).all())
+
+
+def enqueue(connection: Connection, message: Message, now: datetime) -> bool:
+    """Record one message; False if it already exists."""
+    return enqueue_many(connection, [message], now) == 1
 
 
 def _retry_delay(attempts: int) -> timedelta:

@@ -43,10 +43,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_delivery_attempts_notification", "delivery_attempts", ["notification_id"])
+    # Summaries read every room of a home for one period: without it, all its rooms' history.
+    op.create_index("ix_activity_home_time", "activity", ["home_id", "bucket_start"])
 
 
 def downgrade() -> None:
     """Remove them again."""
+    op.drop_index("ix_activity_home_time", table_name="activity")
     op.drop_index("ix_delivery_attempts_notification", table_name="delivery_attempts")
     op.drop_table("delivery_attempts")
     with op.batch_alter_table("alerts") as batch:
