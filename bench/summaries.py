@@ -210,13 +210,15 @@ async def compose(db_url: str) -> dict[str, float]:
 
 def measure(name: str, db_url: str) -> dict[str, Any]:
     """Run ``compose`` in a fresh interpreter."""
-    out = subprocess.run(
+    done = subprocess.run(
         [sys.executable, __file__, "--compose", db_url],
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
-    result = json.loads(out.strip().splitlines()[-1])
+        check=False,
+    )
+    if done.returncode != 0:
+        sys.exit(f"composing on {name} failed:\n{done.stderr}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
     per_home = result["seconds"] / HOMES * 1000
     return {
         f"{name}_seconds": round(result["seconds"], 2),

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from .clock import utcnow
 from .db import session_factory
-from .models import Alert, Caregiver, Home, HomeToken, Subscription
+from .models import Alert, Caregiver, Home, HomeToken, Notification, Subscription
 from .notify import validate_apprise_url
 from .secretbox import SecretBox
 from .tokens import new_token, token_hash
@@ -237,6 +237,22 @@ class Admin:
             home = await self._home(session, ref)
             home.settings = {**(home.settings or {}), **changes}
             return dict(home.settings)
+
+    async def set_digest(self, ref: str, digest: bool) -> None:
+        """Several homes' summaries in one message (or one message per home)."""
+        async with self._sessions.begin() as session:
+            (await self._caregiver(session, ref)).digest = digest
+
+    async def list_notifications(self, limit: int = 50) -> list[tuple[Notification, str]]:
+        """The newest messages in the outbox with their caregiver's name (never the URL)."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(Notification, Caregiver.name)
+                .join(Caregiver, Caregiver.id == Notification.caregiver_id)
+                .order_by(Notification.created_at.desc(), Notification.id.desc())
+                .limit(limit)
+            )
+            return [(row[0], row[1]) for row in rows]
 
     async def set_quiet_hours(self, ref: str, start: str | None, end: str | None) -> None:
         """A caregiver's quiet hours (non-urgent alerts wait until they end)."""

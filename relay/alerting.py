@@ -90,6 +90,9 @@ class Condition:
     text: str
     urgent: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    #: Keeps an open alert open, but does not open one: at night, or while the home is not
+    #: reporting, nothing says the person is fine, and nothing new can be judged either.
+    hold_only: bool = False
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -141,8 +144,15 @@ def conditions(connection: Connection, now: datetime) -> list[Condition]:
         found += _devices(home.id, devices.get(home.id, ()), rules, zone, now)
         stale = any(c.kind == "stale" for c in reporting)
         last = last_activity.get(home.id)
-        if stale or last is None or not in_window(now, zone, rules.active_start, rules.active_end):
-            continue  # nothing to judge by: no data, no activity ever seen, or night
+        if last is None:
+            continue  # no activity ever seen: nothing to judge by
+        if stale or not in_window(now, zone, rules.active_start, rules.active_end):
+            if stale or now - last >= rules.inactivity:
+                found += [
+                    Condition(home.id, "inactivity", "", "", urgent=True, hold_only=True),
+                    Condition(home.id, "quiet", "", "", hold_only=True),
+                ]
+            continue
         # Only the active hours count: the night before is not "3 hours without activity".
         since = max(last, window_start(now, zone, rules.active_start))
         if now - since >= rules.inactivity:
@@ -300,7 +310,7 @@ def reconcile(
         )
     }
     for key, condition in current.items():
-        if key in alerted or key in recently_resolved:
+        if key in alerted or key in recently_resolved or condition.hold_only:
             continue
         code = secrets.token_urlsafe(16)
         alert_id = connection.execute(

@@ -228,6 +228,31 @@ async def _caregiver_quiet(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_admin(settings, run)
 
 
+async def _caregiver_digest(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(admin: Admin) -> int:
+        await admin.set_digest(args.caregiver, args.state == "on")
+        print(f"digest {args.state}")
+        return 0
+
+    return await _with_admin(settings, run)
+
+
+async def _notifications(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(admin: Admin) -> int:
+        rows = await admin.list_notifications(args.limit)
+        if not rows:
+            print("no messages yet")
+        for note, caregiver in rows:
+            error = f"  last error: {note.last_error}" if note.last_error else ""
+            print(
+                f"{note.id:5d}  {format_time(note.created_at)}  {caregiver:20s} {note.status:8s} "
+                f"attempts {note.attempts}  {note.title}{error}"
+            )
+        return 0
+
+    return await _with_admin(settings, run)
+
+
 async def _ack(args: argparse.Namespace, settings: Settings) -> int:
     async def run(admin: Admin) -> int:
         alert = await admin.acknowledge(args.alert, by=args.by)
@@ -369,6 +394,10 @@ def _add_caregiver_commands(commands: Commands) -> None:
     quiet.add_argument("caregiver")
     quiet.add_argument("hours", metavar="HH:MM-HH:MM|off", help="in the home's time")
     quiet.set_defaults(handler=_caregiver_quiet)
+    digest = caregiver.add_parser("digest", help="several homes' summaries in one message")
+    digest.add_argument("caregiver")
+    digest.add_argument("state", choices=("on", "off"))
+    digest.set_defaults(handler=_caregiver_digest)
 
     ack = commands.add_parser("ack", help="acknowledge an urgent alert (stops its escalation)")
     ack.add_argument("alert", type=int)
@@ -378,6 +407,9 @@ def _add_caregiver_commands(commands: Commands) -> None:
     alerts.add_argument("--home")
     alerts.add_argument("--limit", type=int, default=50)
     alerts.set_defaults(handler=_alerts)
+    sent = commands.add_parser("notifications", help="messages sent or waiting, newest first")
+    sent.add_argument("--limit", type=int, default=50)
+    sent.set_defaults(handler=_notifications)
 
 
 def _settings(args: argparse.Namespace) -> Settings:

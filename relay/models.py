@@ -93,6 +93,8 @@ class Caregiver(Base):
     quiet_end: Mapped[str | None] = mapped_column(String(5))
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Summaries of several homes due together arrive as one message.
+    digest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Subscription(Base):

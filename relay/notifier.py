@@ -19,6 +19,7 @@ from collections.abc import Callable
 import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+import hashlib
 import logging
 from zoneinfo import ZoneInfo
 
@@ -139,12 +140,17 @@ def plan_summaries(connection: Connection, now: datetime) -> int:
     claimed = _claim_slots(connection, moves)
     due = [summary for summary in candidates if summary.subscription_id in claimed]
     facts = {(f.home_id, f.start, f.end): f for f in gather(connection, [d.period for d in due])}
-    messages = []
+    digests = _digest_caregivers(connection, {summary.caregiver_id for summary in due})
+    messages: list[Message] = []
+    bundles: defaultdict[int, list[tuple[_DueSummary, str, str]]] = defaultdict(list)
     for summary in due:
         fact = facts.get((summary.period.home_id, summary.period.start, summary.period.end))
         if fact is None:
             continue
         title, body = render(fact, now, late=summary.late, missed=summary.missed)
+        if summary.caregiver_id in digests:
+            bundles[summary.caregiver_id].append((summary, title, body))
+            continue
         messages.append(
             Message(
                 summary.caregiver_id,
@@ -156,7 +162,40 @@ def plan_summaries(connection: Connection, now: datetime) -> int:
                 due_at=now,
             )
         )
+    messages += [_digest(caregiver, parts, now) for caregiver, parts in bundles.items()]
     return enqueue_many(connection, messages, now)
+
+
+def _digest_caregivers(connection: Connection, caregiver_ids: set[int]) -> set[int]:
+    if not caregiver_ids:
+        return set()
+    return set(
+        connection.execute(
+            select(CAREGIVERS.c.id).where(
+                CAREGIVERS.c.id.in_(sorted(caregiver_ids)), CAREGIVERS.c.digest.is_(True)
+            )
+        ).scalars()
+    )
+
+
+def _digest(caregiver_id: int, parts: list[tuple[_DueSummary, str, str]], now: datetime) -> Message:
+    """Several homes' summaries as one message: the headlines first, then each home."""
+    parts.sort(key=lambda part: part[1])
+    attention = [title for _, title, _ in parts if "Needs attention" in title]
+    count = len(parts)
+    title = (
+        f"{count} homes: all normal"
+        if not attention
+        else f"{count} homes: {len(attention)} need{'s' if len(attention) == 1 else ''} attention"
+    )
+    lines = [f"- {part_title}" for _, part_title, _ in parts]
+    for _, part_title, body in parts:
+        lines += ["", "---", f"## {part_title}", "", body]
+    slots = ",".join(sorted(f"{s.subscription_id}:{s.day}" for s, _, _ in parts))
+    key = hashlib.sha256(slots.encode()).hexdigest()[:32]
+    return Message(
+        caregiver_id, None, "summary", f"digest:{caregiver_id}:{key}", title, "\n".join(lines), now
+    )
 
 
 def _claim_slots(

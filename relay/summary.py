@@ -297,7 +297,8 @@ def render(
     if fact.count and fact.first_at and fact.last_at:
         busiest, busiest_count = max(fact.rooms.items(), key=lambda item: item[1])
         lines.append(
-            f"- {fact.count} movements, first {_clock(fact.first_at, zone)}, "
+            f"- {fact.count} movement{'' if fact.count == 1 else 's'}, "
+            f"first {_clock(fact.first_at, zone)}, "
             f"last {_clock(fact.last_at, zone)}"
         )
         lines.append(f"- Busiest room: {busiest or 'unknown room'} ({busiest_count})")

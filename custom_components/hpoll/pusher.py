@@ -262,6 +262,7 @@ class RelayPusher:
             ceiling = min(PUSH_RETRY_MAX, PUSH_RETRY_BASE * 2 ** (self._failures - 1))
             # Jitter: a relay coming back is not hit by every home in the same second.
             retry_after = ceiling * self._rng.uniform(0.5, 1.0)
+        retry_after = max(1.0, retry_after)  # "Retry-After: 0" must not become a busy loop
         self.retry_at = dt_util.utcnow() + timedelta(seconds=retry_after)
         self._retry_unsub = async_call_later(
             self.hass, retry_after, HassJob(self._retry_now, cancel_on_shutdown=True)

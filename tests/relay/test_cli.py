@@ -164,3 +164,26 @@ def test_alerting_settings_ack_and_history(db: str, capsys: pytest.CaptureFixtur
     assert "inactivity acked by Ben  no activity since 06:00" in capsys.readouterr().out
     assert run(db, "ack", "7") == 2
     assert "no alert 7" in capsys.readouterr().err
+
+
+def test_digest_and_message_history(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(db, "notifications") == 0
+    assert "no messages yet" in capsys.readouterr().out
+    with running_sink() as sink:
+        assert run(db, "caregiver", "add", "Team", "--apprise", sink.url) == 0
+    assert run(db, "caregiver", "digest", "Team", "on") == 0
+    assert "digest on" in capsys.readouterr().out
+    database = Path(db.split("///", 1)[1])
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("select digest from caregivers").fetchone() == (1,)
+        connection.execute(
+            "insert into notifications (caregiver_id, kind, dedup_key, title, body, status, "
+            "created_at, due_at, attempts, last_error) values (1, 'summary', 'k', "
+            "'Mum: All normal', 'b', 'pending', '2026-07-01 06:00:00.000000', "
+            "'2026-07-01 06:00:00.000000', 2, '1 of 1 services failed (JSON)')"
+        )
+    connection.close()
+    assert run(db, "notifications") == 0
+    out = capsys.readouterr().out
+    assert "Team" in out
+    assert "pending  attempts 2  Mum: All normal  last error: 1 of 1 services failed (JSON)" in out

@@ -441,3 +441,66 @@ async def test_summaries_on_dst_days_come_once(
         await relay.reported(home, due + timedelta(minutes=later))
         await relay.at(due + timedelta(minutes=later))
     assert len(sink.received) == 1
+
+
+async def test_a_digest_brings_several_homes_in_one_message(relay: Relay, sink: Sink) -> None:
+    homes = [await relay.home(name) for name in ("Mum", "Dad", "Gran")]
+    await relay.caregiver("Care team", sink, homes[0], summary_at="08:00", kinds=())
+    for home in homes[1:]:
+        await relay.admin.subscribe(home, "Care team", "08:00", [])
+    await relay.admin.set_digest("Care team", digest=True)
+    await relay.caregiver("Ann", sink, homes[0], summary_at="08:00", kinds=())
+    await relay.activity(homes[0], utc(2026, 3, 28, 7, 15))
+    await relay.at(utc(2026, 3, 28, 6, 30))
+    for home in homes:
+        await relay.reported(home, utc(2026, 3, 29, 5, 58))
+    await relay.at(utc(2026, 3, 29, 6, 0))
+    by_title = dict(messages(sink))
+    assert set(by_title) == {"3 homes: 2 need attention", "Mum: All normal"}
+    digest = by_title["3 homes: 2 need attention"]
+    assert digest.splitlines()[:3] == [
+        "- Dad: Needs attention: no activity",
+        "- Gran: Needs attention: no activity",
+        "- Mum: All normal",
+    ]
+    assert "## Mum: All normal" in digest
+    await relay.at(utc(2026, 3, 29, 6, 5))
+    assert len(sink.received) == 2
+
+
+async def test_a_summary_at_midnight_covers_the_day_before(relay: Relay, sink: Sink) -> None:
+    home = await relay.home("Mum")
+    await relay.caregiver("Ann", sink, home, summary_at="00:00", kinds=())
+    await relay.at(utc(2026, 7, 1, 12, 0))
+    await relay.activity(home, utc(2026, 7, 1, 21, 59))  # 23:59 in Berlin: still that day
+    await relay.reported(home, utc(2026, 7, 1, 21, 59))
+    await relay.at(utc(2026, 7, 1, 22, 0))  # midnight in Berlin
+    [(_title, body)] = messages(sink)
+    assert "Period: yesterday 00:00 to 00:00 (Europe/Berlin)" in body
+    assert "- 1 movement, first 23:59, last 23:59" in body
+
+
+async def test_night_or_silence_never_resolves_inactivity_only_activity_does(
+    relay: Relay, clock: Clock, sink: Sink
+) -> None:
+    home = await relay.home("Mum")
+    await relay.caregiver("Ann", sink, home, kinds=("inactivity",))
+    await relay.activity(home, utc(2026, 7, 1, 15, 0))  # 17:00 in Berlin
+    for hour in (18, 18.5, 19, 20):  # 20:00 (18 UTC): three hours without activity
+        clock.set(utc(2026, 7, 1) + timedelta(hours=hour))
+        await relay.reported(home)
+        await relay.tick()
+    assert [title for title, _ in messages(sink)] == [
+        "URGENT Mum: no activity since Wed 17:00 (3 h)"
+    ]
+    clock.set(utc(2026, 7, 1, 21, 0))  # 23:00: night; still nothing, and that is no news
+    await relay.reported(home)
+    await relay.tick()
+    clock.set(utc(2026, 7, 2, 3, 0))  # the home stops reporting: we cannot know either
+    await relay.tick()
+    assert len(sink.received) == 1
+    await relay.activity(home, utc(2026, 7, 2, 5, 30))  # 07:30: someone is up
+    clock.set(utc(2026, 7, 2, 5, 35))
+    await relay.reported(home)
+    await relay.tick()
+    assert [title for title, _ in messages(sink)][1:] == ["Resolved Mum: activity again"]

@@ -1,4 +1,4 @@
-"""Alerting: per-home settings, caregivers' quiet hours and health, alert escalation and
+"""Alerting: per-home settings, caregivers' digests, alert escalation and
 acknowledgement, and a record of every delivery attempt.
 
 Revision ID: 0002
@@ -21,6 +21,10 @@ def upgrade() -> None:
     """Add the columns and the delivery log."""
     with op.batch_alter_table("homes") as batch:
         batch.add_column(sa.Column("settings", sa.JSON(), nullable=True))
+    with op.batch_alter_table("caregivers") as batch:
+        batch.add_column(
+            sa.Column("digest", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
     with op.batch_alter_table("alerts") as batch:
         batch.add_column(
             sa.Column("urgent", sa.Boolean(), nullable=False, server_default=sa.false())
@@ -62,5 +66,7 @@ def downgrade() -> None:
             "urgent",
         ):
             batch.drop_column(column)
+    with op.batch_alter_table("caregivers") as batch:
+        batch.drop_column("digest")
     with op.batch_alter_table("homes") as batch:
         batch.drop_column("settings")
