@@ -6,13 +6,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 import hmac
 import html
+import itertools
 import json
 import logging
 from pathlib import Path
 import re
+import secrets
 import time
 from typing import Any
-import uuid
 
 from aiohttp import web
 from sqlalchemy import func, select
@@ -35,6 +36,10 @@ _LOGGER = logging.getLogger("relay.http")
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"
 PROBLEM = "application/problem+json"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+#: Request ids only need to be unique: a per-process random prefix and a counter (a uuid4 per
+#: request cost an os.urandom system call each, measurable at 1,000 requests a second).
+_RID_PREFIX = secrets.token_hex(4) + "-"
+_RID_COUNTER = itertools.count(1)
 
 type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -66,7 +71,7 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> web.Response:
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id in, request id out; one JSON log line per request; errors as problems."""
     incoming = request.headers.get("X-Request-ID", "")
-    rid = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    rid = incoming if _REQUEST_ID.fullmatch(incoming) else f"{_RID_PREFIX}{next(_RID_COUNTER):x}"
     token = logs.request_id.set(rid)
     started = time.perf_counter()
     try:

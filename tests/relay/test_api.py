@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 import json
 from pathlib import Path
+import re
 import time
 from typing import Any
 from unittest.mock import patch
@@ -424,7 +425,8 @@ async def test_logs_are_json_with_request_ids_and_no_secrets(
     ]
     assert lines[0]["status"] == 202
     assert lines[0]["request_id"] == "req-42"
-    assert len(lines[1]["request_id"]) == 32
+    # A bad id is replaced by the relay's own: unique per process (prefix) and request (counter).
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]+", lines[1]["request_id"])
     assert lines[0]["home_id"] == home.id
     assert lines[0]["path"] == "/api/v1/reports"
     assert home.token not in caplog.text
