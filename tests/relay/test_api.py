@@ -303,6 +303,11 @@ async def test_health_metrics_and_openapi(
     assert "hpoll_reports_accepted_total 1" in text
     assert 'hpoll_reports_rejected_total{reason="unauthorized"} 1' in text
     assert "hpoll_ingest_seconds_count 2" in text
+    # The notification side is visible too (its tests: test_notifications.py).
+    assert "hpoll_notifications_pending 0" in text
+    assert "hpoll_notifications_failed 0" in text
+    assert "hpoll_caregivers_failing 0" in text
+    assert "hpoll_notifications_sent_total 0" in text
     async with client.get("/api/v1/openapi.json") as response:
         assert await response.json() == OPENAPI
         SEEN.add(("/api/v1/openapi.json", "get", 200))
