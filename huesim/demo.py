@@ -3,6 +3,10 @@
 Someone walks about a simulated home; every ``--interval`` seconds the demo polls the bridge
 through the Hue Remote API client (exactly as the integration does), turns what changed into a
 report, and pushes it to the relay, printing what the relay now knows. Run by ``scripts/run``.
+
+The demo also plays the caregiver: on first run it adds "Demo carer" to the relay, subscribed to
+every alert and to a daily summary two minutes later, with an Apprise ``json://`` URL pointing at
+a small inbox served here (``--inbox-port``), which prints every message the relay sends.
 """
 
 from __future__ import annotations
@@ -12,16 +16,18 @@ import asyncio
 from collections.abc import Callable
 import contextlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 import random
+from zoneinfo import ZoneInfo
 
 from aiohttp import ClientSession, web
 
 from custom_components.hpoll.activity import ActivityTracker
 from custom_components.hpoll.hue import HueError, HueRemoteClient
 from custom_components.hpoll.report import build_report
-from relay.admin import Admin
+from relay.admin import ALERT_KINDS, Admin
+from relay.config import Settings
 from relay.db import create_engine, require_current_schema
 from relay.secretbox import SecretBox
 
@@ -32,23 +38,30 @@ DEMO_CLIENT = ("hpoll-demo", "demo-secret")
 DEMO_APP_KEY = "demo-app-key"
 
 
-async def create_demo_home(db_url: str, key_file: Path) -> str:
-    """Add the demo home to the relay's database; return its token."""
+DEMO_ZONE = "Europe/Amsterdam"
+
+
+async def create_demo_home(db_url: str, inbox_port: int) -> str:
+    """Add the demo home and its caregiver to the relay's database; return the home's token."""
     engine = create_engine(db_url)
     try:
         await require_current_schema(engine)
-        box = SecretBox.from_environment(key_file)
-        home = await Admin(engine, box).add_home("Demo home", "Europe/Amsterdam")
+        # The relay's own key (it must read the caregiver's URL back to send).
+        admin = Admin(engine, SecretBox.from_environment(Settings(db_url=db_url).key_file))
+        home = await admin.add_home("Demo home", DEMO_ZONE)
+        await admin.add_caregiver("Demo carer", f"json://127.0.0.1:{inbox_port}/")
+        soon = datetime.now(ZoneInfo(DEMO_ZONE)) + timedelta(minutes=2)
+        await admin.subscribe(home.id, "Demo carer", f"{soon:%H:%M}", list(ALERT_KINDS))
     finally:
         await engine.dispose()
     return home.token
 
 
-def demo_home_token(db_url: str, token_file: Path) -> str:
+def demo_home_token(db_url: str, token_file: Path, inbox_port: int) -> str:
     """The demo home's relay token: kept in a file, created in the relay's database once."""
     if token_file.exists():
         return token_file.read_text().strip()
-    token = asyncio.run(create_demo_home(db_url, token_file.with_suffix(".key")))
+    token = asyncio.run(create_demo_home(db_url, inbox_port))
     token_file.parent.mkdir(parents=True, exist_ok=True)
     token_file.write_text(token)
     token_file.chmod(0o600)
@@ -109,14 +122,32 @@ class DemoHome:
         return status
 
 
+def inbox_app(say: Callable[[str], None] = print) -> web.Application:
+    """What Apprise's json:// delivers to: each message printed, as the caregiver would see it."""
+
+    async def receive(request: web.Request) -> web.Response:
+        message = await request.json()
+        say(f"  >> to Demo carer: {message.get('title', '')}")
+        for line in str(message.get("message", "")).splitlines():
+            say(f"     {line}")
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", receive)
+    return app
+
+
 async def run(args: argparse.Namespace, relay_token: str) -> None:
-    """Simulator + demo home until interrupted (or for ``--cycles``)."""
+    """Simulator + caregiver inbox + demo home until interrupted (or for ``--cycles``)."""
     sim = HueCloudSimulator.from_fixture(
         SystemClock(), clients=dict([DEMO_CLIENT]), app_keys={DEMO_APP_KEY}
     )
     runner = web.AppRunner(create_app(sim), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", args.port).start()
+    inbox = web.AppRunner(inbox_app(lambda line: print(line, flush=True)), access_log=None)
+    await inbox.setup()
+    await web.TCPSite(inbox, "127.0.0.1", args.inbox_port).start()
     hue_token = str(sim.oauth.issue_for_tests(DEMO_CLIENT[0])["access_token"])
     rng = random.Random(args.seed)
     sensors = [m["id"] for m in sim.world.of_type("motion")]
@@ -144,6 +175,7 @@ async def run(args: argparse.Namespace, relay_token: str) -> None:
                 cycle += 1
     finally:
         await runner.cleanup()
+        await inbox.cleanup()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -153,12 +185,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db", required=True, help="the relay's database URL")
     parser.add_argument("--token-file", default="demo-data/demo-home.token")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--inbox-port", type=int, default=8766, help="the caregiver's inbox")
     parser.add_argument("--interval", type=float, default=15.0)
     parser.add_argument("--cycles", type=int, default=0, help="0: run until interrupted")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(args, demo_home_token(args.db, Path(args.token_file))))
+        token = demo_home_token(args.db, Path(args.token_file), args.inbox_port)
+        asyncio.run(run(args, token))
 
 
 if __name__ == "__main__":

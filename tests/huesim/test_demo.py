@@ -18,7 +18,7 @@ async def test_demo_reports_reach_the_relay(
     monkeypatch.delenv("HPOLL_RELAY_SECRET_KEY", raising=False)
     db = f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"
     assert await asyncio.to_thread(relay_cli, ["--db", db, "db", "upgrade"]) == 0
-    relay = RelayProcess(db)
+    relay = RelayProcess(db, HPOLL_RELAY_NOTIFY_SECONDS="0.3")
     await relay.start()
     try:
         token_file = tmp_path / "demo.token"
@@ -31,16 +31,22 @@ async def test_demo_reports_reach_the_relay(
             str(token_file),
             "--port",
             str(free_port()),
+            "--inbox-port",
+            str(free_port()),
             "--interval",
-            "0.2",
+            "0.5",
             "--cycles",
-            "3",
+            "4",
             "--seed",
             "1",
         ]
         await asyncio.to_thread(main, args)
         out = capsys.readouterr().out
-        assert out.count("report 202:") == 3
+        assert out.count("report 202:") == 4
+        # The relay told the demo's caregiver about the captured home's low battery, through
+        # real Apprise, into the demo's inbox.
+        assert ">> to Demo carer: " in out
+        assert "battery low: Device 25" in out
         assert token_file.read_text().startswith("hpr_")
         # A second run reuses the home and its token.
         await asyncio.to_thread(main, [*args[:-4], "--cycles", "1", "--seed", "2"])
