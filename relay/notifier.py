@@ -433,7 +433,11 @@ def escalate(connection: Connection, now: datetime, settings: NotifySettings) ->
 
 
 class Notifier:
-    """Plans and dispatches once per ``interval``; one per relay process."""
+    """Plans once per ``interval`` and sends what is due; one per relay process.
+
+    Planning and sending run as two loops, so a morning with thousands of summaries to send
+    never holds back the planning of an urgent alert.
+    """
 
     def __init__(
         self,
@@ -447,35 +451,59 @@ class Notifier:
         self.dispatcher = dispatcher
         self.settings = settings
         self.clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._planned = asyncio.Event()
         self.ticks = 0
         self.errors = 0
 
-    async def tick(self) -> PlanResult:
-        """Plan, then send what is due."""
+    async def plan(self) -> PlanResult:
+        """Decide what is due and write it to the outbox."""
         now = self.clock()
         async with self.engine.begin() as connection:
             result = await connection.run_sync(plan, now, self.settings)
-        await self.dispatcher.run_once(now)
         self.ticks += 1
         return result
 
+    async def tick(self) -> PlanResult:
+        """Plan, then send what is due (what the two loops do, once, in order)."""
+        result = await self.plan()
+        await self.dispatcher.run_once(self.clock())
+        return result
+
     def start(self, interval: float) -> None:
-        """Tick forever in the background."""
-        self._task = asyncio.create_task(self._forever(interval))
+        """Plan every ``interval`` seconds and send as soon as something is planned."""
+        self._tasks = [
+            asyncio.create_task(self._plan_forever(interval)),
+            asyncio.create_task(self._send_forever(interval)),
+        ]
 
     async def stop(self) -> None:
-        """Stop ticking (a message being sent is claimed and will be retried if cut off)."""
-        if self._task is not None:
-            self._task.cancel()
+        """Stop both loops (a message being sent is claimed and retried if cut off)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
+        self._tasks = []
 
-    async def _forever(self, interval: float) -> None:
+    async def _plan_forever(self, interval: float) -> None:
         while True:
             try:
-                await self.tick()
+                await self.plan()
+                self._planned.set()
             except Exception:
                 self.errors += 1
-                _LOGGER.exception("notification tick failed; retrying next tick")
+                _LOGGER.exception("planning notifications failed; retrying next tick")
             await asyncio.sleep(interval)
+
+    async def _send_forever(self, interval: float) -> None:
+        while True:
+            # Woken by each plan; retries that come due between plans are picked up too.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._planned.wait(), interval)
+            self._planned.clear()
+            try:
+                await self.dispatcher.run_once(self.clock())
+            except Exception:
+                self.errors += 1
+                _LOGGER.exception("sending notifications failed; retrying")

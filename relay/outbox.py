@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 import logging
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -123,7 +123,15 @@ class Dispatcher:
         self.gave_up = 0
 
     async def run_once(self, now: datetime, batch: int = 200) -> int:
-        """Send what is due now; returns how many this replica sent successfully."""
+        """Send everything due now, batch after batch (urgent alerts first); returns how many
+        this replica sent successfully."""
+        sent = 0
+        while due := await self._due(now, batch):
+            results = await asyncio.gather(*(self._claim_and_send(i, now) for i in due))
+            sent += sum(results)
+        return sent
+
+    async def _due(self, now: datetime, batch: int) -> list[int]:
         async with self.engine.begin() as connection:
             # Claims of a replica that died mid-send run out: those messages are due again.
             await connection.execute(
@@ -131,17 +139,15 @@ class Dispatcher:
                 .where(NOTIFICATIONS.c.status == SENDING, NOTIFICATIONS.c.claimed_until < now)
                 .values(status=PENDING)
             )
+        urgent_first = case((NOTIFICATIONS.c.kind == "alert", 0), else_=1)
         async with self.engine.connect() as connection:
-            due = (
-                await connection.scalars(
-                    select(NOTIFICATIONS.c.id)
-                    .where(NOTIFICATIONS.c.status == PENDING, NOTIFICATIONS.c.due_at <= now)
-                    .order_by(NOTIFICATIONS.c.due_at, NOTIFICATIONS.c.id)
-                    .limit(batch)
-                )
-            ).all()
-        results = await asyncio.gather(*(self._claim_and_send(i, now) for i in due))
-        return sum(results)
+            due = await connection.scalars(
+                select(NOTIFICATIONS.c.id)
+                .where(NOTIFICATIONS.c.status == PENDING, NOTIFICATIONS.c.due_at <= now)
+                .order_by(urgent_first, NOTIFICATIONS.c.due_at, NOTIFICATIONS.c.id)
+                .limit(batch)
+            )
+            return list(due.all())
 
     async def _claim_and_send(self, notification_id: int, now: datetime) -> bool:
         async with self.engine.begin() as connection:

@@ -504,3 +504,21 @@ async def test_night_or_silence_never_resolves_inactivity_only_activity_does(
     await relay.reported(home)
     await relay.tick()
     assert [title for title, _ in messages(sink)][1:] == ["Resolved Mum: activity again"]
+
+
+async def test_one_dispatch_sends_everything_due_urgent_first(
+    relay: Relay, clock: Clock, sink: Sink, engine: AsyncEngine
+) -> None:
+    homes = [await relay.home(f"Home {n}") for n in range(5)]
+    for n, home in enumerate(homes):
+        await relay.caregiver(f"Carer {n}", sink, home, summary_at="10:30", kinds=("inactivity",))
+    await relay.tick()
+    await relay.activity(homes[0], utc(2026, 3, 28, 6, 0))
+    clock.set(utc(2026, 3, 29, 8, 30))  # 10:30, three and a half active hours later
+    for home in homes:
+        await relay.reported(home)
+    async with engine.begin() as connection:
+        await connection.run_sync(plan, clock.now, relay.settings)
+    sent = await relay.notifier.dispatcher.run_once(clock.now, batch=2)
+    assert sent == len(sink.received) == 6  # five summaries and one urgent alert
+    assert sink.received[0]["title"].startswith("URGENT Home 0: no activity since")
