@@ -37,6 +37,9 @@ COOLDOWN = timedelta(minutes=30)
 ACTIVITY_LOOKBACK = timedelta(days=2)
 #: The baseline: the same hours of the week, this many weeks back.
 BASELINE_WEEKS = 4
+#: Activity is judged only while the home's newest report is this fresh: a home sending what it
+#: queued during an outage (oldest first) has not told us about its last hours yet.
+FRESH_REPORT = timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +120,14 @@ def _since(when: datetime, zone: ZoneInfo) -> str:
     return when.astimezone(zone).strftime("%a %H:%M")
 
 
-def conditions(connection: Connection, now: datetime) -> list[Condition]:
-    """Every condition that holds now, for every home."""
+def conditions(
+    connection: Connection, now: datetime, listening_since: datetime | None = None
+) -> list[Condition]:
+    """Every condition that holds now, for every home.
+
+    ``listening_since``: when this relay started. A home cannot have reported to a relay that
+    was down, so silence counts from then at the earliest (no "stale" storm after a restart).
+    """
     last_activity: dict[str, datetime] = {
         row[0]: row[1]
         for row in connection.execute(
@@ -139,15 +148,18 @@ def conditions(connection: Connection, now: datetime) -> list[Condition]:
     for home in connection.execute(select(HOMES)):
         rules = HomeRules.from_settings(home.settings)
         zone = ZoneInfo(home.timezone)
-        reporting = _reporting(home, rules, zone, now)
+        reporting = _reporting(home, rules, zone, now, listening_since)
         found += reporting
         found += _devices(home.id, devices.get(home.id, ()), rules, zone, now)
         stale = any(c.kind == "stale" for c in reporting)
         last = last_activity.get(home.id)
         if last is None:
             continue  # no activity ever seen: nothing to judge by
-        if stale or not in_window(now, zone, rules.active_start, rules.active_end):
-            if stale or now - last >= rules.inactivity:
+        current = (
+            home.last_report_sent_at is not None and now - home.last_report_sent_at <= FRESH_REPORT
+        )
+        if stale or not current or not in_window(now, zone, rules.active_start, rules.active_end):
+            if stale or not current or now - last >= rules.inactivity:
                 found += [
                     Condition(home.id, "inactivity", "", "", urgent=True, hold_only=True),
                     Condition(home.id, "quiet", "", "", hold_only=True),
@@ -182,11 +194,13 @@ def conditions(connection: Connection, now: datetime) -> list[Condition]:
     return found
 
 
-def _reporting(home: Any, rules: HomeRules, zone: ZoneInfo, now: datetime) -> list[Condition]:
+def _reporting(
+    home: Any, rules: HomeRules, zone: ZoneInfo, now: datetime, listening_since: datetime | None
+) -> list[Condition]:
     """The home stopped reporting; its bridge is unreachable."""
     found = []
     reported = home.last_report_at or home.created_at
-    if now - reported >= rules.stale_after:
+    if now - max(reported, listening_since or reported) >= rules.stale_after:
         found.append(
             Condition(
                 home.id,

@@ -67,13 +67,19 @@ class PlanResult:
     events: list[AlertEvent] = field(default_factory=list)
 
 
-def plan(connection: Connection, now: datetime, settings: NotifySettings) -> PlanResult:
+def plan(
+    connection: Connection,
+    now: datetime,
+    settings: NotifySettings,
+    listening_since: datetime | None = None,
+) -> PlanResult:
     """Decide and record everything due at ``now`` (sync; one transaction via ``run_sync``)."""
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PLAN_LOCK})
     result = PlanResult()
     result.summaries = plan_summaries(connection, now)
-    result.events = reconcile(connection, conditions(connection, now), now, settings.escalate_after)
+    found = conditions(connection, now, listening_since)
+    result.events = reconcile(connection, found, now, settings.escalate_after)
     result.alert_messages = tell_about(connection, result.events, now, settings)
     result.escalations = escalate(connection, now, settings)
     return result
@@ -453,6 +459,8 @@ class Notifier:
         self.clock = clock
         self._tasks: list[asyncio.Task[None]] = []
         self._planned = asyncio.Event()
+        #: Homes could not report while this relay was down: their silence counts from here.
+        self.started_at = clock()
         self.ticks = 0
         self.errors = 0
 
@@ -460,7 +468,7 @@ class Notifier:
         """Decide what is due and write it to the outbox."""
         now = self.clock()
         async with self.engine.begin() as connection:
-            result = await connection.run_sync(plan, now, self.settings)
+            result = await connection.run_sync(plan, now, self.settings, self.started_at)
         self.ticks += 1
         return result
 

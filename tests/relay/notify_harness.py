@@ -86,7 +86,11 @@ class Relay:
             await connection.execute(
                 update(table(Home))
                 .where(table(Home).c.id == home_id)
-                .values(last_report_at=at or self.clock.now, **values)
+                .values(
+                    last_report_at=at or self.clock.now,
+                    last_report_sent_at=at or self.clock.now,
+                    **values,
+                )
             )
 
     async def activity(

@@ -522,3 +522,35 @@ async def test_one_dispatch_sends_everything_due_urgent_first(
     sent = await relay.notifier.dispatcher.run_once(clock.now, batch=2)
     assert sent == len(sink.received) == 6  # five summaries and one urgent alert
     assert sink.received[0]["title"].startswith("URGENT Home 0: no activity since")
+
+
+async def test_a_relay_restart_after_an_outage_raises_no_false_alarms(
+    relay: Relay, clock: Clock, sink: Sink
+) -> None:
+    clock.set(utc(2026, 7, 1, 7, 0))  # 09:00 in Berlin
+    homes = [await relay.home(f"Home {n}") for n in range(3)]
+    for n, home in enumerate(homes):
+        await relay.activity(home, clock.now)
+        await relay.caregiver(f"Carer {n}", sink, home)
+    await relay.tick()
+    # The relay is down from 09:00 to 13:00. It restarts: a new process, a new notifier.
+    clock.set(utc(2026, 7, 1, 11, 0))
+    relay.notifier = relay.replica(relay.engine)
+    await relay.tick()
+    assert sink.received == []  # nobody could report to it: not "stale", not "inactive"
+    # The homes send what they queued, oldest first: the news is still hours old.
+    for home in homes[:2]:
+        await relay.reported(home, utc(2026, 7, 1, 7, 30))
+    clock.advance(minutes=1)
+    await relay.tick()
+    assert sink.received == []
+    # Two homes are up to date (someone moved at 12:50); the third never comes back.
+    for home in homes[:2]:
+        await relay.activity(home, utc(2026, 7, 1, 10, 50))
+        await relay.reported(home, utc(2026, 7, 1, 11, 2))
+    for minutes in range(2, 31):
+        clock.set(utc(2026, 7, 1, 11, minutes))
+        await relay.tick()
+    assert [title for title, _ in messages(sink)] == [
+        "Home 2: no reports since Wed 09:00: its Home Assistant or its internet may be down"
+    ]
