@@ -68,7 +68,9 @@ ISSUE_RELAY_TOKEN_REJECTED: Final = "relay_token_rejected"  # noqa: S105 - an is
 #: Reports to the relay: what changed, batched, at most this often by default.
 DEFAULT_PUSH_INTERVAL: Final = 60
 MIN_PUSH_INTERVAL: Final = 60
-MAX_PUSH_INTERVAL: Final = 3600
+#: No slower than the heartbeat: the relay calls a home silent after 30 minutes without a report
+#: and judges activity only on reports under 15 minutes old.
+MAX_PUSH_INTERVAL: Final = 600
 #: A report goes out at least this often even when nothing changed: the relay tells a quiet
 #: home from a silent one (HA or its internet down) by these.
 HEARTBEAT: Final = timedelta(minutes=10)

@@ -140,3 +140,14 @@ async def test_empty_token_keeps_the_saved_one_and_switching_off_removes_everyth
     assert loaded_entry.runtime_data.pusher is None
     assert entity_registry.async_get(CONNECTION) is None
     assert hass.states.get("sensor.hue_bridge_relay_queue") is None
+
+
+@pytest.mark.parametrize("interval", [30, 3600])
+async def test_push_interval_stays_within_what_the_relay_expects(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, relay: RelayServer, interval: int
+) -> None:
+    from homeassistant.data_entry_flow import InvalidData
+
+    flow_id = await open_relay_step(hass, loaded_entry)
+    with pytest.raises(InvalidData):
+        await submit(hass, flow_id, **{CONF_RELAY_URL: relay.url, CONF_PUSH_INTERVAL: interval})
