@@ -346,6 +346,16 @@ def tell_about(
     return written
 
 
+#: What a caregiver can do about each kind of alert (said when it opens).
+ADVICE = {
+    "battery": "Replace the battery soon: the sensor stops reporting when it runs out.",
+    "offline": "Check that the device has power and is within range of the bridge or a lamp.",
+    "stale": "Check the home's internet connection and its Home Assistant.",
+    "bridge": "Check that the Hue bridge has power and its network cable is in.",
+    "quiet": "It may be nothing; a call to check in is a good idea.",
+}
+
+
 def _folded_message(
     caregiver_id: int,
     items: list[tuple[AlertEvent, _Watcher]],
@@ -358,6 +368,8 @@ def _folded_message(
         name = homes[event.home_id][0]
         state = "" if event.opened else "resolved: "
         lines.append(f"- {name}: {state}{event.text}")
+        if event.opened and event.kind in ADVICE:
+            lines.append(f"  {ADVICE[event.kind]}")
     first, watcher = items[0]
     name, zone = homes[first.home_id]
     if len(items) == 1:

@@ -192,7 +192,8 @@ async def test_battery_alert_resolves_with_hysteresis_and_no_flapping(
     assert messages(sink) == [
         (
             "Mum: battery low: Hall sensor (Hall), 12 %",
-            "- Mum: battery low: Hall sensor (Hall), 12 %",
+            "- Mum: battery low: Hall sensor (Hall), 12 %\n"
+            "  Replace the battery soon: the sensor stops reporting when it runs out.",
         )
     ]
     await relay.device(home, battery=100, battery_state="normal")  # new batteries
@@ -313,7 +314,8 @@ async def test_stale_home_and_unreachable_bridge(relay: Relay, clock: Clock, sin
     assert messages(sink) == [
         (
             "Mum: Hue bridge unreachable since Sat 06:40",
-            "- Mum: Hue bridge unreachable since Sat 06:40",
+            "- Mum: Hue bridge unreachable since Sat 06:40\n"
+            "  Check that the Hue bridge has power and its network cable is in.",
         )
     ]
     clock.advance(minutes=1)
