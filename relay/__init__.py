@@ -1,3 +1,3 @@
 """hpoll relay: collects reports from many homes and tells caregivers what they need to know."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -521,7 +521,8 @@ async def test_one_dispatch_sends_everything_due_urgent_first(
         await relay.reported(home)
     async with engine.begin() as connection:
         await connection.run_sync(plan, clock.now, relay.settings)
-    sent = await relay.notifier.dispatcher.run_once(clock.now, batch=2)
+    # Batches of one: sent one after the other, so the sink sees the dispatch order.
+    sent = await relay.notifier.dispatcher.run_once(clock.now, batch=1)
     assert sent == len(sink.received) == 6  # five summaries and one urgent alert
     assert sink.received[0]["title"].startswith("URGENT Home 0: no activity since")
 
