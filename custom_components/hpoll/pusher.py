@@ -43,6 +43,8 @@ from .relay_client import (
 )
 from .report import build_report
 
+HEARTBEAT_SLACK = timedelta(seconds=5)
+
 
 class PushProblem(StrEnum):
     """Why the last push did not go through (shown on the relay connection entity)."""
@@ -153,7 +155,11 @@ class RelayPusher:
         now = dt_util.utcnow()
         report = self._build(now)
         changes = _changes(report)
-        heartbeat_due = self._last_queued_at is None or now - self._last_queued_at >= HEARTBEAT
+        # A tick can come a hair early; without the slack the heartbeat would slip a whole tick.
+        heartbeat_due = (
+            self._last_queued_at is None
+            or now - self._last_queued_at >= HEARTBEAT - HEARTBEAT_SLACK
+        )
         if not (force or self._activity or heartbeat_due or changes != self._last_changes):
             return
         self._activity = []
