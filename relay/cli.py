@@ -10,6 +10,7 @@ import argparse
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 import dataclasses
+import functools
 import json
 from pathlib import Path
 import sys
@@ -50,16 +51,27 @@ def _validate_report(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-async def _with_admin(
-    settings: Settings, action: Callable[[Admin], Awaitable[int]], need_box: bool = False
-) -> int:
-    engine = create_engine(settings.db_url)
-    try:
-        await require_current_schema(engine)
-        box = SecretBox.from_environment(settings.key_file) if need_box else None
-        return await action(Admin(engine, box))
-    finally:
-        await engine.dispose()
+type AdminAction = Callable[[argparse.Namespace, Admin], Awaitable[int]]
+
+
+def _admin_command(*, need_box: bool = False) -> Callable[[AdminAction], Command]:
+    """A command run through Admin on a migrated database (``need_box``: with the secret key,
+    for commands that write or read caregivers' URLs)."""
+
+    def wrap(action: AdminAction) -> Command:
+        @functools.wraps(action)
+        async def command(args: argparse.Namespace, settings: Settings) -> int:
+            engine = create_engine(settings.db_url)
+            try:
+                await require_current_schema(engine)
+                box = SecretBox.from_environment(settings.key_file) if need_box else None
+                return await action(args, Admin(engine, box))
+            finally:
+                await engine.dispose()
+
+        return command
+
+    return wrap
 
 
 async def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
@@ -83,112 +95,93 @@ async def _db_prune(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _home_add(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(admin: Admin) -> int:
-        home = await admin.add_home(args.name, args.timezone)
-        print(f"home id: {home.id}")
-        print(f"token:   {home.token}")
-        print("The token is shown only now; enter it in the home's hpoll relay options.")
-        return 0
-
-    return await _with_admin(settings, run)
+@_admin_command()
+async def _home_add(args: argparse.Namespace, admin: Admin) -> int:
+    home = await admin.add_home(args.name, args.timezone)
+    print(f"home id: {home.id}")
+    print(f"token:   {home.token}")
+    print("The token is shown only now; enter it in the home's hpoll relay options.")
+    return 0
 
 
-async def _home_list(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(admin: Admin) -> int:
-        homes = await admin.list_homes()
-        if not homes:
-            print("no homes yet: hpoll-relay home add NAME --timezone Area/City")
-        for home in homes:
-            state = {True: "bridge ok", False: "BRIDGE OFFLINE", None: "bridge ?"}[
-                home.bridge_reachable
-            ]
-            print(
-                f"{home.id}  {home.name:30s} {home.timezone:20s} "
-                f"last report {format_time(home.last_report_at)}  {state}"
-            )
-        return 0
-
-    return await _with_admin(settings, run)
+@_admin_command()
+async def _home_list(args: argparse.Namespace, admin: Admin) -> int:
+    homes = await admin.list_homes()
+    if not homes:
+        print("no homes yet: hpoll-relay home add NAME --timezone Area/City")
+    for home in homes:
+        state = {True: "bridge ok", False: "BRIDGE OFFLINE", None: "bridge ?"}[
+            home.bridge_reachable
+        ]
+        print(
+            f"{home.id}  {home.name:30s} {home.timezone:20s} "
+            f"last report {format_time(home.last_report_at)}  {state}"
+        )
+    return 0
 
 
-async def _home_rotate(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(admin: Admin) -> int:
-        home = await admin.rotate_token(args.home)
-        print(f"home id: {home.id}")
-        print(f"token:   {home.token}")
-        print("Every earlier token of this home is revoked.")
-        return 0
-
-    return await _with_admin(settings, run)
+@_admin_command()
+async def _home_rotate(args: argparse.Namespace, admin: Admin) -> int:
+    home = await admin.rotate_token(args.home)
+    print(f"home id: {home.id}")
+    print(f"token:   {home.token}")
+    print("Every earlier token of this home is revoked.")
+    return 0
 
 
-async def _home_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(admin: Admin) -> int:
-        print(f"revoked every token of {await admin.revoke_tokens(args.home)}")
-        return 0
-
-    return await _with_admin(settings, run)
+@_admin_command()
+async def _home_revoke(args: argparse.Namespace, admin: Admin) -> int:
+    print(f"revoked every token of {await admin.revoke_tokens(args.home)}")
+    return 0
 
 
-async def _home_remove(args: argparse.Namespace, settings: Settings) -> int:
+@_admin_command()
+async def _home_remove(args: argparse.Namespace, admin: Admin) -> int:
     if not args.yes:
         print("this deletes the home and all its data; repeat with --yes", file=sys.stderr)
         return 2
-
-    async def run(admin: Admin) -> int:
-        print(f"removed {await admin.remove_home(args.home)}")
-        return 0
-
-    return await _with_admin(settings, run)
+    print(f"removed {await admin.remove_home(args.home)}")
+    return 0
 
 
-async def _caregiver_add(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(admin: Admin) -> int:
-        caregiver_id = await admin.add_caregiver(args.name, args.apprise)
-        print(f"caregiver {caregiver_id} added (URL stored encrypted)")
-        return 0
-
-    return await _with_admin(settings, run, need_box=True)
+@_admin_command(need_box=True)
+async def _caregiver_add(args: argparse.Namespace, admin: Admin) -> int:
+    caregiver_id = await admin.add_caregiver(args.name, args.apprise)
+    print(f"caregiver {caregiver_id} added (URL stored encrypted)")
+    return 0
 
 
-async def _caregiver_list(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(admin: Admin) -> int:
-        for caregiver in await admin.list_caregivers():
-            health = (
-                f"FAILING since {format_time(caregiver.failing_since)}"
-                if caregiver.failing_since
-                else "ok"
-            )
-            print(f"{caregiver.id:4d}  {caregiver.name:30s} {health}")
-        return 0
-
-    return await _with_admin(settings, run)
-
-
-async def _subscribe(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(admin: Admin) -> int:
-        kinds = [k.strip() for k in args.alerts.split(",") if k.strip()]
-        subscription = await admin.subscribe(
-            args.home, args.caregiver, args.summary_at, kinds, args.escalation
+@_admin_command()
+async def _caregiver_list(args: argparse.Namespace, admin: Admin) -> int:
+    for caregiver in await admin.list_caregivers():
+        health = (
+            f"FAILING since {format_time(caregiver.failing_since)}"
+            if caregiver.failing_since
+            else "ok"
         )
-        print(
-            f"subscribed (home {subscription.home_id}, summary at "
-            f"{subscription.summary_at or 'never'} home time, alerts: {', '.join(kinds) or 'none'})"
-        )
-        return 0
-
-    return await _with_admin(settings, run)
+        print(f"{caregiver.id:4d}  {caregiver.name:30s} {health}")
+    return 0
 
 
-async def _notify_test(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(admin: Admin) -> int:
-        caregiver, url = await admin.caregiver_url(args.caregiver)
-        result = await deliver(url, "hpoll test", f"Hello {caregiver.name}: hpoll can reach you.")
-        print(("sent: " if result.ok else "FAILED: ") + result.detail)
-        return 0 if result.ok else 1
+@_admin_command()
+async def _subscribe(args: argparse.Namespace, admin: Admin) -> int:
+    kinds = [k.strip() for k in args.alerts.split(",") if k.strip()]
+    subscription = await admin.subscribe(
+        args.home, args.caregiver, args.summary_at, kinds, args.escalation
+    )
+    print(
+        f"subscribed (home {subscription.home_id}, summary at "
+        f"{subscription.summary_at or 'never'} home time, alerts: {', '.join(kinds) or 'none'})"
+    )
+    return 0
 
-    return await _with_admin(settings, run, need_box=True)
+
+@_admin_command(need_box=True)
+async def _notify_test(args: argparse.Namespace, admin: Admin) -> int:
+    caregiver, url = await admin.caregiver_url(args.caregiver)
+    result = await deliver(url, "hpoll test", f"Hello {caregiver.name}: hpoll can reach you.")
+    print(("sent: " if result.ok else "FAILED: ") + result.detail)
+    return 0 if result.ok else 1
 
 
 def _hours(value: str) -> tuple[str, str]:
@@ -198,7 +191,8 @@ def _hours(value: str) -> tuple[str, str]:
     return start.strip(), end.strip()
 
 
-async def _home_set(args: argparse.Namespace, settings: Settings) -> int:
+@_admin_command()
+async def _home_set(args: argparse.Namespace, admin: Admin) -> int:
     changes: dict[str, object] = {
         key: getattr(args, key)
         for key in ("inactivity_minutes", "offline_minutes", "stale_minutes", "bridge_minutes")
@@ -208,75 +202,60 @@ async def _home_set(args: argparse.Namespace, settings: Settings) -> int:
         changes["active_start"], changes["active_end"] = _hours(args.active)
     if not changes:
         raise AdminError("nothing to set; see hpoll-relay home set --help")
-
-    async def run(admin: Admin) -> int:
-        stored = await admin.set_home_rules(args.home, changes)
-        print("alerting settings: " + ", ".join(f"{k}={v}" for k, v in sorted(stored.items())))
-        return 0
-
-    return await _with_admin(settings, run)
+    stored = await admin.set_home_rules(args.home, changes)
+    print("alerting settings: " + ", ".join(f"{k}={v}" for k, v in sorted(stored.items())))
+    return 0
 
 
-async def _caregiver_quiet(args: argparse.Namespace, settings: Settings) -> int:
+@_admin_command()
+async def _caregiver_quiet(args: argparse.Namespace, admin: Admin) -> int:
     start, end = (None, None) if args.hours == "off" else _hours(args.hours)
-
-    async def run(admin: Admin) -> int:
-        await admin.set_quiet_hours(args.caregiver, start, end)
-        print(f"quiet hours: {f'{start}-{end} (home time)' if start else 'none'}")
-        return 0
-
-    return await _with_admin(settings, run)
+    await admin.set_quiet_hours(args.caregiver, start, end)
+    print(f"quiet hours: {f'{start}-{end} (home time)' if start else 'none'}")
+    return 0
 
 
-async def _caregiver_digest(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(admin: Admin) -> int:
-        await admin.set_digest(args.caregiver, args.state == "on")
-        print(f"digest {args.state}")
-        return 0
-
-    return await _with_admin(settings, run)
+@_admin_command()
+async def _caregiver_digest(args: argparse.Namespace, admin: Admin) -> int:
+    await admin.set_digest(args.caregiver, args.state == "on")
+    print(f"digest {args.state}")
+    return 0
 
 
-async def _notifications(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(admin: Admin) -> int:
-        rows = await admin.list_notifications(args.limit)
-        if not rows:
-            print("no messages yet")
-        for note, caregiver in rows:
-            error = f"  last error: {note.last_error}" if note.last_error else ""
-            print(
-                f"{note.id:5d}  {format_time(note.created_at)}  {caregiver:20s} {note.status:8s} "
-                f"attempts {note.attempts}  {note.title}{error}"
-            )
-        return 0
-
-    return await _with_admin(settings, run)
+@_admin_command()
+async def _notifications(args: argparse.Namespace, admin: Admin) -> int:
+    rows = await admin.list_notifications(args.limit)
+    if not rows:
+        print("no messages yet")
+    for note, caregiver in rows:
+        error = f"  last error: {note.last_error}" if note.last_error else ""
+        print(
+            f"{note.id:5d}  {format_time(note.created_at)}  {caregiver:20s} {note.status:8s} "
+            f"attempts {note.attempts}  {note.title}{error}"
+        )
+    return 0
 
 
-async def _ack(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(admin: Admin) -> int:
-        alert = await admin.acknowledge(args.alert, by=args.by)
-        print(f"alert {alert.id} ({alert.kind}, home {alert.home_id}): {alert.state}")
-        return 0
-
-    return await _with_admin(settings, run)
+@_admin_command()
+async def _ack(args: argparse.Namespace, admin: Admin) -> int:
+    alert = await admin.acknowledge(args.alert, by=args.by)
+    print(f"alert {alert.id} ({alert.kind}, home {alert.home_id}): {alert.state}")
+    return 0
 
 
-async def _alerts(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(admin: Admin) -> int:
-        alerts = await admin.list_alerts(args.home, args.limit)
-        if not alerts:
-            print("no alerts")
-        for alert in alerts:
-            text = (alert.details or {}).get("text", "")
-            acked = f" by {alert.acked_by}" if alert.acked_by else ""
-            print(
-                f"{alert.id:5d}  {format_time(alert.opened_at)}  {alert.home_id}  "
-                f"{alert.kind:10s} {alert.state}{acked}  {text}"
-            )
-        return 0
-
-    return await _with_admin(settings, run)
+@_admin_command()
+async def _alerts(args: argparse.Namespace, admin: Admin) -> int:
+    alerts = await admin.list_alerts(args.home, args.limit)
+    if not alerts:
+        print("no alerts")
+    for alert in alerts:
+        text = (alert.details or {}).get("text", "")
+        acked = f" by {alert.acked_by}" if alert.acked_by else ""
+        print(
+            f"{alert.id:5d}  {format_time(alert.opened_at)}  {alert.home_id}  "
+            f"{alert.kind:10s} {alert.state}{acked}  {text}"
+        )
+    return 0
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
