@@ -19,7 +19,7 @@ import secrets
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from .models import ActivityBucket, Alert, DeviceState, Home, table
 from .schedule import in_window, parse_hhmm, window_start
@@ -33,8 +33,6 @@ ACTIVITY = table(ActivityBucket)
 OPEN, ACKED, RESOLVED = "open", "acked", "resolved"
 CLEAR_FOR = timedelta(minutes=5)
 COOLDOWN = timedelta(minutes=30)
-#: How far back "the home's last activity" is looked for (older means: inactive anyway).
-ACTIVITY_LOOKBACK = timedelta(days=2)
 #: The baseline: the same hours of the week, this many weeks back.
 BASELINE_WEEKS = 4
 #: Activity is judged only while the home's newest report is this fresh: a home sending what it
@@ -128,15 +126,6 @@ def conditions(
     ``listening_since``: when this relay started. A home cannot have reported to a relay that
     was down, so silence counts from then at the earliest (no "stale" storm after a restart).
     """
-    last_activity: dict[str, datetime] = {
-        row[0]: row[1]
-        for row in connection.execute(
-            select(ACTIVITY.c.home_id, func.max(ACTIVITY.c.last_at))
-            .where(ACTIVITY.c.bucket_start >= now - ACTIVITY_LOOKBACK)
-            .group_by(ACTIVITY.c.home_id)
-        )
-    }
-    recent, weeks_active = _baseline(connection, now, HomeRules().quiet_window)
     devices: defaultdict[str, list[Any]] = defaultdict(list)
     for row in connection.execute(
         select(DEVICES).where(
@@ -145,6 +134,7 @@ def conditions(
     ):
         devices[row.home_id].append(row)
     found: list[Condition] = []
+    maybe_quiet: dict[str, tuple[Any, HomeRules, ZoneInfo]] = {}
     for home in connection.execute(select(HOMES)):
         rules = HomeRules.from_settings(home.settings)
         zone = ZoneInfo(home.timezone)
@@ -152,7 +142,7 @@ def conditions(
         found += reporting
         found += _devices(home.id, devices.get(home.id, ()), rules, zone, now)
         stale = any(c.kind == "stale" for c in reporting)
-        last = last_activity.get(home.id)
+        last = home.last_activity_at
         if last is None:
             continue  # no activity ever seen: nothing to judge by
         current = (
@@ -177,14 +167,17 @@ def conditions(
                     urgent=True,
                 )
             )
-        elif (
-            recent.get(home.id, 0) == 0
-            and now - home.created_at >= timedelta(weeks=BASELINE_WEEKS)
-            and weeks_active.get(home.id, 0) >= rules.quiet_weeks_active
+        elif now - last >= rules.quiet_window and (
+            now - home.created_at >= timedelta(weeks=BASELINE_WEEKS)
         ):
+            maybe_quiet[home.id] = (home, rules, zone)
+    # The baseline is read only for homes that are quiet right now (a few, not all of them).
+    weeks_active = _weeks_active(connection, now, sorted(maybe_quiet))
+    for home_id, (_home, rules, _zone) in maybe_quiet.items():
+        if weeks_active.get(home_id, 0) >= rules.quiet_weeks_active:
             found.append(
                 Condition(
-                    home.id,
+                    home_id,
                     "quiet",
                     "",
                     f"quieter than usual: no activity in the last {_window(rules.quiet_window)}, "
@@ -260,27 +253,25 @@ def _window(span: timedelta) -> str:
     return f"{hours:g} hours"
 
 
-def _baseline(
-    connection: Connection, now: datetime, window: timedelta
-) -> tuple[dict[str, int], dict[str, int]]:
-    """Activity in the last ``window`` per home, and in how many of the past weeks the same
-    hours of the week had any (the home's own baseline, by hour of week)."""
-    recent: dict[str, int] = {}
+def _weeks_active(connection: Connection, now: datetime, home_ids: list[str]) -> dict[str, int]:
+    """In how many of the past weeks the same hours of the week had activity, per home (the
+    home's own baseline, by hour of week)."""
+    window = HomeRules().quiet_window
     weeks: defaultdict[str, int] = defaultdict(int)
-    for week in range(BASELINE_WEEKS + 1):
-        end = now - timedelta(weeks=week)
-        rows = connection.execute(
-            select(ACTIVITY.c.home_id, func.sum(ACTIVITY.c.count))
-            .where(ACTIVITY.c.last_at >= end - window, ACTIVITY.c.bucket_start < end)
-            .where(ACTIVITY.c.bucket_start >= end - window - timedelta(minutes=15))
-            .group_by(ACTIVITY.c.home_id)
-        ).all()
-        for home_id, count in rows:
-            if week == 0:
-                recent[home_id] = int(count or 0)
-            elif count:
+    for start in range(0, len(home_ids), 500):
+        chunk = home_ids[start : start + 500]
+        for week in range(1, BASELINE_WEEKS + 1):
+            end = now - timedelta(weeks=week)
+            rows = connection.execute(
+                select(ACTIVITY.c.home_id)
+                .where(ACTIVITY.c.home_id.in_(chunk))
+                .where(ACTIVITY.c.last_at >= end - window, ACTIVITY.c.bucket_start < end)
+                .where(ACTIVITY.c.bucket_start >= end - window - timedelta(minutes=15))
+                .group_by(ACTIVITY.c.home_id)
+            )
+            for (home_id,) in rows:
                 weeks[home_id] += 1
-    return recent, dict(weeks)
+    return dict(weeks)
 
 
 def reconcile(

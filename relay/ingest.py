@@ -98,7 +98,10 @@ def _statements(dialect: str) -> _Statements:
     """The four statements of a batch, built once per dialect: building them (and their cache
     keys) for every batch was a measurable share of the writer's time."""
     return _Statements(
-        _report_insert(dialect), _device_upsert(dialect), _activity_upsert(dialect), _home_update()
+        _report_insert(dialect),
+        _device_upsert(dialect),
+        _activity_upsert(dialect),
+        _home_update(dialect),
     )
 
 
@@ -246,10 +249,15 @@ def _store_homes(
     connection: Connection, statement: Any, fresh: Sequence[Submission], received_at: datetime
 ) -> None:
     newest: dict[str, dict[str, Any]] = {}
+    latest_activity: dict[str, datetime] = {}
     for submission in fresh:
         current = newest.get(submission.home_id)
         if current is None or current["sent_at"] <= submission.report["sent_at"]:
             newest[submission.home_id] = submission.report
+        for moment in submission.report["activity"]:
+            known = latest_activity.get(submission.home_id)
+            if known is None or moment["at"] > known:
+                latest_activity[submission.home_id] = moment["at"]
     rows = []
     for home_id, report in newest.items():
         bridge = report["bridge"]
@@ -263,13 +271,15 @@ def _store_homes(
                 if bridge["reachable"]
                 else (bridge.get("offline_since") or report["sent_at"]),
                 "b_counters": report["counters"],
+                "b_activity": latest_activity.get(home_id),
             }
         )
     connection.execute(statement, rows)
 
 
-def _home_update() -> Any:
+def _home_update(dialect: str) -> Any:
     homes = _table(Home)
+    activity = bindparam("b_activity", type_=homes.c.last_activity_at.type)
     # The bridge fields follow the newest report only; a late, older report just counts as
     # "heard from the home".
     newer = or_(
@@ -281,6 +291,13 @@ def _home_update() -> Any:
         .where(homes.c.id == bindparam("b_home"))
         .values(
             last_report_at=bindparam("b_received"),
+            # Activity may come in any report, late ones too: the newest moment wins.
+            last_activity_at=case(
+                (activity.is_(None), homes.c.last_activity_at),
+                else_=_greatest(
+                    dialect, func.coalesce(homes.c.last_activity_at, activity), activity
+                ),
+            ),
             last_report_sent_at=case(
                 (newer, bindparam("b_sent")), else_=homes.c.last_report_sent_at
             ),

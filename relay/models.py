@@ -64,6 +64,8 @@ class Home(Base):
     bridge_reachable: Mapped[bool | None] = mapped_column(Boolean)
     bridge_offline_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     counters: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    #: The newest activity any report told of (kept by ingest, so alerting scans no buckets).
+    last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Per-home overrides of the alerting defaults (see relay/alerting.py HomeRules).
     settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, or_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import Admin
@@ -107,6 +107,14 @@ class Relay:
                     first_at=at,
                     last_at=at,
                 )
+            )
+            # As ingest keeps it: the newest activity of the home.
+            homes = table(Home)
+            await connection.execute(
+                update(homes)
+                .where(homes.c.id == home_id)
+                .where(or_(homes.c.last_activity_at.is_(None), homes.c.last_activity_at < at))
+                .values(last_activity_at=at)
             )
 
     async def device(self, home_id: str, device_id: str = "d1", **values: Any) -> None:

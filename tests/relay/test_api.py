@@ -23,7 +23,7 @@ from relay.api import RELAY
 from relay.app import create_app, prune_reports
 from relay.config import Settings
 from relay.db import create_engine
-from relay.models import ActivityBucket, DeviceState, Report
+from relay.models import ActivityBucket, DeviceState, Home, Report
 from tests.relay.conftest import ADMIN_TOKEN
 
 type Client = TestClient[Any, Any]
@@ -260,6 +260,14 @@ async def test_activity_is_bucketed(
     ]
     assert rows[1].first_at == base + timedelta(minutes=1)
     assert rows[1].last_at == base + timedelta(minutes=14)
+    # The home keeps its newest activity for the alert rules; a late report with older
+    # activity, or one without any, does not move it back.
+    late = [{"room": "Hall", "sensor_id": "s3", "at": base.isoformat()}]
+    assert (await _post(client, home.token, make_report(home.id, activity=late)))[0] == 202
+    assert (await _post(client, home.token, make_report(home.id, activity=[])))[0] == 202
+    async with engine.connect() as connection:
+        last = await connection.scalar(select(Home.last_activity_at).where(Home.id == home.id))
+    assert last == base + timedelta(minutes=16)
 
 
 async def test_home_endpoints(client: Client, admin: Admin, home: NewHome) -> None:

@@ -21,6 +21,7 @@ def upgrade() -> None:
     """Add the columns and the delivery log."""
     with op.batch_alter_table("homes") as batch:
         batch.add_column(sa.Column("settings", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("last_activity_at", TIMESTAMP, nullable=True))
     with op.batch_alter_table("caregivers") as batch:
         batch.add_column(
             sa.Column("digest", sa.Boolean(), nullable=False, server_default=sa.false())
@@ -69,4 +70,5 @@ def downgrade() -> None:
     with op.batch_alter_table("caregivers") as batch:
         batch.drop_column("digest")
     with op.batch_alter_table("homes") as batch:
+        batch.drop_column("last_activity_at")
         batch.drop_column("settings")
