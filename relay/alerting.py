@@ -21,14 +21,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, insert, select, update
 
-from .models import ActivityBucket, Alert, DeviceState, Home, table
+from .models import ACTIVITY, ALERTS, DEVICES, HOMES
 from .schedule import in_window, parse_hhmm, window_start
 from .summary import span_words
-
-ALERTS = table(Alert)
-HOMES = table(Home)
-DEVICES = table(DeviceState)
-ACTIVITY = table(ActivityBucket)
 
 OPEN, ACKED, RESOLVED = "open", "acked", "resolved"
 CLEAR_FOR = timedelta(minutes=5)

@@ -18,15 +18,14 @@ import functools
 import logging
 from typing import Any, Literal
 
-from sqlalchemy import Table, and_, bindparam, case, event, func, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, bindparam, case, event, func, or_, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .clock import utcnow
 from .db import checkpoint_sqlite, create_sync_sqlite_engine
 from .metrics import Metrics
-from .models import ActivityBucket, DeviceState, Home, Report
+from .models import ACTIVITY, DEVICES, HOMES, REPORTS, insert_or_skip
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -61,20 +60,6 @@ class Submission:
 def bucket_start(when: datetime) -> datetime:
     """The 15-minute bucket a moment falls in."""
     return when.replace(minute=when.minute - when.minute % 15, second=0, microsecond=0)
-
-
-def _table(model: type[Any]) -> Table:
-    table: Table = model.__table__
-    return table
-
-
-def _upsert(dialect: str, model: type[Any]) -> Any:
-    """INSERT ... ON CONFLICT for the dialect in use (SQLite and PostgreSQL share the syntax)."""
-    if dialect == "postgresql":
-        return postgresql.insert(_table(model))
-    if dialect == "sqlite":
-        return sqlite.insert(_table(model))
-    raise StorageError(f"unsupported database {dialect}")  # pragma: no cover
 
 
 def _greatest(dialect: str, a: Any, b: Any) -> Any:
@@ -146,9 +131,9 @@ def store_batch(
 
 
 def _report_insert(dialect: str) -> Any:
-    reports = _table(Report)
+    reports = REPORTS
     return (
-        _upsert(dialect, Report)
+        insert_or_skip(dialect, REPORTS)
         .on_conflict_do_nothing(index_elements=[reports.c.report_id, reports.c.home_id])
         .returning(reports.c.home_id, reports.c.report_id)
     )
@@ -182,8 +167,8 @@ def _store_devices(connection: Connection, statement: Any, fresh: Sequence[Submi
 
 
 def _device_upsert(dialect: str) -> Any:
-    table = _table(DeviceState)
-    insert = _upsert(dialect, DeviceState)
+    table = DEVICES
+    insert = insert_or_skip(dialect, DEVICES)
     new = insert.excluded
     still_offline = and_(new.connectivity.is_not(None), new.connectivity != "connected")
     return insert.on_conflict_do_update(
@@ -232,8 +217,8 @@ def _store_activity(connection: Connection, statement: Any, fresh: Sequence[Subm
 
 
 def _activity_upsert(dialect: str) -> Any:
-    table = _table(ActivityBucket)
-    insert = _upsert(dialect, ActivityBucket)
+    table = ACTIVITY
+    insert = insert_or_skip(dialect, ACTIVITY)
     new = insert.excluded
     return insert.on_conflict_do_update(
         index_elements=[table.c.home_id, table.c.room, table.c.bucket_start],
@@ -278,7 +263,7 @@ def _store_homes(
 
 
 def _home_update(dialect: str) -> Any:
-    homes = _table(Home)
+    homes = HOMES
     activity = bindparam("b_activity", type_=homes.c.last_activity_at.type)
     # The bridge fields follow the newest report only; a late, older report just counts as
     # "heard from the home".

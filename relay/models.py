@@ -20,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -241,3 +242,24 @@ def table(model: type[Base]) -> Table:
     """The Core table of a model, typed as one (``__table__`` is typed as a FromClause)."""
     found: Table = model.__table__  # type: ignore[assignment]
     return found
+
+
+HOMES = table(Home)
+HOME_TOKENS = table(HomeToken)
+CAREGIVERS = table(Caregiver)
+SUBSCRIPTIONS = table(Subscription)
+REPORTS = table(Report)
+DEVICES = table(DeviceState)
+ACTIVITY = table(ActivityBucket)
+ALERTS = table(Alert)
+NOTIFICATIONS = table(Notification)
+ATTEMPTS = table(DeliveryAttempt)
+
+
+def insert_or_skip(dialect: str, target: Table) -> Any:
+    """``INSERT … ON CONFLICT`` for the database in use (SQLite and PostgreSQL share it)."""
+    if dialect == "postgresql":
+        return postgresql.insert(target)
+    if dialect == "sqlite":
+        return sqlite.insert(target)
+    raise ValueError(f"unsupported database {dialect}")  # pragma: no cover

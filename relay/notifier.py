@@ -26,19 +26,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .alerting import ALERTS, OPEN, AlertEvent, conditions, reconcile
+from .alerting import OPEN, AlertEvent, conditions, reconcile
 from .clock import utcnow
-from .models import Caregiver, Home, Notification, Subscription, table
+from .models import ALERTS, CAREGIVERS, HOMES, NOTIFICATIONS, SUBSCRIPTIONS
 from .outbox import Dispatcher, Message, enqueue, enqueue_many
 from .schedule import in_window, next_occurrence, occurrence, parse_hhmm, window_end
 from .summary import Period, gather, render
 
 _LOGGER = logging.getLogger(__name__)
 
-SUBSCRIPTIONS = table(Subscription)
-CAREGIVERS = table(Caregiver)
-HOMES = table(Home)
-NOTIFICATIONS = table(Notification)
 
 #: A summary sent later than this after its time says it is late.
 LATE_AFTER = timedelta(minutes=10)

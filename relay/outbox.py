@@ -22,10 +22,9 @@ import logging
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, case, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .models import Caregiver, DeliveryAttempt, Notification, Subscription, table
+from .models import ATTEMPTS, CAREGIVERS, NOTIFICATIONS, SUBSCRIPTIONS, insert_or_skip
 from .notify import Delivery, deliver
 from .secretbox import SecretBox, SecretBoxError
 
@@ -39,10 +38,6 @@ GIVE_UP_AFTER = timedelta(days=1)
 #: Failures in a row that flag a caregiver's channel as failing.
 FAILING_AFTER = 3
 
-NOTIFICATIONS = table(Notification)
-CAREGIVERS = table(Caregiver)
-SUBSCRIPTIONS = table(Subscription)
-ATTEMPTS = table(DeliveryAttempt)
 
 type Sender = Callable[[str, str, str], Awaitable[Delivery]]
 
@@ -82,10 +77,8 @@ def enqueue_many(connection: Connection, messages: Sequence[Message], now: datet
     returns how many were new (a repeated ``dedup_key`` is skipped, not an error)."""
     if not messages:
         return 0
-    dialect = connection.dialect.name
-    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
-        builder(NOTIFICATIONS)
+        insert_or_skip(connection.dialect.name, NOTIFICATIONS)
         .on_conflict_do_nothing(index_elements=["dedup_key"])
         .returning(NOTIFICATIONS.c.id)
     )

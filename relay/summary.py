@@ -15,11 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Float, cast, func, or_, select
 
-from .models import ActivityBucket, DeviceState, Home, table
-
-HOMES = table(Home)
-DEVICES = table(DeviceState)
-ACTIVITY = table(ActivityBucket)
+from .models import ACTIVITY, DEVICES, HOMES
 
 #: A home that has not reported for this long is news in itself.
 STALE_AFTER = timedelta(hours=2)
