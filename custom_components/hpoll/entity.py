@@ -68,15 +68,15 @@ def device_info(coordinator: HpollCoordinator, device: Device) -> DeviceInfo:
     return info
 
 
-class HpollEntity(CoordinatorEntity[HpollCoordinator], Entity):
-    """Reads coordinator.data; writes its state only when what it shows has changed."""
+class WritesOnChange(Entity):
+    """Writes its state only when what it shows has changed (``fingerprint``)."""
 
     _attr_has_entity_name = True
     _last_written: Hashable = None
 
     @callback
-    @override
-    def _handle_coordinator_update(self) -> None:
+    def async_write_if_changed(self) -> None:
+        """Write the state if its fingerprint moved since the last write."""
         # HA would drop an identical state anyway, but only after building it; a bridge with
         # hundreds of entities polled every minute should not pay for that.
         shown = self.fingerprint()
@@ -93,6 +93,15 @@ class HpollEntity(CoordinatorEntity[HpollCoordinator], Entity):
     def fingerprint(self) -> Hashable:
         """Everything the state and attributes are made of."""
         return (self.available,)
+
+
+class HpollEntity(CoordinatorEntity[HpollCoordinator], WritesOnChange):
+    """Reads coordinator.data; written on coordinator updates, only when it changed."""
+
+    @callback
+    @override
+    def _handle_coordinator_update(self) -> None:
+        self.async_write_if_changed()
 
 
 class HpollDeviceEntity(HpollEntity):

@@ -204,32 +204,35 @@ class RelayPusher:
             )
 
     async def _async_send_queue(self) -> None:
-        while (item := self.queue.head) is not None:
-            # Counted BEFORE the request: a report that may have arrived is never merged.
-            item.attempts += 1
-            try:
-                await self.client.post_report(json_bytes(item.report))
-            except RelayTokenRejectedError as err:
-                self._token_rejected(err.reason)
-                return
-            except RelayReportRejectedError as err:
-                LOGGER.error(
-                    "The relay refused report %s for good (%s); dropped so later ones can go",
-                    item.report["report_id"],
-                    err.reason,
-                )
-                self.queue.remove(item, delivered=False)
+        try:
+            while (item := self.queue.head) is not None:
+                # Counted BEFORE the request: a report that may have arrived is never merged.
+                item.attempts += 1
+                try:
+                    await self.client.post_report(json_bytes(item.report))
+                except RelayTokenRejectedError as err:
+                    self._token_rejected(err.reason)
+                    return
+                except RelayReportRejectedError as err:
+                    LOGGER.error(
+                        "The relay refused report %s for good (%s); dropped so later ones can go",
+                        item.report["report_id"],
+                        err.reason,
+                    )
+                    self.queue.remove(item, delivered=False)
+                    self._save_soon()
+                    continue
+                except RelayRateLimitedError as err:
+                    self._retry_later(PushProblem.RATE_LIMITED, err.reason, err.retry_after)
+                    return
+                except RelayUnreachableError as err:
+                    self._retry_later(PushProblem.UNREACHABLE, err.reason, None)
+                    return
+                self.queue.remove(item, delivered=True)
                 self._save_soon()
-                continue
-            except RelayRateLimitedError as err:
-                self._retry_later(PushProblem.RATE_LIMITED, err.reason, err.retry_after)
-                return
-            except RelayUnreachableError as err:
-                self._retry_later(PushProblem.UNREACHABLE, err.reason, None)
-                return
-            self.queue.remove(item, delivered=True)
-            self._delivered()
-        self._notify()
+                self._delivered()
+        finally:
+            self._notify()  # whatever happened, the entities show it
 
     def _delivered(self) -> None:
         if self.connected is False:
@@ -241,8 +244,6 @@ class RelayPusher:
         self.retry_at = None
         self._failures = 0
         self.last_success = dt_util.utcnow()
-        self._save_soon()
-        self._notify()
 
     def _token_rejected(self, reason: str) -> None:
         LOGGER.error(
@@ -273,14 +274,12 @@ class RelayPusher:
         self._retry_unsub = async_call_later(
             self.hass, retry_after, HassJob(self._retry_now, cancel_on_shutdown=True)
         )
-        self._notify()
 
     def _failed(self, problem: PushProblem, reason: str) -> None:
         self.connected = False
         self.problem = problem
         self.last_error = reason
         self._failures += 1
-        self._notify()
 
     @callback
     def _retry_now(self, _now: datetime) -> None:

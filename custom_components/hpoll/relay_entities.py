@@ -14,12 +14,11 @@ from homeassistant.components.binary_sensor import BinarySensorEntity
 from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.components.sensor import SensorDeviceClass, SensorEntity, SensorStateClass
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
-from homeassistant.helpers.entity import Entity
 
 from .coordinator import HpollConfigEntry
-from .entity import bridge_device_info
+from .entity import WritesOnChange, bridge_device_info
 from .pusher import RelayPusher
 
 RELAY_KEYS = ("relay_connection", "relay_queue", "relay_last_push")
@@ -34,13 +33,11 @@ def remove_relay_entities(hass: HomeAssistant, entry: HpollConfigEntry) -> None:
             registry.async_remove(entity.entity_id)
 
 
-class RelayEntity(Entity):
+class RelayEntity(WritesOnChange):
     """Written when the pusher reports a change, and only if what it shows changed."""
 
-    _attr_has_entity_name = True
     _attr_should_poll = False
     _attr_entity_category = EntityCategory.DIAGNOSTIC
-    _last_written: Hashable = None
 
     def __init__(self, pusher: RelayPusher, key: str) -> None:
         """One per entry and key."""
@@ -51,19 +48,8 @@ class RelayEntity(Entity):
 
     @override
     async def async_added_to_hass(self) -> None:
-        self._last_written = self.fingerprint()
-        self.async_on_remove(self.pusher.async_add_listener(self._handle_pusher_update))
-
-    @callback
-    def _handle_pusher_update(self) -> None:
-        shown = self.fingerprint()
-        if shown != self._last_written:
-            self._last_written = shown
-            self.async_write_ha_state()
-
-    def fingerprint(self) -> Hashable:
-        """Everything the state and attributes are made of."""
-        raise NotImplementedError
+        await super().async_added_to_hass()
+        self.async_on_remove(self.pusher.async_add_listener(self.async_write_if_changed))
 
 
 class RelayConnectionSensor(RelayEntity, BinarySensorEntity):
