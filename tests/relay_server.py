@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 
-from tests.relay.relay_process import free_port
+from tests.relay.relay_process import free_port, serve_command
 
 
 class RelayServer:
@@ -79,7 +79,7 @@ class RelayServer:
         """Serve, and wait (up to 30 s) until /healthz answers."""
         self.port = self.port or free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "relay", "--db", self.db_url, "serve", "--port", str(self.port)],
+            serve_command(self.db_url, self.port),
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -18,6 +18,11 @@ def free_port() -> int:
         return port
 
 
+def serve_command(db_url: str, port: int) -> list[str]:
+    """``hpoll-relay --db URL serve --port PORT`` with this interpreter."""
+    return [sys.executable, "-m", "relay", "--db", db_url, "serve", "--port", str(port)]
+
+
 class RelayProcess:
     """Start, wait until healthy, kill."""
 
@@ -40,14 +45,7 @@ class RelayProcess:
     async def start(self) -> None:
         """Spawn and wait (up to 30 s) for /healthz."""
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "relay",
-            "--db",
-            self.db_url,
-            "serve",
-            "--port",
-            str(self.port),
+            *serve_command(self.db_url, self.port),
             env=self.env,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
