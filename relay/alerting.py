@@ -15,13 +15,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+import itertools
 import secrets
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, insert, select, update
 
-from .models import ACTIVITY, ALERTS, DEVICES, HOMES
+from .models import ACTIVITY, ALERTS, DEVICES, HOMES, IN_LIST
 from .schedule import in_window, parse_hhmm, window_start
 from .summary import span_words
 
@@ -253,8 +254,7 @@ def _weeks_active(connection: Connection, now: datetime, home_ids: list[str]) ->
     home's own baseline, by hour of week)."""
     window = HomeRules().quiet_window
     weeks: defaultdict[str, int] = defaultdict(int)
-    for start in range(0, len(home_ids), 500):
-        chunk = home_ids[start : start + 500]
+    for chunk in itertools.batched(home_ids, IN_LIST):
         for week in range(1, BASELINE_WEEKS + 1):
             end = now - timedelta(weeks=week)
             rows = connection.execute(

@@ -244,6 +244,9 @@ def table(model: type[Base]) -> Table:
     return found
 
 
+#: Ids per ``IN (...)`` list: far below every database's parameter limit.
+IN_LIST = 500
+
 HOMES = table(Home)
 HOME_TOKENS = table(HomeToken)
 CAREGIVERS = table(Caregiver)

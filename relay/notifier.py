@@ -20,6 +20,7 @@ import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 import hashlib
+import itertools
 import logging
 from zoneinfo import ZoneInfo
 
@@ -28,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .alerting import OPEN, AlertEvent, conditions, reconcile
 from .clock import utcnow
-from .models import ALERTS, CAREGIVERS, HOMES, NOTIFICATIONS, SUBSCRIPTIONS
+from .models import ALERTS, CAREGIVERS, HOMES, IN_LIST, NOTIFICATIONS, SUBSCRIPTIONS
 from .outbox import Dispatcher, Message, enqueue, enqueue_many
 from .schedule import in_window, next_occurrence, occurrence, parse_hhmm, window_end
 from .summary import Period, gather, render
@@ -38,8 +39,6 @@ _LOGGER = logging.getLogger(__name__)
 
 #: A summary sent later than this after its time says it is late.
 LATE_AFTER = timedelta(minutes=10)
-#: Subscriptions per claiming statement (far below every database's parameter limit).
-CLAIM_CHUNK = 500
 #: Any 64-bit number that no other application on the same PostgreSQL uses.
 PLAN_LOCK = 0x68706F6C6C
 
@@ -209,11 +208,11 @@ def _claim_slots(
     column = SUBSCRIPTIONS.c.next_summary_due
     claimed: set[int] = set()
     for (old, new), ids in moves.items():
-        for start in range(0, len(ids), CLAIM_CHUNK):
+        for chunk in itertools.batched(ids, IN_LIST):
             claimed.update(
                 connection.execute(
                     update(SUBSCRIPTIONS)
-                    .where(SUBSCRIPTIONS.c.id.in_(ids[start : start + CLAIM_CHUNK]))
+                    .where(SUBSCRIPTIONS.c.id.in_(chunk))
                     .where(column.is_(None) if old is None else column == old)
                     .values(next_summary_due=new)
                     .returning(SUBSCRIPTIONS.c.id)

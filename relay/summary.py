@@ -7,22 +7,21 @@ the morning summaries of 10,000 homes stays in seconds (bench/summaries.py). ``r
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+import itertools
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Float, cast, func, or_, select
 
-from .models import ACTIVITY, DEVICES, HOMES
+from .models import ACTIVITY, DEVICES, HOMES, IN_LIST
 
 #: A home that has not reported for this long is news in itself.
 STALE_AFTER = timedelta(hours=2)
 #: Activity buckets are 15 minutes long (relay/ingest.py).
 BUCKET = timedelta(minutes=15)
-#: Homes per IN list: far below every database's parameter limit.
-CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +64,6 @@ class HomePeriod:
     bridge_offline_since: datetime | None = None
 
 
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
-
-
 def _epoch(connection: Connection, column: Any) -> Any:
     """A timestamp as seconds since 1970 (UTC), as SQL: a float is all the arithmetic needs,
     and reading floats is several times cheaper than reading timestamps."""
@@ -87,7 +81,7 @@ def gather(connection: Connection, periods: Sequence[Period]) -> list[HomePeriod
         return []
     homes: dict[str, Any] = {}
     devices: defaultdict[str, list[Any]] = defaultdict(list)
-    for chunk in _chunks(sorted({p.home_id for p in periods})):
+    for chunk in itertools.batched(sorted({p.home_id for p in periods}), IN_LIST):
         for row in connection.execute(select(HOMES).where(HOMES.c.id.in_(chunk))):
             homes[row.id] = row
         for row in connection.execute(
@@ -134,7 +128,7 @@ def gather(connection: Connection, periods: Sequence[Period]) -> list[HomePeriod
     for home_id, start, end in facts:
         by_window[(start, end)].append(home_id)
     for (start, end), home_ids in by_window.items():
-        for chunk in _chunks(sorted(home_ids)):
+        for chunk in itertools.batched(sorted(home_ids), IN_LIST):
             _add_activity(connection, facts, chunk, start, end)
     return list(facts.values())
 
