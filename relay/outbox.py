@@ -144,22 +144,23 @@ class Dispatcher:
 
     async def _claim_and_send(self, notification_id: int, now: datetime) -> bool:
         async with self.engine.begin() as connection:
-            claimed = await connection.execute(
-                update(NOTIFICATIONS)
-                .where(NOTIFICATIONS.c.id == notification_id, NOTIFICATIONS.c.status == PENDING)
-                .values(
-                    status=SENDING,
-                    claimed_until=now + CLAIM_FOR,
-                    attempts=NOTIFICATIONS.c.attempts + 1,
-                )
-            )
-            if claimed.rowcount != 1:
-                return False  # another replica has it
+            # The compare-and-swap; RETURNING hands over the claimed row in the same statement.
             row = (
                 await connection.execute(
-                    select(NOTIFICATIONS).where(NOTIFICATIONS.c.id == notification_id)
+                    update(NOTIFICATIONS)
+                    .where(
+                        NOTIFICATIONS.c.id == notification_id, NOTIFICATIONS.c.status == PENDING
+                    )
+                    .values(
+                        status=SENDING,
+                        claimed_until=now + CLAIM_FOR,
+                        attempts=NOTIFICATIONS.c.attempts + 1,
+                    )
+                    .returning(*NOTIFICATIONS.c)
                 )
-            ).one()
+            ).one_or_none()
+            if row is None:
+                return False  # another replica has it
             caregiver = (
                 await connection.execute(
                     select(CAREGIVERS).where(CAREGIVERS.c.id == row.caregiver_id)
