@@ -3,7 +3,7 @@
 - ``enqueue`` inserts a message under a unique ``dedup_key`` (a summary's home, subscription and
   day; an alert's id and recipient): a second writer, or a second replica, inserts nothing.
 - ``Dispatcher`` sends what is due. Each message is claimed first by a compare-and-swap
-  (``UPDATE … WHERE id = ? AND status = 'pending'``; the row count says who won), so two
+  (``UPDATE … WHERE id = ? AND status = 'pending' RETURNING …``: a row back means won), so two
   replicas never both send it. A claim expires: a replica that died mid-send leaves the message
   to be retried, never lost (the price: a message the provider took just before the crash is
   sent twice; exactly once is not possible across an external service without its help).
