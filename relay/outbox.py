@@ -148,9 +148,7 @@ class Dispatcher:
             row = (
                 await connection.execute(
                     update(NOTIFICATIONS)
-                    .where(
-                        NOTIFICATIONS.c.id == notification_id, NOTIFICATIONS.c.status == PENDING
-                    )
+                    .where(NOTIFICATIONS.c.id == notification_id, NOTIFICATIONS.c.status == PENDING)
                     .values(
                         status=SENDING,
                         claimed_until=now + CLAIM_FOR,
