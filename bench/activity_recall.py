@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from aiohttp import ClientSession  # noqa: E402
 from aiohttp.test_utils import TestServer  # noqa: E402
 
-from custom_components.hpoll.activity import ActivityTracker  # noqa: E402
+from custom_components.hpoll.activity.tracker import ActivityTracker  # noqa: E402
 from custom_components.hpoll.hue import HueRemoteClient  # noqa: E402
 from huesim import HueCloudSimulator, ManualClock, MotionEvent, create_app  # noqa: E402
 

@@ -9,7 +9,7 @@ then (the integration's entities are unavailable). On the last day of each home-
 random waking moment, an incident: nobody moves any more. Detectors are evaluated every 5 minutes:
   * fixed: no activity for 3 h outside quiet hours 22:00-07:00 (the integration's Inactive,
     which also stays off after a door);
-  * learned: custom_components/hpoll/baseline.py (the home's own half-hourly gap quantiles,
+  * learned: custom_components/hpoll/activity/baseline.py (the home's own half-hourly gap quantiles,
     silent for its first 7 days; a door followed by silence is away).
 False alarms: alarm episodes that start before the incident. Local time = UTC here.
 
@@ -38,8 +38,8 @@ import sys
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from custom_components.hpoll.activity_log import is_inactive  # noqa: E402
-from custom_components.hpoll.baseline import LEARNING_DAYS, QuietBaseline  # noqa: E402
+from custom_components.hpoll.activity.baseline import LEARNING_DAYS, QuietBaseline  # noqa: E402
+from custom_components.hpoll.activity.log import is_inactive  # noqa: E402
 
 HOMES = 80
 DAYS = 35

@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import ClientSession, web
 
-from custom_components.hpoll.activity import ActivityTracker
+from custom_components.hpoll.activity.report import build_report
+from custom_components.hpoll.activity.tracker import ActivityTracker
 from custom_components.hpoll.hue import HueError, HueRemoteClient
-from custom_components.hpoll.report import build_report
 from relay.admin import ALERT_KINDS, Admin
 from relay.config import Settings
 from relay.db import create_engine, require_current_schema

@@ -12,9 +12,9 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
-from .activity import ActivityEvent
-from .activity_log import HOME, ActivityLog, in_quiet_hours, is_inactive
-from .baseline import QuietBaseline
+from .activity.baseline import QuietBaseline
+from .activity.log import HOME, ActivityLog, in_quiet_hours, is_inactive
+from .activity.tracker import ActivityEvent
 from .const import (
     CONF_INACTIVITY_HOURS,
     CONF_QUIET_END,

@@ -14,7 +14,7 @@ from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
-from .activity_log import HOME
+from .activity.log import HOME
 from .const import DOMAIN, GROUP_ACTIVITY
 from .coordinator import HpollConfigEntry, HpollCoordinator, room_identifier
 from .entity import HpollEntity, bridge_device_info, enabled_groups

@@ -237,8 +237,9 @@ class InactiveSensor(HpollEntity, BinarySensorEntity):
 class UnusuallyQuietSensor(HpollEntity, BinarySensorEntity):
     """On when the home is quieter than it usually is at this time of day and week.
 
-    Learned from the home's own history (baseline.py); unknown while it is still learning (the
-    first week), off after a door (away), unavailable while the bridge cannot be read.
+    Learned from the home's own history (activity/baseline.py); unknown while it is still
+    learning (the first week), off after a door (away), unavailable while the bridge cannot be
+    read.
     """
 
     _attr_translation_key = "unusually_quiet"

@@ -1,9 +1,10 @@
 """RelayPusher: reports to the hpoll relay, through a queue that survives outages and restarts.
 
 Every push interval the pusher looks at the home: new activity, a device or the bridge changed,
-or a heartbeat due. If so, it queues one report (``report.py``) and the sender delivers the queue
-in order. Failures are made visible (a connection entity, a repair issue for a rejected token)
-and never block the queue for good: a report the relay refuses as invalid is logged and dropped.
+or a heartbeat due. If so, it queues one report (``activity/report.py``) and the sender delivers
+the queue in order. Failures are made visible (a connection entity, a repair issue for a
+rejected token) and never block the queue for good: a report the relay refuses as invalid is
+logged and dropped.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from homeassistant.helpers.json import json_bytes
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
-from .activity import ActivityEvent
-from .activity_log import HOME
+from .activity.log import HOME
+from .activity.push_queue import ReportQueue
+from .activity.report import build_report
+from .activity.tracker import ActivityEvent
 from .const import (
     DOMAIN,
     HEARTBEAT,
@@ -33,7 +36,6 @@ from .const import (
     PUSH_RETRY_MAX,
 )
 from .coordinator import HpollConfigEntry, HpollCoordinator
-from .push_queue import ReportQueue
 from .relay_client import (
     RelayClient,
     RelayRateLimitedError,
@@ -41,7 +43,6 @@ from .relay_client import (
     RelayTokenRejectedError,
     RelayUnreachableError,
 )
-from .report import build_report
 
 HEARTBEAT_SLACK = timedelta(seconds=5)
 

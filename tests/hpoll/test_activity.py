@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from custom_components.hpoll.activity import ActivityEvent, ActivityTracker
+from custom_components.hpoll.activity.tracker import ActivityEvent, ActivityTracker
 from custom_components.hpoll.hue import Snapshot, parse_snapshot
 from huesim import ManualClock, World
 from tests.conftest import load_resources

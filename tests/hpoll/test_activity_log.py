@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from custom_components.hpoll.activity import ActivityEvent, ActivityTracker
-from custom_components.hpoll.activity_log import HOME, ActivityLog
+from custom_components.hpoll.activity.log import HOME, ActivityLog
+from custom_components.hpoll.activity.tracker import ActivityEvent, ActivityTracker
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 

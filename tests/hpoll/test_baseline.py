@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from custom_components.hpoll.baseline import (
+from custom_components.hpoll.activity.baseline import (
     LEARNING_DAYS,
     MIN_THRESHOLD,
     QuietBaseline,

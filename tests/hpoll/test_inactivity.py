@@ -11,7 +11,7 @@ from homeassistant.core import Event, HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.hpoll.activity_log import in_quiet_hours, is_inactive
+from custom_components.hpoll.activity.log import in_quiet_hours, is_inactive
 from custom_components.hpoll.const import EVENT_INACTIVITY_ENDED, EVENT_INACTIVITY_STARTED
 from tests.conftest import RunningCloud
 from tests.hpoll.helpers import poll, setup_with_options

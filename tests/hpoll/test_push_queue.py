@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from custom_components.hpoll.activity import ActivityEvent
+from custom_components.hpoll.activity.push_queue import ReportQueue
+from custom_components.hpoll.activity.report import build_report
+from custom_components.hpoll.activity.tracker import ActivityEvent
 from custom_components.hpoll.hue import parse_snapshot
-from custom_components.hpoll.push_queue import ReportQueue
-from custom_components.hpoll.report import build_report
 from relay.schema import validate_report
 
 NOW = datetime(2026, 7, 27, 19, 0, tzinfo=UTC)

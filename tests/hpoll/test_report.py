@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from custom_components.hpoll.activity import ActivityEvent
+from custom_components.hpoll.activity.report import build_report, device_kind
+from custom_components.hpoll.activity.tracker import ActivityEvent
 from custom_components.hpoll.hue import parse_snapshot
-from custom_components.hpoll.report import build_report, device_kind
 from relay.schema import validate_report
 
 EXAMPLE = Path(__file__).parents[1] / "fixtures" / "report_v1.json"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from .activity import ActivityEvent, ActivityTracker
+from .tracker import ActivityEvent, ActivityTracker
 
 #: The key of the whole home among the rooms.
 HOME = ""

@@ -16,9 +16,11 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+import logging
 from typing import Any
 
-from .const import LOGGER
+LOGGER = logging.getLogger(__name__)
+
 
 #: At one report a minute, four hours of a busy home; quiet periods send one per heartbeat.
 MAX_REPORTS = 240

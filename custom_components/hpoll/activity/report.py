@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 import uuid
 
-from .activity import ActivityEvent
-from .hue import Device, Snapshot
+from ..hue import Device, Snapshot
+from .tracker import ActivityEvent
 
 SCHEMA_VERSION = 1
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from .hue import Snapshot
+from ..hue import Snapshot
 
 #: Sources that stand for one sensor; room- and home-level motion repeat what those saw.
 PRIMARY_KINDS = frozenset({"motion", "button", "rotary", "contact", "area_motion"})
