@@ -31,7 +31,7 @@ from .const import (
 from .coordinator import HpollConfigEntry, HpollCoordinator, HpollData
 from .entity import bridge_device_info
 from .hue import HueRemoteClient
-from .pusher import RelayPusher, token_issue_id
+from .pusher import RelayPusher, refused_issue_id, token_issue_id
 from .relay_client import RelayClient
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
@@ -97,6 +97,7 @@ def _relay_pusher(
     options = entry.options
     if not options.get(CONF_RELAY_URL):
         ir.async_delete_issue(hass, DOMAIN, token_issue_id(entry.entry_id))
+        ir.async_delete_issue(hass, DOMAIN, refused_issue_id(entry.entry_id))
         return None
     client = RelayClient(
         async_get_clientsession(hass), options[CONF_RELAY_URL], options[CONF_RELAY_TOKEN]

@@ -65,6 +65,9 @@ MAX_RATE_LIMIT_BACKOFF: Final = 900.0
 
 ISSUE_BRIDGE_OFFLINE: Final = "bridge_offline"
 ISSUE_RELAY_TOKEN_REJECTED: Final = "relay_token_rejected"  # noqa: S105 - an issue id
+ISSUE_RELAY_REPORTS_REFUSED: Final = "relay_reports_refused"
+#: The relay refusing this many reports in a row (none taken between) raises a repair issue.
+REFUSALS_FOR_REPAIR: Final = 3
 
 #: Reports to the relay: what changed, batched, at most this often by default.
 DEFAULT_PUSH_INTERVAL: Final = 60

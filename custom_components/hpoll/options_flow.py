@@ -130,7 +130,8 @@ class HpollOptionsFlow(OptionsFlowWithReload):
         """Relay URL and this home's token (from ``hpoll-relay home add``), checked live."""
         options = self.config_entry.options
         errors: dict[str, str] = {}
-        placeholders = {"reason": ""}
+        # hassfest keeps URLs out of translations: the example address comes in from here.
+        placeholders = {"reason": "", "example_url": "https://relay.example.org"}
         if user_input is not None:
             # An empty token field keeps the saved token (it is never shown again).
             token = (user_input.get(CONF_RELAY_TOKEN) or "").strip() or options.get(

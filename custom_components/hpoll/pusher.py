@@ -30,10 +30,12 @@ from .activity.tracker import ActivityEvent
 from .const import (
     DOMAIN,
     HEARTBEAT,
+    ISSUE_RELAY_REPORTS_REFUSED,
     ISSUE_RELAY_TOKEN_REJECTED,
     LOGGER,
     PUSH_RETRY_BASE,
     PUSH_RETRY_MAX,
+    REFUSALS_FOR_REPAIR,
 )
 from .coordinator import HpollConfigEntry, HpollCoordinator
 from .relay_client import (
@@ -53,6 +55,11 @@ class PushProblem(StrEnum):
     UNREACHABLE = "unreachable"
     RATE_LIMITED = "rate_limited"
     TOKEN_REJECTED = "token_rejected"  # noqa: S105 - a state, not a secret
+
+
+def refused_issue_id(entry_id: str) -> str:
+    """The repair issue raised when the relay keeps refusing this entry's reports."""
+    return f"{ISSUE_RELAY_REPORTS_REFUSED}_{entry_id}"
 
 
 def token_issue_id(entry_id: str) -> str:
@@ -104,6 +111,8 @@ class RelayPusher:
         self.last_success: datetime | None = None
         self.retry_at: datetime | None = None
         self._failures = 0
+        #: Reports the relay refused for good since it last took one.
+        self._refused_in_row = 0
         self._activity: list[ActivityEvent] = []
         self._last_changes: Hashable = None
         self._last_queued_at: datetime | None = None
@@ -222,6 +231,7 @@ class RelayPusher:
                     )
                     self.queue.remove(item, delivered=False)
                     self._save_soon()
+                    self._refused(err.reason)
                     continue
                 except RelayRateLimitedError as err:
                     self._retry_later(PushProblem.RATE_LIMITED, err.reason, err.retry_after)
@@ -239,12 +249,33 @@ class RelayPusher:
         if self.connected is False:
             LOGGER.info("The relay takes reports again (%d waiting)", len(self.queue))
         ir.async_delete_issue(self.hass, DOMAIN, token_issue_id(self.entry.entry_id))
+        ir.async_delete_issue(self.hass, DOMAIN, refused_issue_id(self.entry.entry_id))
+        self._refused_in_row = 0
         self.connected = True
         self.problem = None
         self.last_error = None
         self.retry_at = None
         self._failures = 0
         self.last_success = dt_util.utcnow()
+
+    def _refused(self, reason: str) -> None:
+        """A report refused for good: once is a fluke; again and again, this home is silent on
+        the relay (every report carries the same devices), and the user must hear of it."""
+        self._refused_in_row += 1
+        if self._refused_in_row >= REFUSALS_FOR_REPAIR:
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                refused_issue_id(self.entry.entry_id),
+                is_fixable=False,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key=ISSUE_RELAY_REPORTS_REFUSED,
+                translation_placeholders={
+                    "bridge": self.entry.title,
+                    "count": str(self._refused_in_row),
+                    "reason": reason,
+                },
+            )
 
     def _token_rejected(self, reason: str) -> None:
         LOGGER.error(

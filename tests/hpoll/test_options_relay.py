@@ -105,7 +105,7 @@ async def test_cannot_connect_says_why(
     result = await submit(
         hass, flow_id, **{CONF_RELAY_URL: relay.url + "/nope", CONF_RELAY_TOKEN: "t"}
     )
-    assert result["description_placeholders"] == {"reason": "HTTP 404: 404: Not Found"}
+    assert result["description_placeholders"]["reason"] == "HTTP 404: 404: Not Found"
 
 
 async def test_empty_token_keeps_the_saved_one_and_switching_off_removes_everything(

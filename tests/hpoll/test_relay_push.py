@@ -23,7 +23,11 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+    async_fire_time_changed,
+)
 
 from custom_components.hpoll.const import (
     CONF_PUSH_INTERVAL,
@@ -35,7 +39,7 @@ from custom_components.hpoll.const import (
     PUSH_RETRY_MAX,
 )
 from custom_components.hpoll.diagnostics import async_get_config_entry_diagnostics
-from custom_components.hpoll.pusher import RelayPusher, token_issue_id
+from custom_components.hpoll.pusher import RelayPusher, refused_issue_id, token_issue_id
 from tests.conftest import RunningCloud
 from tests.hpoll.helpers import setup_with_options, state_of
 from tests.http_stub import StubServer
@@ -268,6 +272,38 @@ async def test_a_refused_report_is_dropped_and_the_queue_moves_on(
     assert queue.state == "0"
     assert queue.attributes["reports_rejected"] == 1
     assert pusher_of(config_entry).queue.counters["reports_delivered"] == 9
+
+
+async def test_reports_refused_again_and_again_raise_a_repair(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    credentials: None,
+    config_entry: MockConfigEntry,
+    relay: RelayServer,
+    relay_home: tuple[str, str],
+    relay_options: dict[str, Any],
+) -> None:
+    """Three refusals in a row: the home is silent on the relay, and the user is told; the
+    first report taken clears it."""
+    home_id = relay_home[0]
+    poisons = [_example(home_id=home_id) for _ in range(3)]
+    for poison in poisons:
+        poison["devices"][0]["battery"] = 300
+    key = f"{DOMAIN}.{config_entry.entry_id}.relay_queue"
+    hass_storage[key] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": key,
+        "data": {"reports": [{"report": p, "attempts": 0} for p in poisons], "counters": {}},
+    }
+    changes = async_capture_events(hass, ir.EVENT_REPAIRS_ISSUE_REGISTRY_UPDATED)
+    await setup_with_options(hass, config_entry, relay_options)
+    await settle(hass)
+    issue_id = refused_issue_id(config_entry.entry_id)
+    ours = [e.data["action"] for e in changes if e.data["issue_id"] == issue_id]
+    # Raised after the third refusal, cleared by the start-up report the relay took.
+    assert ours == ["create", "remove"]
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
 
 
 class LosingProxy:

@@ -1,8 +1,12 @@
 """Reports for the hpoll relay (schema version 1), built from a Snapshot. No Home Assistant here.
 
-The relay validates every field strictly (relay/schema.py); tests build a report from the real
-fixture and run it through that validator, and compare its shape with the shared example
-(tests/fixtures/report_v1.json), so the two sides cannot drift apart unnoticed.
+The relay validates every field strictly (relay/schema.py) and refuses a report with one bad
+field whole; every later report would carry the same device, so ONE odd name would silence the
+home. So every text goes out as the relay takes it: valid Unicode on one line, non-blank, at
+most :data:`MAX_TEXT` characters (names from the bridge were made safe by the parser already;
+the bridge's name comes from the user). A property test builds reports from generated hostile
+listings and runs them through the relay's validator; another compares the shape with the
+shared example (tests/fixtures/report_v1.json).
 """
 
 from __future__ import annotations
@@ -13,9 +17,21 @@ from typing import Any
 import uuid
 
 from ..hue import Device, Snapshot
+from ..hue.text import clean_text
 from .tracker import ActivityEvent
 
 SCHEMA_VERSION = 1
+#: The relay's limit for every text field.
+MAX_TEXT = 200
+
+
+def _text(value: str, fallback: str) -> str:
+    """``value`` as the relay takes it, else ``fallback``."""
+    return clean_text(value, MAX_TEXT) or fallback
+
+
+def _optional_text(value: str | None) -> str | None:
+    return clean_text(value, MAX_TEXT) if value is not None else None
 
 
 def device_kind(device: Device) -> str:
@@ -90,9 +106,9 @@ def build_report(
         status = device.connectivity.status if device.connectivity else None
         devices.append(
             {
-                "id": device.id,
-                "name": device.name[:200],
-                "room": room.name[:200] if room else None,
+                "id": _text(device.id, "device"),
+                "name": _text(device.name, "Hue device"),
+                "room": _optional_text(room.name) if room else None,
                 "kind": device_kind(device),
                 "battery": power.battery_level if power else None,
                 "battery_state": power.battery_state.value
@@ -104,20 +120,24 @@ def build_report(
         )
     return {
         "schema": SCHEMA_VERSION,
-        "home_id": home_id,
+        "home_id": _text(home_id, "home"),
         "report_id": report_id or str(uuid.uuid4()),
         "sent_at": now.isoformat(),
         "bridge": {
-            "id": bridge.bridge_id if bridge else home_id,
-            "name": bridge_name[:200] or "Hue Bridge",
+            "id": _text(bridge.bridge_id if bridge else home_id, "bridge"),
+            "name": _text(bridge_name, "Hue Bridge"),
             "reachable": reachable,
-            "time_zone": bridge.time_zone if bridge else None,
+            "time_zone": _optional_text(bridge.time_zone) if bridge else None,
             "offline_since": _iso(offline_since),
         },
         "devices": devices,
         "activity": [
-            {"room": event.room, "sensor_id": event.sensor_id, "at": _iso(min(event.at, now))}
+            {
+                "room": _optional_text(event.room),
+                "sensor_id": _text(event.sensor_id, "sensor"),
+                "at": _iso(min(event.at, now)),
+            }
             for event in activity
         ],
-        "counters": dict(counters or {}),
+        "counters": {_text(key, "counter"): value for key, value in (counters or {}).items()},
     }
