@@ -263,18 +263,11 @@ class RelayPusher:
         the relay (every report carries the same devices), and the user must hear of it."""
         self._refused_in_row += 1
         if self._refused_in_row >= REFUSALS_FOR_REPAIR:
-            ir.async_create_issue(
-                self.hass,
-                DOMAIN,
+            self._raise_issue(
                 refused_issue_id(self.entry.entry_id),
-                is_fixable=False,
-                severity=ir.IssueSeverity.ERROR,
-                translation_key=ISSUE_RELAY_REPORTS_REFUSED,
-                translation_placeholders={
-                    "bridge": self.entry.title,
-                    "count": str(self._refused_in_row),
-                    "reason": reason,
-                },
+                ISSUE_RELAY_REPORTS_REFUSED,
+                count=str(self._refused_in_row),
+                reason=reason,
             )
 
     def _token_rejected(self, reason: str) -> None:
@@ -283,14 +276,20 @@ class RelayPusher:
             reason,
         )
         self._failed(PushProblem.TOKEN_REJECTED, reason)
+        self._raise_issue(
+            token_issue_id(self.entry.entry_id), ISSUE_RELAY_TOKEN_REJECTED, reason=reason
+        )
+
+    def _raise_issue(self, issue_id: str, key: str, **placeholders: str) -> None:
+        """A repair issue about this home's push (the bridge named in it)."""
         ir.async_create_issue(
             self.hass,
             DOMAIN,
-            token_issue_id(self.entry.entry_id),
+            issue_id,
             is_fixable=False,
             severity=ir.IssueSeverity.ERROR,
-            translation_key=ISSUE_RELAY_TOKEN_REJECTED,
-            translation_placeholders={"bridge": self.entry.title, "reason": reason},
+            translation_key=key,
+            translation_placeholders={"bridge": self.entry.title, **placeholders},
         )
 
     def _retry_later(self, problem: PushProblem, reason: str, retry_after: float | None) -> None:

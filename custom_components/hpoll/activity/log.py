@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from .tracker import ActivityEvent, ActivityTracker
+from .tracker import ActivityEvent, ActivityTracker, restore_times
 
 #: The key of the whole home among the rooms.
 HOME = ""
@@ -96,13 +96,7 @@ class ActivityLog:
             }
         last = data.get("last")
         if isinstance(last, dict):
-            for room, text in last.items():
-                try:
-                    when = datetime.fromisoformat(text)
-                except (TypeError, ValueError):
-                    continue
-                if when.tzinfo is not None:
-                    log.last[str(room)] = when
+            log.last.update(restore_times(last))
         latest_kind = data.get("latest_kind")
         if isinstance(latest_kind, str):
             log.latest_kind = latest_kind

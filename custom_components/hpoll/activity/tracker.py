@@ -226,14 +226,19 @@ class ActivityTracker:
         motion_on: Mapping[str, str] | None = None,
     ) -> ActivityTracker:
         """A tracker from exported marks (unreadable entries are dropped, never fatal)."""
-        return cls(started_at=started_at, marks=_restore(data), motion_on=_restore(motion_on or {}))
+        return cls(
+            started_at=started_at,
+            marks=restore_times(data),
+            motion_on=restore_times(motion_on or {}),
+        )
 
 
 def _export(times: Mapping[str, datetime]) -> dict[str, str]:
     return {source: when.isoformat() for source, when in times.items()}
 
 
-def _restore(data: Mapping[str, str]) -> dict[str, datetime]:
+def restore_times(data: Mapping[str, str]) -> dict[str, datetime]:
+    """Aware times from their ISO text by key; what is unreadable or naive is dropped."""
     times: dict[str, datetime] = {}
     for source, text in data.items():
         try:
