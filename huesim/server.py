@@ -15,6 +15,7 @@ from aiohttp import web
 from yarl import URL
 
 from .clock import Clock, SystemClock
+from .home import furnish
 from .oauth import OAuthError, OAuthServer
 from .world import World
 
@@ -54,11 +55,14 @@ class HueCloudSimulator:
         fixture: Path = DEFAULT_FIXTURE,
         clients: dict[str, str] | None = None,
         app_keys: set[str] | None = None,
+        *,
+        furnished: bool = False,
     ) -> HueCloudSimulator:
-        """A simulator serving a captured bridge."""
+        """A simulator serving a captured bridge (as the named demo home if ``furnished``)."""
         clock = clock or SystemClock()
+        resources = load_fixture(fixture)
         return cls(
-            world=World(load_fixture(fixture), clock),
+            world=World(furnish(resources) if furnished else resources, clock),
             oauth=OAuthServer(clock, clients),
             app_keys=set(app_keys or ()),
         )
