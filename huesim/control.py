@@ -2,17 +2,7 @@
 
 Served under ``/sim`` next to the Hue routes when the simulator runs for people (``python -m
 huesim``, the demos), never part of what the real Hue cloud answers. Parameters come as a form
-or a query string, names are matched without regard to case::
-
-    curl http://127.0.0.1:8765/sim                                # the home and what to do
-    curl -d room=Kitchen http://127.0.0.1:8765/sim/move           # someone walks in
-    curl -d 'button=Living room dimmer' http://127.0.0.1:8765/sim/press
-    curl -d state=open http://127.0.0.1:8765/sim/door             # the back door opens
-    curl -X POST http://127.0.0.1:8765/sim/bridge/offline         # ... /sim/bridge/online
-    curl -d requests=5 -d retry_after=60 http://127.0.0.1:8765/sim/rate-limit
-    curl -X POST http://127.0.0.1:8765/sim/tokens/expire          # ... /sim/tokens/revoke
-    curl -X POST http://127.0.0.1:8765/sim/app-key/forget
-    curl -d 'device=Hallway sensor' -d level=4 http://127.0.0.1:8765/sim/battery
+or a query string; names are matched without regard to case. :func:`usage` lists the calls.
 """
 
 from __future__ import annotations
@@ -36,6 +26,22 @@ class ControlError(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+def usage(base_url: str) -> list[str]:
+    """Ready-to-paste ``curl`` lines for a simulator at ``base_url``."""
+    sim = f"{base_url}/sim"
+    return [
+        f"curl {sim}                                   # the home and what can be done",
+        f"curl -d room=Kitchen {sim}/move              # someone walks into the kitchen",
+        f"curl -d 'button=Living room dimmer' {sim}/press",
+        f"curl -d state=open {sim}/door                # the back door opens (state=closed)",
+        f"curl -d 'device=Living room sensor' -d level=4 {sim}/battery",
+        f"curl -X POST {sim}/bridge/offline            # and {sim}/bridge/online",
+        f"curl -d requests=5 -d retry_after=60 {sim}/rate-limit",
+        f"curl -X POST {sim}/tokens/expire             # or tokens/revoke: sign in again",
+        f"curl -X POST {sim}/app-key/forget            # the bridge forgets hpoll: link again",
+    ]
 
 
 def add_control_routes(app: web.Application) -> None:

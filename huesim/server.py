@@ -58,11 +58,15 @@ class HueCloudSimulator:
         *,
         furnished: bool = False,
     ) -> HueCloudSimulator:
-        """A simulator serving a captured bridge (as the named demo home if ``furnished``)."""
+        """A simulator serving a captured bridge, or (``furnished``) the demo home: named rooms
+        and devices, and nobody moving when it starts (the capture froze one sensor mid-move)."""
         clock = clock or SystemClock()
         resources = load_fixture(fixture)
+        world = World(furnish(resources) if furnished else resources, clock)
+        if furnished:
+            world.settle_motion()
         return cls(
-            world=World(furnish(resources) if furnished else resources, clock),
+            world=world,
             oauth=OAuthServer(clock, clients),
             app_keys=set(app_keys or ()),
         )
