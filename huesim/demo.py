@@ -32,7 +32,7 @@ from relay.db import create_engine, require_current_schema
 from relay.secretbox import SecretBox
 
 from .clock import SystemClock
-from .control import add_control_routes
+from .control import add_control_routes, usage
 from .server import HueCloudSimulator, create_app
 
 DEMO_CLIENT = ("hpoll-demo", "demo-secret")
@@ -160,7 +160,8 @@ async def run(args: argparse.Namespace, relay_token: str) -> None:
 
     print(
         f"Hue cloud simulator on http://127.0.0.1:{args.port}; reporting to {args.relay}\n"
-        f"  change the home: curl http://127.0.0.1:{args.port}/sim (see README, Demo)",
+        "  change the home while it runs:\n"
+        + "\n".join(f"  {line}" for line in usage(f"http://127.0.0.1:{args.port}")),
         flush=True,
     )
     try:

@@ -28,6 +28,7 @@ from pathlib import Path
 import random
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -403,6 +404,14 @@ class LiveHome:
 
 
 async def _run(args: argparse.Namespace, relay_token: str, python: Path) -> None:
+    # Ctrl-C (also when started in the background, where SIGINT may be ignored) and SIGTERM
+    # stop everything in order: the first one cancels this task, whose cleanup stops Home
+    # Assistant (in its own session, so it is not interrupted half-way) and the simulator.
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, _cancel_once, task, loop)
     inbox = web.AppRunner(inbox_app(lambda line: print(line, flush=True)), access_log=None)
     await inbox.setup()
     await web.TCPSite(inbox, "127.0.0.1", args.inbox_port).start()
@@ -441,6 +450,13 @@ async def _run(args: argparse.Namespace, relay_token: str, python: Path) -> None
         shutil.rmtree(config_dir, ignore_errors=True)
 
 
+def _cancel_once(task: asyncio.Task[None], loop: asyncio.AbstractEventLoop) -> None:
+    print("\nstopping ...", flush=True)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(signum)
+    task.cancel()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point (``python -m huesim.live``, run by ``scripts/run --home-assistant``)."""
     parser = argparse.ArgumentParser(prog="python -m huesim.live", description=__doc__)
@@ -452,7 +468,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--inbox-port", type=int, default=8766, help="the caregiver's inbox")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         token = demo_home_token(args.db, Path(args.token_file), args.inbox_port)
         python = ensure_environment(lambda line: print(line, flush=True))
         asyncio.run(_run(args, token, python))
