@@ -1,10 +1,11 @@
 """A live Home Assistant linked to the simulated home (``scripts/run --home-assistant``).
 
-* **Its own environment**: Home Assistant's frontend, and the conversation agent it offers,
-  need packages the project's virtualenv does not carry. They are installed once into a
-  virtualenv of their own under ``~/.cache/hpoll`` (``$XDG_CACHE_HOME``), which also sees the
-  project's packages (Home Assistant itself, at the pinned version) through a ``.pth`` line.
-  Versions come from the installed Home Assistant: its manifests and its package constraints.
+* **Its own environment**: Home Assistant's frontend, and the integrations it always sets up
+  (Assist, every base entity platform), need packages the project's virtualenv does not carry.
+  They are installed once into a virtualenv of their own under ``~/.cache/hpoll``
+  (``$XDG_CACHE_HOME``), which also sees the project's packages (Home Assistant itself, at the
+  pinned version) through a ``.pth`` line. Versions come from the installed Home Assistant: its
+  manifests and its package constraints.
 * **A fresh config dir outside the repository**, with ``custom_components/hpoll`` linked to this
   checkout. Home Assistant runs with that dir as working directory, so the repository's own
   ``custom_components`` package can never shadow it.
@@ -17,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Callable
 import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 import fcntl
 import hashlib
+from importlib import metadata
 import json
 import os
 from pathlib import Path
@@ -33,7 +36,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-from typing import Any, Final, Self
+from typing import Final, Self
 
 from aiohttp import ClientSession, web
 from homeassistant.bootstrap import DEFAULT_INTEGRATIONS
@@ -107,22 +110,13 @@ def missing_requirements(integrations: tuple[str, ...] = INTEGRATIONS) -> list[s
         for line in manifest.get("requirements", []):
             requirement = Requirement(line)
             try:
-                installed = Version(_version_of(requirement.name))
-            except LookupError:
+                installed = Version(metadata.version(requirement.name))
+            except metadata.PackageNotFoundError:
                 missing.add(line)
                 continue
             if installed not in requirement.specifier:
                 missing.add(line)
     return sorted(missing)
-
-
-def _version_of(name: str) -> str:
-    from importlib import metadata  # noqa: PLC0415 - kept next to its only use
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError as err:
-        raise LookupError(name) from err
 
 
 def cache_root() -> Path:
@@ -131,7 +125,7 @@ def cache_root() -> Path:
     return Path(base) / "hpoll"
 
 
-def ensure_environment(say: Any = print) -> Path:
+def ensure_environment(say: Callable[[str], None] = print) -> Path:
     """The Python of Home Assistant's own environment, installed on first use; later runs
     (and other checkouts with the same Home Assistant) reuse it."""
     requirements = missing_requirements()
@@ -302,7 +296,7 @@ class LiveHome:
     seed: int | None = None
     username: str = "demo"
     password: str = field(default_factory=lambda: secrets.token_urlsafe(9))
-    say: Any = print
+    say: Callable[[str], None] = print
     sim: HueCloudSimulator = field(init=False)
     ha: HomeAssistantClient = field(init=False)
     entry_id: str = field(init=False)

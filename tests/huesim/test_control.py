@@ -13,6 +13,7 @@ import pytest
 from huesim import HueCloudSimulator, ManualClock, create_app
 from huesim.control import add_control_routes
 from huesim.home import furnish
+from huesim.oauth import OAuthError
 from huesim.server import load_fixture
 from tests.conftest import APP_KEY, CLIENT_ID, CLIENT_SECRET
 
@@ -107,7 +108,9 @@ async def test_movement_button_door_and_battery(home: Home) -> None:
     _, body = await home.hue("/route/clip/v2/resource/motion")
     moving = {r["owner"]["rid"] for r in body["data"] if r["motion"]["motion_report"]["motion"]}
     assert home.named("Kitchen sensor")["id"] in moving
+    assert home.service("Hallway sensor", "motion")["motion"]["motion_report"]["motion"] is False
     assert (await home.control("move", sensor="Hallway sensor"))[0] == 200
+    await home.hue()
     assert home.service("Hallway sensor", "motion")["motion"]["motion_report"]["motion"] is True
 
     assert (await home.control("press", button="Living room dimmer", event="long_press"))[0] == 200
@@ -155,10 +158,10 @@ async def test_rate_limit_tokens_and_app_key(home: Home) -> None:
     status, body = await home.hue()
     assert status == 401
     assert body["fault"]["detail"]["errorcode"] == "keymanagement.service.access_token_expired"
-    refresh = home.sim.oauth.issue_for_tests(CLIENT_ID)["refresh_token"]
-    await home.control("tokens/revoke")
-    assert home.sim.oauth._grants_by_refresh == {}
-    assert refresh not in home.sim.oauth._grants_by_refresh
+    refresh = str(home.sim.oauth.issue_for_tests(CLIENT_ID)["refresh_token"])
+    assert (await home.control("tokens/revoke"))[0] == 200
+    with pytest.raises(OAuthError, match="invalid or already used refresh token"):
+        home.sim.oauth.refresh(CLIENT_ID, refresh)
 
 
 @pytest.mark.parametrize(
