@@ -181,6 +181,12 @@ class HomeAssistantClient:
                 raise HomeAssistantError(f"callback refused: {await reply.text()}")
         return await self.flow_step(flow, {})
 
+    async def flows_in_progress(self, domain: str) -> list[Json]:
+        """Flows Home Assistant started on its own and waits for the user to finish (e.g. a
+        re-authentication, shown under Settings -> Devices & services)."""
+        flows = await self.ws("config_entries/flow/progress")
+        return [flow for flow in flows if flow["handler"] == domain]
+
     async def options(self, entry_id: str) -> Json:
         """The entry's Configure dialog; returns its first step."""
         return cast(

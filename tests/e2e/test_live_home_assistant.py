@@ -23,7 +23,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from huesim.demo import create_demo_home
-from huesim.ha_client import Json
+from huesim.ha_client import Json, expect
 from huesim.live import LiveHome, ensure_environment
 from relay.cli import main as relay_cli
 from tests.relay.relay_process import RelayProcess, free_port
@@ -75,15 +75,15 @@ async def live(tmp_path: Path, relay: tuple[RelayProcess, str]) -> AsyncIterator
         yield home
     log = await asyncio.to_thread((tmp_path / "ha-config" / "home-assistant.log").read_text)
     await asyncio.to_thread(_keep, "home-assistant.log", log)
-    # The injected outage is reported (by the coordinator, once); nothing else went wrong.
+    # Each injected fault is reported once (HA's coordinator words it); nothing else went wrong.
     hpoll_errors = [
-        line for line in log.splitlines() if "ERROR" in line and "custom_components.hpoll" in line
+        line.split("] ", 1)[1]
+        for line in log.splitlines()
+        if "ERROR" in line and "custom_components.hpoll" in line
     ]
-    assert len(hpoll_errors) == 1
-    assert (
-        "Error fetching hpoll Hue Bridge data: The Hue cloud cannot reach the bridge"
-        in (hpoll_errors[0])
-    )
+    assert len(hpoll_errors) == 2, hpoll_errors
+    assert hpoll_errors[0].startswith("Error fetching hpoll Hue Bridge data: ")
+    assert hpoll_errors[1].startswith("Authentication failed while fetching hpoll Hue Bridge data")
 
 
 async def until(check: Callable[[], Awaitable[Any]], poke: Callable[[], Awaitable[None]]) -> Any:
@@ -152,6 +152,16 @@ async def test_a_new_user_sets_up_hpoll_and_sees_a_fault_heal(
     await sim("bridge/online")
     await until(lambda: _state_is(ha, cloud, "on"), poll)
     assert (await ha.state(motion))["state"] in ("on", "off")
+
+    # Hue revokes the sign-in: Home Assistant asks to re-authenticate; the user does.
+    await sim("tokens/revoke")
+    reauth = await until(lambda: ha.flows_in_progress("hpoll"), poll)
+    assert [flow["context"]["source"] for flow in reauth] == ["reauth"]
+    assert (await ha.state(cloud))["attributes"]["problem"] == "authentication"
+    confirm = await ha.flow_step(reauth[0], {})
+    done = await ha.sign_in_externally(expect(confirm, "external", "auth"))
+    assert (done["type"], done["reason"]) == ("abort", "reauth_successful")
+    await until(lambda: _state_is(ha, cloud, "on"), poll)
 
     # The home's reports reached the relay, with the demo home's names.
     process, token = relay
