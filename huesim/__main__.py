@@ -18,6 +18,8 @@ import secrets
 
 from aiohttp import web
 
+from .control import add_control_routes
+from .home import walk_about
 from .server import DEFAULT_FIXTURE, HueCloudSimulator, create_app
 
 
@@ -30,23 +32,24 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--client-secret", default=None, help="default: random, printed at start")
     parser.add_argument("--lively", action="store_true", help="simulate someone moving about")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--raw", action="store_true", help="the capture's anonymised names, not the demo home's"
+    )
     return parser.parse_args(argv)
-
-
-async def _walk_about(sim: HueCloudSimulator, rng: random.Random) -> None:
-    sensors = [m["id"] for m in sim.world.of_type("motion")]
-    while True:
-        sim.world.move(rng.choice(sensors), seconds=rng.uniform(2, 60))
-        await asyncio.sleep(rng.expovariate(1 / 120))
 
 
 async def _serve(args: argparse.Namespace) -> None:
     secret = args.client_secret or secrets.token_urlsafe(12)
     app_key = secrets.token_hex(20)
     sim = HueCloudSimulator.from_fixture(
-        fixture=args.fixture, clients={args.client_id: secret}, app_keys={app_key}
+        fixture=args.fixture,
+        clients={args.client_id: secret},
+        app_keys={app_key},
+        furnished=not args.raw,
     )
-    runner = web.AppRunner(create_app(sim), access_log=None)
+    app = create_app(sim)
+    add_control_routes(app)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, args.host, args.port).start()
     tokens = sim.oauth.issue_for_tests(args.client_id)
@@ -57,9 +60,12 @@ async def _serve(args: argparse.Namespace) -> None:
         f"  access token     {tokens['access_token']}  (valid "
         f"{timedelta(seconds=sim.oauth.access_token_seconds)})"
     )
-    print(f"  application key  {app_key}", flush=True)
+    print(f"  application key  {app_key}")
+    print(f"  control          curl http://{args.host}:{args.port}/sim", flush=True)
     walker = (
-        asyncio.create_task(_walk_about(sim, random.Random(args.seed))) if args.lively else None
+        asyncio.create_task(walk_about(sim.world, random.Random(args.seed)))
+        if args.lively
+        else None
     )
     try:
         await asyncio.Event().wait()

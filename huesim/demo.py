@@ -32,6 +32,7 @@ from relay.db import create_engine, require_current_schema
 from relay.secretbox import SecretBox
 
 from .clock import SystemClock
+from .control import add_control_routes, usage
 from .server import HueCloudSimulator, create_app
 
 DEMO_CLIENT = ("hpoll-demo", "demo-secret")
@@ -140,9 +141,11 @@ def inbox_app(say: Callable[[str], None] = print) -> web.Application:
 async def run(args: argparse.Namespace, relay_token: str) -> None:
     """Simulator + caregiver inbox + demo home until interrupted (or for ``--cycles``)."""
     sim = HueCloudSimulator.from_fixture(
-        SystemClock(), clients=dict([DEMO_CLIENT]), app_keys={DEMO_APP_KEY}
+        SystemClock(), clients=dict([DEMO_CLIENT]), app_keys={DEMO_APP_KEY}, furnished=True
     )
-    runner = web.AppRunner(create_app(sim), access_log=None)
+    app = create_app(sim)
+    add_control_routes(app)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", args.port).start()
     inbox = web.AppRunner(inbox_app(lambda line: print(line, flush=True)), access_log=None)
@@ -156,7 +159,9 @@ async def run(args: argparse.Namespace, relay_token: str) -> None:
         return hue_token
 
     print(
-        f"Hue cloud simulator on http://127.0.0.1:{args.port}; reporting to {args.relay}",
+        f"Hue cloud simulator on http://127.0.0.1:{args.port}; reporting to {args.relay}\n"
+        "  change the home while it runs:\n"
+        + "\n".join(f"  {line}" for line in usage(f"http://127.0.0.1:{args.port}")),
         flush=True,
     )
     try:

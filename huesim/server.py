@@ -15,6 +15,7 @@ from aiohttp import web
 from yarl import URL
 
 from .clock import Clock, SystemClock
+from .home import furnish
 from .oauth import OAuthError, OAuthServer
 from .world import World
 
@@ -54,11 +55,18 @@ class HueCloudSimulator:
         fixture: Path = DEFAULT_FIXTURE,
         clients: dict[str, str] | None = None,
         app_keys: set[str] | None = None,
+        *,
+        furnished: bool = False,
     ) -> HueCloudSimulator:
-        """A simulator serving a captured bridge."""
+        """A simulator serving a captured bridge, or (``furnished``) the demo home: named rooms
+        and devices, and nobody moving when it starts (the capture froze one sensor mid-move)."""
         clock = clock or SystemClock()
+        resources = load_fixture(fixture)
+        world = World(furnish(resources) if furnished else resources, clock)
+        if furnished:
+            world.settle_motion()
         return cls(
-            world=World(load_fixture(fixture), clock),
+            world=world,
             oauth=OAuthServer(clock, clients),
             app_keys=set(app_keys or ()),
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 import copy
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 import heapq
 import itertools
 from typing import Any
@@ -178,6 +178,16 @@ class World:
     def bridge_offline(self, start: datetime, end: datetime, status: int = 503) -> None:
         """The bridge is unreachable from the cloud between ``start`` and ``end``."""
         self._outages.append(_Outage(start, end, status))
+
+    def take_offline(self, status: int = 503) -> None:
+        """The bridge drops off the internet from now until :meth:`bring_online`."""
+        self._outages.append(_Outage(self.clock.now(), datetime.max.replace(tzinfo=UTC), status))
+
+    def bring_online(self) -> None:
+        """Every outage still going on ends now."""
+        now = self.clock.now()
+        for outage in self._outages:
+            outage.end = min(outage.end, now)
 
     def rate_limit(self, requests: int, retry_after: int | None = None) -> None:
         """The next ``requests`` resource calls answer 429 (with Retry-After if given)."""

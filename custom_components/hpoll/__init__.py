@@ -17,6 +17,7 @@ from homeassistant.helpers.config_entry_oauth2_flow import (
     async_get_config_entry_implementation,
 )
 from homeassistant.helpers.typing import ConfigType
+from yarl import URL
 
 from . import const
 from .const import (
@@ -31,6 +32,7 @@ from .const import (
 from .coordinator import HpollConfigEntry, HpollCoordinator, HpollData
 from .entity import bridge_device_info
 from .hue import HueRemoteClient
+from .hue.const import DEFAULT_BASE_URL
 from .pusher import RelayPusher, refused_issue_id, token_issue_id
 from .relay_client import RelayClient
 
@@ -39,7 +41,22 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Nothing to set up outside config entries."""
+    """Nothing to set up outside config entries; say so loudly when not talking to Hue."""
+    if (override := const.HUE_BASE_URL_OVERRIDE) is not None:
+        url = URL(override)
+        if url.scheme not in ("http", "https") or not url.host:
+            const.LOGGER.error(
+                "%s must be an http(s) URL such as http://127.0.0.1:8765, not %r",
+                const.ENV_HUE_BASE_URL,
+                override,
+            )
+            return False
+        const.LOGGER.warning(
+            "Talking to the Hue cloud at %s (from %s), not %s: for development and demos only",
+            override,
+            const.ENV_HUE_BASE_URL,
+            DEFAULT_BASE_URL,
+        )
     return True
 
 

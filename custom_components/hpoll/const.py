@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 import logging
+import os
 from typing import Final
 
 from .hue.const import AUTHORIZE_PATH, DEFAULT_BASE_URL, TOKEN_PATH
@@ -9,10 +10,16 @@ from .hue.const import AUTHORIZE_PATH, DEFAULT_BASE_URL, TOKEN_PATH
 DOMAIN: Final = "hpoll"
 LOGGER = logging.getLogger(__package__)
 
+#: For development and demos only: another Hue cloud (the simulator), from the environment of
+#: the Home Assistant process when it loads hpoll. Never an option: a setting in the UI could
+#: send a user's Hue tokens elsewhere. Setup logs a warning while it is set.
+ENV_HUE_BASE_URL: Final = "HPOLL_HUE_BASE_URL"
+HUE_BASE_URL_OVERRIDE: Final = os.environ.get(ENV_HUE_BASE_URL, "").strip().rstrip("/") or None
+
 # Read at call time (``const.API_BASE_URL``) so tests can point the integration at the simulator.
-API_BASE_URL: str = DEFAULT_BASE_URL
-OAUTH2_AUTHORIZE_URL: str = DEFAULT_BASE_URL + AUTHORIZE_PATH
-OAUTH2_TOKEN_URL: str = DEFAULT_BASE_URL + TOKEN_PATH
+API_BASE_URL: str = HUE_BASE_URL_OVERRIDE or DEFAULT_BASE_URL
+OAUTH2_AUTHORIZE_URL: str = API_BASE_URL + AUTHORIZE_PATH
+OAUTH2_TOKEN_URL: str = API_BASE_URL + TOKEN_PATH
 
 CONF_APP_KEY: Final = "app_key"
 CONF_BRIDGE_ID: Final = "bridge_id"

@@ -46,7 +46,7 @@ async def test_demo_reports_reach_the_relay(
         # The relay told the demo's caregiver about the captured home's low battery, through
         # real Apprise, into the demo's inbox.
         assert ">> to Demo carer: " in out
-        assert "battery low: Device 25" in out
+        assert "battery low: Armchair dial" in out
         assert token_file.read_text().startswith("hpr_")
         # A second run reuses the home and its token.
         await asyncio.to_thread(main, [*args[:-4], "--cycles", "1", "--seed", "2"])
