@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 import hashlib
 import itertools
 import logging
+import secrets
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, or_, select, text, update
@@ -29,10 +30,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .alerting import OPEN, AlertEvent, conditions, reconcile
 from .clock import utcnow
-from .models import ALERTS, CAREGIVERS, HOMES, IN_LIST, NOTIFICATIONS, SUBSCRIPTIONS
+from .models import (
+    ACK_LINKS,
+    ALERTS,
+    CAREGIVERS,
+    HOMES,
+    IN_LIST,
+    NOTIFICATIONS,
+    SUBSCRIPTIONS,
+    insert_or_skip,
+)
 from .outbox import Dispatcher, Message, enqueue, enqueue_many
 from .schedule import in_window, next_occurrence, occurrence, parse_hhmm, window_end
 from .summary import Period, gather, render
+from .tokens import token_hash
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -269,17 +280,44 @@ def _homes(connection: Connection, home_ids: set[str]) -> dict[str, tuple[str, Z
     return {row.id: (row.name, ZoneInfo(row.timezone)) for row in rows}
 
 
-def _urgent_body(event: AlertEvent, settings: NotifySettings, next_in_line: str | None) -> str:
+def _urgent_body(
+    event: AlertEvent, settings: NotifySettings, next_in_line: str | None, link: str | None
+) -> str:
     lines = [event.text[:1].upper() + event.text[1:] + "."]
     lines.append("")
-    if settings.public_url and event.ack_code:
-        link = f"{settings.public_url.rstrip('/')}/api/v1/alerts/{event.alert_id}/ack"
-        lines.append(f"Acknowledge (I am looking into it): {link}?code={event.ack_code}")
+    if link:
+        lines.append(f"Acknowledge (I am looking into it): {link}")
     lines.append(f"Or on the relay: `hpoll-relay ack {event.alert_id}`")
     if next_in_line:
         minutes = int(settings.escalate_after.total_seconds() // 60)
         lines.append(f"If nobody acknowledges within {minutes} min, {next_in_line} is told.")
     return "\n".join(lines)
+
+
+def ack_link(
+    connection: Connection,
+    alert_id: int,
+    caregiver_id: int,
+    now: datetime,
+    settings: NotifySettings,
+) -> str | None:
+    """A new acknowledgement link of this caregiver for this alert (only its hash is stored);
+    None when the caregiver already has one (they were told already) or the relay has no
+    public address. The link names who acknowledged: it is sent to one caregiver only."""
+    if not settings.public_url:
+        return None
+    code = secrets.token_urlsafe(16)
+    created = connection.execute(
+        insert_or_skip(connection.dialect.name, ACK_LINKS)
+        .values(
+            alert_id=alert_id, caregiver_id=caregiver_id, code_hash=token_hash(code), created_at=now
+        )
+        .on_conflict_do_nothing(index_elements=["alert_id", "caregiver_id"])
+        .returning(ACK_LINKS.c.id)
+    ).first()
+    if created is None:
+        return None
+    return f"{settings.public_url.rstrip('/')}/api/v1/alerts/{alert_id}/ack?code={code}"
 
 
 def tell_about(
@@ -305,7 +343,14 @@ def tell_about(
                         "alert",
                         f"alert:{event.alert_id}:level:0",
                         f"URGENT {name}: {event.text}",
-                        _urgent_body(event, settings, chain[1].name if len(chain) > 1 else None),
+                        _urgent_body(
+                            event,
+                            settings,
+                            chain[1].name if len(chain) > 1 else None,
+                            ack_link(
+                                connection, event.alert_id, chain[0].caregiver_id, now, settings
+                            ),
+                        ),
                         due_at=now,
                         alert_id=event.alert_id,
                     ),
@@ -420,9 +465,7 @@ def escalate(connection: Connection, now: datetime, settings: NotifySettings) ->
             continue
         name = homes[alert.home_id][0]
         text_ = str((alert.details or {}).get("text", alert.kind))
-        event = AlertEvent(
-            alert.id, alert.home_id, alert.kind, text_, True, True, ack_code=alert.ack_code
-        )
+        event = AlertEvent(alert.id, alert.home_id, alert.kind, text_, True, True)
         minutes = int(settings.escalate_after.total_seconds() // 60) * level
         after = chain[level + 1].name if level + 1 < len(chain) else None
         written += enqueue(
@@ -433,7 +476,12 @@ def escalate(connection: Connection, now: datetime, settings: NotifySettings) ->
                 "alert",
                 f"alert:{alert.id}:level:{level}",
                 f"URGENT {name}: {text_} (nobody has acknowledged for {minutes} min)",
-                _urgent_body(event, settings, after),
+                _urgent_body(
+                    event,
+                    settings,
+                    after,
+                    ack_link(connection, alert.id, chain[level].caregiver_id, now, settings),
+                ),
                 due_at=now,
                 alert_id=alert.id,
             ),
