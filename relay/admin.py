@@ -197,13 +197,17 @@ class Admin:
         return subscription
 
     async def acknowledge(
-        self, alert_id: int, by: str | None = None, code: str | None = None
+        self,
+        alert_id: int,
+        by: str | None = None,
+        code: str | None = None,
+        now: datetime | None = None,
     ) -> Alert:
         """Someone is looking into an urgent alert: the escalation stops there.
 
         With ``code`` (from a caregiver's own link) the link must belong to this alert, and the
         caregiver it was sent to is recorded as the one who acknowledged; the CLI passes a name
-        instead (whoever runs it has the database anyway).
+        instead (whoever runs it has the database anyway), a caregiver's or anyone's.
         """
         async with self._sessions.begin() as session:
             alert = await session.get(Alert, alert_id)
@@ -216,9 +220,11 @@ class Admin:
                 )
             if alert is None or (code is not None and caregiver is None):
                 raise AdminError(f"no alert {alert_id} with that code")
+            if caregiver is None and by is not None:  # the CLI names a caregiver, or anyone
+                caregiver = await session.scalar(select(Caregiver).where(Caregiver.name == by))
             if alert.state == "open":
                 alert.state = "acked"
-                alert.acked_at = utcnow()
+                alert.acked_at = now or utcnow()
                 alert.acked_by = (caregiver.name if caregiver else by or "someone")[:200]
                 alert.acked_by_caregiver_id = caregiver.id if caregiver else None
                 alert.next_escalation_at = None

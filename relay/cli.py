@@ -22,6 +22,7 @@ from . import __version__, logs
 from .admin import ALERT_KINDS, Admin, AdminError, format_time
 from .app import create_app, prune_reports
 from .config import Settings
+from .messages import compose
 from .notifications.send import deliver
 from .schema import ReportError, validate_report
 from .secretbox import SecretBox, SecretBoxError
@@ -179,7 +180,7 @@ async def _subscribe(args: argparse.Namespace, admin: Admin) -> int:
 @_admin_command(need_box=True)
 async def _notify_test(args: argparse.Namespace, admin: Admin) -> int:
     caregiver, url = await admin.caregiver_url(args.caregiver)
-    result = await deliver(url, "hpoll test", f"Hello {caregiver.name}: hpoll can reach you.")
+    result = await deliver(url, compose.test_message(caregiver.name))
     print(("sent: " if result.ok else "FAILED: ") + result.detail)
     return 0 if result.ok else 1
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import os
+from typing import Any
 
 import apprise
+from apprise import NotifyFormat
+from apprise.plugins.email import NotifyEmail
+
+from ..messages.document import Document, Format, render, title_for
 
 #: Notification services only: no file://, no config includes, nothing that makes the relay
 #: read from an address. Extend with HPOLL_RELAY_APPRISE_SCHEMES (comma-separated).
@@ -78,15 +83,43 @@ class Delivery:
     detail: str
 
 
-async def deliver(url: str, title: str, body: str, markdown: bool = False) -> Delivery:
-    """Send one message; Apprise 2 answers with an AppriseResult, never None."""
-    notifier = apprise.Apprise()
-    if not notifier.add(url):
+#: The sender's display name (e-mail "From", and services that show one).
+SENDER_NAME = "hpoll"
+
+
+def service_format(plugin: Any) -> Format:
+    """How to write for a service: an HTML e-mail layout for e-mail, Markdown where the service
+    renders it (its native format, Apprise's first, is Markdown or, for chats like Telegram,
+    HTML that Apprise converts Markdown into), plain text for everything else (webhooks, SMS)."""
+    if isinstance(plugin, NotifyEmail):
+        return "email"
+    native = plugin.notify_format
+    first = native[0] if isinstance(native, (tuple, list)) else native
+    if first in (NotifyFormat.MARKDOWN, NotifyFormat.HTML):
+        return "markdown"
+    return "plain"
+
+
+_BODY_FORMAT: dict[Format, NotifyFormat] = {
+    "email": NotifyFormat.HTML,
+    "markdown": NotifyFormat.MARKDOWN,
+    "plain": NotifyFormat.TEXT,
+}
+
+
+async def deliver(url: str, document: Document) -> Delivery:
+    """Send one message, written in the service's own format; Apprise 2 answers with an
+    AppriseResult, never None."""
+    plugin = apprise.Apprise.instantiate(url, asset=apprise.AppriseAsset(app_id=SENDER_NAME))
+    if not plugin:
         return Delivery(False, "the stored URL is no longer accepted by Apprise")
+    form = service_format(plugin)
+    notifier = apprise.Apprise(asset=apprise.AppriseAsset(app_id=SENDER_NAME))
+    notifier.add(plugin)
     result = await notifier.async_notify(
-        title=title,
-        body=body,
-        body_format=apprise.NotifyFormat.MARKDOWN if markdown else apprise.NotifyFormat.TEXT,
+        title=title_for(document, form),
+        body=render(document, form),
+        body_format=_BODY_FORMAT[form],
     )
     if result.success_count > 0 and result.failed_count == 0:
         return Delivery(True, f"delivered via {', '.join(r.name for r in result.results)}")
