@@ -15,17 +15,22 @@ import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 import functools
+import itertools
+import json
 import logging
+import os
+import sqlite3
 from typing import Any, Literal
 
-from sqlalchemy import and_, bindparam, case, event, func, or_, update
+from sqlalchemy import and_, bindparam, case, event, func, or_, select, text, tuple_, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .clock import utcnow
 from .metrics import Metrics
 from .storage.db import checkpoint_sqlite, create_sync_sqlite_engine
-from .storage.models import ACTIVITY, DEVICES, HOMES, REPORTS, insert_or_skip
+from .storage.models import ACTIVITY, DEVICES, HOMES, IN_LIST, REPORTS, insert_or_skip
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,11 +44,47 @@ def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
 
 MAX_BATCH = 512
 
-type Outcome = Literal["stored", "duplicate"]
+#: "conflict": the report_id is stored already with a different body.
+type Outcome = Literal["stored", "duplicate", "conflict"]
+#: Over this much WAL the writer checkpoints it itself (TRUNCATE), between two batches.
+WAL_CHECKPOINT_BYTES = 16 * 1024 * 1024
 
 
 class StorageError(RuntimeError):
     """The report could not be stored (the client should retry; nothing was acknowledged)."""
+
+
+class UnstorableError(StorageError):
+    """The database refuses this report's data itself: retrying cannot help (422)."""
+
+
+def _unavailable(err: BaseException) -> bool:
+    """The database (not one report's data) failed: the disk, a permission, the server."""
+    return isinstance(err, OperationalError | InterfaceError | OSError) or (
+        isinstance(err, DBAPIError) and err.connection_invalidated
+    )
+
+
+#: The write /healthz commits: alembic's one-row table, set to itself (no schema of its own).
+_PROBE = text("UPDATE alembic_version SET version_num = version_num")
+
+
+def describe(err: BaseException) -> str:
+    """Why the database failed, for /healthz and logs: SQLite's messages are fixed texts (no
+    data in them); other drivers' may name hosts or values, so only their error type is said."""
+    cause = err.orig if isinstance(err, DBAPIError) else err
+    if isinstance(cause, sqlite3.Error):
+        return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+    return type(cause).__name__
+
+
+def _same_report(stored: str, body: str) -> bool:
+    if stored == body:
+        return True
+    try:
+        return bool(json.loads(stored) == json.loads(body))
+    except ValueError:
+        return False
 
 
 @dataclass(slots=True)
@@ -115,19 +156,37 @@ def store_batch(
     )
     stored = set(result.tuples())
     fresh = [first[key] for key in first if key in stored]
-    outcomes: list[Outcome] = [
-        "stored"
-        if first[(s.home_id, s.report["report_id"])] is s
-        and (s.home_id, s.report["report_id"]) in stored
-        else "duplicate"
-        for s in batch
-    ]
+    earlier = _stored_bodies(connection, [key for key in first if key not in stored])
+    outcomes: list[Outcome] = []
+    for s in batch:
+        key = (s.home_id, s.report["report_id"])
+        if key in stored and first[key] is s:
+            outcomes.append("stored")
+            continue
+        known = earlier.get(key, first[key].body)
+        outcomes.append("duplicate" if _same_report(known, s.body) else "conflict")
     if not fresh:
         return outcomes
     _store_devices(connection, statements.devices, fresh)
     _store_activity(connection, statements.activity, fresh)
     _store_homes(connection, statements.homes, fresh, received_at)
     return outcomes
+
+
+def _stored_bodies(
+    connection: Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """What was stored under each (home, report_id) before (for telling a retry from a
+    conflict; only repeated reports pay for this read)."""
+    found: dict[tuple[str, str], str] = {}
+    for chunk in itertools.batched(keys, IN_LIST):
+        rows = connection.execute(
+            select(REPORTS.c.home_id, REPORTS.c.report_id, REPORTS.c.payload).where(
+                tuple_(REPORTS.c.home_id, REPORTS.c.report_id).in_(chunk)
+            )
+        )
+        found.update(((row.home_id, row.report_id), row.payload) for row in rows)
+    return found
 
 
 def _report_insert(dialect: str) -> Any:
@@ -368,6 +427,33 @@ class IngestWriter:
             self._checkpoint_engine.dispose()
             self._sync_engine = None
 
+    async def probe(self) -> str | None:
+        """Commit a write that changes nothing, the way reports are written: None when it
+        commits, else why not (a fixed description, no SQL or parameters)."""
+        try:
+            if self._thread is not None:
+                await asyncio.get_running_loop().run_in_executor(self._thread, self._probe_sync)
+            else:
+                async with self._engine.begin() as connection:
+                    await connection.execute(_PROBE)
+        except Exception as err:
+            if _unavailable(err):
+                self._recover()
+            return describe(err)
+        return None
+
+    def _probe_sync(self) -> None:
+        assert self._sync_engine is not None
+        with self._sync_engine.begin() as connection:
+            connection.execute(_PROBE)
+
+    def _recover(self) -> None:
+        """After a failure of the database itself, open fresh connections next time: a SQLite
+        connection opened while the file was read-only stays read-only, and one that saw a
+        full disk may hold a broken journal."""
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
+
     async def submit(self, home_id: str, body: str, report: dict[str, Any]) -> Outcome:
         """Queue a validated report; return once it is committed (or raise StorageError)."""
         done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
@@ -388,7 +474,27 @@ class IngestWriter:
     def _store_in_thread(self, batch: list[Submission], received_at: datetime) -> list[Outcome]:
         assert self._sync_engine is not None
         with self._sync_engine.begin() as connection:
-            return store_batch(connection, batch, received_at)
+            outcomes = store_batch(connection, batch, received_at)
+        self._bound_wal()
+        return outcomes
+
+    def _bound_wal(self) -> None:
+        """Checkpoint the WAL from the writer itself once it is large: the background PASSIVE
+        checkpoint cannot restart a WAL that a busy writer keeps appending to."""
+        assert self._sync_engine is not None
+        wal = f"{self._sync_engine.url.database}-wal"
+        try:
+            if os.path.getsize(wal) < WAL_CHECKPOINT_BYTES:
+                return
+        except OSError:
+            return
+        with self._sync_engine.connect() as connection:
+            # Readers hold it back only briefly; a writer waiting 30 s for them would not.
+            connection.exec_driver_sql("PRAGMA busy_timeout=200")
+            try:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                connection.exec_driver_sql("PRAGMA busy_timeout=30000")
 
     async def _store(self, batch: list[Submission]) -> list[Outcome]:
         if self._thread is not None:
@@ -403,10 +509,24 @@ class IngestWriter:
             outcomes = await self._store(batch)
         except Exception as err:
             self._metrics.db_errors += 1
-            _LOGGER.error("storing %d reports failed: %s", len(batch), type(err).__name__)
+            _LOGGER.error("storing %d reports failed: %s", len(batch), describe(err))
+            if _unavailable(err):
+                self._recover()
+            elif len(batch) > 1:
+                # One report's data broke the batch: halve until it stands alone, so no other
+                # report pays for it (log2(batch) more transactions, only on this rare path).
+                middle = len(batch) // 2
+                await self._write(batch[:middle])
+                await self._write(batch[middle:])
+                return
+            error = (
+                StorageError("the database is unavailable")
+                if _unavailable(err) or not isinstance(err, StatementError)
+                else UnstorableError("the database cannot store this report's data")
+            )
             for submission in batch:
                 if not submission.done.done():
-                    submission.done.set_exception(StorageError("the database is unavailable"))
+                    submission.done.set_exception(error)
             return
         self._metrics.batches += 1
         for submission, outcome in zip(batch, outcomes, strict=True):
