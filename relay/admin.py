@@ -256,6 +256,23 @@ class Admin:
                 alert.next_escalation_at = None
             return alert
 
+    async def ack_view(self, alert_id: int, code: str) -> tuple[Alert, Home, Caregiver]:
+        """What a caregiver's acknowledgement link shows: the alert, its home, and whose link it
+        is; AdminError unless the code is that caregiver's link for this alert."""
+        async with self._sessions() as session:
+            found = (
+                await session.execute(
+                    select(Alert, Home, Caregiver)
+                    .join(Home, Home.id == Alert.home_id)
+                    .join(AckLink, AckLink.alert_id == Alert.id)
+                    .join(Caregiver, Caregiver.id == AckLink.caregiver_id)
+                    .where(Alert.id == alert_id, AckLink.code_hash == token_hash(code))
+                )
+            ).first()
+        if found is None:
+            raise AdminError(f"no alert {alert_id} with that code")
+        return found[0], found[1], found[2]
+
     async def list_alerts(self, home_ref: str | None = None, limit: int = 50) -> list[Alert]:
         """The newest alerts (of one home), with their state."""
         async with self._sessions() as session:

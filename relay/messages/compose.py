@@ -353,6 +353,43 @@ def blind_during_alarm(
     )
 
 
+def ack_page(
+    alert: AlertFacts, home: HomeFacts, caregiver: str, now: datetime, *, pressed: bool = False
+) -> Document:
+    """The page behind a caregiver's acknowledgement link: the home, what happened and since
+    when, who is on it; ``pressed``: the caregiver just acknowledged."""
+    name, zone = clean(home.name), home.zone
+    who = clean(caregiver, "you")
+    since = alert.detail_time() or alert.opened_at
+    if alert.ended_at is not None:
+        return Document(alert_title(alert, home, now), "good", tuple(_ended(alert, home, now)))
+    blocks: list[Block] = [
+        para(
+            bold(f"No movement has been noticed in {name} since {dated(since, zone)}"),
+            f" ({span(now - since)}).",
+        )
+    ]
+    if pressed:
+        blocks.append(
+            para(
+                bold(f"Thank you, {who}."),
+                " The others who were told know that you are on it; nobody else will be called.",
+            )
+        )
+    elif alert.acked_by:
+        at = said_when(alert.acked_at or now, zone, now)
+        blocks.append(para(bold(f"{clean(alert.acked_by)} is looking into it"), f" (since {at})."))
+    else:
+        blocks.append(
+            para(
+                f"This link is yours, {who}. Press the button when you are looking into it: the "
+                "others who were told will know, and nobody else will be called."
+            )
+        )
+    blocks.append(para(f"Times are {zone.key} time.", aside=True))
+    return Document(f"{name}: {headline(alert, home, now)}", "urgent", tuple(blocks))
+
+
 def acknowledged(alert: AlertFacts, home: HomeFacts, now: datetime) -> Document:
     """To the others who were told: someone is on it."""
     who = clean(alert.acked_by, "Someone")

@@ -246,10 +246,16 @@ def _html_block(block: Block, colour: str) -> str:
             )
 
 
+def render_fragment(document: Document) -> str:
+    """The blocks alone, as HTML (for a page that has its own layout and title)."""
+    colour = TONE_COLOURS[document.tone]
+    return "\n".join(_html_block(block, colour) for block in document.blocks)
+
+
 def render_email(document: Document) -> str:
     """A complete HTML e-mail: a coloured band with the title, the blocks, the footer."""
     colour = TONE_COLOURS[document.tone]
-    body = "\n".join(_html_block(block, colour) for block in document.blocks)
+    body = render_fragment(document)
     footer = (
         f'<tr><td style="padding:14px 28px;border-top:1px solid #eaecf0;{_FONT};font-size:13px;'
         f'color:#667085">{_h(document.footer)}</td></tr>'

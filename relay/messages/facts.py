@@ -59,6 +59,20 @@ class AlertFacts:
     last_movement: Movement | None = None
     new_movement: Movement | None = None
 
+    @classmethod
+    def of(cls, alert: Any, ended_at: datetime | None = None) -> AlertFacts:
+        """The facts of an ``alerts`` row (ORM object or Core row)."""
+        return cls(
+            alert.id,
+            alert.kind,
+            alert.opened_at,
+            dict(alert.details or {}),
+            alert.urgent,
+            ended_at,
+            alert.acked_by,
+            alert.acked_at,
+        )
+
     def detail_time(self, key: str = "since") -> datetime | None:
         """A time stored in the details (ISO text), if any."""
         value = self.details.get(key)

@@ -176,7 +176,7 @@ def escalate(connection: Connection, now: datetime, settings: NotifySettings) ->
         )
         if moved.rowcount != 1 or not more:
             continue
-        facts = AlertFacts(alert.id, alert.kind, alert.opened_at, dict(alert.details or {}), True)
+        facts = AlertFacts.of(alert)
         home = homes[alert.home_id]
         written += tell_urgent(
             connection, facts, home, chain, level=level, now=now, settings=settings

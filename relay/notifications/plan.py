@@ -306,15 +306,7 @@ def tell_acknowledged(connection: Connection, now: datetime) -> int:
     homes = load_homes(connection, {row.home_id for row in rows})
     messages = []
     for alert in rows:
-        facts = AlertFacts(
-            alert.id,
-            alert.kind,
-            alert.opened_at,
-            dict(alert.details or {}),
-            True,
-            acked_by=alert.acked_by,
-            acked_at=alert.acked_at,
-        )
+        facts = AlertFacts.of(alert)
         document = compose.acknowledged(facts, home_facts(homes[alert.home_id]), now)
         messages += [
             Message(
@@ -351,15 +343,7 @@ def tell_blind(connection: Connection, opened: list[Any], now: datetime) -> int:
     messages = []
     for alert in alerts:
         spell = by_home[alert.home_id]
-        facts = AlertFacts(
-            alert.id,
-            alert.kind,
-            alert.opened_at,
-            dict(alert.details or {}),
-            True,
-            acked_by=alert.acked_by,
-            acked_at=alert.acked_at,
-        )
+        facts = AlertFacts.of(alert)
         document = compose.blind_during_alarm(
             facts, home_facts(homes[alert.home_id]), Blindness(spell.cause, spell.started_at), now
         )

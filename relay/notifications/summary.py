@@ -124,18 +124,8 @@ def _add_incidents(
         .order_by(ALERTS.c.opened_at, ALERTS.c.id)
     ):
         ended = row.clear_since or row.resolved_at
-        facts[(row.home_id, start, end)].incidents.append(
-            AlertFacts(
-                row.id,
-                row.kind,
-                row.opened_at,
-                dict(row.details or {}),
-                row.urgent,
-                ended if row.resolved_at is not None and ended < end else None,
-                row.acked_by,
-                row.acked_at,
-            )
-        )
+        over = ended if row.resolved_at is not None and ended < end else None
+        facts[(row.home_id, start, end)].incidents.append(AlertFacts.of(row, over))
     for row in connection.execute(
         select(BLIND_SPELLS)
         .where(
