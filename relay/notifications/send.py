@@ -181,6 +181,15 @@ def service_format(service: NotifyBase) -> Format:
     return "plain"
 
 
+def _name_the_sender(service: NotifyEmail) -> None:
+    """E-mail comes from "hpoll <address>" unless the URL names its sender (``from=Name
+    <address>``); Apprise leaves the name empty when ``from=`` gives an address only."""
+    name, address = service.from_addr
+    if not name:
+        service.from_addr = [SENDER.app_id, address]
+        service.names[address] = SENDER.app_id
+
+
 _BODY_FORMAT: dict[Format, NotifyFormat] = {
     "email": NotifyFormat.HTML,
     "markdown": NotifyFormat.MARKDOWN,
@@ -198,6 +207,8 @@ async def deliver(url: str, document: Document) -> Delivery:
         return Delivery(False, f"the stored URL is refused now: {err}")
     by_format: dict[Format, list[NotifyBase]] = {}
     for service in found:
+        if isinstance(service, NotifyEmail):
+            _name_the_sender(service)
         by_format.setdefault(service_format(service), []).append(service)
     succeeded, failed, names = 0, 0, []
     for form, group in by_format.items():
