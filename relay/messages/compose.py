@@ -164,6 +164,15 @@ def _explain(alert: AlertFacts, home: HomeFacts, now: datetime) -> list[Block]:
     return [para(_capital(headline(alert, home, now)) + ".")]
 
 
+#: How a non-urgent alert's end is said: what is fine again, and what it was, how long.
+OVER = {
+    "battery": ("The battery of {device} is fine again.", "It was low {lasted}."),
+    "offline": ("{Device} responds again.", "It was not responding {lasted}."),
+    "stale": ("News from {home} arrives again: we can see again.", "Nothing arrived {lasted}."),
+    "bridge": ("The Hue Bridge answers again: we can see again.", "It was not answering {lasted}."),
+}
+
+
 def _ended(alert: AlertFacts, home: HomeFacts, now: datetime) -> list[Block]:
     """When it ended (and how), for an alert that is over."""
     zone = home.zone
@@ -185,26 +194,11 @@ def _ended(alert: AlertFacts, home: HomeFacts, now: datetime) -> list[Block]:
                 ),
                 para(f"There had been no movement {lasted}."),
             ]
-        case "battery":
-            lines = [
-                para(bold(f"The battery of {_device(alert)} is fine again.")),
-                para(f"It was low {lasted}."),
-            ]
-        case "offline":
-            lines = [
-                para(bold(f"{_capital(_device(alert))} responds again.")),
-                para(f"It was not responding {lasted}."),
-            ]
-        case "stale":
-            lines = [
-                para(bold(f"News from {clean(home.name)} arrives again: we can see again.")),
-                para(f"Nothing arrived {lasted}."),
-            ]
-        case "bridge":
-            lines = [
-                para(bold("The Hue Bridge answers again: we can see again.")),
-                para(f"It was not answering {lasted}."),
-            ]
+        case kind if kind in OVER:
+            back, was = OVER[kind]
+            device = _device(alert) if alert.details.get("device") else ""
+            words = {"device": device, "Device": _capital(device), "home": clean(home.name)}
+            lines = [para(bold(back.format(**words))), para(was.format(lasted=lasted))]
         case _:
             lines = [para(f"Over ({lasted}).")]
     if alert.acked_by:

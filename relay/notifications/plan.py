@@ -291,6 +291,32 @@ def _told(connection: Connection, alert_id: int) -> list[int]:
     )
 
 
+def _to_told(
+    connection: Connection,
+    alert: Any,
+    document: Document,
+    *,
+    kind: str,
+    key: str,
+    now: datetime,
+    but: int | None = None,
+) -> list[Message]:
+    """The same message about an alert to everyone who was told about it (but one)."""
+    return [
+        Message(
+            caregiver_id,
+            alert.home_id,
+            kind,
+            f"alert:{alert.id}:{key}:{caregiver_id}",
+            document,
+            due_at=now,
+            alert_id=alert.id,
+        )
+        for caregiver_id in _told(connection, alert.id)
+        if caregiver_id != but
+    ]
+
+
 def tell_acknowledged(connection: Connection, now: datetime) -> int:
     """'Ann is on it' to everyone else who was told about an urgent alert Ann acknowledged
     (by her link, the CLI or the dashboard); once per alert and caregiver (dedup key)."""
@@ -308,19 +334,15 @@ def tell_acknowledged(connection: Connection, now: datetime) -> int:
     for alert in rows:
         facts = AlertFacts.of(alert)
         document = compose.acknowledged(facts, home_facts(homes[alert.home_id]), now)
-        messages += [
-            Message(
-                caregiver_id,
-                alert.home_id,
-                "acknowledged",
-                f"alert:{alert.id}:acked:{caregiver_id}",
-                document,
-                due_at=now,
-                alert_id=alert.id,
-            )
-            for caregiver_id in _told(connection, alert.id)
-            if caregiver_id != alert.acked_by_caregiver_id
-        ]
+        messages += _to_told(
+            connection,
+            alert,
+            document,
+            kind="acknowledged",
+            key="acked",
+            now=now,
+            but=alert.acked_by_caregiver_id,
+        )
     return enqueue_many(connection, messages, now)
 
 
@@ -347,18 +369,9 @@ def tell_blind(connection: Connection, opened: list[Any], now: datetime) -> int:
         document = compose.blind_during_alarm(
             facts, home_facts(homes[alert.home_id]), Blindness(spell.cause, spell.started_at), now
         )
-        messages += [
-            Message(
-                caregiver_id,
-                alert.home_id,
-                "alert",
-                f"alert:{alert.id}:blind:{spell.id}:{caregiver_id}",
-                document,
-                due_at=now,
-                alert_id=alert.id,
-            )
-            for caregiver_id in _told(connection, alert.id)
-        ]
+        messages += _to_told(
+            connection, alert, document, kind="alert", key=f"blind:{spell.id}", now=now
+        )
     return enqueue_many(connection, messages, now)
 
 
