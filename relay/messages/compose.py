@@ -37,6 +37,7 @@ from .words import (
     dated,
     device_effect,
     device_label,
+    in_room,
     plural,
     span,
     when as said_when,
@@ -186,7 +187,7 @@ def _ended(alert: AlertFacts, home: HomeFacts, now: datetime) -> list[Block]:
     match alert.kind:
         case "inactivity" | "quiet":
             move = alert.new_movement
-            where = f" in the {clean(move.room)}" if move and move.room else ""
+            where = f" {in_room(move.room)}" if move and move.room else ""
             lines = [
                 para(
                     bold(f"Movement again at {said_when(move.at if move else end, zone, now)}"),
@@ -270,7 +271,7 @@ def urgent(facts: UrgentFacts) -> Document:
     last = alert.last_movement
     if last and last.room:
         blocks.append(
-            para(f"The last movement was in the {clean(last.room)} at {clock(last.at, zone)}.")
+            para(f"The last movement was {in_room(last.room)} at {clock(last.at, zone)}.")
         )
     if facts.blind is not None:
         blocks.append(para(*cannot_see(home, facts.blind, now)))
@@ -445,7 +446,7 @@ def _incident_line(alert: AlertFacts, home: HomeFacts) -> Line:
         room = alert.new_movement.room
         parts.append(
             f"; movement again at {clock(alert.new_movement.at, zone)}"
-            + (f" in the {clean(room)}" if room else "")
+            + (f" {in_room(room)}" if room else "")
         )
     return (*parts, ".")
 
@@ -558,8 +559,8 @@ def _movement(facts: SummaryFacts) -> list[Block]:
     first, last = facts.first, facts.last
     if not facts.count or first is None or last is None:
         return [para("No movement was noticed in this time.")]
-    where_first = f" in the {clean(first.room)}" if first.room else ""
-    where_last = f" in the {clean(last.room)}" if last.room else ""
+    where_first = f" {in_room(first.room)}" if first.room else ""
+    where_last = f" {in_room(last.room)}" if last.room else ""
     lines: list[Line] = [
         (
             bold(plural(facts.count, "movement")),
@@ -569,7 +570,7 @@ def _movement(facts: SummaryFacts) -> list[Block]:
     ]
     busiest, busiest_count = max(facts.rooms.items(), key=lambda item: (item[1], item[0]))
     if len(facts.rooms) > 1:
-        lines.append((f"Most movement in the {clean(busiest, 'unnamed room')} ({busiest_count}).",))
+        lines.append((f"Most movement {in_room(busiest)} ({busiest_count}).",))
     if facts.longest_quiet is not None:
         quiet_start, quiet_end = facts.longest_quiet
         lines.append(

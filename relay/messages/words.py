@@ -109,5 +109,14 @@ def device_label(name: str | None, room: str | None, kind: str | None) -> str:
     words = f'the {device_kind(kind)} "{label}"'
     where = clean(room, "")
     if where and where.casefold() not in label.casefold():
-        words += f" in the {where}" if not where.lower().startswith("the ") else f" in {where}"
+        words += " " + in_room(where)
     return words
+
+
+def in_room(room: str | None, fallback: str = "an unnamed room") -> str:
+    """'in the Kitchen', "in Anna's room", 'in The Den' (a room's name from the home)."""
+    name = clean(room, "")
+    if not name:
+        return f"in {fallback}"
+    own = name.lower().startswith("the ") or "'s " in name or "\u2019s " in name
+    return f"in {name}" if own else f"in the {name}"

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import ipaddress
 import os
 import socket
-from typing import Any
 
 import apprise
 from apprise import NotifyBase, NotifyFormat
@@ -168,15 +167,14 @@ SENDER = apprise.AppriseAsset(app_id="hpoll", app_desc="hpoll: watching over a h
 
 
 def service_format(service: NotifyBase) -> Format:
-    """How to write for a service: an HTML e-mail layout (Apprise adds its plain-text part) for
-    e-mail, Markdown where the service renders it (its native format, Apprise's first, is
-    Markdown, or HTML that Apprise converts Markdown into, as for Telegram), plain text for
-    everything else (webhooks, SMS, push)."""
-    if isinstance(service, NotifyEmail):
+    """How to write for a service, from the format it renders (Apprise's ``resolve_format``:
+    the URL's ``?format=``, else the service's native one): e-mail in HTML gets an HTML layout
+    (Apprise adds its plain-text part); Markdown, or HTML that Apprise converts Markdown into
+    (Telegram), gets Markdown; everything else (webhooks, SMS, push) plain text."""
+    native = service.resolve_format()
+    if native == NotifyFormat.HTML and isinstance(service, NotifyEmail):
         return "email"
-    native: Any = service.notify_format  # one format, or several (the first is native)
-    first = native[0] if isinstance(native, (tuple, list)) else native
-    if first in (NotifyFormat.MARKDOWN, NotifyFormat.HTML):
+    if native in (NotifyFormat.MARKDOWN, NotifyFormat.HTML):
         return "markdown"
     return "plain"
 
