@@ -86,6 +86,8 @@ def headline(alert: AlertFacts, home: HomeFacts, now: datetime) -> str:
     """What happened, in a few words (titles and summaries): 'no movement since 09:00'."""
     zone, details = home.zone, alert.details
     since = alert.detail_time() or alert.opened_at
+    if alert.kind in ("battery", "offline") and "device" not in details:
+        return str(details.get("text", alert.kind))  # an alert opened before relay 0003
     match alert.kind:
         case "inactivity":
             return f"no movement since {said_when(since, zone, now)}"
