@@ -928,3 +928,29 @@ async def test_a_refused_upload_is_not_read(
             assert response.status == 401
             assert response.headers.get("Connection", "").lower() == "close"
     assert read < 24 * 65536
+
+
+async def test_a_home_sending_big_garbage_is_limited_by_what_it_costs(
+    aiohttp_client: Callable[..., Any], engine: AsyncEngine, db_url: str, home: NewHome
+) -> None:
+    """Refused bodies that were parsed count by their size, against the home whatever address
+    they come from: 1.5 MB of broken JSON is two dozen refusals, not one."""
+    settings = _settings(
+        db_url,
+        max_body_bytes=2 * 1024 * 1024,
+        refusals_per_second=0.01,
+        refusals_burst=50,
+        trusted_proxies=frozenset({"127.0.0.1"}),
+    )
+    client: Client = await aiohttp_client(create_app(settings, engine))
+    garbage = b'{"x": [' + b"1," * 750_000 + b"1"
+    statuses = [
+        (
+            await _post(
+                client, home.token, None, raw=garbage, headers={"X-Forwarded-For": f"192.0.2.{n}"}
+            )
+        )[0]
+        for n in range(1, 6)
+    ]
+    assert statuses[:3] == [400, 400, 400]
+    assert statuses[3:] == [429, 429]
