@@ -36,12 +36,12 @@ def _reject(
     return refused(request, response, unread=unread, read=read)
 
 
-def _too_large(request: web.Request, *, unread: bool) -> web.Response:
+def _too_large(request: web.Request) -> web.Response:
     return _reject(
         request,
         "too_large",
         problem(413, "Payload Too Large", "the report exceeds the size limit"),
-        unread=unread,
+        unread=True,
     )
 
 
@@ -60,7 +60,7 @@ async def post_report(request: web.Request) -> web.StreamResponse:
             request.content_length is not None
             and request.content_length > relay.settings.max_body_bytes
         ):
-            return _too_large(request, unread=True)
+            return _too_large(request)
         return await _store_report(request)
     finally:
         relay.metrics.observe_latency(time.perf_counter() - started)
@@ -100,7 +100,7 @@ async def _store_report(request: web.Request) -> web.Response:
         async with asyncio.timeout(relay.settings.body_timeout):
             body = await request.text()
     except web.HTTPRequestEntityTooLarge:
-        return _too_large(request, unread=True)
+        return _too_large(request)
     except TimeoutError:
         return _reject(
             request,
@@ -130,20 +130,13 @@ async def _store_report(request: web.Request) -> web.Response:
             problem(422, "Unprocessable Content", str(err), field=err.field),
             read=len(body),
         )
-    except RecursionError:
-        return _reject(
-            request,
-            "invalid_json",
-            problem(400, "Bad Request", "the JSON is nested too deeply"),
-            read=len(body),
+    except (RecursionError, ValueError) as err:
+        detail = (
+            "the JSON is nested too deeply"
+            if isinstance(err, RecursionError)
+            else "the body is not JSON"
         )
-    except ValueError:
-        return _reject(
-            request,
-            "invalid_json",
-            problem(400, "Bad Request", "the body is not JSON"),
-            read=len(body),
-        )
+        return _reject(request, "invalid_json", problem(400, "Bad Request", detail), read=len(body))
     if report["home_id"] != home_id:
         return _reject(
             request,
