@@ -13,10 +13,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from .clock import utcnow
-from .db import session_factory
-from .models import Alert, Caregiver, Home, HomeToken, Notification, Subscription
-from .notify import validate_apprise_url
+from .notifications.send import validate_apprise_url
 from .secretbox import SecretBox
+from .storage.db import session_factory
+from .storage.models import (
+    CAREGIVERS,
+    AckLink,
+    Alert,
+    Caregiver,
+    Home,
+    HomeToken,
+    Notification,
+    Subscription,
+)
 from .tokens import new_token, token_hash
 
 _TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
@@ -58,6 +67,7 @@ class Admin:
     """Operations on one database."""
 
     def __init__(self, engine: AsyncEngine, box: SecretBox | None = None) -> None:
+        self._engine = engine
         self._sessions = session_factory(engine)
         self._box = box
 
@@ -152,6 +162,22 @@ class Admin:
             raise AdminError(f"a caregiver named '{name.strip()}' exists already") from err
         return caregiver.id
 
+    async def reencrypt(self, box: SecretBox) -> int:
+        """Every stored URL encrypted again with ``box``'s first key, in ONE transaction
+        (all or none: a failure leaves every URL as it was); returns how many."""
+        table = CAREGIVERS
+        async with self._engine.begin() as connection:
+            rows = (
+                await connection.execute(select(table.c.id, table.c.apprise_url_encrypted))
+            ).all()
+            for row in rows:
+                await connection.execute(
+                    update(table)
+                    .where(table.c.id == row.id)
+                    .values(apprise_url_encrypted=box.rotate(row.apprise_url_encrypted))
+                )
+        return len(rows)
+
     async def list_caregivers(self) -> list[Caregiver]:
         """Every caregiver, by name."""
         async with self._sessions() as session:
@@ -196,25 +222,56 @@ class Admin:
             session.add(subscription)
         return subscription
 
-    async def acknowledge(self, alert_id: int, by: str, code: str | None = None) -> Alert:
+    async def acknowledge(
+        self,
+        alert_id: int,
+        by: str | None = None,
+        code: str | None = None,
+        now: datetime | None = None,
+    ) -> Alert:
         """Someone is looking into an urgent alert: the escalation stops there.
 
-        With ``code`` (from a message's link) the alert's own code must match; the CLI passes
-        none (whoever runs it has the database anyway).
+        With ``code`` (from a caregiver's own link) the link must belong to this alert, and the
+        caregiver it was sent to is recorded as the one who acknowledged; the CLI passes a name
+        instead (whoever runs it has the database anyway), a caregiver's or anyone's.
         """
         async with self._sessions.begin() as session:
             alert = await session.get(Alert, alert_id)
-            if alert is None or (
-                code is not None
-                and (alert.ack_code is None or not secrets.compare_digest(code, alert.ack_code))
-            ):
+            caregiver = None
+            if alert is not None and code is not None:
+                caregiver = await session.scalar(
+                    select(Caregiver)
+                    .join(AckLink, AckLink.caregiver_id == Caregiver.id)
+                    .where(AckLink.alert_id == alert_id, AckLink.code_hash == token_hash(code))
+                )
+            if alert is None or (code is not None and caregiver is None):
                 raise AdminError(f"no alert {alert_id} with that code")
+            if caregiver is None and by is not None:  # the CLI names a caregiver, or anyone
+                caregiver = await session.scalar(select(Caregiver).where(Caregiver.name == by))
             if alert.state == "open":
                 alert.state = "acked"
-                alert.acked_at = utcnow()
-                alert.acked_by = by[:200]
+                alert.acked_at = now or utcnow()
+                alert.acked_by = (caregiver.name if caregiver else by or "someone")[:200]
+                alert.acked_by_caregiver_id = caregiver.id if caregiver else None
                 alert.next_escalation_at = None
             return alert
+
+    async def ack_view(self, alert_id: int, code: str) -> tuple[Alert, Home, Caregiver]:
+        """What a caregiver's acknowledgement link shows: the alert, its home, and whose link it
+        is; AdminError unless the code is that caregiver's link for this alert."""
+        async with self._sessions() as session:
+            found = (
+                await session.execute(
+                    select(Alert, Home, Caregiver)
+                    .join(Home, Home.id == Alert.home_id)
+                    .join(AckLink, AckLink.alert_id == Alert.id)
+                    .join(Caregiver, Caregiver.id == AckLink.caregiver_id)
+                    .where(Alert.id == alert_id, AckLink.code_hash == token_hash(code))
+                )
+            ).first()
+        if found is None:
+            raise AdminError(f"no alert {alert_id} with that code")
+        return found[0], found[1], found[2]
 
     async def list_alerts(self, home_ref: str | None = None, limit: int = 50) -> list[Alert]:
         """The newest alerts (of one home), with their state."""

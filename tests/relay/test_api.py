@@ -19,11 +19,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import Admin, NewHome
-from relay.api import RELAY
 from relay.app import create_app, prune_reports
 from relay.config import Settings
-from relay.db import create_engine
-from relay.models import ActivityBucket, DeviceState, Home, Report
+from relay.http.state import RELAY
+from relay.storage.db import create_engine
+from relay.storage.models import ActivityBucket, DeviceState, Home, Report
 from tests.relay.conftest import ADMIN_TOKEN
 
 type Client = TestClient[Any, Any]
@@ -141,7 +141,7 @@ async def test_token_cache_bounds_how_long_a_revoked_token_works(
     assert (await _post(client, home.token, make_report(home.id)))[0] == 202
     await admin.revoke_tokens(home.id)
     assert (await _post(client, home.token, make_report(home.id)))[0] == 202  # cached
-    with patch("relay.api.time.monotonic", return_value=time.monotonic() + 61):
+    with patch("relay.http.auth.time.monotonic", return_value=time.monotonic() + 61):
         assert (await _post(client, home.token, make_report(home.id)))[0] == 401
     assert (await _post(client, "hpr_unknown", make_report(home.id)))[0] == 401
 
@@ -343,10 +343,15 @@ async def test_retention_prunes_raw_reports_only(
     assert await _count(engine, DeviceState) == 2
 
 
-async def test_acknowledge_by_link(client: Client, engine: AsyncEngine, home: NewHome) -> None:
+async def test_acknowledge_by_link(
+    client: Client, engine: AsyncEngine, home: NewHome, admin: Admin
+) -> None:
     from sqlalchemy import insert
 
-    from relay.models import Alert, table
+    from relay.storage.models import AckLink, Alert, table
+    from relay.tokens import token_hash
+
+    ann = await admin.add_caregiver("Ann", "json://relay.example/")
 
     async with engine.begin() as connection:
         await connection.execute(
@@ -357,21 +362,40 @@ async def test_acknowledge_by_link(client: Client, engine: AsyncEngine, home: Ne
                 state="open",
                 opened_at=datetime.now(UTC),
                 urgent=True,
-                ack_code="c0de",
             )
         )
-    # Opening the link (or a chat app's preview of it) only shows a button.
-    response = await client.get("/api/v1/alerts/1/ack", params={"code": 'c0de"><script>'})
+        await connection.execute(
+            insert(table(AckLink)).values(
+                alert_id=1,
+                caregiver_id=ann,
+                code_hash=token_hash("c0de"),
+                created_at=datetime.now(UTC),
+            )
+        )
+    # Opening the link (or a chat app's preview of it) shows the alarm and a button.
+    response = await client.get("/api/v1/alerts/1/ack", params={"code": "c0de"})
     page = await response.text()
     SEEN.add(("/api/v1/alerts/{alert_id}/ack", "get", response.status))
     assert response.status == 200
-    assert 'value="c0de&quot;&gt;&lt;script&gt;"' in page
+    assert "Mum&#39;s flat: no movement since" in page
+    assert "This link is yours, Ann." in page
+    assert 'value="c0de"' in page
+    response = await client.get("/api/v1/alerts/1/ack", params={"code": 'c0de"><script>'})
+    SEEN.add(("/api/v1/alerts/{alert_id}/ack", "get", response.status))
+    assert response.status == 404  # a wrong code shows nothing of the home
+    assert "Mum" not in await response.text()
     assert (await Admin(engine).list_alerts())[0].state == "open"
     for code, status, state in (("wrong", 404, "open"), ("c0de", 200, "acked")):
         response = await client.post("/api/v1/alerts/1/ack", data={"code": code})
         SEEN.add(("/api/v1/alerts/{alert_id}/ack", "post", response.status))
         assert response.status == status
         assert (await Admin(engine).list_alerts())[0].state == state
+    assert "Thank you, Ann." in await response.text()
+    assert (await Admin(engine).list_alerts())[0].acked_by == "Ann"
+    # The link again: Ann is on it, and no button.
+    page = await (await client.get("/api/v1/alerts/1/ack", params={"code": "c0de"})).text()
+    assert "Ann is looking into it" in page
+    assert "<button" not in page
     response = await client.post("/api/v1/alerts/x/ack", data={"code": "c0de"})
     assert response.status == 404
 
@@ -452,8 +476,8 @@ async def test_sqlite_wal_is_checkpointed_in_the_background(
     from cryptography.fernet import Fernet
 
     from relay import ingest
-    from relay.db import upgrade
     from relay.secretbox import SecretBox
+    from relay.storage.db import upgrade
 
     db_url = f"sqlite+aiosqlite:///{tmp_path / 'wal.db'}"
     engine = create_engine(db_url)

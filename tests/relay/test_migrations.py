@@ -10,8 +10,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from relay.db import alembic_config, current_revision, head_revision, upgrade
-from relay.models import Base
+from relay.storage.db import alembic_config, current_revision, head_revision, upgrade
+from relay.storage.models import Base
 
 
 def _differences(connection: Connection) -> list[Any]:
@@ -42,4 +42,4 @@ async def test_downgrade_to_nothing_and_up_again(engine: AsyncEngine) -> None:
         await connection.run_sync(run, "base", True)
     assert await current_revision(engine) is None
     await upgrade(engine)
-    assert await current_revision(engine) == head_revision() == "0002"
+    assert await current_revision(engine) == head_revision() == "0003"

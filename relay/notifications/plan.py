@@ -1,0 +1,402 @@
+"""What caregivers are sent, and when: summaries due, alerts opened or resolved, escalations.
+
+Every tick (a minute) ``plan`` runs in ONE transaction: it decides what to say and writes it to
+the outbox; then the dispatcher sends what is due. On PostgreSQL the transaction takes an
+advisory lock, so of two replicas one plans at a time, and the other then sees its work; each
+summary's slot is also claimed by a compare-and-swap on ``next_summary_due`` and every message
+has a unique ``dedup_key``, so nothing is planned twice even without the lock.
+
+Summaries missed while the relay was down are sent late (marked so), once: several missed days
+fold into one message about the latest day. Alerts opened in one tick fold into one message per
+caregiver, so a restart after a long outage is one message each, not a storm.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+import hashlib
+import itertools
+import logging
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, or_, select, text, update
+
+from ..messages import compose
+from ..messages.document import Document
+from ..messages.facts import AlertFacts, Blindness
+from ..storage.models import ALERTS, CAREGIVERS, HOMES, IN_LIST, NOTIFICATIONS, SUBSCRIPTIONS
+from .alerting import ACKED, OPEN, AlertEvent, conditions, reconcile
+from .escalate import Watcher, escalate, home_facts, load_homes, load_watchers, tell_urgent
+from .outbox import Message, enqueue, enqueue_many
+from .schedule import in_window, next_occurrence, occurrence, parse_hhmm, window_end
+from .summary import Period, gather
+from .visibility import movement_after, track
+
+_LOGGER = logging.getLogger(__name__)
+
+
+#: A summary sent later than this after its time says it is late.
+LATE_AFTER = timedelta(minutes=10)
+#: An acknowledgement older than this is not announced any more (bounds each tick's work).
+ANNOUNCE_ACK_WITHIN = timedelta(days=1)
+#: Any 64-bit number that no other application on the same PostgreSQL uses.
+PLAN_LOCK = 0x68706F6C6C
+
+
+@dataclass(frozen=True, slots=True)
+class NotifySettings:
+    """How the relay notifies (``HPOLL_RELAY_ESCALATE_MINUTES``, ``HPOLL_RELAY_PUBLIC_URL``)."""
+
+    escalate_after: timedelta = timedelta(minutes=15)
+    #: Where caregivers' acknowledgement links point; without it, acknowledge with the CLI.
+    public_url: str | None = None
+
+
+@dataclass(slots=True)
+class PlanResult:
+    """What one planning pass wrote to the outbox."""
+
+    summaries: int = 0
+    alert_messages: int = 0
+    escalations: int = 0
+    events: list[AlertEvent] = field(default_factory=list)
+
+
+def plan(
+    connection: Connection,
+    now: datetime,
+    settings: NotifySettings,
+    listening_since: datetime | None = None,
+) -> PlanResult:
+    """Decide and record everything due at ``now`` (sync; one transaction via ``run_sync``)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PLAN_LOCK})
+    result = PlanResult()
+    blind = track(connection, now, listening_since)
+    result.summaries = plan_summaries(connection, now)
+    found = conditions(connection, now, listening_since)
+    result.events = reconcile(connection, found, now, settings.escalate_after)
+    result.alert_messages = tell_about(connection, result.events, now, settings)
+    result.alert_messages += tell_blind(connection, blind, now)
+    result.alert_messages += tell_acknowledged(connection, now)
+    result.escalations = escalate(connection, now, settings)
+    return result
+
+
+# -- summaries -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _DueSummary:
+    subscription_id: int
+    caregiver_id: int
+    period: Period
+    day: str
+    late: bool
+    missed: int
+
+
+def plan_summaries(connection: Connection, now: datetime) -> int:
+    """Write every summary that is due; returns how many."""
+    rows = connection.execute(
+        select(
+            SUBSCRIPTIONS.c.id,
+            SUBSCRIPTIONS.c.home_id,
+            SUBSCRIPTIONS.c.caregiver_id,
+            SUBSCRIPTIONS.c.summary_at,
+            SUBSCRIPTIONS.c.next_summary_due,
+            HOMES.c.timezone,
+        )
+        .join(HOMES, HOMES.c.id == SUBSCRIPTIONS.c.home_id)
+        .where(SUBSCRIPTIONS.c.summary_at.isnot(None))
+        .where(
+            or_(
+                SUBSCRIPTIONS.c.next_summary_due.is_(None),
+                SUBSCRIPTIONS.c.next_summary_due <= now,
+            )
+        )
+    ).all()
+    zones: dict[str, ZoneInfo] = {}
+    candidates: list[_DueSummary] = []
+    moves: defaultdict[tuple[datetime | None, datetime], list[int]] = defaultdict(list)
+    for row in rows:
+        zone = zones.get(row.timezone) or zones.setdefault(row.timezone, ZoneInfo(row.timezone))
+        at = parse_hhmm(row.summary_at)
+        old = row.next_summary_due
+        if old is None:  # new subscription: its first summary is the next one
+            moves[(None, next_occurrence(at, zone, now)[1])].append(row.id)
+            continue
+        missed, slot = 0, old
+        while (following := next_occurrence(at, zone, slot)[1]) <= now:
+            missed, slot = missed + 1, following
+        moves[(old, following)].append(row.id)
+        day = slot.astimezone(zone).date()
+        candidates.append(
+            _DueSummary(
+                row.id,
+                row.caregiver_id,
+                Period(row.home_id, occurrence(day - timedelta(days=1), at, zone), slot),
+                day.isoformat(),
+                now - slot > LATE_AFTER,
+                missed,
+            )
+        )
+    claimed = _claim_slots(connection, moves)
+    due = [summary for summary in candidates if summary.subscription_id in claimed]
+    facts = {(f.home_id, f.start, f.end): f for f in gather(connection, [d.period for d in due])}
+    digests = _digest_caregivers(connection, {summary.caregiver_id for summary in due})
+    messages: list[Message] = []
+    bundles: defaultdict[int, list[tuple[_DueSummary, Document]]] = defaultdict(list)
+    for summary in due:
+        fact = facts.get((summary.period.home_id, summary.period.start, summary.period.end))
+        if fact is None:
+            continue
+        document = compose.summary(fact, now, late=summary.late, missed=summary.missed)
+        if summary.caregiver_id in digests:
+            bundles[summary.caregiver_id].append((summary, document))
+            continue
+        messages.append(
+            Message(
+                summary.caregiver_id,
+                summary.period.home_id,
+                "summary",
+                f"summary:{summary.subscription_id}:{summary.day}",
+                document,
+                due_at=now,
+            )
+        )
+    messages += [_digest(caregiver, parts, now) for caregiver, parts in bundles.items()]
+    return enqueue_many(connection, messages, now)
+
+
+def _digest_caregivers(connection: Connection, caregiver_ids: set[int]) -> set[int]:
+    if not caregiver_ids:
+        return set()
+    return set(
+        connection.execute(
+            select(CAREGIVERS.c.id).where(
+                CAREGIVERS.c.id.in_(sorted(caregiver_ids)), CAREGIVERS.c.digest.is_(True)
+            )
+        ).scalars()
+    )
+
+
+def _digest(caregiver_id: int, parts: list[tuple[_DueSummary, Document]], now: datetime) -> Message:
+    """Several homes' summaries as one message: the headlines first, then each home."""
+    slots = ",".join(sorted(f"{s.subscription_id}:{s.day}" for s, _ in parts))
+    key = hashlib.sha256(slots.encode()).hexdigest()[:32]
+    document = compose.digest([document for _, document in parts])
+    return Message(caregiver_id, None, "summary", f"digest:{caregiver_id}:{key}", document, now)
+
+
+def _claim_slots(
+    connection: Connection, moves: dict[tuple[datetime | None, datetime], list[int]]
+) -> set[int]:
+    """Move each subscription's next summary from old to new, if nobody else did (a
+    compare-and-swap; RETURNING says which rows moved). Subscriptions sharing a timezone and a
+    time share their old and new slot, so this is a few statements, not one per home."""
+    column = SUBSCRIPTIONS.c.next_summary_due
+    claimed: set[int] = set()
+    for (old, new), ids in moves.items():
+        for chunk in itertools.batched(ids, IN_LIST):
+            claimed.update(
+                connection.execute(
+                    update(SUBSCRIPTIONS)
+                    .where(SUBSCRIPTIONS.c.id.in_(chunk))
+                    .where(column.is_(None) if old is None else column == old)
+                    .values(next_summary_due=new)
+                    .returning(SUBSCRIPTIONS.c.id)
+                ).scalars()
+            )
+    return claimed
+
+
+# -- alerts ----------------------------------------------------------------------------------
+
+
+def _facts(event: AlertEvent, connection: Connection, now: datetime) -> AlertFacts:
+    """What a message says about an alert event (the movement that ended a silence, too)."""
+    facts = AlertFacts(
+        event.alert_id,
+        event.kind,
+        event.opened_at or now,
+        event.details,
+        event.urgent,
+        None if event.opened else event.ended_at,
+        event.acked_by,
+        event.acked_at,
+    )
+    if not event.opened and event.kind in ("inactivity", "quiet"):
+        since = facts.detail_time() or facts.opened_at
+        facts = replace(facts, new_movement=movement_after(connection, event.home_id, since))
+    return facts
+
+
+def tell_about(
+    connection: Connection, events: list[AlertEvent], now: datetime, settings: NotifySettings
+) -> int:
+    """Outbox messages for this tick's alert events; returns how many."""
+    if not events:
+        return 0
+    home_ids = {event.home_id for event in events}
+    watchers, homes = load_watchers(connection, home_ids), load_homes(connection, home_ids)
+    written = 0
+    folded: defaultdict[int, list[tuple[AlertEvent, AlertFacts, Watcher]]] = defaultdict(list)
+    for event in events:
+        home = homes[event.home_id]
+        chain = [w for w in watchers.get(event.home_id, ()) if event.kind in w.kinds]
+        facts = _facts(event, connection, now)
+        if event.urgent and event.opened:
+            if chain:
+                written += tell_urgent(
+                    connection, facts, home, chain, level=0, now=now, settings=settings
+                )
+            continue
+        if event.urgent:  # over: everybody who was told hears the good news
+            document = compose.urgent_over(facts, home_facts(home), now)
+            for caregiver_id in _told(connection, event.alert_id):
+                written += enqueue(
+                    connection,
+                    Message(
+                        caregiver_id,
+                        event.home_id,
+                        "resolved",
+                        f"alert:{event.alert_id}:resolved:{caregiver_id}",
+                        document,
+                        due_at=now,
+                        alert_id=event.alert_id,
+                    ),
+                    now,
+                )
+            continue
+        for watcher in chain:
+            folded[watcher.caregiver_id].append((event, facts, watcher))
+    for caregiver_id, items in folded.items():
+        written += enqueue(connection, _folded_message(caregiver_id, items, homes, now), now)
+    return written
+
+
+def _told(connection: Connection, alert_id: int) -> list[int]:
+    """The caregivers who were sent something about an alert."""
+    return list(
+        connection.execute(
+            select(NOTIFICATIONS.c.caregiver_id)
+            .where(NOTIFICATIONS.c.alert_id == alert_id)
+            .distinct()
+            .order_by(NOTIFICATIONS.c.caregiver_id)
+        ).scalars()
+    )
+
+
+def _to_told(
+    connection: Connection,
+    alert: Any,
+    document: Document,
+    *,
+    kind: str,
+    key: str,
+    now: datetime,
+    but: int | None = None,
+) -> list[Message]:
+    """The same message about an alert to everyone who was told about it (but one)."""
+    return [
+        Message(
+            caregiver_id,
+            alert.home_id,
+            kind,
+            f"alert:{alert.id}:{key}:{caregiver_id}",
+            document,
+            due_at=now,
+            alert_id=alert.id,
+        )
+        for caregiver_id in _told(connection, alert.id)
+        if caregiver_id != but
+    ]
+
+
+def tell_acknowledged(connection: Connection, now: datetime) -> int:
+    """'Ann is on it' to everyone else who was told about an urgent alert Ann acknowledged
+    (by her link, the CLI or the dashboard); once per alert and caregiver (dedup key)."""
+    rows = connection.execute(
+        select(ALERTS).where(
+            ALERTS.c.state == ACKED,
+            ALERTS.c.urgent.is_(True),
+            ALERTS.c.acked_at >= now - ANNOUNCE_ACK_WITHIN,
+        )
+    ).all()
+    if not rows:
+        return 0
+    homes = load_homes(connection, {row.home_id for row in rows})
+    messages = []
+    for alert in rows:
+        facts = AlertFacts.of(alert)
+        document = compose.acknowledged(facts, home_facts(homes[alert.home_id]), now)
+        messages += _to_told(
+            connection,
+            alert,
+            document,
+            kind="acknowledged",
+            key="acked",
+            now=now,
+            but=alert.acked_by_caregiver_id,
+        )
+    return enqueue_many(connection, messages, now)
+
+
+def tell_blind(connection: Connection, opened: list[Any], now: datetime) -> int:
+    """When the relay stops seeing a home while an urgent alarm is open there, whoever was
+    told about the alarm hears at once that we cannot see whether anyone is moving."""
+    if not opened:
+        return 0
+    by_home = {spell.home_id: spell for spell in opened}
+    alerts = connection.execute(
+        select(ALERTS).where(
+            ALERTS.c.home_id.in_(sorted(by_home)),
+            ALERTS.c.urgent.is_(True),
+            ALERTS.c.state.in_((OPEN, ACKED)),
+        )
+    ).all()
+    if not alerts:
+        return 0
+    homes = load_homes(connection, {alert.home_id for alert in alerts})
+    messages = []
+    for alert in alerts:
+        spell = by_home[alert.home_id]
+        facts = AlertFacts.of(alert)
+        document = compose.blind_during_alarm(
+            facts, home_facts(homes[alert.home_id]), Blindness(spell.cause, spell.started_at), now
+        )
+        messages += _to_told(
+            connection, alert, document, kind="alert", key=f"blind:{spell.id}", now=now
+        )
+    return enqueue_many(connection, messages, now)
+
+
+def _folded_message(
+    caregiver_id: int,
+    items: list[tuple[AlertEvent, AlertFacts, Watcher]],
+    homes: dict[str, Any],
+    now: datetime,
+) -> Message:
+    """One message with every non-urgent change of this tick for one caregiver."""
+    first, _, watcher = items[0]
+    document = compose.alerts([(facts, home_facts(homes[e.home_id])) for e, facts, _ in items], now)
+    zone = ZoneInfo(homes[first.home_id].timezone)
+    due = now
+    if watcher.quiet is not None:
+        start, end = parse_hhmm(watcher.quiet[0]), parse_hhmm(watcher.quiet[1])
+        if in_window(now, zone, start, end):
+            due = window_end(now, zone, end)  # not urgent: it waits for the morning
+    ids = ",".join(str(e.alert_id) + ("o" if e.opened else "r") for e, _, _ in items)
+    return Message(
+        caregiver_id,
+        first.home_id,
+        "alerts",
+        f"alerts:{caregiver_id}:{ids}",
+        document,
+        due_at=due,
+        alert_id=first.alert_id if len(items) == 1 else None,
+    )
