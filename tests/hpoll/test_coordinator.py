@@ -148,6 +148,49 @@ async def test_token_ended_early_is_refreshed_once_not_reauth(
     assert loaded_entry.data["token"]["access_token"] != old_token
 
 
+@pytest.mark.parametrize(
+    ("status", "reauth", "problem"),
+    [(400, True, "authentication"), (503, False, "cloud_unreachable")],
+)
+async def test_token_ended_early_and_the_refresh_fails(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    status: int,
+    reauth: bool,
+    problem: str,
+) -> None:
+    # A refresh the cloud refuses (grant revoked) asks for sign-in; one it cannot answer now
+    # (maintenance) is an outage, never a reason to make the user sign in again.
+    def refuse(*_: object) -> None:
+        raise OAuthError(status, "invalid_grant" if status == 400 else "unavailable", "no")
+
+    hue_cloud.sim.oauth.expire_access_tokens()
+    monkeypatch.setattr(hue_cloud.sim.oauth, "refresh", refuse)
+    await poll(hass, freezer)
+    assert bool(_reauth_flows(hass)) is reauth
+    assert state_of(hass, MOTION) == STATE_UNAVAILABLE
+    assert hass.states.get(CONNECTION).attributes["problem"] == problem  # type: ignore[union-attr]
+
+
+async def test_retry_after_zero_does_not_stop_polling(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    # "Retry-After: 0" (or an HTTP date the home's clock already passed) means "now", never
+    # "stop asking": polling goes on at its usual pace.
+    hue_cloud.sim.world.rate_limit(1, retry_after=0)
+    await poll(hass, freezer)
+    assert hue_cloud.sim.requests[RESOURCES] == 2
+    await poll(hass, freezer)
+    assert hue_cloud.sim.requests[RESOURCES] == 3
+    assert state_of(hass, CONNECTION) == STATE_ON
+
+
 async def test_a_short_rate_limit_keeps_the_last_states(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
