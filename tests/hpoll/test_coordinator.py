@@ -11,6 +11,7 @@ from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import EVENT_STATE_CHANGED, STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
@@ -417,3 +418,38 @@ def test_polls_sit_on_the_grid() -> None:
     assert seconds_to_grid(grid + 20, 60) == 40 + GRID_LAG
     # Just before a grid point: the next one, not a poll a moment after this one.
     assert seconds_to_grid(grid + 59.8, 60) == pytest.approx(0.2 + GRID_LAG + 60)
+
+
+async def test_bridges_sharing_one_app_poll_more_slowly(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    # 27 more bridges signed in with the same Hue developer app: 28 share its daily budget.
+    app = loaded_entry.data["auth_implementation"]
+    for number in range(27):
+        MockConfigEntry(
+            domain=DOMAIN, unique_id=f"other-bridge-{number}", data={"auth_implementation": app}
+        ).add_to_hass(hass)
+    await poll(hass, freezer)  # this poll learns of them
+    assert loaded_entry.runtime_data.coordinator.poll_interval == 120
+    before = hue_cloud.sim.requests[RESOURCES]
+    for _ in range(10):
+        await poll(hass, freezer, 60)
+    assert hue_cloud.sim.requests[RESOURCES] - before == 5  # 600 s at one poll per 120 s
+
+
+async def test_update_entity_reads_the_bridge_now(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+) -> None:
+    # The documented way to poll sooner than the automatic interval.
+    assert await async_setup_component(hass, "homeassistant", {})
+    before = hue_cloud.sim.requests[RESOURCES]
+    await hass.services.async_call(
+        "homeassistant", "update_entity", {"entity_id": MOTION}, blocking=True
+    )
+    await hass.async_block_till_done()
+    assert hue_cloud.sim.requests[RESOURCES] == before + 1
