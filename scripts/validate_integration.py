@@ -3,8 +3,8 @@
 Neither tool can be fetched here, so the rules that apply to a custom integration were read from
 their sources (home-assistant/core ``script/hassfest/`` manifest, translations, icons,
 quality_scale; hacs/integration ``custom_components/hacs/validate/`` and ``utils/validate.py``)
-and are written out below in our own words. What needs the network (the brands repository, GitHub topics and
-description, an archived repository) is not checked.
+and are written out below in our own words. What needs the network (the brands repository,
+GitHub topics and description, an archived repository) is not checked.
 
     python scripts/validate_integration.py [REPOSITORY_ROOT]
 
