@@ -216,6 +216,23 @@ async def test_a_short_rate_limit_keeps_the_last_states(
     assert state_of(hass, MOTION) == STATE_UNAVAILABLE
 
 
+@pytest.mark.parametrize(("retry_after", "kept"), [(200, True), (280, False)])
+async def test_a_rate_limit_keeps_states_only_while_they_stay_recent(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+    retry_after: int,
+    kept: bool,
+) -> None:
+    # The data is a minute old at the 429; by the next poll it would be ~4.3 or ~5.7 poll
+    # intervals old: only the first stays on show (README: "more than 5 poll intervals").
+    hue_cloud.sim.world.rate_limit(1, retry_after=retry_after)
+    await poll(hass, freezer)
+    assert hass.states.get(CONNECTION).attributes["problem"] == "rate_limited"  # type: ignore[union-attr]
+    assert (state_of(hass, MOTION) != STATE_UNAVAILABLE) is kept
+
+
 async def test_rate_limit_honours_retry_after(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
