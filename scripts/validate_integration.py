@@ -1,10 +1,10 @@
 """Offline check of the rules hassfest and the HACS action apply to this repository.
 
 Neither tool can be fetched here, so the rules that apply to a custom integration were read from
-their sources (home-assistant/core ``script/hassfest/`` manifest, translations, quality_scale;
-hacs/integration ``custom_components/hacs/validate/`` and ``utils/validate.py``) and are written
-out below in our own words. What needs the network (the brands repository, GitHub topics and
-description, an archived repository) is not checked.
+their sources (home-assistant/core ``script/hassfest/`` manifest, translations, icons,
+quality_scale; hacs/integration ``custom_components/hacs/validate/`` and ``utils/validate.py``)
+and are written out below in our own words. What needs the network (the brands repository,
+GitHub topics and description, an archived repository) is not checked.
 
     python scripts/validate_integration.py [REPOSITORY_ROOT]
 
@@ -117,6 +117,11 @@ STEP_KEYS = frozenset(
     }
 )
 ENTITY_KEYS = frozenset({"name", "state", "state_attributes", "unit_of_measurement"})
+
+# -- hassfest: icons.json ------------------------------------------------------------------------
+
+ICON_TOP_LEVEL = frozenset({"entity", "services", "conditions", "triggers"})
+ENTITY_ICON_KEYS = frozenset({"default", "state", "state_attributes", "range"})
 
 # -- hassfest: quality_scale.yaml ----------------------------------------------------------------
 
@@ -367,6 +372,47 @@ def check_translations(root: Path) -> Iterator[str]:
             yield from _check_value(path, text, placeholders=path.count(".") == 3)
 
 
+def _check_icon(path: str, icon: object) -> Iterator[str]:
+    if not isinstance(icon, str) or not icon.startswith("mdi:") or HTML.search(icon):
+        yield f"{path}: an icon must start with mdi: (Material Design Icons)"
+
+
+def _check_icon_states(path: str, states: object) -> Iterator[str]:
+    for key, icon in states.items() if isinstance(states, dict) else ():
+        if not TRANSLATION_KEY.match(key):
+            yield f"{path}.{key}: invalid state key"
+        yield from _check_icon(f"{path}.{key}", icon)
+
+
+def check_icons(root: Path) -> Iterator[str]:
+    """hassfest's icon rules: entity icons by platform and translation key, each ``mdi:``, with
+    states and state attributes under valid keys."""
+    path = _integration(root) / "icons.json"
+    if not path.is_file():
+        return
+    icons = _json(path)
+    for key in sorted(set(icons) - ICON_TOP_LEVEL):
+        yield f"icons.json: unknown top-level key {key!r}"
+    for platform, entities in icons.get("entity", {}).items():
+        for key, entity in entities.items():
+            where = f"icons.json: entity.{platform}.{key}"
+            if not TRANSLATION_KEY.match(key):
+                yield f"{where}: invalid translation key"
+            for part in sorted(set(entity) - ENTITY_ICON_KEYS):
+                yield f"{where}.{part}: unknown key"
+            if "default" in entity:
+                yield from _check_icon(f"{where}.default", entity["default"])
+            yield from _check_icon_states(f"{where}.state", entity.get("state"))
+            for name, attribute in entity.get("state_attributes", {}).items():
+                if not TRANSLATION_KEY.match(name):
+                    yield f"{where}.state_attributes.{name}: invalid translation key"
+                if "default" in attribute:
+                    yield from _check_icon(f"{where}.state_attributes.{name}", attribute["default"])
+                yield from _check_icon_states(
+                    f"{where}.state_attributes.{name}.state", attribute.get("state")
+                )
+
+
 def installed_rule_names() -> frozenset[str]:
     """The rule names of the installed Home Assistant: every core integration's
     quality_scale.yaml lists all of them (hassfest requires it)."""
@@ -449,6 +495,7 @@ def check_brand(root: Path) -> Iterator[str]:
 CHECKS: tuple[Check, ...] = (
     check_manifest,
     check_translations,
+    check_icons,
     check_rule_list,
     check_quality_scale,
     check_hacs,

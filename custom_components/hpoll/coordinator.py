@@ -208,6 +208,10 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
         wait = err.retry_after
         if wait is None:
             wait = min(MAX_RATE_LIMIT_BACKOFF, self.poll_interval * 2.0**self._rate_limit_streak)
+        # Never sooner than the next poll on the grid: "Retry-After: 0" (or a date the home's
+        # clock has passed) must neither hammer the cloud nor stop polling (a zero interval
+        # does: HA's coordinator then never schedules again).
+        wait = max(wait, seconds_to_grid(dt_util.utcnow().timestamp(), self.poll_interval))
         self._next_poll(wait)
         if self.data is not None and self.last_success is not None:
             age_at_next_poll = dt_util.utcnow() - self.last_success + timedelta(seconds=wait)

@@ -1,8 +1,9 @@
 """Event entities: Hue buttons and rotary dials, fired when the bridge reports a new press.
 
 Bridges with report times (``button_report.updated``) tell every latest press apart. Older
-firmware only keeps ``button.last_event``: a change of it between two polls fires, but the same
-event repeated (two short presses in a row between polls) cannot be seen by polling.
+firmware only keeps ``button.last_event``: a change of it between two polls fires, but a press
+that ends like the one before (a short press after a short press, however much later) leaves
+nothing that polling can see.
 """
 
 from __future__ import annotations

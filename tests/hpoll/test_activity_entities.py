@@ -73,3 +73,38 @@ async def test_unusually_quiet_learns_first(
     assert state.state == "unknown"
     assert state.attributes["learning"] is True
     assert state.attributes["threshold_minutes"] is None
+
+
+async def test_a_stuck_sensor_is_flagged_and_adds_nothing_across_a_restart(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    motion = "binary_sensor.room_1_device_46_motion"
+    hue_cloud.sim.world.settle_motion(datetime(2020, 1, 1, tzinfo=UTC))
+    hue_cloud.clock.advance(5)
+    hue_cloud.sim.world.move(SENSOR_DEVICE, seconds=10 * 3600)  # on, and never off again
+    await poll(hass, freezer)
+    assert state_of(hass, HOME_TODAY) == "1"
+    last = state_of(hass, ROOM_LAST)
+
+    def stuck() -> bool:
+        state = hass.states.get(motion)
+        assert state is not None
+        assert state.state == "on"
+        return bool(state.attributes["stuck"])
+
+    assert not stuck()
+    for _ in range(3):  # an hour at a time: polls go on, the sensor stays on
+        hue_cloud.clock.advance(3600)
+        await poll(hass, freezer, 3600)
+    assert stuck()
+    assert (state_of(hass, HOME_TODAY), state_of(hass, ROOM_LAST)) == ("1", last)
+
+    assert await hass.config_entries.async_reload(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+    hue_cloud.clock.advance(60)
+    await poll(hass, freezer)
+    assert stuck()
+    assert (state_of(hass, HOME_TODAY), state_of(hass, ROOM_LAST)) == ("1", last)

@@ -11,6 +11,7 @@ from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import EVENT_STATE_CHANGED, STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
@@ -148,6 +149,49 @@ async def test_token_ended_early_is_refreshed_once_not_reauth(
     assert loaded_entry.data["token"]["access_token"] != old_token
 
 
+@pytest.mark.parametrize(
+    ("status", "reauth", "problem"),
+    [(400, True, "authentication"), (503, False, "cloud_unreachable")],
+)
+async def test_token_ended_early_and_the_refresh_fails(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    status: int,
+    reauth: bool,
+    problem: str,
+) -> None:
+    # A refresh the cloud refuses (grant revoked) asks for sign-in; one it cannot answer now
+    # (maintenance) is an outage, never a reason to make the user sign in again.
+    def refuse(*_: object) -> None:
+        raise OAuthError(status, "invalid_grant" if status == 400 else "unavailable", "no")
+
+    hue_cloud.sim.oauth.expire_access_tokens()
+    monkeypatch.setattr(hue_cloud.sim.oauth, "refresh", refuse)
+    await poll(hass, freezer)
+    assert bool(_reauth_flows(hass)) is reauth
+    assert state_of(hass, MOTION) == STATE_UNAVAILABLE
+    assert hass.states.get(CONNECTION).attributes["problem"] == problem  # type: ignore[union-attr]
+
+
+async def test_retry_after_zero_does_not_stop_polling(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    # "Retry-After: 0" (or an HTTP date the home's clock already passed) means "now", never
+    # "stop asking": polling goes on at its usual pace.
+    hue_cloud.sim.world.rate_limit(1, retry_after=0)
+    await poll(hass, freezer)
+    assert hue_cloud.sim.requests[RESOURCES] == 2
+    await poll(hass, freezer)
+    assert hue_cloud.sim.requests[RESOURCES] == 3
+    assert state_of(hass, CONNECTION) == STATE_ON
+
+
 async def test_a_short_rate_limit_keeps_the_last_states(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
@@ -170,6 +214,23 @@ async def test_a_short_rate_limit_keeps_the_last_states(
     await poll(hass, freezer)
     assert hue_cloud.sim.requests[RESOURCES] == requests + 1
     assert state_of(hass, MOTION) == STATE_UNAVAILABLE
+
+
+@pytest.mark.parametrize(("retry_after", "kept"), [(200, True), (280, False)])
+async def test_a_rate_limit_keeps_states_only_while_they_stay_recent(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+    retry_after: int,
+    kept: bool,
+) -> None:
+    # The data is a minute old at the 429; by the next poll it would be ~4.3 or ~5.7 poll
+    # intervals old: only the first stays on show (README: "more than 5 poll intervals").
+    hue_cloud.sim.world.rate_limit(1, retry_after=retry_after)
+    await poll(hass, freezer)
+    assert hass.states.get(CONNECTION).attributes["problem"] == "rate_limited"  # type: ignore[union-attr]
+    assert (state_of(hass, MOTION) != STATE_UNAVAILABLE) is kept
 
 
 async def test_rate_limit_honours_retry_after(
@@ -374,3 +435,38 @@ def test_polls_sit_on_the_grid() -> None:
     assert seconds_to_grid(grid + 20, 60) == 40 + GRID_LAG
     # Just before a grid point: the next one, not a poll a moment after this one.
     assert seconds_to_grid(grid + 59.8, 60) == pytest.approx(0.2 + GRID_LAG + 60)
+
+
+async def test_bridges_sharing_one_app_poll_more_slowly(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    # 27 more bridges signed in with the same Hue developer app: 28 share its daily budget.
+    app = loaded_entry.data["auth_implementation"]
+    for number in range(27):
+        MockConfigEntry(
+            domain=DOMAIN, unique_id=f"other-bridge-{number}", data={"auth_implementation": app}
+        ).add_to_hass(hass)
+    await poll(hass, freezer)  # this poll learns of them
+    assert loaded_entry.runtime_data.coordinator.poll_interval == 120
+    before = hue_cloud.sim.requests[RESOURCES]
+    for _ in range(10):
+        await poll(hass, freezer, 60)
+    assert hue_cloud.sim.requests[RESOURCES] - before == 5  # 600 s at one poll per 120 s
+
+
+async def test_update_entity_reads_the_bridge_now(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+) -> None:
+    # The documented way to poll sooner than the automatic interval.
+    assert await async_setup_component(hass, "homeassistant", {})
+    before = hue_cloud.sim.requests[RESOURCES]
+    await hass.services.async_call(
+        "homeassistant", "update_entity", {"entity_id": MOTION}, blocking=True
+    )
+    await hass.async_block_till_done()
+    assert hue_cloud.sim.requests[RESOURCES] == before + 1

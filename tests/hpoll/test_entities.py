@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
@@ -140,3 +142,38 @@ async def test_rotary_turn_fires_an_event(
     assert len(fired) == 1
     assert fired[0].attributes["steps"] == 30
     assert fired[0].attributes["action"] == "repeat"
+
+
+#: Attributes Home Assistant itself writes and translates.
+HA_ATTRIBUTES = {
+    "device_class",
+    "event_type",
+    "event_types",
+    "friendly_name",
+    "icon",
+    "options",
+    "state_class",
+    "unit_of_measurement",
+}
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+async def test_every_attribute_has_a_translated_name(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, entity_registry: er.EntityRegistry
+) -> None:
+    strings = json.loads(
+        (Path(__file__).parents[2] / "custom_components" / "hpoll" / "strings.json").read_text()
+    )["entity"]
+    checked = 0
+    for entry in er.async_entries_for_config_entry(entity_registry, loaded_entry.entry_id):
+        state = hass.states.get(entry.entity_id)
+        assert state is not None, entry.entity_id
+        own = set(state.attributes) - HA_ATTRIBUTES
+        if not own:
+            continue
+        assert entry.translation_key is not None, entry.entity_id
+        translated = strings[entry.domain][entry.translation_key].get("state_attributes", {})
+        for attribute in own:
+            assert "name" in translated.get(attribute, {}), (entry.entity_id, attribute)
+            checked += 1
+    assert checked

@@ -157,3 +157,20 @@ def test_the_licence_must_be_the_declared_one(repo: Path) -> None:
 def test_brand_images(repo: Path) -> None:
     Image.new("RGBA", (300, 300)).save(repo / "custom_components" / "hpoll" / "brand" / "icon.png")
     assert any("brand/icon.png" in p for p in validate.problems(repo))
+
+
+ICON_DEFECTS = {
+    "start with mdi:": _set(("entity", "sensor", "relay_queue", "default"), "tray-full"),
+    "invalid translation key": _set(("entity", "sensor", "Relay_Queue"), {"default": "mdi:tray"}),
+    "unknown key": _set(("entity", "sensor", "relay_queue", "colour"), "red"),
+    "unknown top-level key": _set(("entities",), {}),
+    "invalid state key": _set(
+        ("entity", "binary_sensor", "motion", "state", "On"), "mdi:motion-sensor"
+    ),
+}
+
+
+@pytest.mark.parametrize("expected", sorted(ICON_DEFECTS))
+def test_icon_rules(repo: Path, expected: str) -> None:
+    _edit_json(repo / "custom_components" / "hpoll" / "icons.json", ICON_DEFECTS[expected])
+    assert any(p.startswith("icons.json") and expected in p for p in validate.problems(repo))

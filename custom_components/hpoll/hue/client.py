@@ -8,6 +8,7 @@ on. Tokens and application keys never appear in messages or logs.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -133,15 +134,24 @@ class HueRemoteClient:
     ) -> object:
         try:
             return await self._request_once(
-                method, path, await self._token_provider(), json_body, app_key_required
+                method, path, await self._token(self._token_provider), json_body, app_key_required
             )
         except HueAuthError as err:
             # Hue sometimes ends an access token before its stated lifetime: one refresh and
             # one retry, before the user is asked to sign in again.
             if self._token_refresher is None or not str(err).endswith(TOKEN_EXPIRED):
                 raise
-            token = await self._token_refresher()
+            token = await self._token(self._token_refresher)
         return await self._request_once(method, path, token, json_body, app_key_required)
+
+    async def _token(self, provider: TokenProvider) -> str:
+        """An access token from the caller, within the request timeout: a token endpoint that
+        never answers is a connection problem, not a poll that hangs for minutes."""
+        try:
+            async with asyncio.timeout(self._timeout.total):
+                return await provider()
+        except TimeoutError as err:
+            raise HueConnectionError("the token request timed out") from err
 
     async def _request_once(
         self,

@@ -20,6 +20,9 @@ _REPLACEMENT = "\ufffd"
 #: Characters that reorder or hide text (bidirectional controls), and line/paragraph separators.
 _INVISIBLE = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _SPACES = re.compile(r"\s+")
+#: Invisible on their own: format characters, combining marks, spaces.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Mn", "Me", "Zs"})
+_FORMAT_AT_ENDS = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
 
 
@@ -42,7 +45,12 @@ def clean_text(value: object, limit: int = MAX_NAME) -> str | None:
     if value.isascii() and value.isprintable() and "  " not in value:
         text = value.strip()  # the common case, without a pass per character
     else:
-        text = _SPACES.sub(" ", "".join(_clean_char(char) for char in value)).strip()
+        text = _SPACES.sub(" ", "".join(_clean_char(char) for char in value))
+        # Format characters (zero-width spaces, a byte-order mark) at the ends are invisible
+        # padding; a text of nothing visible at all is blank.
+        text = text.strip().strip(_FORMAT_AT_ENDS).strip()
+        if all(unicodedata.category(char) in _INVISIBLE_CATEGORIES for char in text):
+            return None
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
     return text or None

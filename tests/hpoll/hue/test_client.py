@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 import re
@@ -194,6 +195,21 @@ async def test_token_provider_errors_propagate(session: ClientSession, http: Stu
 
     with pytest.raises(HueAuthError, match="refresh failed"):
         await HueRemoteClient(session, token, KEY, base_url=http.url).get_resources()
+    assert not http.requests
+
+
+async def test_a_token_request_that_hangs_is_a_connection_error(
+    session: ClientSession, http: StubServer
+) -> None:
+    # Home Assistant's session sets no timeout of its own: a token endpoint that never answers
+    # must not hold the poll (and every later one) for minutes.
+    async def hanging() -> str:
+        await asyncio.sleep(3600)
+        return TOKEN
+
+    client = HueRemoteClient(session, hanging, KEY, base_url=http.url, timeout=0.05)
+    with pytest.raises(HueConnectionError, match="token"):
+        await client.get_resources()
     assert not http.requests
 
 

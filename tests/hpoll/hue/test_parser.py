@@ -335,6 +335,12 @@ def test_orphans_are_counted_and_listed() -> None:
         ("\u202eevil", "evil"),
         ("x" * 500, "x" * 63 + "…"),
         ("Wohnzimmer Bewegungsmelder", "Wohnzimmer Bewegungsmelder"),
+        # Nothing visible (zero-width spaces, a byte-order mark, a lone combining mark) is blank.
+        ("\u200b\u200b", "Hue device ab12"),
+        ("\ufeff \u2060", "Hue device ab12"),
+        ("\u0301", "Hue device ab12"),
+        ("\ufeffKitchen\u200b", "Kitchen"),
+        ("Cafe\u0301 \U0001f468\u200d\U0001f373", "Cafe\u0301 \U0001f468\u200d\U0001f373"),
     ],
 )
 def test_names_are_made_safe_once(name: object, expected: str) -> None:
