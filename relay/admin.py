@@ -58,6 +58,7 @@ class Admin:
     """Operations on one database."""
 
     def __init__(self, engine: AsyncEngine, box: SecretBox | None = None) -> None:
+        self.engine = engine
         self._sessions = session_factory(engine)
         self._box = box
 

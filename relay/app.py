@@ -17,6 +17,7 @@ from .api import RELAY, Relay, add_routes, request_context
 from .clock import utcnow
 from .config import Settings
 from .db import create_engine, require_current_schema
+from .http.dashboard.views import DASHBOARD, Dashboard, setup as setup_dashboard
 from .ingest import IngestWriter
 from .metrics import Metrics
 from .models import Report
@@ -51,6 +52,7 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
     """The aiohttp application; the engine is created (and disposed) by it unless given."""
     app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
     add_routes(app)
+    setup_dashboard(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         own_engine = engine is None
@@ -78,9 +80,12 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
             app[RELAY].notifier = notifier
             if settings.notify_seconds > 0:
                 notifier.start(settings.notify_seconds)
+            app[DASHBOARD] = dashboard = Dashboard(db, settings.public_url, settings.key_file)
+            dashboard.bands.start()
             try:
                 yield
             finally:
+                await dashboard.bands.stop()
                 await notifier.stop()
                 pruner.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -1,0 +1,180 @@
+"""A home's usual activity: how much it had by each hour of the day on its last 28 days.
+
+For the Homes page ("34 so far, usual by now 20-40") and the Home page's daily band. The band
+of a home is worked out once per home and local date (past days do not change) and kept in
+memory; a background pass fills it for every home in chunks, so the Homes page never scans
+weeks of activity while a caregiver waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+import contextlib
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+import itertools
+import logging
+import math
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from relay.clock import utcnow
+from relay.models import ACTIVITY, HOMES
+
+_LOGGER = logging.getLogger(__name__)
+DAYS = 28
+#: Fewer days of history than this and the home is still "learning": no band.
+MIN_DAYS = 7
+CHUNK = 200
+REFRESH_EVERY = timedelta(minutes=10)
+
+
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The first instant of a local day (a day starting in a DST gap starts when it can)."""
+    return datetime.combine(day, time(0), zone)
+
+
+def percentile(values: Sequence[int], fraction: float) -> int:
+    """Nearest-rank percentile of sorted values."""
+    return values[min(len(values) - 1, max(0, math.ceil(fraction * len(values)) - 1))]
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """The usual range (10th to 90th percentile) of activity by the end of each local hour."""
+
+    day: date
+    low: tuple[int, ...]
+    high: tuple[int, ...]
+    days: int
+
+    def by(self, moment: datetime) -> tuple[int, int]:
+        """The usual range by this local time (linear within the hour)."""
+        hour, fraction = moment.hour, (moment.minute * 60 + moment.second) / 3600
+
+        def at(series: tuple[int, ...]) -> int:
+            before = series[hour - 1] if hour else 0
+            return round(before + (series[hour] - before) * fraction)
+
+        return at(self.low), at(self.high)
+
+    @property
+    def daily(self) -> tuple[int, int]:
+        """The usual range of a whole day."""
+        return self.low[-1], self.high[-1]
+
+
+def hourly_by_day(
+    rows: Iterable[tuple[datetime, int]], zone: ZoneInfo, first_day: date, days: int
+) -> list[list[int]]:
+    """Counts per local day (``days`` from ``first_day``) and local hour."""
+    grid = [[0] * 24 for _ in range(days)]
+    for at, count in rows:
+        local = at.astimezone(zone)
+        index = (local.date() - first_day).days
+        if 0 <= index < days:
+            grid[index][local.hour] += count
+    return grid
+
+
+def band_from(grid: list[list[int]], today: date, since: date) -> Band | None:
+    """The band from the days before ``today``: only whole days after the home was added."""
+    first = today - timedelta(days=len(grid))
+    rows = [
+        list(itertools.accumulate(hours))
+        for offset, hours in enumerate(grid)
+        if first + timedelta(days=offset) > since
+    ]
+    if len(rows) < MIN_DAYS:
+        return None
+    low, high = [], []
+    for hour in range(24):
+        values = sorted(row[hour] for row in rows)
+        low.append(percentile(values, 0.1))
+        high.append(percentile(values, 0.9))
+    return Band(today, tuple(low), tuple(high), len(rows))
+
+
+class UsualBands:
+    """Bands per home for the home's current local date, filled in the background."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._bands: dict[str, Band | None] = {}
+        self._days: dict[str, date] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def get(self, home_id: str, today: date) -> Band | None:
+        """The cached band of the home for its local ``today`` (None: learning or not known)."""
+        return self._bands.get(home_id) if self._days.get(home_id) == today else None
+
+    def known(self, home_id: str, today: date) -> bool:
+        """Whether the home's band (or its absence) is worked out for ``today``."""
+        return self._days.get(home_id) == today
+
+    def put(self, home_id: str, today: date, band: Band | None) -> None:
+        """Remember a band worked out elsewhere (the Home page reads the same 28 days)."""
+        self._bands[home_id], self._days[home_id] = band, today
+
+    async def refresh(self, now: datetime | None = None) -> int:
+        """Work out the bands missing for today, every home; how many were worked out."""
+        now = now or utcnow()
+        async with self._engine.connect() as connection:
+            homes = (
+                await connection.execute(select(HOMES.c.id, HOMES.c.timezone, HOMES.c.created_at))
+            ).all()
+        stale = [
+            (home.id, ZoneInfo(home.timezone), home.created_at)
+            for home in homes
+            if not self.known(home.id, now.astimezone(ZoneInfo(home.timezone)).date())
+        ]
+        for chunk in itertools.batched(stale, CHUNK):
+            await self._refresh_chunk(chunk, now)
+            await asyncio.sleep(0)  # let page requests through between chunks
+        return len(stale)
+
+    async def _refresh_chunk(
+        self, chunk: Sequence[tuple[str, ZoneInfo, datetime]], now: datetime
+    ) -> None:
+        earliest = min(
+            local_midnight(now.astimezone(zone).date() - timedelta(days=DAYS), zone)
+            for _, zone, _ in chunk
+        )
+        rows: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+        async with self._engine.connect() as connection:
+            result = await connection.stream(
+                select(ACTIVITY.c.home_id, ACTIVITY.c.bucket_start, ACTIVITY.c.count).where(
+                    ACTIVITY.c.home_id.in_([home_id for home_id, _, _ in chunk]),
+                    ACTIVITY.c.bucket_start >= earliest,
+                )
+            )
+            async for home_id, at, count in result:
+                rows[home_id].append((at, count))
+        for home_id, zone, created in chunk:
+            today = now.astimezone(zone).date()
+            grid = hourly_by_day(rows.get(home_id, []), zone, today - timedelta(days=DAYS), DAYS)
+            self.put(home_id, today, band_from(grid, today, created.astimezone(zone).date()))
+
+    def start(self) -> None:
+        """Keep the bands filled until stopped."""
+        self._task = asyncio.create_task(self._forever())
+
+    async def _forever(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except SQLAlchemyError as err:
+                _LOGGER.error("usual activity refresh failed: %s", type(err).__name__)
+            await asyncio.sleep(REFRESH_EVERY.total_seconds())
+
+    async def stop(self) -> None:
+        """Stop the background pass."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
