@@ -45,11 +45,11 @@ from sqlalchemy import func, select  # noqa: E402
 
 from relay.admin import Admin  # noqa: E402
 from relay.clock import utcnow  # noqa: E402
-from relay.db import create_engine, upgrade  # noqa: E402
 from relay.ingest import Submission, store_batch  # noqa: E402
-from relay.models import Report  # noqa: E402
 from relay.schema import validate_report  # noqa: E402
 from relay.secretbox import SecretBox  # noqa: E402
+from relay.storage.db import create_engine, upgrade  # noqa: E402
+from relay.storage.models import Report  # noqa: E402
 from tests.relay.relay_process import free_port  # noqa: E402
 
 CONNECTIONS = 50

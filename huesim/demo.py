@@ -28,8 +28,8 @@ from custom_components.hpoll.activity.tracker import ActivityTracker
 from custom_components.hpoll.hue import HueError, HueRemoteClient
 from relay.admin import ALERT_KINDS, Admin
 from relay.config import Settings
-from relay.db import create_engine, require_current_schema
 from relay.secretbox import SecretBox
+from relay.storage.db import create_engine, require_current_schema
 
 from .clock import SystemClock
 from .server import HueCloudSimulator, create_app

@@ -13,10 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from .clock import utcnow
-from .db import session_factory
-from .models import Alert, Caregiver, Home, HomeToken, Notification, Subscription
-from .notify import validate_apprise_url
+from .notifications.send import validate_apprise_url
 from .secretbox import SecretBox
+from .storage.db import session_factory
+from .storage.models import Alert, Caregiver, Home, HomeToken, Notification, Subscription
 from .tokens import new_token, token_hash
 
 _TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")

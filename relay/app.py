@@ -9,22 +9,27 @@ from datetime import timedelta
 import logging
 
 from aiohttp import web
+import aiohttp_jinja2
+import jinja2
 from sqlalchemy import delete
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .api import RELAY, Relay, add_routes, request_context
 from .clock import utcnow
 from .config import Settings
-from .db import create_engine, require_current_schema
 from .http.dashboard.views import DASHBOARD, Dashboard, setup as setup_dashboard
+from .http.middleware import request_context
+from .http.routes import add_routes
+from .http.state import RELAY, Relay
 from .ingest import IngestWriter
 from .metrics import Metrics
-from .models import Report
-from .notifier import Notifier, NotifySettings
-from .outbox import Dispatcher
+from .notifications.outbox import Dispatcher
+from .notifications.plan import NotifySettings
+from .notifications.worker import Notifier
 from .ratelimit import RateLimiter
 from .secretbox import SecretBox
+from .storage.db import create_engine, require_current_schema
+from .storage.models import Report
 
 _LOGGER = logging.getLogger(__name__)
 PRUNE_EVERY = timedelta(hours=1)
@@ -52,6 +57,9 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
     """The aiohttp application; the engine is created (and disposed) by it unless given."""
     app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
     add_routes(app)
+    aiohttp_jinja2.setup(
+        app, loader=jinja2.PackageLoader("relay.http", "templates"), autoescape=True
+    )
     setup_dashboard(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -22,11 +22,11 @@ from . import __version__, logs
 from .admin import ALERT_KINDS, Admin, AdminError, format_time
 from .app import create_app, prune_reports
 from .config import Settings
-from .db import NotMigratedError, create_engine, require_current_schema, upgrade
 from .http.dashboard.accounts import AccountError, Accounts
-from .notify import deliver
+from .notifications.send import deliver
 from .schema import ReportError, validate_report
 from .secretbox import SecretBox, SecretBoxError
+from .storage.db import NotMigratedError, create_engine, require_current_schema, upgrade
 
 type Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 

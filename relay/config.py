@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from .db import DEFAULT_URL
+from .storage.db import DEFAULT_URL
 
 
 def _env_float(name: str, default: float) -> float:

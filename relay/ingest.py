@@ -23,9 +23,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .clock import utcnow
-from .db import checkpoint_sqlite, create_sync_sqlite_engine
 from .metrics import Metrics
-from .models import ACTIVITY, DEVICES, HOMES, REPORTS, insert_or_skip
+from .storage.db import checkpoint_sqlite, create_sync_sqlite_engine
+from .storage.models import ACTIVITY, DEVICES, HOMES, REPORTS, insert_or_skip
 
 _LOGGER = logging.getLogger(__name__)
 

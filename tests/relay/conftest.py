@@ -18,8 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import Admin
-from relay.db import create_engine, upgrade
 from relay.secretbox import SecretBox
+from relay.storage.db import create_engine, upgrade
 
 EXAMPLE = Path(__file__).parents[1] / "fixtures" / "report_v1.json"
 POSTGRES_URL = os.environ.get("HPOLL_TEST_POSTGRES_URL")

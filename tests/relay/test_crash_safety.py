@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import func, select
 
 from relay.admin import Admin
-from relay.db import create_engine, upgrade
-from relay.models import Report
 from relay.secretbox import SecretBox
+from relay.storage.db import create_engine, upgrade
+from relay.storage.models import Report
 from tests.relay.relay_process import RelayProcess
 
 REPORTS = 400

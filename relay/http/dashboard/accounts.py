@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.clock import utcnow
-from relay.models import CAREGIVERS, SIGN_IN_LINKS, WEB_SESSIONS
+from relay.storage.models import CAREGIVERS, SIGN_IN_LINKS, WEB_SESSIONS
 from relay.tokens import token_hash
 
 LINK_LIFETIME = timedelta(minutes=15)

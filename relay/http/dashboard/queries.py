@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from relay.alerting import HomeRules
-from relay.models import (
+from relay.notifications.alerting import HomeRules
+from relay.storage.models import (
     ACTIVITY,
     ALERTS,
     ATTEMPTS,

@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.clock import utcnow
-from relay.models import ACTIVITY, HOMES
+from relay.storage.models import ACTIVITY, HOMES
 
 _LOGGER = logging.getLogger(__name__)
 DAYS = 28

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import Admin, AdminError, check_time
 from relay.clock import utcnow
-from relay.notify import Delivery, deliver
+from relay.notifications.send import Delivery, deliver
 from relay.ratelimit import RateLimiter
 from relay.secretbox import SecretBox, SecretBoxError
 
@@ -67,6 +67,8 @@ class Dashboard:
 
 
 DASHBOARD: web.AppKey[Dashboard] = web.AppKey("dashboard", Dashboard)
+#: The dashboard's own Jinja2 environment (the relay's other pages have theirs).
+TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("dashboard_templates", jinja2.Environment)
 
 
 def _dashboard(request: web.Request) -> Dashboard:
@@ -91,7 +93,9 @@ def _render(
 ) -> web.Response:
     context.setdefault("viewer", request.get(VIEWER))
     context["csrf"] = form_token(request)
-    return aiohttp_jinja2.render_template(template, request, context, status=status)
+    return aiohttp_jinja2.render_template(
+        template, request, context, status=status, app_key=TEMPLATES
+    )
 
 
 def _message(request: web.Request, title: str, text: str, status: int = 200) -> web.Response:
@@ -396,6 +400,7 @@ def setup(app: web.Application) -> None:
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
         filters=FILTERS,
+        app_key=TEMPLATES,
     )
     routes = [
         ("GET", "/", homes),

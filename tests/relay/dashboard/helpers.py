@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.clock import utcnow
 from relay.http.dashboard.accounts import Accounts
-from relay.models import ACTIVITY, ALERTS, DEVICES, HOMES
+from relay.storage.models import ACTIVITY, ALERTS, DEVICES, HOMES
 
 type Client = TestClient[Any, Any]
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from relay.clock import utcnow
 from relay.http.dashboard.accounts import Accounts
 from relay.http.dashboard.security import CSP
-from relay.models import ALERTS, SIGN_IN_LINKS, WEB_SESSIONS
+from relay.storage.models import ALERTS, SIGN_IN_LINKS, WEB_SESSIONS
 
 from .conftest import World
 from .helpers import Browser, Client, open_alert

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from relay.admin import Admin
 from relay.clock import utcnow
 from relay.http.dashboard.views import DASHBOARD
-from relay.models import ALERTS, CAREGIVERS, HOMES, NOTIFICATIONS
+from relay.storage.models import ALERTS, CAREGIVERS, HOMES, NOTIFICATIONS
 from tests.relay.sink import running_sink
 
 from .conftest import World
