@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+import os
+from pathlib import Path
+import re
 from typing import Any
 
 from aiohttp import DummyCookieJar
 from cryptography.fernet import Fernet
 import pytest
+from selenium import webdriver
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import ALERT_KINDS, Admin
@@ -76,3 +80,35 @@ async def bob(client: Client, engine: AsyncEngine, world: World) -> Browser:
     browser = Browser(client)
     assert (await browser.sign_in(engine, world.bob)).status == 303
     return browser
+
+
+#: Screenshots of every browser a failing test had open (gitignored; CI keeps the folder).
+ARTIFACTS = Path(
+    os.environ.get("HPOLL_TEST_ARTIFACTS", Path(__file__).parents[3] / "test-artifacts")
+)
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call" and report.failed:
+        item.stash[_FAILED] = True
+    return report
+
+
+@pytest.fixture
+def browsers(request: pytest.FixtureRequest) -> Iterator[list[webdriver.Chrome]]:
+    """Browsers a test opens; all closed after it, screenshotted first if it failed."""
+    opened: list[webdriver.Chrome] = []
+    yield opened
+    if request.node.stash.get(_FAILED, False):
+        folder = ARTIFACTS / "screenshots"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
+        for index, driver in enumerate(opened):
+            path = folder / f"{name}-{index}.png"
+            driver.save_screenshot(str(path))
+            print(f"screenshot of the failing page: {path}")
+    for driver in opened:
+        driver.quit()
