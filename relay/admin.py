@@ -16,7 +16,7 @@ from .clock import utcnow
 from .notifications.send import validate_apprise_url
 from .secretbox import SecretBox
 from .storage.db import session_factory
-from .storage.models import Alert, Caregiver, Home, HomeToken, Notification, Subscription
+from .storage.models import AckLink, Alert, Caregiver, Home, HomeToken, Notification, Subscription
 from .tokens import new_token, token_hash
 
 _TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
@@ -197,23 +197,38 @@ class Admin:
             session.add(subscription)
         return subscription
 
-    async def acknowledge(self, alert_id: int, by: str, code: str | None = None) -> Alert:
+    async def acknowledge(
+        self,
+        alert_id: int,
+        by: str | None = None,
+        code: str | None = None,
+        caregiver_id: int | None = None,
+    ) -> Alert:
         """Someone is looking into an urgent alert: the escalation stops there.
 
-        With ``code`` (from a message's link) the alert's own code must match; the CLI passes
-        none (whoever runs it has the database anyway).
+        With ``code`` (from a caregiver's own link) the link must belong to this alert, and the
+        caregiver it was sent to is recorded as the one who acknowledged; the dashboard passes
+        the signed-in ``caregiver_id`` (it checked they may see the alert); the CLI passes a
+        name instead (whoever runs it has the database anyway).
         """
         async with self._sessions.begin() as session:
             alert = await session.get(Alert, alert_id)
-            if alert is None or (
-                code is not None
-                and (alert.ack_code is None or not secrets.compare_digest(code, alert.ack_code))
-            ):
+            caregiver = None
+            if alert is not None and caregiver_id is not None and code is None:
+                caregiver = await session.get(Caregiver, caregiver_id)
+            elif alert is not None and code is not None:
+                caregiver = await session.scalar(
+                    select(Caregiver)
+                    .join(AckLink, AckLink.caregiver_id == Caregiver.id)
+                    .where(AckLink.alert_id == alert_id, AckLink.code_hash == token_hash(code))
+                )
+            if alert is None or (code is not None and caregiver is None):
                 raise AdminError(f"no alert {alert_id} with that code")
             if alert.state == "open":
                 alert.state = "acked"
                 alert.acked_at = utcnow()
-                alert.acked_by = by[:200]
+                alert.acked_by = (caregiver.name if caregiver else by or "someone")[:200]
+                alert.acked_by_caregiver_id = caregiver.id if caregiver else None
                 alert.next_escalation_at = None
             return alert
 

@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 import itertools
-import secrets
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -107,7 +106,6 @@ class AlertEvent:
     text: str
     urgent: bool
     opened: bool
-    ack_code: str | None = None
 
 
 def _since(when: datetime, zone: ZoneInfo) -> str:
@@ -312,7 +310,6 @@ def reconcile(
     for key, condition in current.items():
         if key in alerted or key in recently_resolved or condition.hold_only:
             continue
-        code = secrets.token_urlsafe(16)
         alert_id = connection.execute(
             insert(ALERTS)
             .values(
@@ -324,7 +321,6 @@ def reconcile(
                 urgent=condition.urgent,
                 escalation_level=0,
                 next_escalation_at=now + escalate_after if condition.urgent else None,
-                ack_code=code if condition.urgent else None,
                 details={**condition.details, "text": condition.text},
             )
             .returning(ALERTS.c.id)
@@ -337,7 +333,6 @@ def reconcile(
                 condition.text,
                 condition.urgent,
                 opened=True,
-                ack_code=code if condition.urgent else None,
             )
         )
     return events

@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+import secrets
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, select, update
 
-from ..storage.models import ALERTS, CAREGIVERS, HOMES, SUBSCRIPTIONS
+from ..storage.models import ACK_LINKS, ALERTS, CAREGIVERS, HOMES, SUBSCRIPTIONS, insert_or_skip
+from ..tokens import token_hash
 from .alerting import OPEN, AlertEvent
 from .outbox import Message, enqueue
 
@@ -62,17 +64,44 @@ def load_homes(connection: Connection, home_ids: set[str]) -> dict[str, tuple[st
     return {row.id: (row.name, ZoneInfo(row.timezone)) for row in rows}
 
 
-def urgent_body(event: AlertEvent, settings: NotifySettings, next_in_line: str | None) -> str:
+def urgent_body(
+    event: AlertEvent, settings: NotifySettings, next_in_line: str | None, link: str | None
+) -> str:
     lines = [event.text[:1].upper() + event.text[1:] + "."]
     lines.append("")
-    if settings.public_url and event.ack_code:
-        link = f"{settings.public_url.rstrip('/')}/api/v1/alerts/{event.alert_id}/ack"
-        lines.append(f"Acknowledge (I am looking into it): {link}?code={event.ack_code}")
+    if link:
+        lines.append(f"Acknowledge (I am looking into it): {link}")
     lines.append(f"Or on the relay: `hpoll-relay ack {event.alert_id}`")
     if next_in_line:
         minutes = int(settings.escalate_after.total_seconds() // 60)
         lines.append(f"If nobody acknowledges within {minutes} min, {next_in_line} is told.")
     return "\n".join(lines)
+
+
+def ack_link(
+    connection: Connection,
+    alert_id: int,
+    caregiver_id: int,
+    now: datetime,
+    settings: NotifySettings,
+) -> str | None:
+    """A new acknowledgement link of this caregiver for this alert (only its hash is stored);
+    None when the caregiver already has one (they were told already) or the relay has no
+    public address. The link names who acknowledged: it is sent to one caregiver only."""
+    if not settings.public_url:
+        return None
+    code = secrets.token_urlsafe(16)
+    created = connection.execute(
+        insert_or_skip(connection.dialect.name, ACK_LINKS)
+        .values(
+            alert_id=alert_id, caregiver_id=caregiver_id, code_hash=token_hash(code), created_at=now
+        )
+        .on_conflict_do_nothing(index_elements=["alert_id", "caregiver_id"])
+        .returning(ACK_LINKS.c.id)
+    ).first()
+    if created is None:
+        return None
+    return f"{settings.public_url.rstrip('/')}/api/v1/alerts/{alert_id}/ack?code={code}"
 
 
 def escalate(connection: Connection, now: datetime, settings: NotifySettings) -> int:
@@ -105,9 +134,7 @@ def escalate(connection: Connection, now: datetime, settings: NotifySettings) ->
             continue
         name = homes[alert.home_id][0]
         text_ = str((alert.details or {}).get("text", alert.kind))
-        event = AlertEvent(
-            alert.id, alert.home_id, alert.kind, text_, True, True, ack_code=alert.ack_code
-        )
+        event = AlertEvent(alert.id, alert.home_id, alert.kind, text_, True, True)
         minutes = int(settings.escalate_after.total_seconds() // 60) * level
         after = chain[level + 1].name if level + 1 < len(chain) else None
         written += enqueue(
@@ -118,7 +145,12 @@ def escalate(connection: Connection, now: datetime, settings: NotifySettings) ->
                 "alert",
                 f"alert:{alert.id}:level:{level}",
                 f"URGENT {name}: {text_} (nobody has acknowledged for {minutes} min)",
-                urgent_body(event, settings, after),
+                urgent_body(
+                    event,
+                    settings,
+                    after,
+                    ack_link(connection, alert.id, chain[level].caregiver_id, now, settings),
+                ),
                 due_at=now,
                 alert_id=alert.id,
             ),

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, or_, select, text, update
 
 from ..storage.models import CAREGIVERS, HOMES, IN_LIST, NOTIFICATIONS, SUBSCRIPTIONS
 from .alerting import AlertEvent, conditions, reconcile
-from .escalate import Watcher, escalate, load_homes, load_watchers, urgent_body
+from .escalate import Watcher, ack_link, escalate, load_homes, load_watchers, urgent_body
 from .outbox import Message, enqueue, enqueue_many
 from .schedule import in_window, next_occurrence, occurrence, parse_hhmm, window_end
 from .summary import Period, gather, render
@@ -243,7 +243,14 @@ def tell_about(
                         "alert",
                         f"alert:{event.alert_id}:level:0",
                         f"URGENT {name}: {event.text}",
-                        urgent_body(event, settings, chain[1].name if len(chain) > 1 else None),
+                        urgent_body(
+                            event,
+                            settings,
+                            chain[1].name if len(chain) > 1 else None,
+                            ack_link(
+                                connection, event.alert_id, chain[0].caregiver_id, now, settings
+                            ),
+                        ),
                         due_at=now,
                         alert_id=event.alert_id,
                     ),

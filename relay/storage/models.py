@@ -69,6 +69,8 @@ class Home(Base):
     last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Per-home overrides of the alerting defaults (see relay/alerting.py HomeRules).
     settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: sent_at of the first report: summaries never speak of time before it.
+    watching_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class HomeToken(Base):
@@ -197,8 +199,11 @@ class Alert(Base):
     urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_escalation_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    ack_code: Mapped[str | None] = mapped_column(String(64))
+    #: Who acknowledged: the name as shown, and the caregiver (None: the CLI, or since removed).
     acked_by: Mapped[str | None] = mapped_column(String(200))
+    acked_by_caregiver_id: Mapped[int | None] = mapped_column(
+        ForeignKey("caregivers.id", ondelete="SET NULL", name="fk_alerts_acked_by_caregiver")
+    )
     #: The condition has been false since then (resolved once that lasted long enough).
     clear_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -219,7 +224,10 @@ class Notification(Base):
     kind: Mapped[str] = mapped_column(String(32))
     dedup_key: Mapped[str] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(String(300))
+    #: The plain-text rendering (what the CLI lists); ``content`` is the structured message,
+    #: rendered in each caregiver's format when sent (relay/messages).
     body: Mapped[str] = mapped_column(Text)
+    content: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -227,6 +235,36 @@ class Notification(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class AckLink(Base):
+    """One caregiver's acknowledgement link for one urgent alert (only the code's SHA-256)."""
+
+    __tablename__ = "ack_links"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "caregiver_id", name="uq_ack_links_alert_caregiver"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    caregiver_id: Mapped[int] = mapped_column(ForeignKey("caregivers.id", ondelete="CASCADE"))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BlindSpell(Base):
+    """A time the relay could not see a home: its bridge unreachable, or no reports."""
+
+    __tablename__ = "blind_spells"
+    __table_args__ = (Index("ix_blind_spells_home_start", "home_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    home_id: Mapped[str] = mapped_column(ForeignKey("homes.id", ondelete="CASCADE"))
+    #: "bridge" (the home reported its bridge unreachable) or "reports" (nothing arrived).
+    cause: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: None while it lasts.
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class DeliveryAttempt(Base):
@@ -294,6 +332,8 @@ ACTIVITY = table(ActivityBucket)
 ALERTS = table(Alert)
 NOTIFICATIONS = table(Notification)
 ATTEMPTS = table(DeliveryAttempt)
+ACK_LINKS = table(AckLink)
+BLIND_SPELLS = table(BlindSpell)
 SIGN_IN_LINKS = table(SignInLink)
 WEB_SESSIONS = table(WebSession)
 

@@ -343,10 +343,15 @@ async def test_retention_prunes_raw_reports_only(
     assert await _count(engine, DeviceState) == 2
 
 
-async def test_acknowledge_by_link(client: Client, engine: AsyncEngine, home: NewHome) -> None:
+async def test_acknowledge_by_link(
+    client: Client, engine: AsyncEngine, home: NewHome, admin: Admin
+) -> None:
     from sqlalchemy import insert
 
-    from relay.storage.models import Alert, table
+    from relay.storage.models import AckLink, Alert, table
+    from relay.tokens import token_hash
+
+    ann = await admin.add_caregiver("Ann", "json://relay.example/")
 
     async with engine.begin() as connection:
         await connection.execute(
@@ -357,7 +362,14 @@ async def test_acknowledge_by_link(client: Client, engine: AsyncEngine, home: Ne
                 state="open",
                 opened_at=datetime.now(UTC),
                 urgent=True,
-                ack_code="c0de",
+            )
+        )
+        await connection.execute(
+            insert(table(AckLink)).values(
+                alert_id=1,
+                caregiver_id=ann,
+                code_hash=token_hash("c0de"),
+                created_at=datetime.now(UTC),
             )
         )
     # Opening the link (or a chat app's preview of it) only shows a button.
@@ -373,6 +385,7 @@ async def test_acknowledge_by_link(client: Client, engine: AsyncEngine, home: Ne
         SEEN.add(("/api/v1/alerts/{alert_id}/ack", "post", response.status))
         assert response.status == status
         assert (await Admin(engine).list_alerts())[0].state == state
+    assert (await Admin(engine).list_alerts())[0].acked_by == "Ann"
     response = await client.post("/api/v1/alerts/x/ack", data={"code": "c0de"})
     assert response.status == 404
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import AdminError
+from relay.notifications.escalate import ack_link
 from relay.notifications.plan import NotifySettings, plan
 from relay.secretbox import SecretBox
 from relay.storage.db import create_engine
@@ -393,8 +394,11 @@ async def test_a_message_that_fails_for_a_day_is_given_up_and_counted(
     assert relay.notifier.dispatcher.gave_up == 1
 
 
-async def test_acknowledgement_needs_the_alerts_code(relay: Relay, clock: Clock) -> None:
+async def test_acknowledgement_needs_the_caregivers_own_link(
+    relay: Relay, clock: Clock, sink: Sink
+) -> None:
     home = await relay.home()
+    await relay.caregiver("Ann", sink, home, kinds=("inactivity",))
     async with relay.engine.begin() as connection:
         await connection.execute(
             insert(table(Alert)).values(
@@ -404,15 +408,19 @@ async def test_acknowledgement_needs_the_alerts_code(relay: Relay, clock: Clock)
                 state="open",
                 opened_at=clock.now,
                 urgent=True,
-                ack_code="right",
             )
         )
+        link = await connection.run_sync(ack_link, 1, 1, clock.now, relay.settings)
+        assert link is not None
+        # One link per caregiver and alert: a second is never made.
+        assert await connection.run_sync(ack_link, 1, 1, clock.now, relay.settings) is None
+    code = link.rpartition("code=")[2]
     with pytest.raises(AdminError, match="no alert 1 with that code"):
-        await relay.admin.acknowledge(1, by="link", code="wrong")
+        await relay.admin.acknowledge(1, code="wrong")
     with pytest.raises(AdminError):
         await relay.admin.acknowledge(99, by="cli")
-    alert = await relay.admin.acknowledge(1, by="link", code="right")
-    assert (alert.state, alert.acked_by) == ("acked", "link")
+    alert = await relay.admin.acknowledge(1, code=code)
+    assert (alert.state, alert.acked_by, alert.acked_by_caregiver_id) == ("acked", "Ann", 1)
 
 
 @pytest.mark.parametrize(

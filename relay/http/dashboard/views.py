@@ -185,7 +185,7 @@ async def acknowledge(request: web.Request) -> web.Response:
         if await queries.alert_home(connection, who, alert_id) != home_id:
             return not_found(request)
     try:
-        await Admin(dashboard.engine).acknowledge(alert_id, by=who.name)
+        await Admin(dashboard.engine).acknowledge(alert_id, caregiver_id=who.caregiver_id)
     except AdminError:
         return not_found(request)
     return _redirect(f"/homes/{home_id}#alerts")

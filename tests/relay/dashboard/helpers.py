@@ -136,7 +136,6 @@ async def open_alert(
                 urgent=urgent,
                 escalation_level=0,
                 next_escalation_at=now + timedelta(minutes=15),
-                ack_code="c0de",
             )
             .returning(ALERTS.c.id)
         )

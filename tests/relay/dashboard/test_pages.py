@@ -106,6 +106,7 @@ async def test_acknowledge_button_stops_the_escalation(
     async with engine.connect() as connection:
         row = (await connection.execute(select(ALERTS).where(ALERTS.c.id == alert))).one()
     assert (row.state, row.acked_by, row.next_escalation_at) == ("acked", "Ann", None)
+    assert row.acked_by_caregiver_id == world.ann
     page = await ann.get(f"/homes/{world.mum}")
     assert "acknowledged by Ann" in page.text
     assert "I am on it" not in page.text
