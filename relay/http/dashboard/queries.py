@@ -167,16 +167,17 @@ class HomeLine:
         """Status in words, how it sorts (worst first), and what each cell says
         (``local_now``: ``now`` in the home's zone)."""
         self.usual = self.band.by(local_now) if self.band else None
-        self._cells(now, local_now)
         problems: list[str] = []
         for alert in self.alerts:
             who = f" (acknowledged by {alert.acked_by})" if alert.state == "acked" else ""
             problems.append(f"{alert.text or alert.kind}{who}")
         if self.bridge_reachable is False and not any(a.kind == "bridge" for a in self.alerts):
             problems.append("bridge unreachable")
-        if offline := self.offline_devices:
+        offline = self.offline_devices if self.devices else []
+        low = self.low_batteries if self.devices else []
+        if offline:
             problems.append(f"{len(offline)} device{'s' * (len(offline) > 1)} offline")
-        if low := self.low_batteries:
+        if low:
             problems.append(f"{len(low)} low batter{'ies' if len(low) > 1 else 'y'}")
         if self.last_report_at is None or now - self.last_report_at > self.stale_after:
             self.rank = SILENT
@@ -196,10 +197,13 @@ class HomeLine:
         else:
             self.rank, self.status = NORMAL, "All normal"
         self.reason = "; ".join(problems)
+        self._cells(now, local_now, offline, low)
         if self.rank == ATTENTION and any(a.urgent and a.state == "open" for a in self.alerts):
             self.rank = SILENT  # an unacknowledged urgent alert is as bad as silence
 
-    def _cells(self, now: datetime, local_now: datetime) -> None:
+    def _cells(
+        self, now: datetime, local_now: datetime, offline: list[Device], low: list[Device]
+    ) -> None:
         zone = self.zone
         self.activity = (
             f"{ago(self.last_activity_at, now)} "
@@ -213,17 +217,14 @@ class HomeLine:
             else self.today_words
         )
         self.batteries = _listed(
-            [
-                f"{d.name} ({d.battery} %)" if d.battery is not None else d.name
-                for d in self.low_batteries
-            ]
+            [f"{d.name} ({d.battery} %)" if d.battery is not None else d.name for d in low]
         )
         self.offline_note = _listed(
             [
                 f"{d.name} since {when_local(d.offline_since, zone, local_now)}"
                 if d.offline_since
                 else d.name
-                for d in self.offline_devices
+                for d in offline
             ]
         )
         if self.bridge_reachable is None:

@@ -3,8 +3,8 @@
 ``view`` wraps each page handler (the dashboard's one entry point for access control):
 it finds the signed-in caregiver from the session cookie, refuses a POST without the form's
 CSRF token and sends anonymous visitors of private pages to sign in. ``add_headers`` gives
-every response a strict Content-Security-Policy, no caching and no referrer (sign-in links
-carry a token).
+every dashboard response a strict Content-Security-Policy, no caching and no referrer
+(sign-in links carry a token).
 """
 
 from __future__ import annotations
@@ -42,11 +42,14 @@ type ViewerLookup = Callable[[web.Request, str], Awaitable[Viewer | None]]
 
 
 async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """Every response of the relay (pages, API answers, errors alike) gets the headers;
-    static files may be cached (their URLs carry a version)."""
+    """Every dashboard response (pages, errors, static files) gets the headers; static files
+    may be cached (their URLs carry a version)."""
+    route = request.match_info.route.name or ""
+    if not route.startswith("dashboard:"):
+        return
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
-    if request.path.startswith("/static/"):
+    if route == "dashboard:static":
         response.headers["Cache-Control"] = "public, max-age=86400"
 
 

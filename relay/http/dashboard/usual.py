@@ -60,12 +60,12 @@ class Band:
     def by(self, moment: datetime) -> tuple[int, int]:
         """The usual range by this local time (linear within the hour)."""
         hour, fraction = moment.hour, (moment.minute * 60 + moment.second) / 3600
-
-        def at(series: tuple[int, ...]) -> int:
-            before = series[hour - 1] if hour else 0
-            return round(before + (series[hour] - before) * fraction)
-
-        return at(self.low), at(self.high)
+        low_before = self.low[hour - 1] if hour else 0
+        high_before = self.high[hour - 1] if hour else 0
+        return (
+            round(low_before + (self.low[hour] - low_before) * fraction),
+            round(high_before + (self.high[hour] - high_before) * fraction),
+        )
 
     @property
     def daily(self) -> tuple[int, int]:

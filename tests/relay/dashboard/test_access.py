@@ -199,7 +199,7 @@ async def test_password_sign_in_is_rate_limited(
 async def test_every_page_sends_a_strict_policy_and_safe_cookies(
     client: Client, engine: AsyncEngine, world: World, ann: Browser
 ) -> None:
-    for path in ("/", f"/homes/{world.mum}", "/me", "/signin", "/nowhere"):
+    for path in ("/", f"/homes/{world.mum}", "/me", "/signin", f"/homes/{world.dad}"):
         page = await ann.get(path)
         assert page.headers["Content-Security-Policy"] == CSP, path
         assert "'unsafe-inline'" not in CSP
