@@ -13,7 +13,7 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import Delete, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.clock import utcnow
@@ -161,6 +161,7 @@ class Accounts:
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         now = utcnow()
         async with self._engine.begin() as connection:
+            await connection.execute(_ended_sessions(now))
             if replaces:
                 await connection.execute(
                     delete(WEB_SESSIONS).where(WEB_SESSIONS.c.token_hash == token_hash(replaces))
@@ -223,15 +224,15 @@ class Accounts:
 
     async def end_all_sessions(self, caregiver_id: int) -> int:
         """Sign out everywhere (every browser of this caregiver); how many sessions ended."""
-        now = utcnow()
         async with self._engine.begin() as connection:
             result = await connection.execute(
                 delete(WEB_SESSIONS).where(WEB_SESSIONS.c.caregiver_id == caregiver_id)
             )
-            await connection.execute(
-                delete(WEB_SESSIONS).where(
-                    (WEB_SESSIONS.c.expires_at <= now)
-                    | (WEB_SESSIONS.c.last_seen_at <= now - SESSION_IDLE)
-                )
-            )
         return int(result.rowcount or 0)
+
+
+def _ended_sessions(now: datetime) -> Delete:
+    """Sessions past their expiry or idle too long: gone (each sign-in tidies up)."""
+    return delete(WEB_SESSIONS).where(
+        (WEB_SESSIONS.c.expires_at <= now) | (WEB_SESSIONS.c.last_seen_at <= now - SESSION_IDLE)
+    )

@@ -133,6 +133,10 @@ async def test_sessions_expire_idle_and_absolute_and_rotate_on_sign_in(
             update(WEB_SESSIONS).values(expires_at=utcnow() - timedelta(seconds=1))
         )
     assert (await ann.get("/")).location == "/signin"
+    await Browser(client).sign_in(engine, world.bob)  # a sign-in removes ended sessions
+    async with engine.connect() as connection:
+        owners = (await connection.scalars(select(WEB_SESSIONS.c.caregiver_id))).all()
+    assert owners == [world.bob]
 
 
 async def test_sign_out_and_sign_out_everywhere(
