@@ -116,7 +116,7 @@ async def prepare(db_url: str, workdir: Path) -> dict[str, str]:
     """Migrate, add the homes, write the files wrk reads."""
     engine = create_engine(db_url)
     await upgrade(engine)
-    admin = Admin(engine, SecretBox.from_environment(workdir / "key"))
+    admin = Admin(engine, SecretBox.from_environment(workdir / "key", create=True))
     homes = [await admin.add_home(f"Home {n}", "Europe/Berlin") for n in range(HOMES)]
     await engine.dispose()
     tokens = workdir / "tokens.txt"
@@ -183,7 +183,7 @@ async def storage_floor(db_url: str, workdir: Path) -> float:
     """Reports/s through store_batch, 256 a transaction, no HTTP."""
     engine = create_engine(db_url)
     await upgrade(engine)
-    home = await Admin(engine, SecretBox.from_environment(workdir / "key2")).add_home(
+    home = await Admin(engine, SecretBox.from_environment(workdir / "key2", create=True)).add_home(
         "Floor", "Europe/Berlin"
     )
     body = template().replace("__HOME__", home.id)

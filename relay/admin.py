@@ -16,7 +16,16 @@ from .clock import utcnow
 from .notifications.send import validate_apprise_url
 from .secretbox import SecretBox
 from .storage.db import session_factory
-from .storage.models import AckLink, Alert, Caregiver, Home, HomeToken, Notification, Subscription
+from .storage.models import (
+    CAREGIVERS,
+    AckLink,
+    Alert,
+    Caregiver,
+    Home,
+    HomeToken,
+    Notification,
+    Subscription,
+)
 from .tokens import new_token, token_hash
 
 _TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
@@ -152,6 +161,22 @@ class Admin:
         except IntegrityError as err:
             raise AdminError(f"a caregiver named '{name.strip()}' exists already") from err
         return caregiver.id
+
+    async def reencrypt(self, box: SecretBox) -> int:
+        """Every stored URL encrypted again with ``box``'s first key, in ONE transaction
+        (all or none: a failure leaves every URL as it was); returns how many."""
+        table = CAREGIVERS
+        async with self.engine.begin() as connection:
+            rows = (
+                await connection.execute(select(table.c.id, table.c.apprise_url_encrypted))
+            ).all()
+            for row in rows:
+                await connection.execute(
+                    update(table)
+                    .where(table.c.id == row.id)
+                    .values(apprise_url_encrypted=box.rotate(row.apprise_url_encrypted))
+                )
+        return len(rows)
 
     async def list_caregivers(self) -> list[Caregiver]:
         """Every caregiver, by name."""

@@ -27,7 +27,6 @@ from .notifications.outbox import Dispatcher
 from .notifications.plan import NotifySettings
 from .notifications.worker import Notifier
 from .ratelimit import RateLimiter
-from .secretbox import SecretBox
 from .storage.db import create_engine, require_current_schema
 from .storage.models import Report
 
@@ -76,10 +75,11 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
                 writer,
                 metrics,
                 RateLimiter(settings.rate_per_second, settings.rate_burst),
+                RateLimiter(settings.refusals_per_second, settings.refusals_burst),
             )
             pruner = asyncio.create_task(_prune_forever(db, settings.retention_days))
             # Caregivers' URLs are decrypted only to send; no key is made up unless needed.
-            box = SecretBox.from_environment(settings.key_file) if settings.notify_seconds else None
+            box = settings.secret_box() if settings.notify_seconds else None
             notifier = Notifier(
                 db,
                 Dispatcher(db, box),
@@ -88,7 +88,7 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
             app[RELAY].notifier = notifier
             if settings.notify_seconds > 0:
                 notifier.start(settings.notify_seconds)
-            app[DASHBOARD] = dashboard = Dashboard(db, settings.public_url, settings.key_file)
+            app[DASHBOARD] = dashboard = Dashboard(db, settings.public_url, settings.secret_box)
             dashboard.bands.start()
             try:
                 yield

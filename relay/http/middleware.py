@@ -12,8 +12,10 @@ import time
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import logs
+from ..ingest import describe
 
 _LOGGER = logging.getLogger("relay.http")
 PROBLEM = "application/problem+json"
@@ -32,6 +34,13 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> web.Response:
     return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM)
 
 
+def unavailable(detail: str, retry_after: int = 5) -> web.Response:
+    """503 with Retry-After: the client should come back, nothing was done."""
+    response = problem(503, "Service Unavailable", detail)
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id in, request id out; one JSON log line per request; errors as problems."""
@@ -46,6 +55,10 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             response = problem(413, "Payload Too Large", "the report exceeds the size limit")
         except web.HTTPException as err:
             response = problem(err.status, err.reason, err.text or err.reason)
+        except (SQLAlchemyError, OSError) as err:
+            # Every path that needs the database says so the same way: try again shortly.
+            _LOGGER.warning("database unavailable: %s", describe(err))
+            response = unavailable("the database is unavailable")
         response.headers["X-Request-ID"] = rid
         _LOGGER.info(
             "%s %s %s",

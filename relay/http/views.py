@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 import time
@@ -12,24 +13,35 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..admin import Admin, AdminError
-from ..ingest import StorageError
+from ..ingest import StorageError, UnstorableError, describe
 from ..schema import ReportError, validate_report
-from .auth import authorized
-from .middleware import problem
+from .auth import authorized, bearer_is, refused
+from .middleware import problem, unavailable
 from .queries import home_status, notification_gauges
 from .state import RELAY, Relay
 
 OPENAPI = Path(__file__).resolve().parent.parent / "openapi.json"
 
 
-def _reject(relay: Relay, reason: str, response: web.Response) -> web.Response:
-    relay.metrics.rejected[reason] += 1
-    return response
+def _reject(
+    request: web.Request, reason: str, response: web.Response, *, unread: bool = False
+) -> web.Response:
+    request.app[RELAY].metrics.rejected[reason] += 1
+    return refused(request, response, unread=unread)
 
 
-def _too_large(relay: Relay) -> web.Response:
+def _too_large(request: web.Request, *, unread: bool) -> web.Response:
     return _reject(
-        relay, "too_large", problem(413, "Payload Too Large", "the report exceeds the size limit")
+        request,
+        "too_large",
+        problem(413, "Payload Too Large", "the report exceeds the size limit"),
+        unread=unread,
+    )
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
     )
 
 
@@ -42,7 +54,7 @@ async def post_report(request: web.Request) -> web.StreamResponse:
             request.content_length is not None
             and request.content_length > relay.settings.max_body_bytes
         ):
-            return _too_large(relay)
+            return _too_large(request, unread=True)
         return await _store_report(request)
     finally:
         relay.metrics.observe_latency(time.perf_counter() - started)
@@ -52,38 +64,77 @@ async def post_report(request: web.Request) -> web.StreamResponse:
 async def _store_report(request: web.Request) -> web.Response:
     relay = request.app[RELAY]
     home_id: str = request["home_id"]
-    try:
-        body = await request.text()
-        raw = json.loads(body)
-    except web.HTTPRequestEntityTooLarge:
-        return _too_large(relay)
-    except ValueError:
-        return _reject(relay, "invalid_json", problem(400, "Bad Request", "the body is not JSON"))
-    except ConnectionResetError:
-        # The client went away mid-upload: nothing was stored, nobody is left to answer.
-        return _reject(relay, "disconnected", problem(400, "Bad Request", "connection lost"))
-    try:
-        report = validate_report(raw)
-    except ReportError as err:
+    if not _is_json(request.content_type):
         return _reject(
-            relay, "invalid", problem(422, "Unprocessable Content", str(err), field=err.field)
+            request,
+            "unsupported_media_type",
+            problem(415, "Unsupported Media Type", "send the report as application/json"),
+            unread=True,
         )
-    if report["home_id"] != home_id:
-        return _reject(
-            relay,
-            "forbidden",
-            problem(403, "Forbidden", "this token belongs to another home", field="home_id"),
-        )
+    # The home's budget is spent before its body is read: a home sending garbage in a loop
+    # is stopped as cheaply as one sending valid reports.
     if (wait := relay.limiter.acquire(home_id)) is not None:
         response = problem(429, "Too Many Requests", f"slow down; retry in {wait:.0f} s")
         response.headers["Retry-After"] = str(int(wait))
-        return _reject(relay, "rate_limited", response)
+        response.force_close()
+        relay.metrics.rejected["rate_limited"] += 1
+        return response
+    try:
+        async with asyncio.timeout(relay.settings.body_timeout):
+            body = await request.text()
+    except web.HTTPRequestEntityTooLarge:
+        return _too_large(request, unread=True)
+    except TimeoutError:
+        return _reject(
+            request,
+            "timeout",
+            problem(408, "Request Timeout", "the body did not arrive in time"),
+            unread=True,
+        )
+    except ValueError:  # not UTF-8
+        return _reject(
+            request, "invalid_json", problem(400, "Bad Request", "the body is not UTF-8")
+        )
+    except ConnectionResetError:
+        # The client went away mid-upload: nothing was stored, nobody is left to answer.
+        return _reject(request, "disconnected", problem(400, "Bad Request", "connection lost"))
+    try:
+        raw = json.loads(body)
+        report = validate_report(raw)
+    except ReportError as err:
+        return _reject(
+            request, "invalid", problem(422, "Unprocessable Content", str(err), field=err.field)
+        )
+    except RecursionError:
+        return _reject(
+            request, "invalid_json", problem(400, "Bad Request", "the JSON is nested too deeply")
+        )
+    except ValueError:
+        return _reject(request, "invalid_json", problem(400, "Bad Request", "the body is not JSON"))
+    if report["home_id"] != home_id:
+        return _reject(
+            request,
+            "forbidden",
+            problem(403, "Forbidden", "this token belongs to another home", field="home_id"),
+        )
     try:
         outcome = await relay.writer.submit(home_id, body, report)
+    except UnstorableError as err:
+        return _reject(request, "unstorable", problem(422, "Unprocessable Content", str(err)))
     except StorageError as err:
-        response = problem(503, "Service Unavailable", str(err))
-        response.headers["Retry-After"] = "5"
-        return _reject(relay, "storage", response)
+        relay.metrics.rejected["storage"] += 1
+        return unavailable(str(err))
+    if outcome == "conflict":
+        return _reject(
+            request,
+            "conflict",
+            problem(
+                409,
+                "Conflict",
+                "this report_id was stored with a different body; a new report needs a new id",
+                field="report_id",
+            ),
+        )
     if outcome == "duplicate":
         relay.metrics.duplicates += 1
         return web.json_response(
@@ -116,24 +167,44 @@ async def get_own_home(request: web.Request) -> web.Response:
     )
 
 
-async def healthz(request: web.Request) -> web.Response:
-    """200 when the database answers, 503 otherwise."""
-    relay = request.app[RELAY]
+#: /healthz commits a probe at most this often (a flood of health checks is not a write load).
+PROBE_EVERY = 1.0
+
+
+async def _store_failure(relay: Relay) -> str | None:
+    """Why the store cannot serve now: reads (token lookups) or a committed write."""
     try:
         async with relay.engine.connect() as connection:
             await connection.scalar(select(1))
     except (SQLAlchemyError, OSError) as err:
-        return problem(503, "Service Unavailable", f"database unreachable: {type(err).__name__}")
+        return f"unreachable ({describe(err)})"
+    failure: str | None = await relay.writer.probe()
+    return failure
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 when the store can commit a write now, 503 saying why not."""
+    relay = request.app[RELAY]
+    async with relay.probe_lock:
+        last = relay.probed
+        if last is None or time.monotonic() - last[0] >= PROBE_EVERY:
+            last = relay.probed = (time.monotonic(), await _store_failure(relay))
+    if (failure := last[1]) is not None:
+        return unavailable(f"the database cannot commit: {failure}")
     return web.json_response({"status": "ok", "pending_reports": relay.writer.pending})
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format."""
+    """Prometheus text format (behind HPOLL_RELAY_METRICS_TOKEN when it is set)."""
     relay = request.app[RELAY]
+    if relay.settings.metrics_token and not bearer_is(request, relay.settings.metrics_token):
+        response = problem(401, "Unauthorized", "/metrics needs the metrics token")
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
     gauges: dict[str, float] = {"hpoll_ingest_pending": relay.writer.pending}
     try:
         gauges |= await notification_gauges(relay.engine)
-    except SQLAlchemyError:
+    except (SQLAlchemyError, OSError):
         relay.metrics.db_errors += 1
     if (notifier := relay.notifier) is not None:
         gauges["hpoll_notifications_sent_total"] = notifier.dispatcher.sent

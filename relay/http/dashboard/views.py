@@ -23,7 +23,7 @@ from relay.admin import Admin, AdminError, check_time
 from relay.clock import utcnow
 from relay.notifications.send import Delivery, deliver
 from relay.ratelimit import RateLimiter
-from relay.secretbox import SecretBox, SecretBoxError
+from relay.secretbox import SecretBox, SecretBoxError, SecretKeyError
 
 from . import queries
 from .accounts import SESSION_ABSOLUTE, AccountError, Accounts, Viewer
@@ -47,7 +47,8 @@ class Dashboard:
 
     engine: AsyncEngine
     public_url: str | None
-    key_file: Path
+    #: The relay's secret keys (read only to send a caregiver a test message).
+    keys: Callable[[], SecretBox]
     accounts: Accounts = field(init=False)
     bands: UsualBands = field(init=False)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(SIGN_IN_RATE, SIGN_IN_BURST))
@@ -62,7 +63,7 @@ class Dashboard:
     def box(self) -> SecretBox:
         """The relay's secret key (only needed to send a caregiver a test message)."""
         if self._box is None:
-            self._box = SecretBox.from_environment(self.key_file)
+            self._box = self.keys()
         return self._box
 
 
@@ -204,12 +205,11 @@ def describe_channel(url: str) -> str:
 
 
 async def _channel(dashboard: Dashboard, caregiver_id: int) -> tuple[str, str | None]:
-    """(description, decrypted URL or None when the key does not fit)."""
-    admin = Admin(dashboard.engine, dashboard.box)
+    """(description, decrypted URL or None when there is no key or it does not fit)."""
     try:
-        _, url = await admin.caregiver_url(str(caregiver_id))
-    except SecretBoxError:
-        return "unreadable: the relay's secret key has changed", None
+        _, url = await Admin(dashboard.engine, dashboard.box).caregiver_url(str(caregiver_id))
+    except (SecretBoxError, SecretKeyError) as err:
+        return f"unreadable: {err}", None
     return describe_channel(url), url
 
 
