@@ -42,9 +42,10 @@ from sqlalchemy import Connection, insert  # noqa: E402
 
 from bench.relay_ingest import create_database, postgres  # noqa: E402
 from relay.ingest import bucket_start  # noqa: E402
+from relay.messages.compose import summary as compose_summary  # noqa: E402
 from relay.notifications.plan import plan_summaries  # noqa: E402
 from relay.notifications.schedule import next_occurrence, parse_hhmm  # noqa: E402
-from relay.notifications.summary import Period, gather, render  # noqa: E402
+from relay.notifications.summary import Period, gather  # noqa: E402
 from relay.storage.db import create_engine, upgrade  # noqa: E402
 from relay.storage.models import (  # noqa: E402
     ActivityBucket,
@@ -180,7 +181,7 @@ def _one_at_a_time(connection: Connection) -> float:
         end = next_occurrence(parse_hhmm("08:00"), zone, NOW - timedelta(days=1))[1]
         end = end if end <= NOW else end - timedelta(days=1)
         for fact in gather(connection, [Period(f"h{n:05d}", end - timedelta(days=1), end)]):
-            render(fact, NOW)
+            compose_summary(fact, NOW)
     return (time.perf_counter() - started) / SAMPLE
 
 

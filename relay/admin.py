@@ -227,21 +227,18 @@ class Admin:
         alert_id: int,
         by: str | None = None,
         code: str | None = None,
-        caregiver_id: int | None = None,
+        now: datetime | None = None,
     ) -> Alert:
         """Someone is looking into an urgent alert: the escalation stops there.
 
         With ``code`` (from a caregiver's own link) the link must belong to this alert, and the
-        caregiver it was sent to is recorded as the one who acknowledged; the dashboard passes
-        the signed-in ``caregiver_id`` (it checked they may see the alert); the CLI passes a
-        name instead (whoever runs it has the database anyway).
+        caregiver it was sent to is recorded as the one who acknowledged; the CLI passes a name
+        instead (whoever runs it has the database anyway), a caregiver's or anyone's.
         """
         async with self._sessions.begin() as session:
             alert = await session.get(Alert, alert_id)
             caregiver = None
-            if alert is not None and caregiver_id is not None and code is None:
-                caregiver = await session.get(Caregiver, caregiver_id)
-            elif alert is not None and code is not None:
+            if alert is not None and code is not None:
                 caregiver = await session.scalar(
                     select(Caregiver)
                     .join(AckLink, AckLink.caregiver_id == Caregiver.id)
@@ -249,13 +246,32 @@ class Admin:
                 )
             if alert is None or (code is not None and caregiver is None):
                 raise AdminError(f"no alert {alert_id} with that code")
+            if caregiver is None and by is not None:  # the CLI names a caregiver, or anyone
+                caregiver = await session.scalar(select(Caregiver).where(Caregiver.name == by))
             if alert.state == "open":
                 alert.state = "acked"
-                alert.acked_at = utcnow()
+                alert.acked_at = now or utcnow()
                 alert.acked_by = (caregiver.name if caregiver else by or "someone")[:200]
                 alert.acked_by_caregiver_id = caregiver.id if caregiver else None
                 alert.next_escalation_at = None
             return alert
+
+    async def ack_view(self, alert_id: int, code: str) -> tuple[Alert, Home, Caregiver]:
+        """What a caregiver's acknowledgement link shows: the alert, its home, and whose link it
+        is; AdminError unless the code is that caregiver's link for this alert."""
+        async with self._sessions() as session:
+            found = (
+                await session.execute(
+                    select(Alert, Home, Caregiver)
+                    .join(Home, Home.id == Alert.home_id)
+                    .join(AckLink, AckLink.alert_id == Alert.id)
+                    .join(Caregiver, Caregiver.id == AckLink.caregiver_id)
+                    .where(Alert.id == alert_id, AckLink.code_hash == token_hash(code))
+                )
+            ).first()
+        if found is None:
+            raise AdminError(f"no alert {alert_id} with that code")
+        return found[0], found[1], found[2]
 
     async def list_alerts(self, home_ref: str | None = None, limit: int = 50) -> list[Alert]:
         """The newest alerts (of one home), with their state."""

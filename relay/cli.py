@@ -24,8 +24,9 @@ from . import __version__, logs
 from .admin import ALERT_KINDS, Admin, AdminError, format_time
 from .app import create_app, prune_reports
 from .config import Settings
-from .http.dashboard.accounts import AccountError, Accounts
+from .http.dashboard.accounts import AccountError, Accounts, invitation
 from .http.serve import serve
+from .messages import compose
 from .notifications.send import deliver
 from .schema import ReportError, validate_report
 from .secretbox import (
@@ -193,12 +194,7 @@ async def _caregiver_invite(args: argparse.Namespace, admin: Admin) -> int:
         _say(link)
         _say(f"(works once, until {until}; hand it to {args.name} yourself)", file=sys.stderr)
         return 0
-    result = await deliver(
-        url,
-        "Sign in to hpoll",
-        f"Your link to the hpoll dashboard: {link}\n\nIt works once, until {until}. "
-        "If you did not ask for it, ignore this message.",
-    )
+    result = await deliver(url, invitation(link, expires))
     _say(
         (f"sent to {args.name} (valid until {until}): " if result.ok else "FAILED: ")
         + result.detail
@@ -244,7 +240,7 @@ async def _subscribe(args: argparse.Namespace, admin: Admin) -> int:
 @_admin_command(need_box=True)
 async def _notify_test(args: argparse.Namespace, admin: Admin) -> int:
     caregiver, url = await admin.caregiver_url(args.caregiver)
-    result = await deliver(url, "hpoll test", f"Hello {caregiver.name}: hpoll can reach you.")
+    result = await deliver(url, compose.test_message(caregiver.name))
     _say(("sent: " if result.ok else "FAILED: ") + result.detail)
     return 0 if result.ok else 1
 

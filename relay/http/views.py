@@ -6,14 +6,20 @@ import asyncio
 import json
 from pathlib import Path
 import time
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 import aiohttp_jinja2
+from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..admin import Admin, AdminError
+from ..clock import utcnow
 from ..ingest import StorageError, UnstorableError, describe
+from ..messages import compose
+from ..messages.document import render_fragment
+from ..messages.facts import AlertFacts, HomeFacts
 from ..schema import ReportError, validate_report
 from .auth import authorized, bearer_is, refused
 from .middleware import problem, unavailable
@@ -224,32 +230,52 @@ async def openapi(request: web.Request) -> web.Response:
     return web.Response(text=OPENAPI.read_text(encoding="utf-8"), content_type="application/json")
 
 
-def _ack_page(request: web.Request, state: str, status: int = 200, **context: str) -> web.Response:
+def _ack_page(
+    request: web.Request, state: str, status: int = 200, **context: object
+) -> web.Response:
     return aiohttp_jinja2.render_template(
         "ack.html", request, {"state": state, **context}, status=status
     )
 
 
-async def ack_page(request: web.Request) -> web.Response:
-    """The link in an urgent message: a page with a button. A GET never acknowledges, because
-    chat apps fetch links for previews."""
-    return _ack_page(
-        request,
-        "ask",
-        alert_id=request.match_info["alert_id"],
-        code=request.query.get("code", ""),
-    )
-
-
-async def ack_alert(request: web.Request) -> web.Response:
-    """Acknowledge with the alert's code (from the message)."""
+async def _ack_view(request: web.Request, code: str, *, pressed: bool = False) -> web.Response:
+    """The alert behind a caregiver's link: the home, what happened, since when, who is on it."""
     relay = request.app[RELAY]
-    form = await request.post()
     try:
-        alert_id = int(request.match_info["alert_id"])
-        alert = await Admin(relay.engine).acknowledge(
-            alert_id, by="link", code=str(form.get("code", ""))
+        alert, home, caregiver = await Admin(relay.engine).ack_view(
+            int(request.match_info["alert_id"]), code
         )
     except (ValueError, AdminError):
         return _ack_page(request, "unknown", status=404)
-    return _ack_page(request, "resolved" if alert.state == "resolved" else "acked")
+    ended = (alert.clear_since or alert.resolved_at) if alert.state == "resolved" else None
+    document = compose.ack_page(
+        AlertFacts.of(alert, ended),
+        HomeFacts(home.name, ZoneInfo(home.timezone)),
+        caregiver.name,
+        utcnow(),
+        pressed=pressed,
+    )
+    return _ack_page(
+        request,
+        "ask" if alert.state == "open" else "done",
+        title=document.title,
+        body=Markup(render_fragment(document)),  # noqa: S704 (every text in it is escaped)
+        code=code,
+    )
+
+
+async def ack_page(request: web.Request) -> web.Response:
+    """The link in an urgent message: the alarm, and a button. A GET never acknowledges,
+    because chat apps fetch links for previews."""
+    return await _ack_view(request, request.query.get("code", ""))
+
+
+async def ack_alert(request: web.Request) -> web.Response:
+    """Acknowledge with a caregiver's own link: who acknowledged is recorded."""
+    relay = request.app[RELAY]
+    code = str((await request.post()).get("code", ""))
+    try:
+        await Admin(relay.engine).acknowledge(int(request.match_info["alert_id"]), code=code)
+    except (ValueError, AdminError):
+        return _ack_page(request, "unknown", status=404)
+    return await _ack_view(request, code, pressed=True)

@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, insert, select, update
 
+from ..messages.words import span as span_words
 from ..storage.models import ACTIVITY, ALERTS, DEVICES, HOMES, IN_LIST
 from .schedule import in_window, parse_hhmm, window_start
-from .summary import span_words
 
 OPEN, ACKED, RESOLVED = "open", "acked", "resolved"
 CLEAR_FOR = timedelta(minutes=5)
@@ -106,6 +106,13 @@ class AlertEvent:
     text: str
     urgent: bool
     opened: bool
+    opened_at: datetime | None = None
+    #: What the rule stored (relay/messages/facts.py lists the keys per kind).
+    details: dict[str, Any] = field(default_factory=dict)
+    #: Resolved: when the cause went away (the first evaluation that found it gone).
+    ended_at: datetime | None = None
+    acked_by: str | None = None
+    acked_at: datetime | None = None
 
 
 def _since(when: datetime, zone: ZoneInfo) -> str:
@@ -159,6 +166,7 @@ def conditions(
                     "",
                     f"no activity since {_since(last, zone)} ({span_words(now - last)})",
                     urgent=True,
+                    details={"since": last.isoformat()},
                 )
             )
         elif now - last >= rules.quiet_window and (
@@ -176,6 +184,10 @@ def conditions(
                     "",
                     f"quieter than usual: no activity in the last {_window(rules.quiet_window)}, "
                     f"when there was some at this time in each of the past {BASELINE_WEEKS} weeks",
+                    details={
+                        "window_minutes": int(rules.quiet_window.total_seconds() // 60),
+                        "weeks": BASELINE_WEEKS,
+                    },
                 )
             )
     return found
@@ -195,6 +207,7 @@ def _reporting(
                 "",
                 f"no reports since {_since(reported, zone)}: its Home Assistant or its internet "
                 "may be down",
+                details={"since": reported.isoformat()},
             )
         )
     offline_since = home.bridge_offline_since
@@ -205,7 +218,11 @@ def _reporting(
     ):
         found.append(
             Condition(
-                home.id, "bridge", "", f"Hue bridge unreachable since {_since(offline_since, zone)}"
+                home.id,
+                "bridge",
+                "",
+                f"Hue bridge unreachable since {_since(offline_since, zone)}",
+                details={"since": offline_since.isoformat()},
             )
         )
     return found
@@ -226,7 +243,11 @@ def _devices(
                     "battery",
                     device.device_id,
                     f"battery {device.battery_state}: {device.name}{where}{level}",
-                    details={"state": device.battery_state},
+                    details={
+                        **_device_details(device),
+                        "state": device.battery_state,
+                        "battery": device.battery,
+                    },
                 )
             )
         since = device.offline_since
@@ -237,9 +258,14 @@ def _devices(
                     "offline",
                     device.device_id,
                     f"offline since {_since(since, zone)}: {device.name}{where}",
+                    details={**_device_details(device), "since": since.isoformat()},
                 )
             )
     return found
+
+
+def _device_details(device: Any) -> dict[str, Any]:
+    return {"device": device.name, "room": device.room, "device_kind": device.kind}
 
 
 def _window(span: timedelta) -> str:
@@ -295,9 +321,21 @@ def reconcile(
                 .where(ALERTS.c.id == alert.id)
                 .values(state=RESOLVED, resolved_at=now, next_escalation_at=None)
             )
-            text = str((alert.details or {}).get("text", alert.kind))
+            details = dict(alert.details or {})
             events.append(
-                AlertEvent(alert.id, alert.home_id, alert.kind, text, alert.urgent, opened=False)
+                AlertEvent(
+                    alert.id,
+                    alert.home_id,
+                    alert.kind,
+                    str(details.get("text", alert.kind)),
+                    alert.urgent,
+                    opened=False,
+                    opened_at=alert.opened_at,
+                    details=details,
+                    ended_at=alert.clear_since or now,
+                    acked_by=alert.acked_by,
+                    acked_at=alert.acked_at,
+                )
             )
     recently_resolved = {
         (row.home_id, row.kind, row.subject or "")
@@ -333,6 +371,8 @@ def reconcile(
                 condition.text,
                 condition.urgent,
                 opened=True,
+                opened_at=now,
+                details={**condition.details, "text": condition.text},
             )
         )
     return events

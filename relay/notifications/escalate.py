@@ -1,5 +1,6 @@
-"""Urgent alerts go down a chain of caregivers: who watches a home and in which order, what an
-urgent message says, and the next caregiver told when nobody acknowledged in time."""
+"""Urgent alerts go down a chain of caregivers: who watches a home and in which order, the
+urgent message (with each caregiver's own acknowledgement link), and the next caregiver told
+when nobody acknowledged in time."""
 
 from __future__ import annotations
 
@@ -7,15 +8,18 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, select, update
 
+from ..messages import compose
+from ..messages.facts import AlertFacts, HomeFacts, UrgentFacts
 from ..storage.models import ACK_LINKS, ALERTS, CAREGIVERS, HOMES, SUBSCRIPTIONS, insert_or_skip
 from ..tokens import token_hash
-from .alerting import OPEN, AlertEvent
+from .alerting import OPEN
 from .outbox import Message, enqueue
+from .visibility import blindness, last_movement
 
 if TYPE_CHECKING:
     from .plan import NotifySettings
@@ -57,25 +61,17 @@ def load_watchers(connection: Connection, home_ids: set[str]) -> dict[str, list[
     return found
 
 
-def load_homes(connection: Connection, home_ids: set[str]) -> dict[str, tuple[str, ZoneInfo]]:
-    rows = connection.execute(
-        select(HOMES.c.id, HOMES.c.name, HOMES.c.timezone).where(HOMES.c.id.in_(sorted(home_ids)))
-    )
-    return {row.id: (row.name, ZoneInfo(row.timezone)) for row in rows}
+def load_homes(connection: Connection, home_ids: set[str]) -> dict[str, Any]:
+    """The ``homes`` rows of these homes."""
+    return {
+        row.id: row
+        for row in connection.execute(select(HOMES).where(HOMES.c.id.in_(sorted(home_ids))))
+    }
 
 
-def urgent_body(
-    event: AlertEvent, settings: NotifySettings, next_in_line: str | None, link: str | None
-) -> str:
-    lines = [event.text[:1].upper() + event.text[1:] + "."]
-    lines.append("")
-    if link:
-        lines.append(f"Acknowledge (I am looking into it): {link}")
-    lines.append(f"Or on the relay: `hpoll-relay ack {event.alert_id}`")
-    if next_in_line:
-        minutes = int(settings.escalate_after.total_seconds() // 60)
-        lines.append(f"If nobody acknowledges within {minutes} min, {next_in_line} is told.")
-    return "\n".join(lines)
+def home_facts(home: Any) -> HomeFacts:
+    """What a message needs of a ``homes`` row."""
+    return HomeFacts(home.name, ZoneInfo(home.timezone))
 
 
 def ack_link(
@@ -102,6 +98,54 @@ def ack_link(
     if created is None:
         return None
     return f"{settings.public_url.rstrip('/')}/api/v1/alerts/{alert_id}/ack?code={code}"
+
+
+def tell_urgent(
+    connection: Connection,
+    alert: AlertFacts,
+    home: Any,
+    chain: list[Watcher],
+    *,
+    level: int,
+    now: datetime,
+    settings: NotifySettings,
+) -> int:
+    """The urgent message to the caregiver at ``level`` of the chain (with their own link)."""
+    caregiver = chain[level]
+    link = ack_link(connection, alert.alert_id, caregiver.caregiver_id, now, settings)
+    if settings.public_url and link is None:
+        return 0  # this caregiver was told already (another replica, or a retry)
+    since = alert.detail_time()
+    facts = UrgentFacts(
+        home_facts(home),
+        AlertFacts(
+            alert.alert_id,
+            alert.kind,
+            alert.opened_at,
+            alert.details,
+            urgent=True,
+            last_movement=last_movement(connection, home.id, since),
+        ),
+        now,
+        blindness(home, now),
+        link,
+        chain[level + 1].name if level + 1 < len(chain) else None,
+        settings.escalate_after,
+        level,
+    )
+    return enqueue(
+        connection,
+        Message(
+            caregiver.caregiver_id,
+            home.id,
+            "alert",
+            f"alert:{alert.alert_id}:level:{level}",
+            compose.urgent(facts),
+            due_at=now,
+            alert_id=alert.alert_id,
+        ),
+        now,
+    )
 
 
 def escalate(connection: Connection, now: datetime, settings: NotifySettings) -> int:
@@ -132,28 +176,9 @@ def escalate(connection: Connection, now: datetime, settings: NotifySettings) ->
         )
         if moved.rowcount != 1 or not more:
             continue
-        name = homes[alert.home_id][0]
-        text_ = str((alert.details or {}).get("text", alert.kind))
-        event = AlertEvent(alert.id, alert.home_id, alert.kind, text_, True, True)
-        minutes = int(settings.escalate_after.total_seconds() // 60) * level
-        after = chain[level + 1].name if level + 1 < len(chain) else None
-        written += enqueue(
-            connection,
-            Message(
-                chain[level].caregiver_id,
-                alert.home_id,
-                "alert",
-                f"alert:{alert.id}:level:{level}",
-                f"URGENT {name}: {text_} (nobody has acknowledged for {minutes} min)",
-                urgent_body(
-                    event,
-                    settings,
-                    after,
-                    ack_link(connection, alert.id, chain[level].caregiver_id, now, settings),
-                ),
-                due_at=now,
-                alert_id=alert.id,
-            ),
-            now,
+        facts = AlertFacts.of(alert)
+        home = homes[alert.home_id]
+        written += tell_urgent(
+            connection, facts, home, chain, level=level, now=now, settings=settings
         )
     return written

@@ -24,6 +24,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..messages.document import Document, para, render_plain, stored_document, to_json
+from ..messages.words import clean
 from ..secretbox import SecretBox, SecretBoxError
 from ..storage.models import ATTEMPTS, CAREGIVERS, NOTIFICATIONS, SUBSCRIPTIONS, insert_or_skip
 from .send import Delivery, deliver
@@ -39,7 +41,7 @@ GIVE_UP_AFTER = timedelta(days=1)
 FAILING_AFTER = 3
 
 
-type Sender = Callable[[str, str, str], Awaitable[Delivery]]
+type Sender = Callable[[str, Document], Awaitable[Delivery]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +52,7 @@ class Message:
     home_id: str | None
     kind: str
     dedup_key: str
-    title: str
-    body: str
+    document: Document
     due_at: datetime
     alert_id: int | None = None
 
@@ -63,8 +64,9 @@ def _row(message: Message, now: datetime) -> dict[str, Any]:
         "alert_id": message.alert_id,
         "kind": message.kind,
         "dedup_key": message.dedup_key[:200],
-        "title": message.title[:300],
-        "body": message.body,
+        "title": message.document.title[:300],
+        "body": render_plain(message.document),
+        "content": to_json(message.document),
         "status": PENDING,
         "created_at": now,
         "due_at": message.due_at,
@@ -106,11 +108,11 @@ class Dispatcher:
         concurrency: int = 4,
         sender: Sender | None = None,
     ) -> None:
-        """``sender`` defaults to Apprise (``notify.deliver``)."""
+        """``sender`` defaults to Apprise (``send.deliver``: each service in its format)."""
         self.engine = engine
         self.box = box
         self._limit = asyncio.Semaphore(concurrency)
-        self._send: Sender = sender or (lambda url, title, body: deliver(url, title, body, True))
+        self._send: Sender = sender or deliver
         self.sent = 0
         self.failed = 0
         self.gave_up = 0
@@ -164,13 +166,16 @@ class Dispatcher:
                     select(CAREGIVERS).where(CAREGIVERS.c.id == row.caregiver_id)
                 )
             ).one()
-            body = row.body + await _failing_note(connection, row.home_id, row.caregiver_id)
+            document = stored_document(row.title, row.body, row.content)
+            note = await _failing_note(connection, row.home_id, row.caregiver_id)
+            if note:
+                document = document.with_blocks(para(note))
         async with self._limit:
-            result = await self._deliver(caregiver.apprise_url_encrypted, row.title, body)
+            result = await self._deliver(caregiver.apprise_url_encrypted, document)
         await self._record(row, caregiver, result, now)
         return result.ok
 
-    async def _deliver(self, encrypted_url: bytes, title: str, body: str) -> Delivery:
+    async def _deliver(self, encrypted_url: bytes, document: Document) -> Delivery:
         if self.box is None:
             return Delivery(False, "no secret key: caregivers' URLs cannot be read")
         try:
@@ -178,7 +183,7 @@ class Dispatcher:
         except SecretBoxError as err:
             return Delivery(False, str(err))
         try:
-            return await self._send(url, title, body)
+            return await self._send(url, document)
         except Exception as err:
             return Delivery(False, f"Apprise raised {type(err).__name__}")
 
@@ -266,5 +271,5 @@ async def _failing_note(connection: AsyncConnection, home_id: str | None, caregi
     ).all()
     if not rows:
         return ""
-    names = ", ".join(f"{r.name} (since {r.failing_since:%Y-%m-%d %H:%M} UTC)" for r in rows)
-    return f"\n\nNote: messages to {names} keep failing; they may not know about this."
+    names = ", ".join(f"{clean(r.name)} (since {r.failing_since:%Y-%m-%d %H:%M} UTC)" for r in rows)
+    return f"Note: messages to {names} keep failing; they may not know about this."

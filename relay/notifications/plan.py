@@ -14,27 +14,34 @@ caregiver, so a restart after a long outage is one message each, not a storm.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 import hashlib
 import itertools
 import logging
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, or_, select, text, update
 
-from ..storage.models import CAREGIVERS, HOMES, IN_LIST, NOTIFICATIONS, SUBSCRIPTIONS
-from .alerting import AlertEvent, conditions, reconcile
-from .escalate import Watcher, ack_link, escalate, load_homes, load_watchers, urgent_body
+from ..messages import compose
+from ..messages.document import Document
+from ..messages.facts import AlertFacts, Blindness
+from ..storage.models import ALERTS, CAREGIVERS, HOMES, IN_LIST, NOTIFICATIONS, SUBSCRIPTIONS
+from .alerting import ACKED, OPEN, AlertEvent, conditions, reconcile
+from .escalate import Watcher, escalate, home_facts, load_homes, load_watchers, tell_urgent
 from .outbox import Message, enqueue, enqueue_many
 from .schedule import in_window, next_occurrence, occurrence, parse_hhmm, window_end
-from .summary import Period, gather, render
+from .summary import Period, gather
+from .visibility import movement_after, track
 
 _LOGGER = logging.getLogger(__name__)
 
 
 #: A summary sent later than this after its time says it is late.
 LATE_AFTER = timedelta(minutes=10)
+#: An acknowledgement older than this is not announced any more (bounds each tick's work).
+ANNOUNCE_ACK_WITHIN = timedelta(days=1)
 #: Any 64-bit number that no other application on the same PostgreSQL uses.
 PLAN_LOCK = 0x68706F6C6C
 
@@ -68,10 +75,13 @@ def plan(
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PLAN_LOCK})
     result = PlanResult()
+    blind = track(connection, now, listening_since)
     result.summaries = plan_summaries(connection, now)
     found = conditions(connection, now, listening_since)
     result.events = reconcile(connection, found, now, settings.escalate_after)
     result.alert_messages = tell_about(connection, result.events, now, settings)
+    result.alert_messages += tell_blind(connection, blind, now)
+    result.alert_messages += tell_acknowledged(connection, now)
     result.escalations = escalate(connection, now, settings)
     return result
 
@@ -139,14 +149,14 @@ def plan_summaries(connection: Connection, now: datetime) -> int:
     facts = {(f.home_id, f.start, f.end): f for f in gather(connection, [d.period for d in due])}
     digests = _digest_caregivers(connection, {summary.caregiver_id for summary in due})
     messages: list[Message] = []
-    bundles: defaultdict[int, list[tuple[_DueSummary, str, str]]] = defaultdict(list)
+    bundles: defaultdict[int, list[tuple[_DueSummary, Document]]] = defaultdict(list)
     for summary in due:
         fact = facts.get((summary.period.home_id, summary.period.start, summary.period.end))
         if fact is None:
             continue
-        title, body = render(fact, now, late=summary.late, missed=summary.missed)
+        document = compose.summary(fact, now, late=summary.late, missed=summary.missed)
         if summary.caregiver_id in digests:
-            bundles[summary.caregiver_id].append((summary, title, body))
+            bundles[summary.caregiver_id].append((summary, document))
             continue
         messages.append(
             Message(
@@ -154,8 +164,7 @@ def plan_summaries(connection: Connection, now: datetime) -> int:
                 summary.period.home_id,
                 "summary",
                 f"summary:{summary.subscription_id}:{summary.day}",
-                title,
-                body,
+                document,
                 due_at=now,
             )
         )
@@ -175,24 +184,12 @@ def _digest_caregivers(connection: Connection, caregiver_ids: set[int]) -> set[i
     )
 
 
-def _digest(caregiver_id: int, parts: list[tuple[_DueSummary, str, str]], now: datetime) -> Message:
+def _digest(caregiver_id: int, parts: list[tuple[_DueSummary, Document]], now: datetime) -> Message:
     """Several homes' summaries as one message: the headlines first, then each home."""
-    parts.sort(key=lambda part: part[1])
-    attention = [title for _, title, _ in parts if "Needs attention" in title]
-    count = len(parts)
-    title = (
-        f"{count} homes: all normal"
-        if not attention
-        else f"{count} homes: {len(attention)} need{'s' if len(attention) == 1 else ''} attention"
-    )
-    lines = [f"- {part_title}" for _, part_title, _ in parts]
-    for _, part_title, body in parts:
-        lines += ["", "---", f"## {part_title}", "", body]
-    slots = ",".join(sorted(f"{s.subscription_id}:{s.day}" for s, _, _ in parts))
+    slots = ",".join(sorted(f"{s.subscription_id}:{s.day}" for s, _ in parts))
     key = hashlib.sha256(slots.encode()).hexdigest()[:32]
-    return Message(
-        caregiver_id, None, "summary", f"digest:{caregiver_id}:{key}", title, "\n".join(lines), now
-    )
+    document = compose.digest([document for _, document in parts])
+    return Message(caregiver_id, None, "summary", f"digest:{caregiver_id}:{key}", document, now)
 
 
 def _claim_slots(
@@ -220,6 +217,24 @@ def _claim_slots(
 # -- alerts ----------------------------------------------------------------------------------
 
 
+def _facts(event: AlertEvent, connection: Connection, now: datetime) -> AlertFacts:
+    """What a message says about an alert event (the movement that ended a silence, too)."""
+    facts = AlertFacts(
+        event.alert_id,
+        event.kind,
+        event.opened_at or now,
+        event.details,
+        event.urgent,
+        None if event.opened else event.ended_at,
+        event.acked_by,
+        event.acked_at,
+    )
+    if not event.opened and event.kind in ("inactivity", "quiet"):
+        since = facts.detail_time() or facts.opened_at
+        facts = replace(facts, new_movement=movement_after(connection, event.home_id, since))
+    return facts
+
+
 def tell_about(
     connection: Connection, events: list[AlertEvent], now: datetime, settings: NotifySettings
 ) -> int:
@@ -229,41 +244,20 @@ def tell_about(
     home_ids = {event.home_id for event in events}
     watchers, homes = load_watchers(connection, home_ids), load_homes(connection, home_ids)
     written = 0
-    folded: defaultdict[int, list[tuple[AlertEvent, Watcher]]] = defaultdict(list)
+    folded: defaultdict[int, list[tuple[AlertEvent, AlertFacts, Watcher]]] = defaultdict(list)
     for event in events:
-        name, _zone = homes[event.home_id]
+        home = homes[event.home_id]
         chain = [w for w in watchers.get(event.home_id, ()) if event.kind in w.kinds]
+        facts = _facts(event, connection, now)
         if event.urgent and event.opened:
             if chain:
-                written += enqueue(
-                    connection,
-                    Message(
-                        chain[0].caregiver_id,
-                        event.home_id,
-                        "alert",
-                        f"alert:{event.alert_id}:level:0",
-                        f"URGENT {name}: {event.text}",
-                        urgent_body(
-                            event,
-                            settings,
-                            chain[1].name if len(chain) > 1 else None,
-                            ack_link(
-                                connection, event.alert_id, chain[0].caregiver_id, now, settings
-                            ),
-                        ),
-                        due_at=now,
-                        alert_id=event.alert_id,
-                    ),
-                    now,
+                written += tell_urgent(
+                    connection, facts, home, chain, level=0, now=now, settings=settings
                 )
             continue
-        if event.urgent:  # resolved: everybody who was told hears the good news
-            told = connection.execute(
-                select(NOTIFICATIONS.c.caregiver_id)
-                .where(NOTIFICATIONS.c.alert_id == event.alert_id)
-                .distinct()
-            ).scalars()
-            for caregiver_id in told:
+        if event.urgent:  # over: everybody who was told hears the good news
+            document = compose.urgent_over(facts, home_facts(home), now)
+            for caregiver_id in _told(connection, event.alert_id):
                 written += enqueue(
                     connection,
                     Message(
@@ -271,8 +265,7 @@ def tell_about(
                         event.home_id,
                         "resolved",
                         f"alert:{event.alert_id}:resolved:{caregiver_id}",
-                        f"Resolved {name}: activity again",
-                        f"Resolved: {event.text} is over; there is activity again.",
+                        document,
                         due_at=now,
                         alert_id=event.alert_id,
                     ),
@@ -280,56 +273,130 @@ def tell_about(
                 )
             continue
         for watcher in chain:
-            folded[watcher.caregiver_id].append((event, watcher))
+            folded[watcher.caregiver_id].append((event, facts, watcher))
     for caregiver_id, items in folded.items():
         written += enqueue(connection, _folded_message(caregiver_id, items, homes, now), now)
     return written
 
 
-#: What a caregiver can do about each kind of alert (said when it opens).
-ADVICE = {
-    "battery": "Replace the battery soon: the sensor stops reporting when it runs out.",
-    "offline": "Check that the device has power and is within range of the bridge or a lamp.",
-    "stale": "Check the home's internet connection and its Home Assistant.",
-    "bridge": "Check that the Hue bridge has power and its network cable is in.",
-    "quiet": "It may be nothing; a call to check in is a good idea.",
-}
+def _told(connection: Connection, alert_id: int) -> list[int]:
+    """The caregivers who were sent something about an alert."""
+    return list(
+        connection.execute(
+            select(NOTIFICATIONS.c.caregiver_id)
+            .where(NOTIFICATIONS.c.alert_id == alert_id)
+            .distinct()
+            .order_by(NOTIFICATIONS.c.caregiver_id)
+        ).scalars()
+    )
+
+
+def _to_told(
+    connection: Connection,
+    alert: Any,
+    document: Document,
+    *,
+    kind: str,
+    key: str,
+    now: datetime,
+    but: int | None = None,
+) -> list[Message]:
+    """The same message about an alert to everyone who was told about it (but one)."""
+    return [
+        Message(
+            caregiver_id,
+            alert.home_id,
+            kind,
+            f"alert:{alert.id}:{key}:{caregiver_id}",
+            document,
+            due_at=now,
+            alert_id=alert.id,
+        )
+        for caregiver_id in _told(connection, alert.id)
+        if caregiver_id != but
+    ]
+
+
+def tell_acknowledged(connection: Connection, now: datetime) -> int:
+    """'Ann is on it' to everyone else who was told about an urgent alert Ann acknowledged
+    (by her link, the CLI or the dashboard); once per alert and caregiver (dedup key)."""
+    rows = connection.execute(
+        select(ALERTS).where(
+            ALERTS.c.state == ACKED,
+            ALERTS.c.urgent.is_(True),
+            ALERTS.c.acked_at >= now - ANNOUNCE_ACK_WITHIN,
+        )
+    ).all()
+    if not rows:
+        return 0
+    homes = load_homes(connection, {row.home_id for row in rows})
+    messages = []
+    for alert in rows:
+        facts = AlertFacts.of(alert)
+        document = compose.acknowledged(facts, home_facts(homes[alert.home_id]), now)
+        messages += _to_told(
+            connection,
+            alert,
+            document,
+            kind="acknowledged",
+            key="acked",
+            now=now,
+            but=alert.acked_by_caregiver_id,
+        )
+    return enqueue_many(connection, messages, now)
+
+
+def tell_blind(connection: Connection, opened: list[Any], now: datetime) -> int:
+    """When the relay stops seeing a home while an urgent alarm is open there, whoever was
+    told about the alarm hears at once that we cannot see whether anyone is moving."""
+    if not opened:
+        return 0
+    by_home = {spell.home_id: spell for spell in opened}
+    alerts = connection.execute(
+        select(ALERTS).where(
+            ALERTS.c.home_id.in_(sorted(by_home)),
+            ALERTS.c.urgent.is_(True),
+            ALERTS.c.state.in_((OPEN, ACKED)),
+        )
+    ).all()
+    if not alerts:
+        return 0
+    homes = load_homes(connection, {alert.home_id for alert in alerts})
+    messages = []
+    for alert in alerts:
+        spell = by_home[alert.home_id]
+        facts = AlertFacts.of(alert)
+        document = compose.blind_during_alarm(
+            facts, home_facts(homes[alert.home_id]), Blindness(spell.cause, spell.started_at), now
+        )
+        messages += _to_told(
+            connection, alert, document, kind="alert", key=f"blind:{spell.id}", now=now
+        )
+    return enqueue_many(connection, messages, now)
 
 
 def _folded_message(
     caregiver_id: int,
-    items: list[tuple[AlertEvent, Watcher]],
-    homes: dict[str, tuple[str, ZoneInfo]],
+    items: list[tuple[AlertEvent, AlertFacts, Watcher]],
+    homes: dict[str, Any],
     now: datetime,
 ) -> Message:
     """One message with every non-urgent change of this tick for one caregiver."""
-    lines = []
-    for event, _watcher in items:
-        name = homes[event.home_id][0]
-        state = "" if event.opened else "resolved: "
-        lines.append(f"- {name}: {state}{event.text}")
-        if event.opened and event.kind in ADVICE:
-            lines.append(f"  {ADVICE[event.kind]}")
-    first, watcher = items[0]
-    name, zone = homes[first.home_id]
-    if len(items) == 1:
-        title = f"{name}: {'' if first.opened else 'resolved: '}{first.text}"
-    else:
-        names = sorted({homes[e.home_id][0] for e, _ in items})
-        title = f"{len(items)} changes: {', '.join(names)}"
+    first, _, watcher = items[0]
+    document = compose.alerts([(facts, home_facts(homes[e.home_id])) for e, facts, _ in items], now)
+    zone = ZoneInfo(homes[first.home_id].timezone)
     due = now
     if watcher.quiet is not None:
         start, end = parse_hhmm(watcher.quiet[0]), parse_hhmm(watcher.quiet[1])
         if in_window(now, zone, start, end):
             due = window_end(now, zone, end)  # not urgent: it waits for the morning
-    ids = ",".join(str(e.alert_id) + ("o" if e.opened else "r") for e, _ in items)
+    ids = ",".join(str(e.alert_id) + ("o" if e.opened else "r") for e, _, _ in items)
     return Message(
         caregiver_id,
         first.home_id,
         "alerts",
         f"alerts:{caregiver_id}:{ids}",
-        title,
-        "\n".join(lines),
+        document,
         due_at=due,
         alert_id=first.alert_id if len(items) == 1 else None,
     )

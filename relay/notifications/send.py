@@ -9,9 +9,12 @@ import os
 import socket
 
 import apprise
-from apprise import NotifyBase
+from apprise import NotifyBase, NotifyFormat
 from apprise.plugins import url_to_dict
+from apprise.plugins.email import NotifyEmail
 from apprise.utils.parse import parse_urls
+
+from ..messages.document import Document, Format, render, title_for
 
 #: Notification services only: no file://, no config includes, nothing that makes the relay
 #: read from an address. Extend with HPOLL_RELAY_APPRISE_SCHEMES (comma-separated).
@@ -117,7 +120,7 @@ def _is_address(host: str) -> bool:
     return True
 
 
-def services(url: str) -> list[NotifyBase]:
+def services(url: str, asset: apprise.AppriseAsset | None = None) -> list[NotifyBase]:
     """The services Apprise makes of ``url``, split and parsed exactly as Apprise does when it
     sends; ValueError when any one is not allowed. Error messages name the scheme at most,
     never the URL: it may hold a password or token."""
@@ -135,7 +138,7 @@ def services(url: str) -> list[NotifyBase]:
         # The plugin Apprise picks is the one for the schema IT parses: that must be the one
         # allowed (no second reading of the same text).
         details: dict[str, object] | None = url_to_dict(part)  # type: ignore[no-untyped-call]
-        service = apprise.Apprise.instantiate(part)
+        service = apprise.Apprise.instantiate(part, asset=asset)
         if details is None or service is None:
             raise ValueError(f"Apprise rejects this {scheme}:// URL; check its format")
         if str(details.get("schema", "")).lower() != scheme:
@@ -159,25 +162,65 @@ class Delivery:
     detail: str
 
 
-async def deliver(url: str, title: str, body: str, markdown: bool = False) -> Delivery:
-    """Send one message; Apprise 2 answers with an AppriseResult, never None."""
+#: Who the messages come from (the e-mail "From" name, and services that show a sender).
+SENDER = apprise.AppriseAsset(app_id="hpoll", app_desc="hpoll: watching over a home from afar")
+
+
+def service_format(service: NotifyBase) -> Format:
+    """How to write for a service, from the format it renders (Apprise's ``resolve_format``:
+    the URL's ``?format=``, else the service's native one): e-mail in HTML gets an HTML layout
+    (Apprise adds its plain-text part); Markdown, or HTML that Apprise converts Markdown into
+    (Telegram), gets Markdown; everything else (webhooks, SMS, push) plain text."""
+    native = service.resolve_format()
+    if native == NotifyFormat.HTML and isinstance(service, NotifyEmail):
+        return "email"
+    if native in (NotifyFormat.MARKDOWN, NotifyFormat.HTML):
+        return "markdown"
+    return "plain"
+
+
+def _name_the_sender(service: NotifyEmail) -> None:
+    """E-mail comes from "hpoll <address>" unless the URL names its sender (``from=Name
+    <address>``); Apprise leaves the name empty when ``from=`` gives an address only."""
+    name, address = service.from_addr
+    if not name:
+        service.from_addr = [SENDER.app_id, address]
+        service.names[address] = SENDER.app_id
+
+
+_BODY_FORMAT: dict[Format, NotifyFormat] = {
+    "email": NotifyFormat.HTML,
+    "markdown": NotifyFormat.MARKDOWN,
+    "plain": NotifyFormat.TEXT,
+}
+
+
+async def deliver(url: str, document: Document) -> Delivery:
+    """Send one message to every service of a URL, each written in its own format; Apprise 2
+    answers with an AppriseResult, never None."""
     try:
         # Checked again when sending: the allowlist or a name's address may have changed.
-        found = await asyncio.to_thread(services, url)
+        found = await asyncio.to_thread(services, url, SENDER)
     except ValueError as err:
         return Delivery(False, f"the stored URL is refused now: {err}")
-    notifier = apprise.Apprise()
+    by_format: dict[Format, list[NotifyBase]] = {}
     for service in found:
-        notifier.add(service)
-    result = await notifier.async_notify(
-        title=title,
-        body=body,
-        body_format=apprise.NotifyFormat.MARKDOWN if markdown else apprise.NotifyFormat.TEXT,
-    )
-    if result.success_count > 0 and result.failed_count == 0:
-        return Delivery(True, f"delivered via {', '.join(r.name for r in result.results)}")
-    return Delivery(
-        False,
-        f"{result.failed_count} of {len(result.results)} services failed "
-        f"({', '.join(r.name for r in result.results)})",
-    )
+        if isinstance(service, NotifyEmail):
+            _name_the_sender(service)
+        by_format.setdefault(service_format(service), []).append(service)
+    succeeded, failed, names = 0, 0, []
+    for form, group in by_format.items():
+        notifier = apprise.Apprise(asset=SENDER)
+        for service in group:
+            notifier.add(service)
+        result = await notifier.async_notify(
+            title=title_for(document, form),
+            body=render(document, form),
+            body_format=_BODY_FORMAT[form],
+        )
+        succeeded += result.success_count
+        failed += result.failed_count
+        names += [r.name for r in result.results]
+    if succeeded > 0 and failed == 0:
+        return Delivery(True, f"delivered via {', '.join(names)}")
+    return Delivery(False, f"{failed} of {len(names)} services failed ({', '.join(names)})")

@@ -1,27 +1,30 @@
-"""Daily summaries: what one home's period (one summary to the next) adds up to, in plain words.
+"""Daily summaries: what one home's period (one summary to the next) adds up to, as facts.
 
 ``gather`` reads many homes at once (a few set-wide queries, not a query per home), so composing
-the morning summaries of 10,000 homes stays in seconds (bench/summaries.py). ``render`` is pure.
+the morning summaries of 10,000 homes stays in seconds (bench/summaries.py); the words are
+``relay.messages.compose.summary``. A summary speaks only of time the relay could see: from the
+home's first report on, without its blind spells (bridge unreachable, no reports), which end a
+quiet spell instead of lengthening it. Devices and reporting are judged with the alert rules'
+own thresholds (``HomeRules``), so a summary never calls something a problem that the alerts do
+not, or the other way round.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 import itertools
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Float, cast, func, or_, select
 
-from ..storage.models import ACTIVITY, DEVICES, HOMES, IN_LIST
-
-#: A home that has not reported for this long is news in itself.
-STALE_AFTER = timedelta(hours=2)
-#: Activity buckets are 15 minutes long (relay/ingest.py).
-BUCKET = timedelta(minutes=15)
+from ..messages.facts import AlertFacts, BlindSpell, DeviceFacts, HomeFacts, Movement, SummaryFacts
+from ..storage.models import ACTIVITY, ALERTS, BLIND_SPELLS, DEVICES, HOMES, IN_LIST
+from .alerting import HomeRules
+from .visibility import BUCKET, blindness
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,37 +36,6 @@ class Period:
     end: datetime
 
 
-@dataclass(slots=True)
-class DeviceIssue:
-    """A device worth a line: low battery, or offline since when."""
-
-    name: str
-    room: str | None
-    battery: int | None = None
-    battery_state: str | None = None
-    offline_since: datetime | None = None
-
-
-@dataclass(slots=True)
-class HomePeriod:
-    """Everything one summary says."""
-
-    home_id: str
-    name: str
-    zone: ZoneInfo
-    start: datetime
-    end: datetime
-    count: int = 0
-    first_at: datetime | None = None
-    last_at: datetime | None = None
-    rooms: dict[str, int] = field(default_factory=dict)
-    longest_quiet: tuple[datetime, datetime] | None = None
-    batteries: list[DeviceIssue] = field(default_factory=list)
-    offline: list[DeviceIssue] = field(default_factory=list)
-    last_report_at: datetime | None = None
-    bridge_offline_since: datetime | None = None
-
-
 def _epoch(connection: Connection, column: Any) -> Any:
     """A timestamp as seconds since 1970 (UTC), as SQL: a float is all the arithmetic needs,
     and reading floats is several times cheaper than reading timestamps."""
@@ -72,11 +44,11 @@ def _epoch(connection: Connection, column: Any) -> Any:
     return cast(func.extract("epoch", column), Float)  # not NUMERIC: no Decimal per value
 
 
-def gather(connection: Connection, periods: Sequence[Period]) -> list[HomePeriod]:
-    """The facts of every period (sync: run it with ``run_sync``).
-
-    Homes are read in chunks, a few statements per chunk, never a query per home.
-    """
+def gather(
+    connection: Connection, periods: Sequence[Period], now: datetime | None = None
+) -> list[SummaryFacts]:
+    """The facts of every period, as of ``now`` (default: each period's end); sync: run it with
+    ``run_sync``. Homes are read in chunks, a few statements per chunk, never one per home."""
     if not periods:
         return []
     homes: dict[str, Any] = {}
@@ -96,32 +68,32 @@ def gather(connection: Connection, periods: Sequence[Period]) -> list[HomePeriod
             .order_by(DEVICES.c.name)
         ):
             devices[row.home_id].append(row)
-    facts: dict[tuple[str, datetime, datetime], HomePeriod] = {}
+    facts: dict[tuple[str, datetime, datetime], SummaryFacts] = {}
     zones: dict[str, ZoneInfo] = {}
     for period in periods:
         home = homes.get(period.home_id)
         if home is None:
             continue
+        at = now or period.end
         zone = zones.get(home.timezone) or zones.setdefault(home.timezone, ZoneInfo(home.timezone))
-        fact = HomePeriod(
+        fact = SummaryFacts(
             home.id,
-            home.name,
-            zone,
+            HomeFacts(home.name, zone),
             period.start,
             period.end,
-            last_report_at=home.last_report_at,
-            bridge_offline_since=home.bridge_offline_since
-            if home.bridge_reachable is False
-            else None,
+            watching_since=home.watching_since,
+            blind_now=blindness(home, at),
+            last_report_at=home.last_report_sent_at,
         )
+        rules = HomeRules.from_settings(home.settings)
         for row in devices.get(home.id, ()):
             if row.battery_state in ("low", "critical"):
                 fact.batteries.append(
-                    DeviceIssue(row.name, row.room, row.battery, row.battery_state)
+                    DeviceFacts(row.name, row.room, row.kind, row.battery, row.battery_state)
                 )
-            if row.offline_since is not None:
+            if row.offline_since is not None and at - row.offline_since >= rules.offline_after:
                 fact.offline.append(
-                    DeviceIssue(row.name, row.room, offline_since=row.offline_since)
+                    DeviceFacts(row.name, row.room, row.kind, offline_since=row.offline_since)
                 )
         facts[(home.id, period.start, period.end)] = fact
     by_window: defaultdict[tuple[datetime, datetime], list[str]] = defaultdict(list)
@@ -129,22 +101,56 @@ def gather(connection: Connection, periods: Sequence[Period]) -> list[HomePeriod
         by_window[(start, end)].append(home_id)
     for (start, end), home_ids in by_window.items():
         for chunk in itertools.batched(sorted(home_ids), IN_LIST):
+            _add_incidents(connection, facts, chunk, start, end)
             _add_activity(connection, facts, chunk, start, end)
     return list(facts.values())
 
 
-def _add_activity(
+def _add_incidents(
     connection: Connection,
-    facts: dict[tuple[str, datetime, datetime], HomePeriod],
+    facts: dict[tuple[str, datetime, datetime], SummaryFacts],
     home_ids: Sequence[str],
     start: datetime,
     end: datetime,
 ) -> None:
-    """Counts per room, first and last activity, and the longest gap, of homes sharing a period.
+    """Alerts and blind spells that overlap the period, oldest first."""
+    for row in connection.execute(
+        select(ALERTS)
+        .where(
+            ALERTS.c.home_id.in_(home_ids),
+            ALERTS.c.opened_at < end,
+            or_(ALERTS.c.resolved_at.is_(None), ALERTS.c.resolved_at >= start),
+        )
+        .order_by(ALERTS.c.opened_at, ALERTS.c.id)
+    ):
+        ended = row.clear_since or row.resolved_at
+        over = ended if row.resolved_at is not None and ended < end else None
+        facts[(row.home_id, start, end)].incidents.append(AlertFacts.of(row, over))
+    for row in connection.execute(
+        select(BLIND_SPELLS)
+        .where(
+            BLIND_SPELLS.c.home_id.in_(home_ids),
+            BLIND_SPELLS.c.started_at < end,
+            or_(BLIND_SPELLS.c.ended_at.is_(None), BLIND_SPELLS.c.ended_at > start),
+        )
+        .order_by(BLIND_SPELLS.c.started_at, BLIND_SPELLS.c.id)
+    ):
+        spell_end = row.ended_at if row.ended_at is not None and row.ended_at < end else None
+        facts[(row.home_id, start, end)].blind_spells.append(
+            BlindSpell(row.cause, row.started_at, spell_end)
+        )
 
-    One ordered read of the buckets (about 70 a home and day) as plain numbers; the longest gap
-    is the largest step from the end of everything so far (all rooms) to the next start.
-    """
+
+def _add_activity(
+    connection: Connection,
+    facts: dict[tuple[str, datetime, datetime], SummaryFacts],
+    home_ids: Sequence[str],
+    start: datetime,
+    end: datetime,
+) -> None:
+    """Counts per room, first and last movement, and the longest quiet spell the relay saw, of
+    homes sharing a period: one ordered read of the buckets (about 70 a home and day) as plain
+    numbers."""
     rows = connection.execute(
         select(
             ACTIVITY.c.home_id,
@@ -166,156 +172,70 @@ def _add_activity(
     for home_id, room, count, first, last in rows:
         span = spans.get(home_id)
         if span is None:
-            span = spans[home_id] = _Span(facts[(home_id, start, end)], float(first))
+            fact = facts[(home_id, start, end)]
+            if fact.seen_from is None:
+                continue
+            span = spans[home_id] = _Span(fact)
         span.add(room or "", count, float(first), float(last))
-    for span in spans.values():
-        span.finish()
+    for home_id in home_ids:
+        fact = facts[(home_id, start, end)]
+        if fact.seen_from is not None:
+            (spans.get(home_id) or _Span(fact)).finish()
 
 
 class _Span:
-    """One home's buckets, read in order of their first movement."""
+    """One home's buckets, read in order of their first movement. The quiet spell is the
+    largest step from the end of everything so far (all rooms, and blind spells, which end a
+    quiet spell instead of lengthening it) to the next start, within the watched time."""
 
-    __slots__ = ("fact", "first", "last", "quiet")
+    __slots__ = ("blind", "edge", "fact", "first", "latest", "quiet")
 
-    def __init__(self, fact: HomePeriod, first: float) -> None:
+    def __init__(self, fact: SummaryFacts) -> None:
+        seen_from = fact.seen_from
+        assert seen_from is not None
         self.fact = fact
-        self.first = self.last = first
-        # Before anything happened, the home was quiet since the period began.
-        self.quiet = (fact.start.timestamp(), first)
+        self.first: tuple[float, str] | None = None
+        self.latest: tuple[float, str] | None = None
+        #: The end of everything so far: movement, a blind spell, or where watching began.
+        self.edge = seen_from.timestamp()
+        self.quiet = (0.0, 0.0)
+        self.blind = sorted(
+            (spell.start.timestamp(), (spell.end or fact.end).timestamp())
+            for spell in fact.blind_spells
+        )
+
+    def _quiet_until(self, moment: float) -> None:
+        """Close quiet spells up to ``moment``, stepping over blind spells on the way."""
+        while self.blind and self.blind[0][0] < moment:
+            blind_start, blind_end = self.blind.pop(0)
+            self._gap(blind_start)
+            self.edge = max(self.edge, blind_end)
+        self._gap(moment)
+
+    def _gap(self, until: float) -> None:
+        if until - self.edge > self.quiet[1] - self.quiet[0]:
+            self.quiet = (self.edge, until)
 
     def add(self, room: str, count: int, first: float, last: float) -> None:
-        if first - self.last > self.quiet[1] - self.quiet[0]:
-            self.quiet = (self.last, first)
-        self.last = max(self.last, last)
-        self.fact.count += count
-        self.fact.rooms[room] = self.fact.rooms.get(room, 0) + count
+        fact = self.fact
+        self._quiet_until(first)
+        self.edge = max(self.edge, last)
+        if self.first is None:
+            self.first = (first, room)
+        if self.latest is None or last >= self.latest[0]:
+            self.latest = (last, room)
+        fact.count += count
+        fact.rooms[room] = fact.rooms.get(room, 0) + count
 
     def finish(self) -> None:
-        fact, end = self.fact, self.fact.end.timestamp()
-        if end - self.last > self.quiet[1] - self.quiet[0]:
-            self.quiet = (self.last, end)
-        fact.first_at, fact.last_at = _at(self.first), _at(self.last)
+        fact = self.fact
+        self._quiet_until(fact.end.timestamp())
+        if self.first is not None and self.latest is not None:
+            fact.first = Movement(_at(self.first[0]), self.first[1] or None)
+            fact.last = Movement(_at(self.latest[0]), self.latest[1] or None)
         if self.quiet[1] > self.quiet[0]:
             fact.longest_quiet = (_at(self.quiet[0]), _at(self.quiet[1]))
 
 
 def _at(seconds: float) -> datetime:
     return datetime.fromtimestamp(round(seconds, 3), UTC)
-
-
-# -- words -----------------------------------------------------------------------------------
-
-
-def _clock(when: datetime, zone: ZoneInfo) -> str:
-    return when.astimezone(zone).strftime("%H:%M")
-
-
-def _when(when: datetime, zone: ZoneInfo, now: datetime) -> str:
-    local, today = when.astimezone(zone), now.astimezone(zone).date()
-    if local.date() == today:
-        return local.strftime("%H:%M")
-    if local.date() == today - timedelta(days=1):
-        return "yesterday " + local.strftime("%H:%M")
-    return local.strftime("%a %d %b %H:%M")
-
-
-def span_words(delta: timedelta) -> str:
-    """'45 min', '3 h', '4 h 05 min'."""
-    minutes = int(delta.total_seconds() // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if minutes else f"{hours} h"
-
-
-def _device(issue: DeviceIssue) -> str:
-    return f"{issue.name} ({issue.room})" if issue.room else issue.name
-
-
-def concerns(fact: HomePeriod, now: datetime) -> list[str]:
-    """What needs attention, most serious first (empty: all normal)."""
-    zone = fact.zone
-    found = []
-    if fact.last_report_at is None or now - fact.last_report_at > STALE_AFTER:
-        since = f"since {_when(fact.last_report_at, zone, now)}" if fact.last_report_at else "ever"
-        found.append(f"no reports {since}")
-    if fact.bridge_offline_since is not None:
-        found.append(f"bridge unreachable since {_when(fact.bridge_offline_since, zone, now)}")
-    if fact.count == 0:
-        found.append("no activity")
-    critical = [b for b in fact.batteries if b.battery_state == "critical"]
-    if critical:
-        found.append(
-            f"{len(critical)} battery critical"
-            if len(critical) == 1
-            else f"{len(critical)} batteries critical"
-        )
-    low = len(fact.batteries) - len(critical)
-    if low:
-        found.append("1 battery low" if low == 1 else f"{low} batteries low")
-    if fact.offline:
-        found.append(
-            "1 device offline" if len(fact.offline) == 1 else f"{len(fact.offline)} devices offline"
-        )
-    return found
-
-
-def render(
-    fact: HomePeriod, now: datetime, *, late: bool = False, missed: int = 0
-) -> tuple[str, str]:
-    """(title, Markdown body) of one summary."""
-    zone = fact.zone
-    problems = concerns(fact, now)
-    headline = "All normal" if not problems else "Needs attention: " + "; ".join(problems)
-    title = f"{fact.name}: {headline}"
-    if late:
-        title = "[late] " + title
-    lines = [f"**{headline}**", ""]
-    day = f"{_when(fact.start, zone, now)} to {_when(fact.end, zone, now)} ({zone.key})"
-    lines.append(f"Period: {day}")
-    if late:
-        lines.append(
-            f"This summary was due at {_when(fact.end, zone, now)} and is sent late: "
-            "the relay was not running then."
-        )
-    if missed:
-        lines.append(
-            f"{missed} earlier summar{'y was' if missed == 1 else 'ies were'} not sent while "
-            "the relay was down; this one covers the latest day."
-        )
-    lines += ["", "**Activity**"]
-    if fact.count and fact.first_at and fact.last_at:
-        busiest, busiest_count = max(fact.rooms.items(), key=lambda item: item[1])
-        lines.append(
-            f"- {fact.count} movement{'' if fact.count == 1 else 's'}, "
-            f"first {_clock(fact.first_at, zone)}, "
-            f"last {_clock(fact.last_at, zone)}"
-        )
-        lines.append(f"- Busiest room: {busiest or 'unknown room'} ({busiest_count})")
-    else:
-        lines.append("- No activity at all in this period")
-    if fact.longest_quiet is not None:
-        quiet_start, quiet_end = fact.longest_quiet
-        lines.append(
-            f"- Longest quiet spell: {_clock(quiet_start, zone)} to {_clock(quiet_end, zone)} "
-            f"({span_words(quiet_end - quiet_start)})"
-        )
-    lines += ["", "**Devices**"]
-    if not fact.batteries and not fact.offline:
-        lines.append("- All devices connected, no low batteries")
-    for issue in fact.batteries:
-        level = f"{issue.battery} %" if issue.battery is not None else "level unknown"
-        lines.append(f"- Battery {issue.battery_state}: {_device(issue)}, {level}")
-    for issue in fact.offline:
-        assert issue.offline_since is not None
-        lines.append(f"- Offline since {_when(issue.offline_since, zone, now)}: {_device(issue)}")
-    lines += ["", "**Reporting**"]
-    if fact.last_report_at is None:
-        lines.append("- This home has never reported")
-    else:
-        lines.append(f"- Last report {_when(fact.last_report_at, zone, now)}")
-    if fact.bridge_offline_since is not None:
-        lines.append(
-            f"- The Hue bridge is unreachable since {_when(fact.bridge_offline_since, zone, now)}"
-        )
-    return title, "\n".join(lines)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+import uuid
 
 from sqlalchemy import insert, or_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,7 +17,7 @@ from relay.notifications.outbox import Dispatcher
 from relay.notifications.plan import NotifySettings, PlanResult
 from relay.notifications.worker import Notifier
 from relay.secretbox import SecretBox
-from relay.storage.models import ActivityBucket, DeviceState, Home, table
+from relay.storage.models import ActivityBucket, DeviceState, Home, Report, table
 from tests.relay.sink import Sink
 
 
@@ -82,16 +83,23 @@ class Relay:
         await self.admin.subscribe(home_id, name, summary_at, list(kinds), order)
 
     async def reported(self, home_id: str, at: datetime | None = None, **values: Any) -> None:
-        """The home's last report (and its bridge state) as ingest would store it."""
+        """A report sent at ``at`` (default now) and received now, and the home's state as
+        ingest would store it (the bridge's state in ``values``)."""
+        sent = at or self.clock.now
         async with self.engine.begin() as connection:
+            await connection.execute(
+                insert(table(Report)).values(
+                    home_id=home_id,
+                    report_id=str(uuid.uuid4()),
+                    sent_at=sent,
+                    received_at=self.clock.now,
+                    payload="{}",
+                )
+            )
             await connection.execute(
                 update(table(Home))
                 .where(table(Home).c.id == home_id)
-                .values(
-                    last_report_at=at or self.clock.now,
-                    last_report_sent_at=at or self.clock.now,
-                    **values,
-                )
+                .values(last_report_at=sent, last_report_sent_at=sent, **values)
             )
 
     async def activity(

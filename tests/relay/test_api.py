@@ -372,20 +372,30 @@ async def test_acknowledge_by_link(
                 created_at=datetime.now(UTC),
             )
         )
-    # Opening the link (or a chat app's preview of it) only shows a button.
-    response = await client.get("/api/v1/alerts/1/ack", params={"code": 'c0de"><script>'})
+    # Opening the link (or a chat app's preview of it) shows the alarm and a button.
+    response = await client.get("/api/v1/alerts/1/ack", params={"code": "c0de"})
     page = await response.text()
     SEEN.add(("/api/v1/alerts/{alert_id}/ack", "get", response.status))
     assert response.status == 200
-    assert 'value="c0de&#34;&gt;&lt;script&gt;"' in page
-    assert "<script>" not in page
+    assert "Mum&#39;s flat: no movement since" in page
+    assert "This link is yours, Ann." in page
+    assert 'value="c0de"' in page
+    response = await client.get("/api/v1/alerts/1/ack", params={"code": 'c0de"><script>'})
+    SEEN.add(("/api/v1/alerts/{alert_id}/ack", "get", response.status))
+    assert response.status == 404  # a wrong code shows nothing of the home
+    assert "Mum" not in await response.text()
     assert (await Admin(engine).list_alerts())[0].state == "open"
     for code, status, state in (("wrong", 404, "open"), ("c0de", 200, "acked")):
         response = await client.post("/api/v1/alerts/1/ack", data={"code": code})
         SEEN.add(("/api/v1/alerts/{alert_id}/ack", "post", response.status))
         assert response.status == status
         assert (await Admin(engine).list_alerts())[0].state == state
+    assert "Thank you, Ann." in await response.text()
     assert (await Admin(engine).list_alerts())[0].acked_by == "Ann"
+    # The link again: Ann is on it, and no button.
+    page = await (await client.get("/api/v1/alerts/1/ack", params={"code": "c0de"})).text()
+    assert "Ann is looking into it" in page
+    assert "<button" not in page
     response = await client.post("/api/v1/alerts/x/ack", data={"code": "c0de"})
     assert response.status == 404
 

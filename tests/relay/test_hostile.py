@@ -36,6 +36,7 @@ from relay.app import create_app
 from relay.cli import main as relay_cli
 from relay.config import Settings
 from relay.http.state import RELAY
+from relay.messages import compose
 from relay.notifications.send import deliver, validate_apprise_url
 from relay.secretbox import SecretBox, SecretKeyError
 from relay.storage.db import create_engine
@@ -481,7 +482,7 @@ async def test_private_targets_need_the_operator_and_are_checked_again_when_send
     assert validate_apprise_url("JSON://8.8.8.8/hook") == "JSON://8.8.8.8/hook"  # public, any case
     assert validate_apprise_url("json://127.0.0.1:9/") == "json://127.0.0.1:9/"  # allowed here
     monkeypatch.delenv("HPOLL_RELAY_ALLOW_PRIVATE_TARGETS")
-    delivery = await deliver("json://127.0.0.1:9/", "t", "b")
+    delivery = await deliver("json://127.0.0.1:9/", compose.test_message("Ann"))
     assert not delivery.ok
     assert "private address" in delivery.detail
     assert "127.0.0.1" not in delivery.detail

@@ -73,11 +73,14 @@ async def test_summary_arrives_at_the_local_time_on_the_dst_day(
     await relay.at(utc(2026, 3, 29, 6, 0))  # 08:00 summer time
     [(title, body)] = messages(sink)
     assert title == "Mum's flat: All normal"
-    assert "Period: yesterday 08:00 to 08:00 (Europe/Berlin)" in body
-    assert "- 4 movements, first 08:10, last 18:40" in body  # winter time yesterday
-    assert "- Busiest room: Kitchen (3)" in body
-    assert "- Longest quiet spell: 18:40 to 08:00 (12 h 20 min)" in body  # a 23-hour day
-    assert "- All devices connected, no low batteries" in body
+    assert "From Sat 28 Mar 08:00 to Sun 29 Mar 08:00." in body
+    # Winter time yesterday, summer time today.
+    assert (
+        "4 movements: the first at Sat 28 Mar 08:10 in the Kitchen, the last at Sat 28 Mar "
+        "18:40 in the Living room." in body
+    )
+    assert "Most movement in the Kitchen (3)." in body
+    assert "All devices respond and no battery is low." in body
     for later in (1, 30, 600):
         await relay.at(utc(2026, 3, 29, 6, 0) + timedelta(minutes=later))
     assert len(sink.received) == 1  # once per day, whatever the ticks
@@ -109,13 +112,21 @@ async def test_a_summary_says_what_needs_attention(relay: Relay, sink: Sink) -> 
     await relay.at(utc(2026, 3, 29, 7, 0))
     [(title, body)] = messages(sink)
     assert title == (
-        "Dad: Needs attention: no reports since yesterday 23:00; bridge unreachable since "
-        "yesterday 22:00; no activity; 1 battery critical; 1 battery low; 1 device offline"
+        "Dad: Needs attention: we cannot see right now; no movement; 1 battery almost empty; "
+        "1 battery low; 1 device not responding"
     )
-    assert "- Battery critical: Hall sensor (Hall), 4 %" in body
-    assert "- Battery low: Door, 15 %" in body
-    assert "- Offline since yesterday 21:00: Bedroom (Bed)" in body
-    assert "- No activity at all in this period" in body
+    # The room is not repeated when the device's own name says it.
+    assert (
+        'The motion sensor "Hall sensor": battery almost empty (4 %); please replace it soon.'
+        in body
+    )
+    assert 'The motion sensor "Door": battery low (15 %)' in body
+    assert 'The motion sensor "Bedroom": not responding since yesterday 21:00.' in body
+    assert "No movement was noticed in this time." in body
+    assert (
+        "We cannot see whether anyone is moving in Dad right now: the Hue Bridge, the small hub "
+        "the sensors talk to, has not answered since yesterday 22:00." in body
+    )
 
 
 async def test_missed_summaries_come_late_once_and_fold_into_one(relay: Relay, sink: Sink) -> None:
@@ -128,8 +139,8 @@ async def test_missed_summaries_come_late_once_and_fold_into_one(relay: Relay, s
     await relay.at(utc(2026, 4, 1, 8, 30))
     [(title, body)] = messages(sink)
     assert title.startswith("[late] Mum")
-    assert "This summary was due at 08:00 and is sent late" in body
-    assert "4 earlier summaries were not sent while the relay was down" in body
+    assert "This summary was due at 08:00 and comes late: hpoll was not running then." in body
+    assert "4 earlier summaries could not be sent while hpoll was not running" in body
     await relay.at(utc(2026, 4, 1, 8, 31))
     assert len(sink.received) == 1
     await relay.at(utc(2026, 4, 2, 6, 0))  # Thursday 08:00: on time again
@@ -176,7 +187,7 @@ async def test_two_replicas_racing_send_each_summary_once(
     finally:
         await second.dispose()
     titles = sorted(title for title, _ in messages(sink))
-    assert titles == sorted(f"Home {n}: Needs attention: no activity" for n in range(5))
+    assert titles == sorted(f"Home {n}: Needs attention: no movement" for n in range(5))
 
 
 # -- alerts ------------------------------------------------------------------------------------
@@ -190,13 +201,12 @@ async def test_battery_alert_resolves_with_hysteresis_and_no_flapping(
     await relay.caregiver("Ann", sink, home, kinds=("battery",))
     await relay.device(home, battery=12, battery_state="low")
     await relay.tick()
-    assert messages(sink) == [
-        (
-            "Mum: battery low: Hall sensor (Hall), 12 %",
-            "- Mum: battery low: Hall sensor (Hall), 12 %\n"
-            "  Replace the battery soon: the sensor stops reporting when it runs out.",
-        )
-    ]
+    [(title, body)] = messages(sink)
+    assert title == "Mum: battery low: Hall sensor"
+    assert body.startswith(
+        'The battery of the motion sensor "Hall sensor" is low.\n\n'
+        "Please replace it soon: when it runs out, movement there can no longer be noticed."
+    )
     await relay.device(home, battery=100, battery_state="normal")  # new batteries
     clock.advance(minutes=1)
     await relay.reported(home)
@@ -205,7 +215,12 @@ async def test_battery_alert_resolves_with_hysteresis_and_no_flapping(
     clock.advance(minutes=5)
     await relay.reported(home)
     await relay.tick()
-    assert messages(sink)[1][0] == "Mum: resolved: battery low: Hall sensor (Hall), 12 %"
+    assert messages(sink)[1] == (
+        "Mum: over \u2013 battery low: Hall sensor",
+        'The battery of the motion sensor "Hall sensor" is fine again.\n\n'
+        "It was low for 1 minute, from 07:00 to 07:01.\n\n"  # new batteries at 07:01
+        "You receive this because you watch over Mum with hpoll. Times are Europe/Berlin time.",
+    )
     await relay.device(home, battery=19, battery_state="low")  # a reading wobbles
     clock.advance(minutes=1)
     await relay.tick()
@@ -225,7 +240,7 @@ async def test_changes_of_one_tick_fold_into_one_message_per_caregiver(
     await relay.device(second, "x", name="Door", battery=5, battery_state="critical")
     await relay.tick()
     titles = sorted(title for title, _ in messages(sink))
-    assert titles == ["3 changes: Mum", "4 changes: Dad, Mum"]
+    assert titles == ["4 updates: Dad, Mum", "Mum: 3 things to check"]
 
 
 async def test_quiet_hours_hold_non_urgent_alerts_until_morning(
@@ -264,27 +279,32 @@ async def test_inactivity_is_urgent_escalates_and_stops_when_acknowledged(
         await relay.reported(home)
         await relay.tick()
     [(title, body)] = messages(sink)
-    assert title == "URGENT Mum: no activity since Wed 09:00 (3 h)"
+    assert title == "URGENT \u2013 Mum: no movement since 09:00"
+    assert "No movement has been noticed in Mum since 09:00 (3 hours)." in body
+    assert "The last movement was in the Kitchen at 09:00." in body
+    assert "hpoll-relay" not in body
     assert "https://relay.example/api/v1/alerts/1/ack?code=" in body
-    assert "If nobody acknowledges within 15 min, Ben is told." in body
+    assert "Otherwise Ben is told in 15 minutes." in body
     assert sink.received[0]["title"] == title
     clock.advance(minutes=15)
     await relay.reported(home)
     await relay.tick()
     assert messages(sink)[1][0] == (
-        "URGENT Mum: no activity since Wed 09:00 (3 h) (nobody has acknowledged for 15 min)"
+        "URGENT \u2013 Mum: no movement since 09:00 (nobody has answered for 15 minutes)"
     )
     await relay.admin.acknowledge(1, by="Ben")
     clock.advance(minutes=30)
     await relay.reported(home)
     await relay.tick()
-    assert len(sink.received) == 2  # Cleo is not called: Ben is on it
+    # Cleo is not called: Ben is on it, and Ann, who was told too, hears so.
+    assert [title for title, _ in messages(sink)[2:]] == ["Mum: Ben is on it"]
     await relay.activity(home, clock.now)
     clock.advance(minutes=1)
     await relay.reported(home)
     await relay.tick()
-    resolved = sorted(title for title, _ in messages(sink)[2:])
-    assert resolved == ["Resolved Mum: activity again", "Resolved Mum: activity again"]
+    resolved = sorted(title for title, _ in messages(sink)[3:])
+    assert resolved == ["Mum: over \u2013 no movement since 09:00"] * 2
+    assert "Ben was looking into it" in messages(sink)[3][1]
     alerts = await relay.admin.list_alerts()
     assert [(a.kind, a.state, a.acked_by) for a in alerts] == [("inactivity", "resolved", "Ben")]
 
@@ -301,7 +321,7 @@ async def test_inactivity_counts_only_active_hours(relay: Relay, clock: Clock, s
     clock.set(utc(2026, 7, 2, 8, 0))  # 10:00: three active hours without activity
     await relay.reported(home)
     await relay.tick()
-    assert messages(sink)[0][0].startswith("URGENT Mum: no activity since Wed 21:00")
+    assert messages(sink)[0][0] == "URGENT \u2013 Mum: no movement since yesterday 21:00"
 
 
 async def test_stale_home_and_unreachable_bridge(relay: Relay, clock: Clock, sink: Sink) -> None:
@@ -312,16 +332,16 @@ async def test_stale_home_and_unreachable_bridge(relay: Relay, clock: Clock, sin
     )
     clock.advance(minutes=29)
     await relay.tick()
-    assert messages(sink) == [
-        (
-            "Mum: Hue bridge unreachable since Sat 06:40",
-            "- Mum: Hue bridge unreachable since Sat 06:40\n"
-            "  Check that the Hue bridge has power and its network cable is in.",
-        )
-    ]
+    [(title, body)] = messages(sink)
+    assert title == "Mum: the Hue Bridge is not answering"
+    assert body.startswith(
+        "We cannot see whether anyone is moving in Mum right now: the Hue Bridge, the small hub "
+        "the sensors talk to, has not answered since 06:40."
+    )
     clock.advance(minutes=1)
     await relay.tick()
-    assert messages(sink)[1][0].startswith("Mum: no reports since Sat 07:00")
+    assert messages(sink)[1][0] == "Mum: no news from the home"
+    assert "We have heard nothing from Mum since 07:00." in messages(sink)[1][1]
 
 
 async def test_unusually_quiet_against_the_homes_own_weeks(
@@ -338,9 +358,11 @@ async def test_unusually_quiet_against_the_homes_own_weeks(
     clock.set(now)
     await relay.reported(home)
     await relay.tick()
-    assert messages(sink)[0][0] == (
-        "Mum: quieter than usual: no activity in the last 2 hours, when there was some at this "
-        "time in each of the past 4 weeks"
+    assert messages(sink)[0] == (
+        "Mum: quieter than usual",
+        "No movement in Mum in the last 2 hours, at a time when there was some in each of the "
+        "past 4 weeks.\n\nIt may be nothing; a short call to check in is a good idea.\n\n"
+        "You receive this because you watch over Mum with hpoll. Times are Europe/Berlin time.",
     )
 
 
@@ -469,11 +491,11 @@ async def test_a_digest_brings_several_homes_in_one_message(relay: Relay, sink: 
     assert set(by_title) == {"3 homes: 2 need attention", "Mum: All normal"}
     digest = by_title["3 homes: 2 need attention"]
     assert digest.splitlines()[:3] == [
-        "- Dad: Needs attention: no activity",
-        "- Gran: Needs attention: no activity",
+        "- Dad: Needs attention: no movement",
+        "- Gran: Needs attention: no movement",
         "- Mum: All normal",
     ]
-    assert "## Mum: All normal" in digest
+    assert "\n\nMum: All normal\nAll normal.\n" in digest
     await relay.at(utc(2026, 3, 29, 6, 5))
     assert len(sink.received) == 2
 
@@ -486,8 +508,11 @@ async def test_a_summary_at_midnight_covers_the_day_before(relay: Relay, sink: S
     await relay.reported(home, utc(2026, 7, 1, 21, 59))
     await relay.at(utc(2026, 7, 1, 22, 0))  # midnight in Berlin
     [(_title, body)] = messages(sink)
-    assert "Period: yesterday 00:00 to 00:00 (Europe/Berlin)" in body
-    assert "- 1 movement, first 23:59, last 23:59" in body
+    assert "From Wed 1 Jul 00:00 to Thu 2 Jul 00:00." in body
+    assert (
+        "1 movement: the first at Wed 1 Jul 23:59 in the Kitchen, the last at Wed 1 Jul 23:59 "
+        "in the Kitchen." in body
+    )
 
 
 async def test_night_or_silence_never_resolves_inactivity_only_activity_does(
@@ -500,20 +525,21 @@ async def test_night_or_silence_never_resolves_inactivity_only_activity_does(
         clock.set(utc(2026, 7, 1) + timedelta(hours=hour))
         await relay.reported(home)
         await relay.tick()
-    assert [title for title, _ in messages(sink)] == [
-        "URGENT Mum: no activity since Wed 17:00 (3 h)"
-    ]
+    assert [title for title, _ in messages(sink)] == ["URGENT \u2013 Mum: no movement since 17:00"]
     clock.set(utc(2026, 7, 1, 21, 0))  # 23:00: night; still nothing, and that is no news
     await relay.reported(home)
     await relay.tick()
     clock.set(utc(2026, 7, 2, 3, 0))  # the home stops reporting: we cannot know either
     await relay.tick()
-    assert len(sink.received) == 1
+    # The alarm stays open; whoever was told hears that we cannot see any more.
+    assert messages(sink)[1][0] == "URGENT \u2013 Mum: we cannot see right now"
+    assert "nothing has arrived from the home since yesterday 23:00" in messages(sink)[1][1]
     await relay.activity(home, utc(2026, 7, 2, 5, 30))  # 07:30: someone is up
     clock.set(utc(2026, 7, 2, 5, 35))
     await relay.reported(home)
     await relay.tick()
-    assert [title for title, _ in messages(sink)][1:] == ["Resolved Mum: activity again"]
+    assert messages(sink)[2][0] == "Mum: over \u2013 no movement since yesterday 17:00"
+    assert messages(sink)[2][1].startswith("Movement again at 07:30 in the Kitchen.")
 
 
 async def test_one_dispatch_sends_everything_due_urgent_first(
@@ -532,7 +558,7 @@ async def test_one_dispatch_sends_everything_due_urgent_first(
     # Batches of one: sent one after the other, so the sink sees the dispatch order.
     sent = await relay.notifier.dispatcher.run_once(clock.now, batch=1)
     assert sent == len(sink.received) == 6  # five summaries and one urgent alert
-    assert sink.received[0]["title"].startswith("URGENT Home 0: no activity since")
+    assert sink.received[0]["title"].startswith("URGENT \u2013 Home 0: no movement since")
 
 
 async def test_a_relay_restart_after_an_outage_raises_no_false_alarms(
@@ -562,6 +588,5 @@ async def test_a_relay_restart_after_an_outage_raises_no_false_alarms(
     for minutes in range(2, 31):
         clock.set(utc(2026, 7, 1, 11, minutes))
         await relay.tick()
-    assert [title for title, _ in messages(sink)] == [
-        "Home 2: no reports since Wed 09:00: its Home Assistant or its internet may be down"
-    ]
+    assert [title for title, _ in messages(sink)] == ["Home 2: no news from the home"]
+    assert "We have heard nothing from Home 2 since 09:00." in messages(sink)[0][1]

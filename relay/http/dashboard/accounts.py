@@ -17,6 +17,7 @@ from sqlalchemy import Delete, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.clock import utcnow
+from relay.messages.document import Button, Document, para
 from relay.storage.models import CAREGIVERS, SIGN_IN_LINKS, WEB_SESSIONS
 from relay.tokens import token_hash
 
@@ -32,6 +33,23 @@ ROLES = ("caregiver", "operator")
 _HASHER = PasswordHasher()
 #: Verified against when the name is unknown, so both cases cost one argon2 verification.
 _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+def invitation(link: str, expires: datetime) -> Document:
+    """The message that carries a sign-in link (sent through the caregiver's own channel)."""
+    return Document(
+        "Sign in to hpoll",
+        "normal",
+        (
+            para("Your link to the hpoll dashboard, where you see the homes you watch."),
+            Button("Sign in", link),
+            para(
+                f"It works once, until {expires:%H:%M} UTC. "
+                "If you did not ask for it, ignore this message.",
+                aside=True,
+            ),
+        ),
+    )
 
 
 class AccountError(ValueError):

@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import Admin, AdminError, check_time
 from relay.clock import utcnow
+from relay.messages.compose import test_message
+from relay.messages.document import Document
 from relay.notifications.send import Delivery, deliver
 from relay.ratelimit import RateLimiter
 from relay.secretbox import SecretBox, SecretBoxError, SecretKeyError
@@ -38,7 +40,7 @@ REFRESH_SECONDS = 30
 #: Sign-in attempts per client address: a burst of 10, then one every 6 seconds.
 SIGN_IN_RATE, SIGN_IN_BURST = 1 / 6, 10
 
-type Sender = Callable[[str, str, str], Awaitable[Delivery]]
+type Sender = Callable[[str, Document], Awaitable[Delivery]]
 
 
 @dataclass
@@ -186,7 +188,7 @@ async def acknowledge(request: web.Request) -> web.Response:
         if await queries.alert_home(connection, who, alert_id) != home_id:
             return not_found(request)
     try:
-        await Admin(dashboard.engine).acknowledge(alert_id, caregiver_id=who.caregiver_id)
+        await Admin(dashboard.engine).acknowledge(alert_id, by=who.name)
     except AdminError:
         return not_found(request)
     return _redirect(f"/homes/{home_id}#alerts")
@@ -240,7 +242,7 @@ async def send_test(request: web.Request) -> web.Response:
     _, url = await _channel(dashboard, who.caregiver_id)
     if url is None:
         return await _me_page(request, "Cannot send: the relay's secret key has changed.", 500)
-    result = await dashboard.send(url, "hpoll test", f"Hello {who.name}: hpoll can reach you.")
+    result = await dashboard.send(url, test_message(who.name))
     text = "Test message sent." if result.ok else f"The test message failed: {result.detail}"
     return await _me_page(request, text, 200 if result.ok else 502)
 

@@ -84,7 +84,7 @@ async def bob(client: Client, engine: AsyncEngine, world: World) -> Browser:
 
 #: Screenshots of every browser a failing test had open (gitignored; CI keeps the folder).
 ARTIFACTS = Path(
-    os.environ.get("HPOLL_TEST_ARTIFACTS", Path(__file__).parents[3] / "test-artifacts")
+    os.environ.get("HPOLL_TEST_ARTIFACTS", Path(__file__).parents[3] / "test-artefacts")
 )
 _FAILED = pytest.StashKey[bool]()
 

@@ -231,7 +231,7 @@ async def test_me_page_settings_and_test_message(
             )
         page = await ann.post("/me/test")
         assert "Test message sent." in page.text
-        assert sink.received[0]["message"] == "Hello Ann: hpoll can reach you."
+        assert "Hello Ann: hpoll can reach you here." in sink.received[0]["message"]
     failed = await ann.post("/me/test")  # the sink is gone
     assert failed.status == 502
     assert "The test message failed" in failed.text

@@ -1,0 +1,1 @@
+"""What caregivers read: message documents, their words, and their formats."""

@@ -1,0 +1,153 @@
+"""What the relay can see of each home: since when it watches, the spells it could not see
+(bridge unreachable, no reports), and the rooms of movements that messages name.
+
+``track`` runs in every planning tick. A "reports" spell opens when the home's newest report is
+older than ``FRESH_REPORT`` and closes when reports arrive again; since a home sends what it
+queued during an internet outage, the spell is then replaced by the real gaps between the
+reports' own times (a home whose queue filled the gap was seen all along). Summaries never
+count a blind spell as quiet, and urgent messages say when the relay cannot see.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from ..messages.facts import Blindness, Movement
+from ..storage.models import ACTIVITY, BLIND_SPELLS, HOMES, REPORTS
+from .alerting import FRESH_REPORT
+
+#: Activity buckets are 15 minutes long (relay/ingest.py).
+BUCKET = timedelta(minutes=15)
+#: A report may be sent this far in the future of the relay's clock (relay/schema.py).
+CLOCK_SKEW = timedelta(minutes=10)
+
+
+def blindness(
+    home: Any, now: datetime, listening_since: datetime | None = None
+) -> Blindness | None:
+    """Why the relay cannot see this home (a ``homes`` row) right now, or None."""
+    if home.bridge_reachable is False and home.bridge_offline_since is not None:
+        return Blindness("bridge", home.bridge_offline_since)
+    sent = home.last_report_sent_at
+    if sent is not None and now - max(sent, listening_since or sent) > FRESH_REPORT:
+        return Blindness("reports", sent)
+    return None
+
+
+def track(connection: Connection, now: datetime, listening_since: datetime | None) -> list[Any]:
+    """Record when watching began and open/close blind spells; returns the spells opened now
+    (rows with ``id``, ``home_id``, ``cause``, ``started_at``)."""
+    connection.execute(
+        update(HOMES)
+        .where(HOMES.c.watching_since.is_(None), HOMES.c.last_report_sent_at.isnot(None))
+        .values(watching_since=HOMES.c.last_report_sent_at)
+    )
+    spells: defaultdict[str, dict[str, Any]] = defaultdict(dict)
+    for spell in connection.execute(select(BLIND_SPELLS).where(BLIND_SPELLS.c.ended_at.is_(None))):
+        spells[spell.home_id][spell.cause] = spell
+    opened: list[Any] = []
+    for home in connection.execute(
+        select(
+            HOMES.c.id,
+            HOMES.c.bridge_reachable,
+            HOMES.c.bridge_offline_since,
+            HOMES.c.last_report_sent_at,
+        ).where(HOMES.c.last_report_sent_at.isnot(None))
+    ):
+        blind = blindness(home, now, listening_since)
+        stale = blind is not None and blind.cause == "reports"
+        bridge = home.bridge_reachable is False and home.bridge_offline_since is not None
+        current = spells.get(home.id, {})
+        if bridge and "bridge" not in current:
+            opened.append(_open(connection, home.id, "bridge", home.bridge_offline_since))
+        elif not bridge and "bridge" in current:
+            end = min(now, home.last_report_sent_at)
+            connection.execute(
+                update(BLIND_SPELLS)
+                .where(BLIND_SPELLS.c.id == current["bridge"].id)
+                .values(ended_at=max(end, current["bridge"].started_at))
+            )
+        if stale and "reports" not in current:
+            opened.append(_open(connection, home.id, "reports", home.last_report_sent_at))
+        elif not stale and "reports" in current:
+            _close_reports(connection, current["reports"])
+    return opened
+
+
+def _open(connection: Connection, home_id: str, cause: str, start: datetime) -> Any:
+    return connection.execute(
+        insert(BLIND_SPELLS)
+        .values(home_id=home_id, cause=cause, started_at=start)
+        .returning(
+            BLIND_SPELLS.c.id,
+            BLIND_SPELLS.c.home_id,
+            BLIND_SPELLS.c.cause,
+            BLIND_SPELLS.c.started_at,
+        )
+    ).one()
+
+
+def _close_reports(connection: Connection, spell: Any) -> None:
+    """Replace a closed "no reports" spell by the real gaps between the reports sent since
+    (read by ``received_at``, the reports table's time index)."""
+    times = connection.execute(
+        select(REPORTS.c.sent_at)
+        .where(
+            REPORTS.c.received_at >= spell.started_at - CLOCK_SKEW,
+            REPORTS.c.home_id == spell.home_id,
+            REPORTS.c.sent_at > spell.started_at,
+        )
+        .order_by(REPORTS.c.sent_at)
+    ).scalars()
+    gaps, previous = [], spell.started_at
+    for sent in times:
+        if sent - previous > FRESH_REPORT:
+            gaps.append((previous, sent))
+        previous = max(previous, sent)
+    connection.execute(delete(BLIND_SPELLS).where(BLIND_SPELLS.c.id == spell.id))
+    if gaps:
+        connection.execute(
+            insert(BLIND_SPELLS),
+            [
+                {"home_id": spell.home_id, "cause": "reports", "started_at": a, "ended_at": b}
+                for a, b in gaps
+            ],
+        )
+
+
+def last_movement(connection: Connection, home_id: str, at: datetime | None) -> Movement | None:
+    """The movement at ``at`` (a home's ``last_activity_at``) and its room."""
+    if at is None:
+        return None
+    room = connection.execute(
+        select(ACTIVITY.c.room)
+        .where(
+            ACTIVITY.c.home_id == home_id,
+            ACTIVITY.c.bucket_start > at - BUCKET,
+            ACTIVITY.c.bucket_start <= at,
+            ACTIVITY.c.last_at == at,
+        )
+        .limit(1)
+    ).scalar()
+    return Movement(at, room or None)
+
+
+def movement_after(connection: Connection, home_id: str, after: datetime) -> Movement | None:
+    """The first movement after a moment, and its room (what ended a silence)."""
+    row = connection.execute(
+        select(ACTIVITY.c.room, ACTIVITY.c.first_at, ACTIVITY.c.last_at)
+        .where(
+            ACTIVITY.c.home_id == home_id,
+            ACTIVITY.c.bucket_start > after - BUCKET,
+            ACTIVITY.c.last_at > after,
+        )
+        .order_by(ACTIVITY.c.bucket_start, ACTIVITY.c.first_at)
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return Movement(row.first_at if row.first_at > after else row.last_at, row.room or None)
