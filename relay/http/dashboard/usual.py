@@ -141,16 +141,13 @@ class UsualBands:
         """The cached band of the home for its local ``today`` (None: learning or not known)."""
         return self._bands.get(home_id) if self._days.get(home_id) == today else None
 
-    def known(self, home_id: str, today: date) -> bool:
-        """Whether the home's band (or its absence) is worked out for ``today``."""
-        return self._days.get(home_id) == today
-
     def put(self, home_id: str, today: date, band: Band | None) -> None:
         """Remember a band worked out elsewhere (the Home page reads the same 28 days)."""
         self._bands[home_id], self._days[home_id] = band, today
 
     async def refresh(self, now: datetime | None = None) -> int:
-        """Work out the bands missing for today, every home; how many were worked out."""
+        """Work out the bands missing for today, every home (and again those not known yet:
+        a new home, or one whose history arrived late); how many were worked out."""
         now = now or utcnow()
         async with self._engine.connect() as connection:
             homes = (
@@ -159,7 +156,7 @@ class UsualBands:
         stale = [
             (home.id, ZoneInfo(home.timezone), home.created_at)
             for home in homes
-            if not self.known(home.id, now.astimezone(ZoneInfo(home.timezone)).date())
+            if self.get(home.id, now.astimezone(ZoneInfo(home.timezone)).date()) is None
         ]
         for chunk in itertools.batched(stale, CHUNK):
             await self._refresh_chunk(chunk, now)

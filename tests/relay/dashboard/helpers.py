@@ -132,7 +132,7 @@ async def open_alert(
                 subject="",
                 state="open",
                 opened_at=now,
-                details={"text": f"no activity since {now:%H:%M}"},
+                details={"text": "no activity for 3 hours"},
                 urgent=urgent,
                 escalation_level=0,
                 next_escalation_at=now + timedelta(minutes=15),

@@ -47,9 +47,7 @@ def sink() -> Iterator[Sink]:
 @pytest.fixture
 def relay(tmp_path: Path, sink: Sink) -> Iterator[RelayServer]:
     server = RelayServer(tmp_path, HPOLL_RELAY_NOTIFY_SECONDS="0")
-    server.start()
-    server.env["HPOLL_RELAY_PUBLIC_URL"] = server.url  # where invitations point
-    yield server
+    yield server  # started by the test once its data is in
     server.stop()
 
 
@@ -80,8 +78,11 @@ def _seed(server: RelayServer, sink: Sink) -> dict[str, str]:
                     at = datetime(day.year, day.month, day.day, hour, 10, tzinfo=zone).astimezone(
                         UTC
                     )
-                    if at < now:
+                    if at < now - timedelta(hours=3):
                         await add_activity(engine, home, room, at, 2 + back % 4)
+            # The last three hours, whatever the time of day: the timeline always has rows.
+            for minutes, room in ((170, "Bedroom"), (150, "Bathroom"), (95, "Hall"), (40, "Hall")):
+                await add_activity(engine, home, room, now - timedelta(minutes=minutes), 3)
             await reported(engine, home)
         await add_device(engine, mum, name="Hall sensor", battery=7, battery_state="low")
         await add_device(
@@ -100,6 +101,8 @@ def _seed(server: RelayServer, sink: Sink) -> dict[str, str]:
         await engine.dispose()
 
     asyncio.run(fill())
+    server.start()
+    server.env["HPOLL_RELAY_PUBLIC_URL"] = server.url  # where invitations point
     return {"mum": mum, "aunt": aunt, "dad": dad}
 
 
@@ -163,6 +166,7 @@ def test_a_caregivers_visit(  # noqa: PLR0915 (one visit, step by step)
     # Open Mum's home and acknowledge the alert.
     driver.find_element(By.LINK_TEXT, "Mum's flat").click()
     _wait_for(driver, "Four weeks, hour by hour")
+    assert driver.find_elements(By.CSS_SELECTOR, ".timeline .room .on")  # today has activity
     _check_accessibility(driver, "Home")
     assert (
         "Hall sensor"

@@ -5,7 +5,22 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from relay.http.dashboard.usual import MIN_DAYS, Band, HourGrid, band_from, percentile
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from relay.admin import Admin
+from relay.clock import utcnow
+from relay.http.dashboard.usual import (
+    MIN_DAYS,
+    Band,
+    HourGrid,
+    UsualBands,
+    band_from,
+    percentile,
+)
+from relay.storage.models import HOMES
+
+from .helpers import add_activity
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -51,3 +66,25 @@ def test_band_by_a_time_of_day_interpolates_within_the_hour() -> None:
     assert band.by(at) == (5, 10)
     assert band.by(at.replace(hour=10)) == (10, 20)
     assert band.by(at.replace(hour=0, minute=0)) == (0, 0)
+
+
+async def test_refresh_fills_every_home_and_retries_those_not_known(
+    engine: AsyncEngine, admin: Admin
+) -> None:
+    home = (await admin.add_home("Mum's flat", "Europe/Berlin")).id
+    bands = UsualBands(engine)
+    now = utcnow()
+    today = now.astimezone(BERLIN).date()
+    for back in range(1, 29):
+        day = today - timedelta(days=back)
+        at = datetime(day.year, day.month, day.day, 9, 0, tzinfo=BERLIN).astimezone(UTC)
+        await add_activity(engine, home, "Kitchen", at, back)
+    assert await bands.refresh(now) == 1
+    assert bands.get(home, today) is None  # added today: learning
+    async with engine.begin() as connection:
+        await connection.execute(update(HOMES).values(created_at=now - timedelta(days=40)))
+    assert await bands.refresh(now) == 1  # not known yet: worked out again
+    band = bands.get(home, today)
+    assert band is not None
+    assert band.daily == (3, 26)
+    assert await bands.refresh(now) == 0  # known for today: left alone
