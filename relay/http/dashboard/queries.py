@@ -109,6 +109,19 @@ class Device:
         return self.connectivity not in (None, "connected")
 
 
+#: A device row as ``Device`` takes it.
+DEVICE_COLUMNS = (
+    DEVICES.c.name,
+    DEVICES.c.room,
+    DEVICES.c.kind,
+    DEVICES.c.battery,
+    DEVICES.c.battery_state,
+    DEVICES.c.connectivity,
+    DEVICES.c.offline_since,
+    DEVICES.c.last_seen,
+)
+
+
 @dataclass(slots=True)
 class HomeLine:
     """One home on the Homes page."""
@@ -310,17 +323,7 @@ async def homes_overview(
     if not lines:
         return []
     problem_devices = _visible(
-        select(
-            DEVICES.c.home_id,
-            DEVICES.c.name,
-            DEVICES.c.room,
-            DEVICES.c.kind,
-            DEVICES.c.battery,
-            DEVICES.c.battery_state,
-            DEVICES.c.connectivity,
-            DEVICES.c.offline_since,
-            DEVICES.c.last_seen,
-        ).where(
+        select(DEVICES.c.home_id, *DEVICE_COLUMNS).where(
             DEVICES.c.battery_state.in_(LOW_BATTERY)
             | (DEVICES.c.connectivity.is_not(None) & (DEVICES.c.connectivity != "connected"))
         ),
@@ -468,16 +471,7 @@ async def home_detail(
     devices = [
         Device(*device)
         for device in await connection.execute(
-            select(
-                DEVICES.c.name,
-                DEVICES.c.room,
-                DEVICES.c.kind,
-                DEVICES.c.battery,
-                DEVICES.c.battery_state,
-                DEVICES.c.connectivity,
-                DEVICES.c.offline_since,
-                DEVICES.c.last_seen,
-            )
+            select(*DEVICE_COLUMNS)
             .where(DEVICES.c.home_id == home_id)
             .order_by(DEVICES.c.room, DEVICES.c.name)
         )

@@ -6,9 +6,8 @@ words and render as text). Every handler goes through ``security.view``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-import logging
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,8 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from relay.admin import Admin, AdminError, check_time
 from relay.clock import utcnow
 from relay.messages.compose import test_message
-from relay.messages.document import Document
-from relay.notifications.send import Delivery, deliver
+from relay.notifications.send import deliver
 from relay.ratelimit import RateLimiter
 from relay.secretbox import SecretBox, SecretBoxError, SecretKeyError
 
@@ -32,15 +30,12 @@ from .accounts import SESSION_ABSOLUTE, AccountError, Accounts, Viewer
 from .security import SESSION_COOKIE, VIEWER, add_headers, form_token, set_cookie, view, viewer
 from .usual import UsualBands
 
-_LOGGER = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 #: The Homes page asks for fresh rows this often (seconds; the issue allows up to 60).
 REFRESH_SECONDS = 30
 #: Sign-in attempts per client address: a burst of 10, then one every 6 seconds.
 SIGN_IN_RATE, SIGN_IN_BURST = 1 / 6, 10
-
-type Sender = Callable[[str, Document], Awaitable[Delivery]]
 
 
 @dataclass
@@ -54,7 +49,6 @@ class Dashboard:
     accounts: Accounts = field(init=False)
     bands: UsualBands = field(init=False)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(SIGN_IN_RATE, SIGN_IN_BURST))
-    send: Sender = deliver
     _box: SecretBox | None = None
 
     def __post_init__(self) -> None:
@@ -239,10 +233,10 @@ async def _form(request: web.Request) -> dict[str, str]:
 async def send_test(request: web.Request) -> web.Response:
     """Send a test message through the caregiver's own channel."""
     dashboard, who = _dashboard(request), viewer(request)
-    _, url = await _channel(dashboard, who.caregiver_id)
+    channel, url = await _channel(dashboard, who.caregiver_id)
     if url is None:
-        return await _me_page(request, "Cannot send: the relay's secret key has changed.", 500)
-    result = await dashboard.send(url, test_message(who.name))
+        return await _me_page(request, f"Cannot send: the channel is {channel}.", 500)
+    result = await deliver(url, test_message(who.name))
     text = "Test message sent." if result.ok else f"The test message failed: {result.detail}"
     return await _me_page(request, text, 200 if result.ok else 502)
 

@@ -3,15 +3,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from http.cookies import Morsel
 import re
+from typing import Any
 
-from aiohttp import web
+from aiohttp import DummyCookieJar, web
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from relay.app import create_app
 from relay.clock import utcnow
+from relay.config import Settings
 from relay.http.dashboard.accounts import Accounts
 from relay.http.dashboard.security import CSP
 from relay.storage.models import ALERTS, SIGN_IN_LINKS, WEB_SESSIONS
@@ -210,35 +215,29 @@ async def test_every_page_sends_a_strict_policy_and_safe_cookies(
         assert page.headers["Referrer-Policy"] == "no-referrer"
         assert "<script>" not in page.text
         assert " style=" not in page.text
-    token, _ = await Accounts(engine).create_link(world.ann)
+    cookie = await _session_cookie(client, engine, world.ann)
+    assert cookie["httponly"]
+    assert cookie["samesite"] == "Lax"
+    assert cookie["path"] == "/"
+    assert not cookie["secure"]  # plain HTTP here; see the next test
+
+
+async def _session_cookie(client: Client, engine: AsyncEngine, caregiver_id: int) -> Morsel[str]:
+    """The cookie a sign-in sets (double-submit form token given directly)."""
+    token, _ = await Accounts(engine).create_link(caregiver_id)
     async with client.post(
         f"/signin/{token}",
         data={"csrf": "x" * 43},
         headers={"Cookie": "hpoll_form=" + "x" * 43},
         allow_redirects=False,
     ) as response:
-        cookie = response.cookies["hpoll_session"]
-        assert cookie["httponly"]
-        assert cookie["samesite"] == "Lax"
-        assert not cookie["secure"]  # plain HTTP here; see the next test
+        return response.cookies["hpoll_session"]
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_cookies_are_secure_behind_tls(
-    aiohttp_client: object, engine: AsyncEngine, world: World, db_url: str
+    aiohttp_client: Callable[..., Any], engine: AsyncEngine, world: World, db_url: str
 ) -> None:
-    from aiohttp import DummyCookieJar
-
-    from relay.app import create_app
-    from relay.config import Settings
-
     settings = Settings(db_url=db_url, notify_seconds=0, public_url="https://care.example")
-    client = await aiohttp_client(create_app(settings, engine), cookie_jar=DummyCookieJar())  # type: ignore[operator]
-    token, _ = await Accounts(engine).create_link(world.ann)
-    async with client.post(
-        f"/signin/{token}",
-        data={"csrf": "x" * 43},
-        headers={"Cookie": "hpoll_form=" + "x" * 43},
-        allow_redirects=False,
-    ) as response:
-        assert response.cookies["hpoll_session"]["secure"]
+    client = await aiohttp_client(create_app(settings, engine), cookie_jar=DummyCookieJar())
+    assert (await _session_cookie(client, engine, world.ann))["secure"]

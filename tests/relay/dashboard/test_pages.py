@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from cryptography.fernet import Fernet
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -235,3 +237,15 @@ async def test_me_page_settings_and_test_message(
     failed = await ann.post("/me/test")  # the sink is gone
     assert failed.status == 502
     assert "The test message failed" in failed.text
+
+
+async def test_me_page_when_the_relays_key_does_not_fit(
+    client: Client, world: World, ann: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HPOLL_RELAY_SECRET_KEY", Fernet.generate_key().decode())
+    page = await ann.get("/me")
+    assert page.status == 200
+    assert "unreadable:" in page.text
+    failed = await ann.post("/me/test")
+    assert failed.status == 500
+    assert "Cannot send: the channel is unreadable" in failed.text
