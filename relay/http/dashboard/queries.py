@@ -31,6 +31,7 @@ from relay.storage.models import (
 from .accounts import Viewer
 from .usual import (
     DAYS,
+    MIN_DAYS,
     Band,
     HourGrid,
     UsualBands,
@@ -46,34 +47,32 @@ ALERT_HISTORY = 50
 MESSAGES = 20
 #: How home statuses sort (worst first).
 SILENT, ATTENTION, LEARNING, NORMAL = 0, 1, 2, 3
-LEARNING_DAYS = 7
+#: A home is "learning" for as long as it has too few days for a usual range.
+LEARNING_DAYS = MIN_DAYS
 STALE_AFTER = HomeRules().stale_after
+
+
+def _subscribed(viewer: Viewer) -> Select[Any]:
+    return select(SUBSCRIPTIONS.c.home_id).where(
+        SUBSCRIPTIONS.c.caregiver_id == viewer.caregiver_id
+    )
 
 
 def visible_homes(viewer: Viewer) -> ColumnElement[bool]:
     """The condition on ``homes.id`` that keeps a caregiver to their own homes."""
     if viewer.operator:
         return HOMES.c.id.is_not(None)
-    return HOMES.c.id.in_(
-        select(SUBSCRIPTIONS.c.home_id).where(SUBSCRIPTIONS.c.caregiver_id == viewer.caregiver_id)
-    )
+    return HOMES.c.id.in_(_subscribed(viewer))
 
 
 def _visible(query: Select[Any], column: Any, viewer: Viewer) -> Select[Any]:
-    if viewer.operator:
-        return query
-    return query.where(
-        column.in_(
-            select(SUBSCRIPTIONS.c.home_id).where(
-                SUBSCRIPTIONS.c.caregiver_id == viewer.caregiver_id
-            )
-        )
-    )
+    """``query`` kept to the viewer's homes through its home id ``column``."""
+    return query if viewer.operator else query.where(column.in_(_subscribed(viewer)))
 
 
 @dataclass(slots=True)
-class OpenAlert:
-    """An alert that is open (or acknowledged and not yet over)."""
+class AlertLine:
+    """An alert (open, acknowledged, or over) as the pages show it."""
 
     id: int
     kind: str
@@ -138,7 +137,7 @@ class HomeLine:
     today: int = 0
     band: Band | None = None
     devices: list[Device] = field(default_factory=list)
-    alerts: list[OpenAlert] = field(default_factory=list)
+    alerts: list[AlertLine] = field(default_factory=list)
     rank: int = NORMAL
     status: str = "All normal"
     reason: str = ""
@@ -380,9 +379,9 @@ def _alert_query(viewer: Viewer) -> Select[Any]:
     ).order_by(ALERTS.c.opened_at.desc(), ALERTS.c.id.desc())
 
 
-def _alert(row: Any) -> OpenAlert:
+def _alert(row: Any) -> AlertLine:
     text = str((row.details or {}).get("text", "")) or row.kind
-    return OpenAlert(
+    return AlertLine(
         row.id, row.kind, text, row.state, row.urgent, row.opened_at, row.acked_by, row.acked_at
     )
 
@@ -441,7 +440,7 @@ class HomeDetail:
     heatmap: list[tuple[date, list[int]]]
     heat_max: int
     daily: list[tuple[date, int]]
-    history: list[OpenAlert]
+    history: list[AlertLine]
     next_summary: datetime | None
     messages: list[Message]
 
