@@ -28,6 +28,7 @@ from custom_components.hpoll.activity.tracker import ActivityTracker
 from custom_components.hpoll.hue import HueError, HueRemoteClient
 from relay.admin import ALERT_KINDS, Admin
 from relay.config import Settings
+from relay.http.dashboard.accounts import Accounts
 from relay.storage.db import create_engine, require_current_schema
 
 from .clock import SystemClock
@@ -39,6 +40,7 @@ DEMO_APP_KEY = "demo-app-key"
 
 
 DEMO_ZONE = "Europe/Amsterdam"
+DEMO_CAREGIVER = "Demo carer"
 
 
 async def create_demo_home(db_url: str, inbox_port: int) -> str:
@@ -49,12 +51,23 @@ async def create_demo_home(db_url: str, inbox_port: int) -> str:
         # The relay's own key (it must read the caregiver's URL back to send).
         admin = Admin(engine, Settings(db_url=db_url).secret_box())
         home = await admin.add_home("Demo home", DEMO_ZONE)
-        await admin.add_caregiver("Demo carer", f"json://127.0.0.1:{inbox_port}/")
+        await admin.add_caregiver(DEMO_CAREGIVER, f"json://127.0.0.1:{inbox_port}/")
         soon = datetime.now(ZoneInfo(DEMO_ZONE)) + timedelta(minutes=2)
-        await admin.subscribe(home.id, "Demo carer", f"{soon:%H:%M}", list(ALERT_KINDS))
+        await admin.subscribe(home.id, DEMO_CAREGIVER, f"{soon:%H:%M}", list(ALERT_KINDS))
     finally:
         await engine.dispose()
     return home.token
+
+
+async def demo_sign_in_link(db_url: str, relay_url: str) -> str:
+    """A one-time dashboard sign-in link for the demo caregiver (15 minutes, single use)."""
+    engine = create_engine(db_url)
+    try:
+        accounts = Accounts(engine)
+        token, _ = await accounts.create_link(await accounts.caregiver_id(DEMO_CAREGIVER))
+    finally:
+        await engine.dispose()
+    return f"{relay_url}/signin/{token}"
 
 
 def demo_home_token(db_url: str, token_file: Path, inbox_port: int) -> str:
@@ -196,6 +209,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         token = demo_home_token(args.db, Path(args.token_file), args.inbox_port)
+        link = asyncio.run(demo_sign_in_link(args.db, args.relay))
+        print(f"dashboard: {args.relay}/ ; sign in as {DEMO_CAREGIVER}: {link}", flush=True)
+        print(
+            "  (the link works once, for 15 minutes; a new one: hpoll-relay caregiver invite "
+            f"'{DEMO_CAREGIVER}' --print)",
+            flush=True,
+        )
         asyncio.run(run(args, token))
 
 

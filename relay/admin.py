@@ -67,7 +67,7 @@ class Admin:
     """Operations on one database."""
 
     def __init__(self, engine: AsyncEngine, box: SecretBox | None = None) -> None:
-        self._engine = engine
+        self.engine = engine
         self._sessions = session_factory(engine)
         self._box = box
 
@@ -166,7 +166,7 @@ class Admin:
         """Every stored URL encrypted again with ``box``'s first key, in ONE transaction
         (all or none: a failure leaves every URL as it was); returns how many."""
         table = CAREGIVERS
-        async with self._engine.begin() as connection:
+        async with self.engine.begin() as connection:
             rows = (
                 await connection.execute(select(table.c.id, table.c.apprise_url_encrypted))
             ).all()

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .clock import utcnow
 from .config import Settings
+from .http.dashboard.views import DASHBOARD, Dashboard, setup as setup_dashboard
 from .http.middleware import request_context
 from .http.routes import add_routes
 from .http.state import RELAY, Relay
@@ -58,6 +59,7 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
     aiohttp_jinja2.setup(
         app, loader=jinja2.PackageLoader("relay.http", "templates"), autoescape=True
     )
+    setup_dashboard(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         own_engine = engine is None
@@ -86,9 +88,12 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
             app[RELAY].notifier = notifier
             if settings.notify_seconds > 0:
                 notifier.start(settings.notify_seconds)
+            app[DASHBOARD] = dashboard = Dashboard(db, settings.public_url, settings.secret_box)
+            dashboard.bands.start()
             try:
                 yield
             finally:
+                await dashboard.bands.stop()
                 await notifier.stop()
                 pruner.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

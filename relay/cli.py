@@ -24,6 +24,7 @@ from . import __version__, logs
 from .admin import ALERT_KINDS, Admin, AdminError, format_time
 from .app import create_app, prune_reports
 from .config import Settings
+from .http.dashboard.accounts import AccountError, Accounts, invitation
 from .http.serve import serve
 from .messages import compose
 from .notifications.send import deliver
@@ -176,6 +177,40 @@ async def _caregiver_add(args: argparse.Namespace, admin: Admin) -> int:
     return 0
 
 
+def _base_url(settings: Settings) -> str:
+    return (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+
+
+@_admin_command(need_box=True)
+async def _caregiver_invite(args: argparse.Namespace, admin: Admin) -> int:
+    accounts = Accounts(admin.engine)
+    caregiver_id = await accounts.caregiver_id(args.name)
+    # Read the channel before a link exists: a key that does not fit makes no link at all.
+    _, url = await admin.caregiver_url(str(caregiver_id))
+    token, expires = await accounts.create_link(caregiver_id)
+    link = f"{_base_url(Settings.from_env())}/signin/{token}"
+    until = f"{expires:%H:%M} UTC"
+    if args.print:
+        _say(link)
+        _say(f"(works once, until {until}; hand it to {args.name} yourself)", file=sys.stderr)
+        return 0
+    result = await deliver(url, invitation(link, expires))
+    _say(
+        (f"sent to {args.name} (valid until {until}): " if result.ok else "FAILED: ")
+        + result.detail
+    )
+    return 0 if result.ok else 1
+
+
+@_admin_command()
+async def _caregiver_role(args: argparse.Namespace, admin: Admin) -> int:
+    accounts = Accounts(admin.engine)
+    await accounts.set_role(await accounts.caregiver_id(args.name), args.role)
+    sees = "every home" if args.role == "operator" else "the homes they are subscribed to"
+    _say(f"{args.name} is now {args.role} (sees {sees})")
+    return 0
+
+
 @_admin_command()
 async def _caregiver_list(args: argparse.Namespace, admin: Admin) -> int:
     for caregiver in await admin.list_caregivers():
@@ -184,7 +219,8 @@ async def _caregiver_list(args: argparse.Namespace, admin: Admin) -> int:
             if caregiver.failing_since
             else "ok"
         )
-        _say(f"{caregiver.id:4d}  {caregiver.name:30s} {health}")
+        role = " (operator)" if caregiver.role == "operator" else ""
+        _say(f"{caregiver.id:4d}  {caregiver.name:30s} {health}{role}")
     return 0
 
 
@@ -452,6 +488,16 @@ def _add_caregiver_commands(commands: Commands) -> None:
     cg_add.add_argument("--apprise", required=True, metavar="URL")
     cg_add.set_defaults(handler=_caregiver_add)
     caregiver.add_parser("list", help="list caregivers").set_defaults(handler=_caregiver_list)
+    invite = caregiver.add_parser(
+        "invite", help="send a one-time dashboard sign-in link through their channel"
+    )
+    invite.add_argument("name")
+    invite.add_argument("--print", action="store_true", help="print the link instead of sending it")
+    invite.set_defaults(handler=_caregiver_invite)
+    role = caregiver.add_parser("role", help="operator (sees every home) or caregiver")
+    role.add_argument("name")
+    role.add_argument("role", choices=("caregiver", "operator"))
+    role.set_defaults(handler=_caregiver_role)
     quiet = caregiver.add_parser("quiet", help="hours when non-urgent alerts wait")
     quiet.add_argument("caregiver")
     quiet.add_argument("hours", metavar="HH:MM-HH:MM|off", help="in the home's time")
@@ -498,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return status
         handler: Command = args.handler
         return asyncio.run(handler(args, settings))
-    except (AdminError, NotMigratedError, SecretBoxError, SecretKeyError) as err:
+    except (AccountError, AdminError, NotMigratedError, SecretBoxError, SecretKeyError) as err:
         _say(f"hpoll-relay: {err}", file=sys.stderr)
         return 2
 

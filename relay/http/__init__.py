@@ -6,4 +6,5 @@
 - ``queries``: the SQL read models the views show.
 - ``state``: what the handlers share (``request.app[RELAY]``).
 - ``templates/``: HTML pages (Jinja2, autoescaped).
+- ``dashboard/``: the caregivers' pages, their sign-in and sessions (see its docstring).
 """

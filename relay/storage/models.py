@@ -100,6 +100,10 @@ class Caregiver(Base):
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Summaries of several homes due together arrive as one message.
     digest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: "caregiver" sees the homes they are subscribed to; "operator" sees every home.
+    role: Mapped[str] = mapped_column(String(16), default="caregiver", server_default="caregiver")
+    #: argon2id hash of an optional dashboard password (sign-in links work without one).
+    password_hash: Mapped[str | None] = mapped_column(String(200))
 
 
 class Subscription(Base):
@@ -276,6 +280,39 @@ class DeliveryAttempt(Base):
     detail: Mapped[str] = mapped_column(String(500))
 
 
+class SignInLink(Base):
+    """A one-time dashboard sign-in link sent to a caregiver; only its SHA-256 is stored."""
+
+    __tablename__ = "sign_in_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    caregiver_id: Mapped[int] = mapped_column(
+        ForeignKey("caregivers.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a random token, the database its SHA-256."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    caregiver_id: Mapped[int] = mapped_column(
+        ForeignKey("caregivers.id", ondelete="CASCADE"), index=True
+    )
+    #: Forms of this session carry it; a POST without it is refused.
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Absolute expiry: signed out then however active the session is.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 def table(model: type[Base]) -> Table:
     """The Core table of a model, typed as one (``__table__`` is typed as a FromClause)."""
     found: Table = model.__table__  # type: ignore[assignment]
@@ -297,6 +334,8 @@ NOTIFICATIONS = table(Notification)
 ATTEMPTS = table(DeliveryAttempt)
 ACK_LINKS = table(AckLink)
 BLIND_SPELLS = table(BlindSpell)
+SIGN_IN_LINKS = table(SignInLink)
+WEB_SESSIONS = table(WebSession)
 
 
 def insert_or_skip(dialect: str, target: Table) -> Any:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+import re
 
+from aiohttp import ClientSession, CookieJar
 import pytest
 
 from huesim.demo import main
@@ -48,6 +50,17 @@ async def test_demo_reports_reach_the_relay(
         assert ">> to Demo carer: " in out
         assert "battery low: Armchair dial" in out
         assert token_file.read_text().startswith("hpr_")
+        # It printed the dashboard and a sign-in link that works (once) for the demo caregiver.
+        link = re.search(r"sign in as Demo carer: (\S+)", out)
+        assert link, out
+        assert link.group(1).startswith(f"{relay.url}/signin/")
+        async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as browser:
+            async with browser.get(link.group(1)) as page:
+                csrf = re.search(r'name="csrf" value="([^"]+)"', await page.text())
+            assert csrf
+            async with browser.post(link.group(1), data={"csrf": csrf.group(1)}) as signed_in:
+                assert signed_in.url.path == "/"
+                assert "Demo home" in await signed_in.text()
         # A second run reuses the home and its token.
         await asyncio.to_thread(main, [*args[:-4], "--cycles", "1", "--seed", "2"])
         assert capsys.readouterr().out.count("report 202:") == 1
