@@ -12,7 +12,7 @@ shared example (tests/fixtures/report_v1.json).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 import uuid
 
@@ -23,6 +23,9 @@ from .tracker import ActivityEvent
 SCHEMA_VERSION = 1
 #: The relay's limit for every text field.
 MAX_TEXT = 200
+#: The relay takes times from here to its own "now" (plus a little clock skew). Earlier ones
+#: come from a bridge whose clock was never set: such a time says nothing, so it is left out.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def _text(value: str, fallback: str) -> str:
@@ -83,6 +86,13 @@ def _iso(when: datetime | None) -> str | None:
     return when.isoformat() if when is not None else None
 
 
+def _sendable(when: datetime | None, now: datetime) -> datetime | None:
+    """``when`` as the relay takes it: never after ``now``, None before :data:`EARLIEST`."""
+    if when is None or when < EARLIEST:
+        return None
+    return min(when, now)
+
+
 def build_report(
     snapshot: Snapshot,
     *,
@@ -115,7 +125,7 @@ def build_report(
                 if power and power.battery_state
                 else None,
                 "connectivity": status.value if status else None,
-                "last_seen": _iso(min(seen, now) if (seen := last_seen(device)) else None),
+                "last_seen": _iso(_sendable(last_seen(device), now)),
             }
         )
     return {
@@ -135,9 +145,10 @@ def build_report(
             {
                 "room": _optional_text(event.room),
                 "sensor_id": _text(event.sensor_id, "sensor"),
-                "at": _iso(min(event.at, now)),
+                "at": _iso(at),
             }
             for event in activity
+            if (at := _sendable(event.at, now)) is not None
         ],
         "counters": {_text(key, "counter"): value for key, value in (counters or {}).items()},
     }
