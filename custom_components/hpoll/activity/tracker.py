@@ -40,6 +40,9 @@ class ActivityEvent:
     ongoing: bool = False
     #: Seen on first sight of the source, from before we watched: tells "last activity" only.
     history: bool = False
+    #: Motion sensors with report times: motion was on at the poll that saw this change (the
+    #: change was a START); False: it was off (an END, perhaps after a start the poll missed).
+    motion_on: bool | None = None
 
     @property
     def primary(self) -> bool:
@@ -119,8 +122,11 @@ class ActivityTracker:
                 continue
             mark = self._marks.get(source.id)
             at = min(source.changed, now)
+            state = source.motion_on if source.kind == "motion" else None
             if source.changed > (mark if mark is not None else self._started_at):
-                events.append(ActivityEvent(source.id, source.room, at, source.kind))
+                events.append(
+                    ActivityEvent(source.id, source.room, at, source.kind, motion_on=state)
+                )
             elif mark is None:
                 events.append(ActivityEvent(source.id, source.room, at, source.kind, history=True))
             if mark is None or source.changed > mark:
@@ -128,7 +134,11 @@ class ActivityTracker:
             if source.motion_on and source.changed <= now:
                 # Motion has been on since ``changed`` without a pause: someone is there now,
                 # which a stretch of continuous movement longer than the poll would otherwise hide.
-                events.append(ActivityEvent(source.id, source.room, now, source.kind, ongoing=True))
+                events.append(
+                    ActivityEvent(
+                        source.id, source.room, now, source.kind, ongoing=True, motion_on=state
+                    )
+                )
         events.sort(key=lambda event: event.at)
         return events
 
