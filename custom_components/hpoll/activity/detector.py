@@ -312,7 +312,7 @@ class InactivityDetector:
     def _corroborated(self, event: ActivityEvent) -> bool:
         """Is this surely a person: a door, a button, a dial, or motion that another motion
         sensor saw within CORROBORATE (or in a home with a single motion sensor)?"""
-        if event.kind != "motion" and event.kind != "area_motion":
+        if event.kind not in {"motion", "area_motion"}:
             return True
         others = self._seen.keys() - {event.sensor_id} - self._doors
         if not others:
