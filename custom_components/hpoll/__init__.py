@@ -29,11 +29,10 @@ from .const import (
     DOMAIN,
 )
 from .coordinator import HpollConfigEntry, HpollCoordinator, HpollData
-from .entity import bridge_device_info, remove_entities_of_disabled_groups
+from .entity import bridge_device_info
 from .hue import HueRemoteClient
 from .pusher import RelayPusher, token_issue_id
 from .relay_client import RelayClient
-from .relay_entities import remove_relay_entities
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -68,7 +67,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: HpollConfigEntry) -> boo
         config_entry_id=entry.entry_id, **bridge_device_info(coordinator)
     )
     coordinator.bridge_device_id = bridge.id
-    remove_entities_of_disabled_groups(hass, entry)
     pusher = _relay_pusher(hass, entry, coordinator)
     entry.runtime_data = HpollData(client=client, coordinator=coordinator, pusher=pusher)
     if pusher is not None:
@@ -92,7 +90,6 @@ def _relay_pusher(
     options = entry.options
     if not options.get(CONF_RELAY_URL):
         ir.async_delete_issue(hass, DOMAIN, token_issue_id(entry.entry_id))
-        remove_relay_entities(hass, entry)
         return None
     client = RelayClient(
         async_get_clientsession(hass), options[CONF_RELAY_URL], options[CONF_RELAY_TOKEN]

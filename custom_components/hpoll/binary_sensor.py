@@ -1,4 +1,5 @@
-"""Binary sensors: battery low, Zigbee problem, motion, contact, tamper, bridge connection."""
+"""Binary sensors: of Hue devices (battery low, Zigbee problem, motion, contact, tamper), the
+bridge's cloud connection, the home's and each room's inactivity, the relay connection."""
 
 from __future__ import annotations
 
@@ -12,12 +13,11 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntityDescription,
 )
 from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
-from homeassistant.const import EntityCategory
+from homeassistant.const import EntityCategory, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
-from .activity_sensor import add_entities_as_rooms_appear, room_device_info
 from .const import (
     GROUP_ACTIVITY,
     GROUP_BATTERY,
@@ -27,24 +27,29 @@ from .const import (
 )
 from .coordinator import HpollConfigEntry, HpollCoordinator
 from .entity import (
+    HpollBaseEntity,
     HpollDescribedEntity,
     HpollEntity,
+    HpollEntityDescription,
+    RelayEntity,
+    activity_rooms,
     add_described_entities,
+    add_entities_as_they_appear,
     bridge_device_info,
-    enabled_groups,
+    bridge_items,
+    forget_entities,
+    relay_unique_id,
+    room_device_info,
 )
-from .hue import BatteryState, ConnectivityStatus, Device, Group
-from .relay_entities import RelayConnectionSensor
+from .hue import BatteryState, ConnectivityStatus, Device, Group, Snapshot
 
 PARALLEL_UPDATES = 0
 
 
 @dataclass(frozen=True, kw_only=True)
-class HpollBinarySensorDescription(BinarySensorEntityDescription):
-    """A binary sensor of a Hue device."""
+class HpollBinarySensorDescription(HpollEntityDescription, BinarySensorEntityDescription):
+    """A binary sensor of a Hue device: what it reads."""
 
-    group: str
-    exists_fn: Callable[[Device], bool]
     value_fn: Callable[[Device], bool | None]
     attributes_fn: Callable[[Device], dict[str, Any]] | None = None
 
@@ -116,19 +121,24 @@ async def async_setup_entry(
     entry: HpollConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """The bridge's connection sensor, and binary sensors for every device."""
-    groups = enabled_groups(entry)
+    """The bridge's connection, the home's and rooms' inactivity, the relay connection, and
+    binary sensors for every device."""
     coordinator = entry.runtime_data.coordinator
     async_add_entities([BridgeConnectionSensor(coordinator)])
     if (pusher := entry.runtime_data.pusher) is not None:
         async_add_entities([RelayConnectionSensor(pusher)])
-    if GROUP_ACTIVITY in groups:
-        async_add_entities([InactiveSensor(coordinator), UnusuallyQuietSensor(coordinator)])
-        add_entities_as_rooms_appear(
-            entry,
-            async_add_entities,
-            lambda coordinator, room: [RoomInactiveSensor(coordinator, room)],
-        )
+    else:
+        key = RelayConnectionSensor.key
+        forget_entities(hass, Platform.BINARY_SENSOR, [relay_unique_id(coordinator, key)])
+
+    def home(coordinator: HpollCoordinator, _snapshot: Snapshot) -> list[HpollBaseEntity]:
+        return [InactiveSensor(coordinator), UnusuallyQuietSensor(coordinator)]
+
+    def room(coordinator: HpollCoordinator, room: Group) -> list[HpollBaseEntity]:
+        return [RoomInactiveSensor(coordinator, room)]
+
+    add_entities_as_they_appear(entry, async_add_entities, bridge_items, home)
+    add_entities_as_they_appear(entry, async_add_entities, activity_rooms, room)
     add_described_entities(entry, async_add_entities, HpollBinarySensor, BINARY_SENSORS)
 
 
@@ -205,6 +215,8 @@ class InactiveSensor(HpollEntity, BinarySensorEntity):
     and never "active".
     """
 
+    options_group = GROUP_ACTIVITY
+
     _attr_translation_key = "inactive"
 
     def __init__(self, coordinator: HpollCoordinator) -> None:
@@ -242,6 +254,8 @@ class UnusuallyQuietSensor(HpollEntity, BinarySensorEntity):
     read.
     """
 
+    options_group = GROUP_ACTIVITY
+
     _attr_translation_key = "unusually_quiet"
 
     def __init__(self, coordinator: HpollCoordinator) -> None:
@@ -278,6 +292,8 @@ class RoomInactiveSensor(HpollEntity, BinarySensorEntity):
     room that should see someone regularly (the kitchen, the bathroom).
     """
 
+    options_group = GROUP_ACTIVITY
+
     _attr_translation_key = "room_inactive"
     _attr_entity_registry_enabled_default = False
 
@@ -301,3 +317,30 @@ class RoomInactiveSensor(HpollEntity, BinarySensorEntity):
     @override
     def fingerprint(self) -> Hashable:
         return (self.available, self.is_on)
+
+
+class RelayConnectionSensor(RelayEntity, BinarySensorEntity):
+    """On while reports reach the relay; off (with the reason) when they do not."""
+
+    _attr_device_class = BinarySensorDeviceClass.CONNECTIVITY
+
+    key = "relay_connection"
+
+    @property
+    @override
+    def is_on(self) -> bool | None:
+        return self.pusher.connected
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, Any]:
+        pusher = self.pusher
+        return {
+            "problem": pusher.problem.value if pusher.problem else None,
+            "last_error": pusher.last_error,
+            "retry_at": pusher.retry_at,
+        }
+
+    @override
+    def fingerprint(self) -> Hashable:
+        return (self.is_on, tuple(self.extra_state_attributes.values()))

@@ -56,6 +56,8 @@ ENTITY_GROUPS: Final = (
     GROUP_CONTROLS,
     GROUP_SECURITY,
 )
+#: The push to the relay's entities: there while a relay is set up (not a user-chosen group).
+GROUP_RELAY: Final = "relay"
 
 #: The bridge unreachable this long (not a blip) raises a repair issue.
 OFFLINE_REPAIR_AFTER: Final = timedelta(minutes=30)

@@ -1,33 +1,42 @@
-"""Base entity: device info from the Hue device, and state written only when it changed."""
+"""Base entities and their description, device info, and adding entities as the bridge grows.
+
+Every hpoll entity belongs to an options group (``entity_groups``) or to the relay; entities of a
+group the user switched off are not added and their registry entries are removed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
-from typing import Protocol, override
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import override
 
+from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
-from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
-from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.entity_platform import (
+    AddConfigEntryEntitiesCallback,
+    async_get_current_platform,
+)
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .const import (
-    CONF_ENTITY_GROUPS,
-    DOMAIN,
-    ENTITY_GROUPS,
-    GROUP_ACTIVITY,
-    GROUP_BATTERY,
-    GROUP_CONNECTIVITY,
-    GROUP_CONTROLS,
-    GROUP_ENVIRONMENT,
-    GROUP_MOTION,
-    GROUP_SECURITY,
-)
-from .coordinator import HpollConfigEntry, HpollCoordinator
-from .hue import Device
+from .const import CONF_ENTITY_GROUPS, DOMAIN, ENTITY_GROUPS, GROUP_RELAY
+from .coordinator import HpollConfigEntry, HpollCoordinator, room_identifier
+from .hue import Device, Group, Snapshot
+from .pusher import RelayPusher
 
 MANUFACTURER = "Signify"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HpollEntityDescription(EntityDescription):
+    """What an hpoll entity's description adds to HA's: its options group, when it applies."""
+
+    #: The options group (``entity_groups``, or the relay) the entity belongs to.
+    group: str
+    #: Whether a Hue device has what the entity reads (device entities only).
+    exists_fn: Callable[[Device], bool] = lambda _device: True
 
 
 def bridge_device_info(coordinator: HpollCoordinator) -> DeviceInfo:
@@ -68,10 +77,37 @@ def device_info(coordinator: HpollCoordinator, device: Device) -> DeviceInfo:
     return info
 
 
-class WritesOnChange(Entity):
-    """Writes its state only when what it shows has changed (``fingerprint``)."""
+def room_device_info(coordinator: HpollCoordinator, room: Group) -> DeviceInfo:
+    """The HA device of a Hue room: where its activity entities live."""
+    return DeviceInfo(
+        identifiers={(DOMAIN, room_identifier(coordinator.bridge_id, room.id))},
+        name=room.name,
+        manufacturer=MANUFACTURER,
+        model="Hue room",
+        entry_type=DeviceEntryType.SERVICE,
+        suggested_area=room.name,
+        via_device_id=coordinator.bridge_device_id,
+    )
+
+
+def activity_rooms(snapshot: Snapshot) -> dict[str, Group]:
+    """Rooms with something that reports activity (motion, contact, buttons, dials)."""
+    rooms: dict[str, Group] = {}
+    for device in snapshot.devices.values():
+        room = snapshot.rooms.get(device.room_id or "")
+        if room is not None and (
+            device.motion or device.contact or device.buttons or device.rotaries
+        ):
+            rooms[room.id] = room
+    return rooms
+
+
+class HpollBaseEntity(Entity):
+    """Every hpoll entity: its group, and its state written only when what it shows changed."""
 
     _attr_has_entity_name = True
+    #: The options group it belongs to; None: always there (the bridge's cloud connection).
+    options_group: str | None = None
     _last_written: Hashable = None
 
     @callback
@@ -95,7 +131,7 @@ class WritesOnChange(Entity):
         return (self.available,)
 
 
-class HpollEntity(CoordinatorEntity[HpollCoordinator], WritesOnChange):
+class HpollEntity(CoordinatorEntity[HpollCoordinator], HpollBaseEntity):
     """Reads coordinator.data; written on coordinator updates, only when it changed."""
 
     @callback
@@ -126,14 +162,49 @@ class HpollDeviceEntity(HpollEntity):
 
 
 class HpollDescribedEntity(HpollDeviceEntity):
-    """A device entity whose behaviour comes from an EntityDescription (keyed, with value_fn)."""
+    """A device entity whose behaviour comes from an HpollEntityDescription."""
+
+    entity_description: HpollEntityDescription
 
     def __init__(
-        self, coordinator: HpollCoordinator, device: Device, description: EntityDescription
+        self, coordinator: HpollCoordinator, device: Device, description: HpollEntityDescription
     ) -> None:
         """Bind the description to the device."""
         super().__init__(coordinator, device, description.key)
         self.entity_description = description
+        self.options_group = description.group
+
+
+class RelayEntity(HpollBaseEntity):
+    """An entity of the push to the relay, on the bridge's device.
+
+    It follows the pusher, not the Hue poll: a relay problem must show while Hue is fine, and the
+    other way round. Never unavailable: the state IS what the user needs to see. Written when the
+    pusher reports a change, and only if what it shows changed.
+    """
+
+    _attr_should_poll = False
+    _attr_entity_category = EntityCategory.DIAGNOSTIC
+    options_group = GROUP_RELAY
+    #: Entity key (translation key, part of the unique id).
+    key: str
+
+    def __init__(self, pusher: RelayPusher) -> None:
+        """One per entry."""
+        self.pusher = pusher
+        self._attr_translation_key = self.key
+        self._attr_unique_id = relay_unique_id(pusher.coordinator, self.key)
+        self._attr_device_info = bridge_device_info(pusher.coordinator)
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        self.async_on_remove(self.pusher.async_add_listener(self.async_write_if_changed))
+
+
+def relay_unique_id(coordinator: HpollCoordinator, key: str) -> str:
+    """Unique id of a relay entity (also to forget it once the relay is switched off)."""
+    return f"{coordinator.bridge_id}_{key}"
 
 
 def enabled_groups(entry: HpollConfigEntry) -> frozenset[str]:
@@ -141,94 +212,78 @@ def enabled_groups(entry: HpollConfigEntry) -> frozenset[str]:
     return frozenset(entry.options.get(CONF_ENTITY_GROUPS, ENTITY_GROUPS))
 
 
-#: Entity key (or its prefix before "_<service id>") -> the options group it belongs to.
-KEY_GROUPS = {
-    "battery": GROUP_BATTERY,
-    "battery_low": GROUP_BATTERY,
-    "zigbee_status": GROUP_CONNECTIVITY,
-    "zigbee_connectivity": GROUP_CONNECTIVITY,
-    "motion": GROUP_MOTION,
-    "last_motion": GROUP_MOTION,
-    "temperature": GROUP_ENVIRONMENT,
-    "illuminance": GROUP_ENVIRONMENT,
-    "button": GROUP_CONTROLS,
-    "rotary": GROUP_CONTROLS,
-    "contact": GROUP_SECURITY,
-    "tamper": GROUP_SECURITY,
-    "room": GROUP_ACTIVITY,
-    "home": GROUP_ACTIVITY,
-}
+def wanted_groups(entry: HpollConfigEntry) -> frozenset[str]:
+    """The groups whose entities exist: those enabled, and the relay's while it is set up."""
+    relay = {GROUP_RELAY} if entry.runtime_data.pusher is not None else set()
+    return enabled_groups(entry) | relay
 
 
-def remove_entities_of_disabled_groups(hass: HomeAssistant, entry: HpollConfigEntry) -> None:
-    """Entities of groups the user switched off go away instead of lingering unavailable."""
-    groups = enabled_groups(entry)
+def forget_entities(hass: HomeAssistant, platform: str, unique_ids: Iterable[str]) -> None:
+    """Remove these entities of the platform from the registry (they no longer apply)."""
     registry = er.async_get(hass)
-    for entity in er.async_entries_for_config_entry(registry, entry.entry_id):
-        key = entity.unique_id.partition("_")[2]
-        group = KEY_GROUPS.get(key) or KEY_GROUPS.get(key.partition("_")[0])
-        if group is not None and group not in groups:
-            registry.async_remove(entity.entity_id)
+    for unique_id in unique_ids:
+        if entity_id := registry.async_get_entity_id(platform, DOMAIN, unique_id):
+            registry.async_remove(entity_id)
 
 
-def add_entities_as_devices_appear(
+def add_entities_as_they_appear[T](
     entry: HpollConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
-    build: Callable[[HpollCoordinator, Device], Iterable[HpollDeviceEntity]],
+    items: Callable[[Snapshot], Mapping[str, T]],
+    build: Callable[[HpollCoordinator, T], Iterable[HpollBaseEntity]],
 ) -> None:
-    """Add entities for the devices of the first poll and for every device paired later."""
+    """Entities for the items (devices, rooms) of the first poll and for every one that appears
+    later; those of groups switched off are not added, and leave the registry.
+
+    Called from a platform's ``async_setup_entry``. An item that goes and comes back gets its
+    entities again (they left with its device).
+    """
     coordinator = entry.runtime_data.coordinator
+    platform = async_get_current_platform().domain
+    groups = wanted_groups(entry)
     known: set[str] = set()
 
     @callback
-    def add_new_devices() -> None:
+    def add_new() -> None:
         if not coordinator.last_update_success:
             return
-        current = coordinator.data.devices.keys()
+        current = items(coordinator.data)
         known.intersection_update(current)
-        new = current - known
+        new = current.keys() - known
         if not new:
             return
         known.update(new)
-        entities = [
-            entity
-            for device_id in new
-            for entity in build(coordinator, coordinator.data.devices[device_id])
-        ]
-        if entities:
-            async_add_entities(entities)
+        wanted: list[HpollBaseEntity] = []
+        unwanted: list[str] = []
+        for key in new:
+            for entity in build(coordinator, current[key]):
+                if entity.options_group is None or entity.options_group in groups:
+                    wanted.append(entity)
+                elif entity.unique_id is not None:
+                    unwanted.append(entity.unique_id)
+        forget_entities(coordinator.hass, platform, unwanted)
+        if wanted:
+            async_add_entities(wanted)
 
-    add_new_devices()
-    entry.async_on_unload(coordinator.async_add_listener(add_new_devices))
-
-
-class DeviceDescription(Protocol):
-    """What a device entity's description adds to HA's: its options group, when it applies."""
-
-    @property
-    def key(self) -> str:
-        """Entity key (part of the unique id)."""
-
-    @property
-    def group(self) -> str:
-        """The options group (entity_groups) the entity belongs to."""
-
-    @property
-    def exists_fn(self) -> Callable[[Device], bool]:
-        """Whether a device has what the entity reads."""
+    add_new()
+    entry.async_on_unload(coordinator.async_add_listener(add_new))
 
 
-def add_described_entities[D: DeviceDescription](
+def bridge_items(snapshot: Snapshot) -> Mapping[str, Snapshot]:
+    """The bridge itself as the one item of add_entities_as_they_appear (home-level entities)."""
+    return {"bridge": snapshot}
+
+
+def add_described_entities[D: HpollEntityDescription](
     entry: HpollConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
-    entity_class: Callable[[HpollCoordinator, Device, D], HpollDeviceEntity],
+    entity_class: Callable[[HpollCoordinator, Device, D], HpollBaseEntity],
     descriptions: Iterable[D],
 ) -> None:
-    """One entity per (device, description) that applies and is in an enabled group."""
-    groups = enabled_groups(entry)
-    wanted = [d for d in descriptions if d.group in groups]
+    """One entity per (device, description) that applies, now and for devices paired later."""
+    descriptions = tuple(descriptions)
 
-    def build(coordinator: HpollCoordinator, device: Device) -> list[HpollDeviceEntity]:
-        return [entity_class(coordinator, device, d) for d in wanted if d.exists_fn(device)]
+    def build(coordinator: HpollCoordinator, device: Device) -> list[HpollBaseEntity]:
+        return [entity_class(coordinator, device, d) for d in descriptions if d.exists_fn(device)]
 
-    add_entities_as_devices_appear(entry, async_add_entities, build)
+    add_entities_as_they_appear(entry, async_add_entities, lambda s: s.devices, build)

@@ -13,7 +13,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import GROUP_CONTROLS
 from .coordinator import HpollConfigEntry, HpollCoordinator
-from .entity import HpollDeviceEntity, add_entities_as_devices_appear, enabled_groups
+from .entity import HpollBaseEntity, HpollDeviceEntity, add_entities_as_they_appear
 from .hue import Button, Device, RelativeRotary
 
 PARALLEL_UPDATES = 0
@@ -35,21 +35,21 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """One event entity per button and per rotary dial."""
-    if GROUP_CONTROLS not in enabled_groups(entry):
-        return
 
-    def build(coordinator: HpollCoordinator, device: Device) -> list[HpollDeviceEntity]:
-        entities: list[HpollDeviceEntity] = [
+    def build(coordinator: HpollCoordinator, device: Device) -> list[HpollBaseEntity]:
+        entities: list[HpollBaseEntity] = [
             ButtonEvent(coordinator, device, button) for button in device.buttons
         ]
         entities.extend(RotaryEvent(coordinator, device, rotary) for rotary in device.rotaries)
         return entities
 
-    add_entities_as_devices_appear(entry, async_add_entities, build)
+    add_entities_as_they_appear(entry, async_add_entities, lambda s: s.devices, build)
 
 
 class _ReportedEvent(HpollDeviceEntity, EventEntity):
     """Fires when the service's report time moves: polling sees the latest event only."""
+
+    options_group = GROUP_CONTROLS
 
     def __init__(
         self, coordinator: HpollCoordinator, device: Device, service_id: str, key: str

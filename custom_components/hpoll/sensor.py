@@ -1,11 +1,12 @@
-"""Sensors: battery level, Zigbee status, temperature, light level, last motion."""
+"""Sensors: of Hue devices (battery, Zigbee status, temperature, light level, last motion), the
+home's and each room's activity, and the push to the relay."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import override
+from typing import Any, override
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -13,16 +14,42 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import LIGHT_LUX, PERCENTAGE, EntityCategory, UnitOfTemperature
+from homeassistant.const import (
+    LIGHT_LUX,
+    PERCENTAGE,
+    EntityCategory,
+    Platform,
+    UnitOfTemperature,
+    UnitOfTime,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
 
-from .activity_sensor import add_activity_entities
-from .const import GROUP_BATTERY, GROUP_CONNECTIVITY, GROUP_ENVIRONMENT, GROUP_MOTION
-from .coordinator import HpollConfigEntry
-from .entity import HpollDescribedEntity, add_described_entities
-from .hue import ConnectivityStatus, Device
-from .relay_entities import RelayLastPushSensor, RelayQueueSensor
+from .activity.log import HOME
+from .const import (
+    GROUP_ACTIVITY,
+    GROUP_BATTERY,
+    GROUP_CONNECTIVITY,
+    GROUP_ENVIRONMENT,
+    GROUP_MOTION,
+)
+from .coordinator import HpollConfigEntry, HpollCoordinator
+from .entity import (
+    HpollDescribedEntity,
+    HpollEntity,
+    HpollEntityDescription,
+    RelayEntity,
+    activity_rooms,
+    add_described_entities,
+    add_entities_as_they_appear,
+    bridge_device_info,
+    bridge_items,
+    forget_entities,
+    relay_unique_id,
+    room_device_info,
+)
+from .hue import ConnectivityStatus, Device, Group, Snapshot
 
 PARALLEL_UPDATES = 0
 
@@ -30,11 +57,9 @@ type SensorValue = str | int | float | datetime | None
 
 
 @dataclass(frozen=True, kw_only=True)
-class HpollSensorDescription(SensorEntityDescription):
-    """A sensor of a Hue device: which group it belongs to, when it exists, what it reads."""
+class HpollSensorDescription(HpollEntityDescription, SensorEntityDescription):
+    """A sensor of a Hue device: what it reads."""
 
-    group: str
-    exists_fn: Callable[[Device], bool]
     value_fn: Callable[[Device], SensorValue]
 
 
@@ -100,11 +125,23 @@ async def async_setup_entry(
     entry: HpollConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Sensors for every device that has the matching service, now and when paired later."""
+    """Sensors for every device that has the matching service, now and when paired later; the
+    home's activity, each room's, and the relay's."""
     add_described_entities(entry, async_add_entities, HpollSensor, SENSORS)
-    add_activity_entities(entry, async_add_entities)
+
+    def home(coordinator: HpollCoordinator, _snapshot: Snapshot) -> list[ActivitySensor]:
+        return activity_sensors(coordinator, None)
+
+    add_entities_as_they_appear(entry, async_add_entities, bridge_items, home)
+    add_entities_as_they_appear(entry, async_add_entities, activity_rooms, activity_sensors)
+    relay_sensors: tuple[type[RelayEntity], ...] = (RelayQueueSensor, RelayLastPushSensor)
     if (pusher := entry.runtime_data.pusher) is not None:
-        async_add_entities([RelayQueueSensor(pusher), RelayLastPushSensor(pusher)])
+        async_add_entities([sensor(pusher) for sensor in relay_sensors])
+    else:
+        coordinator = entry.runtime_data.coordinator
+        forget_entities(
+            hass, Platform.SENSOR, [relay_unique_id(coordinator, s.key) for s in relay_sensors]
+        )
 
 
 class HpollSensor(HpollDescribedEntity, SensorEntity):
@@ -121,3 +158,146 @@ class HpollSensor(HpollDescribedEntity, SensorEntity):
     @override
     def fingerprint(self) -> Hashable:
         return (self.available, self.native_value)
+
+
+class ActivitySensor(HpollEntity, SensorEntity):
+    """Base: one room (or the home, room_id None) of the coordinator's ActivityLog."""
+
+    options_group = GROUP_ACTIVITY
+
+    #: Translation keys: (for the home, for a room).
+    keys: tuple[str, str]
+
+    def __init__(self, coordinator: HpollCoordinator, room: Group | None, key: str) -> None:
+        """Unique id: bridge, room (or 'home'), key."""
+        super().__init__(coordinator)
+        self.room_id = room.id if room else None
+        self.room_name = room.name if room else HOME
+        scope = f"room_{room.id}" if room else "home"
+        self._attr_unique_id = f"{coordinator.bridge_id}_{scope}_{key}"
+        self._attr_translation_key = self.keys[1] if room else self.keys[0]
+        self._attr_device_info = (
+            bridge_device_info(coordinator) if room is None else room_device_info(coordinator, room)
+        )
+
+    @property
+    @override
+    def available(self) -> bool:
+        # A bridge we cannot reach tells nothing about activity: unknown, never "quiet".
+        return super().available and (
+            self.room_id is None or self.room_id in self.coordinator.data.rooms
+        )
+
+
+class LastActivitySensor(ActivitySensor):
+    """When someone was last active there (a sensor's own report time)."""
+
+    _attr_device_class = SensorDeviceClass.TIMESTAMP
+    keys = ("home_last_activity", "room_last_activity")
+
+    @property
+    @override
+    def native_value(self) -> datetime | None:
+        return self.coordinator.monitor.activity.last.get(self.room_name)
+
+    @override
+    def fingerprint(self) -> Hashable:
+        return (self.available, self.native_value)
+
+
+class ActivityTodaySensor(ActivitySensor):
+    """How many activity events today (local day of the home), reset at midnight."""
+
+    _attr_state_class = SensorStateClass.TOTAL_INCREASING
+    _attr_native_unit_of_measurement = "events"
+    keys = ("home_activity_today", "room_activity_today")
+
+    @property
+    @override
+    def native_value(self) -> int:
+        return self.coordinator.monitor.activity.count_today(self.room_name, dt_util.utcnow())
+
+    @override
+    def fingerprint(self) -> Hashable:
+        return (self.available, self.native_value)
+
+
+class MinutesSinceActivitySensor(ActivitySensor):
+    """Minutes since the last activity in the home.
+
+    It changes with every poll by nature (history and recorder noise), so it starts disabled;
+    "Last activity" says the same without that cost.
+    """
+
+    _attr_entity_registry_enabled_default = False
+    _attr_native_unit_of_measurement = UnitOfTime.MINUTES
+    _attr_device_class = SensorDeviceClass.DURATION
+    _attr_state_class = SensorStateClass.MEASUREMENT
+    keys = ("home_minutes_since_activity", "room_minutes_since_activity")
+
+    @property
+    @override
+    def native_value(self) -> int | None:
+        last = self.coordinator.monitor.activity.last.get(self.room_name)
+        if last is None:
+            return None
+        return max(0, int((dt_util.utcnow() - last).total_seconds() // 60))
+
+    @override
+    def fingerprint(self) -> Hashable:
+        return (self.available, self.native_value)
+
+
+def activity_sensors(coordinator: HpollCoordinator, room: Group | None) -> list[ActivitySensor]:
+    """The activity sensors of one room, or of the home (room None)."""
+    return [
+        LastActivitySensor(coordinator, room, "last_activity"),
+        ActivityTodaySensor(coordinator, room, "activity_today"),
+        MinutesSinceActivitySensor(coordinator, room, "minutes_since_activity"),
+    ]
+
+
+class RelayQueueSensor(RelayEntity, SensorEntity):
+    """Reports waiting for the relay; what the queue had to shed, in its attributes."""
+
+    _attr_state_class = SensorStateClass.MEASUREMENT
+    _attr_native_unit_of_measurement = "reports"
+
+    key = "relay_queue"
+
+    @property
+    @override
+    def native_value(self) -> int:
+        return len(self.pusher.queue)
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, Any]:
+        queue = self.pusher.queue
+        return {
+            "oldest_waiting": queue.oldest_sent_at,
+            "reports_compacted": queue.counters["reports_compacted"],
+            "activity_dropped": queue.counters["activity_dropped"],
+            "reports_rejected": queue.counters["reports_rejected"],
+        }
+
+    @override
+    def fingerprint(self) -> Hashable:
+        return (self.native_value, tuple(self.extra_state_attributes.values()))
+
+
+class RelayLastPushSensor(RelayEntity, SensorEntity):
+    """When the relay last took a report."""
+
+    _attr_device_class = SensorDeviceClass.TIMESTAMP
+
+    key = "relay_last_push"
+
+    @property
+    @override
+    def native_value(self) -> datetime | None:
+        return self.pusher.last_success
+
+    @override
+    def fingerprint(self) -> Hashable:
+        return self.native_value

@@ -42,9 +42,9 @@ def test_history_is_not_news(world: World, clock: ManualClock) -> None:
     tracker = ActivityTracker(started_at=clock.now())
     first = tracker.update(snap(world), clock.now())
     assert primary(first) == []
-    # What happened before we watched only tells the latest activity; and the capture froze
-    # one sensor mid-movement: that is presence now.
-    assert all(e.history or e.ongoing for e in first)
+    # What happened before we watched only tells the latest activity (the capture froze one
+    # sensor mid-movement: its start is history too, never "now").
+    assert all(e.history for e in first)
     assert any(e.history and e.sensor_id == SENSOR for e in first)
     second = tracker.update(snap(world), clock.now())
     assert primary(second) == []
@@ -147,12 +147,64 @@ def test_outage_gap_keeps_only_the_latest_change(world: World, clock: ManualCloc
     assert events[0].at == clock.now() - timedelta(minutes=20) + timedelta(seconds=10)
 
 
-def test_motion_still_on_is_presence_now_not_a_new_event(world: World, clock: ManualClock) -> None:
+def test_a_movement_spanning_polls_counts_once(world: World, clock: ManualClock) -> None:
     tracker = ActivityTracker(started_at=clock.now())
     tracker.update(snap(world), clock.now())
-    world.move(SENSOR_DEVICE, seconds=900)  # fifteen minutes without a pause
-    for _ in range(3):
+    start = clock.now() + timedelta(seconds=5)
+    world.move(SENSOR_DEVICE, start, seconds=900)  # fifteen minutes without a pause
+    counted: list[ActivityEvent] = []
+    ends: list[ActivityEvent] = []
+    for _ in range(5):
         clock.advance(300)
         events = [e for e in tracker.update(snap(world), clock.now()) if e.sensor_id == SENSOR]
-        assert [(e.at, e.ongoing) for e in events if e.ongoing] == [(clock.now(), True)]
-    assert tracker.marks[SENSOR] == clock.now() - timedelta(seconds=900)
+        counted += primary(events)
+        ends += [e for e in events if e.ongoing]
+        # Never "now" while it lasts: the bridge's own times only.
+        assert all(e.at != clock.now() for e in events)
+    assert [e.at for e in counted] == [start]
+    assert len(ends) == 1
+    assert ends[0].at > start  # its end moves the latest activity on, uncounted
+
+
+def test_a_stuck_sensor_adds_nothing_and_is_flagged(world: World, clock: ManualClock) -> None:
+    tracker = ActivityTracker(started_at=clock.now())
+    tracker.update(snap(world), clock.now())
+    start = clock.now() + timedelta(seconds=5)
+    world.move(SENSOR_DEVICE, start, seconds=10 * 3600)  # motion never goes off
+    events: list[ActivityEvent] = []
+    for _ in range(180):
+        clock.advance(60)
+        events += [e for e in tracker.update(snap(world), clock.now()) if e.sensor_id == SENSOR]
+    assert [(e.at, e.primary) for e in events] == [(start, True)]
+    assert tracker.stuck(clock.now())[SENSOR] == start
+    assert SENSOR not in tracker.stuck(start + timedelta(hours=1))
+    # Room- and area-level motion repeat the sensors: only sensors are flagged.
+    assert set(tracker.stuck(clock.now())) <= {m["id"] for m in world.of_type("motion")}
+
+
+def test_old_firmware_motion_counts_each_rise_once(world: World, clock: ManualClock) -> None:
+    old = next(m for m in world.of_type("motion") if m["owner"]["rid"] == OLD_SENSOR_DEVICE)
+    old["motion"] = {"motion": False, "motion_valid": True}
+    tracker = ActivityTracker(started_at=clock.now())
+    tracker.update(snap(world), clock.now())
+    seen = []
+    for on in (True, True, True, False, True):
+        old["motion"]["motion"] = on
+        clock.advance(60)
+        seen += [e.at for e in tracker.update(snap(world), clock.now()) if e.primary]
+    assert seen == [clock.now() - timedelta(minutes=4), clock.now()]
+
+
+def test_motion_state_survives_a_restart(world: World, clock: ManualClock) -> None:
+    from custom_components.hpoll.activity.log import ActivityLog
+
+    log = ActivityLog(ActivityTracker(started_at=clock.now()), UTC)
+    log.record(log.tracker.update(snap(world), clock.now()), clock.now())
+    world.move(SENSOR_DEVICE, clock.now() + timedelta(seconds=5), seconds=120)
+    clock.advance(60)  # the poll sees the movement start
+    assert primary(log.tracker.update(snap(world), clock.now()))
+    restored = ActivityLog.restore(log.export(), timezone=UTC, started_at=clock.now())
+    clock.advance(300)  # and after the restart, its end
+    events = [e for e in restored.tracker.update(snap(world), clock.now()) if e.sensor_id == SENSOR]
+    assert [e.ongoing for e in events] == [True]
+    assert primary(events) == []

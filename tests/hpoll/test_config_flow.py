@@ -9,6 +9,7 @@ from aiohttp import ClientSession
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
@@ -288,6 +289,14 @@ async def test_options_flow(hass: HomeAssistant, loaded_entry: MockConfigEntry) 
     # Only the chosen groups (plus the bridge's own connection sensor) remain.
     assert hass.states.get("sensor.device_2_temperature") is None
     assert hass.states.get("sensor.device_2_battery") is not None
+    # Their registry entries go too, also those of entities disabled by default (never added).
+    registry = er.async_get(hass)
+    keys = {
+        entry.unique_id.rpartition("_")[2]
+        for entry in er.async_entries_for_config_entry(registry, loaded_entry.entry_id)
+    }
+    assert not keys & {"temperature", "illuminance", "status", "activity", "inactive"}
+    assert {"battery", "low", "motion", "connection"} <= keys
 
 
 @pytest.mark.parametrize("interval", [5, 7200])

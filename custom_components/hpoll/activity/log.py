@@ -65,6 +65,7 @@ class ActivityLog:
         """JSON-ready state for HA's Store."""
         return {
             "marks": self.tracker.export(),
+            "motion_on": self.tracker.export_motion_on(),
             "day": self.day.isoformat() if self.day else None,
             "today": dict(self.today),
             "last": {room: when.isoformat() for room, when in self.last.items()},
@@ -77,9 +78,11 @@ class ActivityLog:
     ) -> ActivityLog:
         """From what ``export`` wrote (anything unreadable is dropped, never fatal)."""
         data = data or {}
-        marks = data.get("marks")
+        marks, motion_on = data.get("marks"), data.get("motion_on")
         tracker = ActivityTracker.restore(
-            marks if isinstance(marks, dict) else {}, started_at=started_at
+            marks if isinstance(marks, dict) else {},
+            started_at=started_at,
+            motion_on=motion_on if isinstance(motion_on, dict) else {},
         )
         log = cls(tracker, timezone)
         try:

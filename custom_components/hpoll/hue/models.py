@@ -178,6 +178,8 @@ class Device:
     manufacturer: str | None
     software_version: str | None
     room_id: str | None
+    #: A zone holding the device (or one of its services): its area when it has no room.
+    zone_id: str | None = None
     power: DevicePower | None = None
     connectivity: ZigbeeConnectivity | None = None
     motion: Motion | None = None
@@ -232,6 +234,8 @@ class Snapshot:
     resources: Mapping[str, object] = field(repr=False)
     #: resources that were present but malformed (missing id/type, wrong shape) and so left out.
     skipped: int = 0
+    #: Services whose owner device is not in the listing (counted in ``skipped`` too).
+    orphans: tuple[ResourceRef, ...] = ()
 
     def device_for(self, resource_id: str) -> Device | None:
         """The device owning a service id (or the device with that id)."""

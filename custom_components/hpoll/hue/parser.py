@@ -4,7 +4,9 @@ The envelope must be right (a dict with an empty ``errors`` and a ``data`` list)
 :class:`HueResponseError`. Inside it, the bridge is trusted as little as possible: a resource
 without an id or type is counted in ``Snapshot.skipped`` and left out, a field of the wrong type
 reads as None, and unknown resource types and fields are ignored, so new firmware cannot break a
-poll.
+poll. A resource whose id is not one a bridge would write (see :func:`text.valid_id`) is skipped
+too, and so is a service whose owner device is missing (an orphan: counted, and listed in
+``Snapshot.orphans`` for diagnostics). Names are made safe here, once (:mod:`.text`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 import math
+import re
 from typing import Any
 
 from .errors import HueResponseError
@@ -34,6 +37,7 @@ from .models import (
     Temperature,
     ZigbeeConnectivity,
 )
+from .text import clean_name, clean_text, fallback_name, valid_id
 
 type RawResource = Mapping[str, Any]
 
@@ -43,6 +47,8 @@ MAX_LIGHT_LEVEL = 60_001
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BATTERY_STATES = {state.value: state for state in BatteryState}
 _CONNECTIVITY = {status.value: status for status in ConnectivityStatus}
+_TIME_ZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*")
+MAX_TIME_ZONE = 64
 
 #: Room-, home- and area-level motion: not tied to one device's sensor.
 AREA_MOTION_TYPES = frozenset({"grouped_motion", "convenience_area_motion", "security_area_motion"})
@@ -139,12 +145,14 @@ def _device_power(rid: str, _rtype: str, raw: RawResource) -> DevicePower:
 
 
 def _zigbee(rid: str, _rtype: str, raw: RawResource) -> ZigbeeConnectivity:
+    # zgp_connectivity (Zigbee Green Power: Hue Tap, Friends of Hue switches) has the same
+    # status; it names the device by source_id instead of a MAC address.
     status = raw.get("status")
     return ZigbeeConnectivity(
         id=rid,
         owner_id=_owner_id(raw),
         status=_CONNECTIVITY.get(status) if isinstance(status, str) else None,
-        mac_address=_str(raw.get("mac_address")),
+        mac_address=clean_text(raw.get("mac_address")) or clean_text(raw.get("source_id")),
     )
 
 
@@ -212,16 +220,26 @@ def _contact(rid: str, _rtype: str, raw: RawResource) -> Contact:
 
 
 def _tamper(rid: str, _rtype: str, raw: RawResource) -> Tamper:
+    """The NEWEST report of each source (battery door, casing ...) decides for that source; the
+    device is tampered while any source's newest report says so."""
     reports = raw.get("tamper_reports")
-    tampered = False
-    latest: datetime | None = None
+    newest: dict[str | None, tuple[datetime, bool]] = {}
     for item in reports if isinstance(reports, list) else ():
         report = _obj(item)
-        tampered = tampered or report.get("state") == "tampered"
-        changed = _time(report.get("changed"))
-        if changed is not None and (latest is None or changed > latest):
-            latest = changed
-    return Tamper(id=rid, owner_id=_owner_id(raw), tampered=tampered, changed=latest)
+        state = report.get("state")
+        if state not in ("tampered", "not_tampered"):
+            continue
+        changed = _time(report.get("changed")) or _EPOCH  # undated: older than any dated one
+        source = _str(report.get("source"))
+        if source not in newest or changed >= newest[source][0]:
+            newest[source] = (changed, state == "tampered")
+    latest = max((changed for changed, _ in newest.values()), default=None)
+    return Tamper(
+        id=rid,
+        owner_id=_owner_id(raw),
+        tampered=any(tampered for _, tampered in newest.values()),
+        changed=latest if latest is not None and latest > _EPOCH else None,
+    )
 
 
 def _group(rid: str, rtype: str, raw: RawResource) -> Group:
@@ -231,8 +249,11 @@ def _group(rid: str, rtype: str, raw: RawResource) -> Group:
     return Group(
         id=rid,
         rtype=rtype,
-        name=_str(metadata.get("name")) or ("Home" if rtype == "bridge_home" else rid),
-        archetype=_str(metadata.get("archetype")),
+        name=clean_name(
+            metadata.get("name"),
+            "Home" if rtype == "bridge_home" else fallback_name(rtype, rid),
+        ),
+        archetype=clean_text(metadata.get("archetype")),
         children=_refs(raw.get("children")),
         grouped_motion_id=grouped_motion,
     )
@@ -241,10 +262,17 @@ def _group(rid: str, rtype: str, raw: RawResource) -> Group:
 def _bridge(rid: str, _rtype: str, raw: RawResource) -> Bridge:
     return Bridge(
         id=rid,
-        bridge_id=(_str(raw.get("bridge_id")) or rid).lower(),
+        bridge_id=(valid_id(raw.get("bridge_id")) or rid).lower(),
         device_id=_owner_id(raw),
-        time_zone=_str(_obj(raw.get("time_zone")).get("time_zone")),
+        time_zone=_time_zone(_obj(raw.get("time_zone")).get("time_zone")),
     )
+
+
+def _time_zone(value: object) -> str | None:
+    """An IANA time zone name ("Europe/Amsterdam"), else None."""
+    if isinstance(value, str) and len(value) <= MAX_TIME_ZONE and _TIME_ZONE.fullmatch(value):
+        return value
+    return None
 
 
 type _Parser = Callable[[str, str, RawResource], object]
@@ -257,6 +285,7 @@ _SERVICE_PARSERS: dict[str, _Parser] = {
     "security_area_motion": _motion,
     "device_power": _device_power,
     "zigbee_connectivity": _zigbee,
+    "zgp_connectivity": _zigbee,
     "temperature": _temperature,
     "light_level": _light_level,
     "button": _button,
@@ -270,7 +299,13 @@ _SERVICE_PARSERS: dict[str, _Parser] = {
 }
 
 
-def _device(rid: str, raw: RawResource, services: list[object], room_id: str | None) -> Device:
+def _device(
+    rid: str,
+    raw: RawResource,
+    services: list[object],
+    room_id: str | None,
+    zone_id: str | None,
+) -> Device:
     metadata = _obj(raw.get("metadata"))
     product = _obj(raw.get("product_data"))
     found: dict[str, Any] = {}
@@ -298,16 +333,18 @@ def _device(rid: str, raw: RawResource, services: list[object], room_id: str | N
                 found.setdefault("contact", service)
             case Tamper():
                 found.setdefault("tamper", service)
-    product_name = _str(product.get("product_name"))
+    product_name = clean_text(product.get("product_name"))
     return Device(
         id=rid,
-        name=_str(metadata.get("name")) or product_name or rid,
-        archetype=_str(metadata.get("archetype")) or _str(product.get("product_archetype")),
-        model_id=_str(product.get("model_id")),
+        name=clean_name(metadata.get("name"), product_name or fallback_name("device", rid)),
+        archetype=clean_text(metadata.get("archetype"))
+        or clean_text(product.get("product_archetype")),
+        model_id=clean_text(product.get("model_id")),
         product_name=product_name,
-        manufacturer=_str(product.get("manufacturer_name")),
-        software_version=_str(product.get("software_version")),
+        manufacturer=clean_text(product.get("manufacturer_name")),
+        software_version=clean_text(product.get("software_version")),
         room_id=room_id,
+        zone_id=zone_id,
         buttons=tuple(sorted(buttons, key=lambda b: (b.control_id or 0, b.id))),
         rotaries=tuple(rotaries),
         **found,
@@ -323,6 +360,7 @@ def parse_snapshot(payload: object) -> Snapshot:
     bridge: Bridge | None = None
     home: Group | None = None
     room_of: dict[str, str] = {}
+    zone_of: dict[str, str] = {}
     for model in services.resources.values():
         match model:
             case Group(rtype="room"):
@@ -331,6 +369,11 @@ def parse_snapshot(payload: object) -> Snapshot:
                     room_of.setdefault(device_id, model.id)
             case Group(rtype="zone"):
                 zones[model.id] = model
+                # Zones hold lights and other services (or devices): their owners are in it.
+                for ref in model.children:
+                    device_id = services.owner_of.get(ref.rid, ref.rid)
+                    if ref.rtype == "device" or ref.rid in services.owner_of:
+                        zone_of.setdefault(device_id, model.id)
             case Group():
                 home = model
             case Motion() if model.rtype in AREA_MOTION_TYPES:
@@ -340,9 +383,21 @@ def parse_snapshot(payload: object) -> Snapshot:
 
     devices: dict[str, Device] = {}
     for rid, raw in services.raw_devices:
-        device = _device(rid, raw, services.by_owner.get(rid, []), room_of.get(rid))
+        owned = [services.resources[service_id] for service_id in services.by_owner.pop(rid, [])]
+        device = _device(rid, raw, owned, room_of.get(rid), zone_of.get(rid))
         devices[rid] = device
         services.resources[rid] = device
+    # What is left in by_owner belongs to devices the listing does not have.
+    orphans = tuple(
+        sorted(
+            (
+                ResourceRef(rid, services.rtype_of[rid])
+                for owned in services.by_owner.values()
+                for rid in owned
+            ),
+            key=lambda ref: (ref.rtype, ref.rid),
+        )
+    )
 
     return Snapshot(
         bridge=bridge,
@@ -352,7 +407,8 @@ def parse_snapshot(payload: object) -> Snapshot:
         zones=zones,
         area_motion=area_motion,
         resources=services.resources,
-        skipped=services.skipped,
+        skipped=services.skipped + len(orphans),
+        orphans=orphans,
     )
 
 
@@ -375,31 +431,36 @@ class _Services:
 
     resources: dict[str, object] = field(default_factory=dict)
     raw_devices: list[tuple[str, RawResource]] = field(default_factory=list)
-    by_owner: dict[str, list[object]] = field(default_factory=dict)
+    #: Device id -> ids of the services it owns.
+    by_owner: dict[str, list[str]] = field(default_factory=dict)
+    #: Service id -> the device that owns it.
+    owner_of: dict[str, str] = field(default_factory=dict)
+    rtype_of: dict[str, str] = field(default_factory=dict)
     skipped: int = 0
 
     @classmethod
     def parse(cls, data: list[object]) -> _Services:
         found = cls()
-        for raw in data:
-            if not isinstance(raw, dict):
-                found.skipped += 1
-                continue
-            rid, rtype = raw.get("id"), raw.get("type")
-            if not isinstance(rid, str) or not isinstance(rtype, str):
+        for item in data:
+            raw = _obj(item)
+            rid, rtype = valid_id(raw.get("id")), raw.get("type")
+            if rid is None or not isinstance(rtype, str):
                 found.skipped += 1
                 continue
             if rtype == "device":
                 found.raw_devices.append((rid, raw))
                 continue
+            owner = _ref(raw.get("owner"))
+            owner_id = owner.rid if owner is not None and owner.rtype == "device" else None
+            if owner_id is not None:  # also for lights: zones name them, not their devices
+                found.owner_of[rid] = owner_id
             parse = _SERVICE_PARSERS.get(rtype)
             if parse is None:
                 continue
-            model = parse(rid, rtype, raw)
-            found.resources[rid] = model
-            owner_id = getattr(model, "owner_id", None)
+            found.resources[rid] = parse(rid, rtype, raw)
+            found.rtype_of[rid] = rtype
             if owner_id is not None:
-                found.by_owner.setdefault(owner_id, []).append(model)
+                found.by_owner.setdefault(owner_id, []).append(rid)
         return found
 
 

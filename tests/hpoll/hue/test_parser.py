@@ -144,14 +144,14 @@ def test_missing_optional_fields_read_as_none() -> None:
     ]
     snapshot = parse_snapshot({"errors": [], "data": bare})
     device = snapshot.devices["d1"]
-    assert device.name == "d1"
+    assert device.name == "Hue device d1"
     assert device.power is not None
     assert device.power.battery_level is None
     assert device.power.battery_state is None
     assert device.connectivity is not None
     assert device.connectivity.status is None
     assert device.motion == Motion("m1", "motion", device.motion.owner, None, None, None, None)
-    assert snapshot.rooms["r1"].name == "r1"
+    assert snapshot.rooms["r1"].name == "Hue room r1"
     assert snapshot.bridge is not None
     assert snapshot.bridge.bridge_id == "b1"
 
@@ -266,3 +266,112 @@ def test_camera_motion_only_counts_without_a_real_sensor() -> None:
 def test_bad_envelopes_raise_response_error(payload: object, message: str) -> None:
     with pytest.raises(HueResponseError, match=message):
         parse_snapshot(payload)
+
+
+def test_newest_tamper_report_per_source_decides() -> None:
+    raw = [
+        {
+            "id": "t",
+            "type": "tamper",
+            "tamper_reports": [
+                {"changed": "2026-07-01T10:00:00Z", "source": "battery_door", "state": "tampered"},
+                {
+                    "changed": "2026-07-02T10:00:00Z",
+                    "source": "battery_door",
+                    "state": "not_tampered",
+                },
+                {"source": "casing", "state": "tampered"},  # undated: older than any dated
+                {"changed": "2026-07-01T09:00:00Z", "source": "casing", "state": "not_tampered"},
+            ],
+        }
+    ]
+    tamper = parse_snapshot({"errors": [], "data": raw}).resources["t"]
+    assert tamper.tampered is False  # type: ignore[attr-defined]
+    assert tamper.changed == datetime(2026, 7, 2, 10, tzinfo=UTC)  # type: ignore[attr-defined]
+
+
+def test_zgp_connectivity_is_connectivity() -> None:
+    raw = [
+        {"id": "tap", "type": "device", "product_data": {"model_id": "ZGPSWITCH"}},
+        {
+            "id": "z",
+            "type": "zgp_connectivity",
+            "owner": {"rid": "tap", "rtype": "device"},
+            "status": "disconnected",
+            "source_id": "00:00:00:00:01:6f:0a:11",
+        },
+    ]
+    device = parse_snapshot({"errors": [], "data": raw}).devices["tap"]
+    assert device.connectivity is not None
+    assert device.connectivity.status is ConnectivityStatus.DISCONNECTED
+
+
+def test_orphans_are_counted_and_listed() -> None:
+    raw = [
+        {"id": "d", "type": "device"},
+        {"id": "p", "type": "device_power", "owner": {"rid": "gone", "rtype": "device"}},
+        {"id": "m", "type": "motion", "owner": {"rid": "gone", "rtype": "device"}},
+        {"id": "ok", "type": "device_power", "owner": {"rid": "d", "rtype": "device"}},
+        # Room-level motion belongs to a room, not a device: never an orphan.
+        {"id": "g", "type": "grouped_motion", "owner": {"rid": "r", "rtype": "room"}},
+    ]
+    snapshot = parse_snapshot({"errors": [], "data": raw})
+    assert snapshot.skipped == 2
+    assert [(ref.rid, ref.rtype) for ref in snapshot.orphans] == [
+        ("p", "device_power"),
+        ("m", "motion"),
+    ]
+    assert snapshot.devices["d"].power is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Kitchen \ud800sensor", "Kitchen \ufffdsensor"),  # a lone surrogate
+        ("Hall\x00way\nsensor\x1b[31m", "Hall way sensor [31m"),
+        ("  \t ", "Hue device ab12"),
+        ("", "Hue device ab12"),
+        (None, "Hue device ab12"),
+        ("\u202eevil", "evil"),
+        ("x" * 500, "x" * 63 + "…"),
+        ("Wohnzimmer Bewegungsmelder", "Wohnzimmer Bewegungsmelder"),
+    ],
+)
+def test_names_are_made_safe_once(name: object, expected: str) -> None:
+    raw = [
+        {"id": "ab12-cd", "type": "device", "metadata": {"name": name}},
+        {"id": "r", "type": "room", "metadata": {"name": name}, "children": []},
+    ]
+    snapshot = parse_snapshot({"errors": [], "data": raw})
+    assert snapshot.devices["ab12-cd"].name == expected
+    assert snapshot.rooms["r"].name == expected.replace("Hue device ab12", "Hue room r")
+    snapshot.devices["ab12-cd"].name.encode()  # valid Unicode: no surrogate left
+
+
+def test_ids_a_bridge_would_not_write_are_skipped() -> None:
+    raw: list[object] = [
+        {"id": "x" * 65, "type": "device"},
+        {"id": "bad id", "type": "device"},
+        {"id": "\ud800", "type": "device"},
+        {"id": "7bd86197-ef7c-7625-3170-1b6de1502441", "type": "device"},
+    ]
+    snapshot = parse_snapshot({"errors": [], "data": raw})
+    assert snapshot.skipped == 3
+    assert list(snapshot.devices) == ["7bd86197-ef7c-7625-3170-1b6de1502441"]
+
+
+def test_a_zone_is_the_area_of_a_device_without_a_room() -> None:
+    raw = [
+        {"id": "d1", "type": "device"},
+        {"id": "d2", "type": "device"},
+        {"id": "l2", "type": "light", "owner": {"rid": "d2", "rtype": "device"}},
+        {
+            "id": "z1",
+            "type": "zone",
+            "metadata": {"name": "Upstairs"},
+            "children": [{"rid": "d1", "rtype": "device"}, {"rid": "l2", "rtype": "light"}],
+        },
+    ]
+    snapshot = parse_snapshot({"errors": [], "data": raw})
+    assert snapshot.devices["d1"].zone_id == "z1"
+    assert snapshot.devices["d2"].zone_id == "z1"
