@@ -45,11 +45,11 @@ from sqlalchemy import func, select  # noqa: E402
 
 from relay.admin import Admin  # noqa: E402
 from relay.clock import utcnow  # noqa: E402
-from relay.db import create_engine, upgrade  # noqa: E402
 from relay.ingest import Submission, store_batch  # noqa: E402
-from relay.models import Report  # noqa: E402
 from relay.schema import validate_report  # noqa: E402
 from relay.secretbox import SecretBox  # noqa: E402
+from relay.storage.db import create_engine, upgrade  # noqa: E402
+from relay.storage.models import Report  # noqa: E402
 from tests.relay.relay_process import free_port  # noqa: E402
 
 CONNECTIONS = 50
@@ -116,7 +116,7 @@ async def prepare(db_url: str, workdir: Path) -> dict[str, str]:
     """Migrate, add the homes, write the files wrk reads."""
     engine = create_engine(db_url)
     await upgrade(engine)
-    admin = Admin(engine, SecretBox.from_environment(workdir / "key"))
+    admin = Admin(engine, SecretBox.from_environment(workdir / "key", create=True))
     homes = [await admin.add_home(f"Home {n}", "Europe/Berlin") for n in range(HOMES)]
     await engine.dispose()
     tokens = workdir / "tokens.txt"
@@ -183,7 +183,7 @@ async def storage_floor(db_url: str, workdir: Path) -> float:
     """Reports/s through store_batch, 256 a transaction, no HTTP."""
     engine = create_engine(db_url)
     await upgrade(engine)
-    home = await Admin(engine, SecretBox.from_environment(workdir / "key2")).add_home(
+    home = await Admin(engine, SecretBox.from_environment(workdir / "key2", create=True)).add_home(
         "Floor", "Europe/Berlin"
     )
     body = template().replace("__HOME__", home.id)

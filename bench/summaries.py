@@ -41,9 +41,12 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import Connection, insert  # noqa: E402
 
 from bench.relay_ingest import create_database, postgres  # noqa: E402
-from relay.db import create_engine, upgrade  # noqa: E402
 from relay.ingest import bucket_start  # noqa: E402
-from relay.models import (  # noqa: E402
+from relay.notifications.plan import plan_summaries  # noqa: E402
+from relay.notifications.schedule import next_occurrence, parse_hhmm  # noqa: E402
+from relay.notifications.summary import Period, gather, render  # noqa: E402
+from relay.storage.db import create_engine, upgrade  # noqa: E402
+from relay.storage.models import (  # noqa: E402
     ActivityBucket,
     Caregiver,
     DeviceState,
@@ -51,9 +54,6 @@ from relay.models import (  # noqa: E402
     Subscription,
     table,
 )
-from relay.notifier import plan_summaries  # noqa: E402
-from relay.schedule import next_occurrence, parse_hhmm  # noqa: E402
-from relay.summary import Period, gather, render  # noqa: E402
 
 HOMES = int(os.environ.get("BENCH_HOMES", "10000"))
 SAMPLE = 300

@@ -28,8 +28,7 @@ from custom_components.hpoll.activity.tracker import ActivityTracker
 from custom_components.hpoll.hue import HueError, HueRemoteClient
 from relay.admin import ALERT_KINDS, Admin
 from relay.config import Settings
-from relay.db import create_engine, require_current_schema
-from relay.secretbox import SecretBox
+from relay.storage.db import create_engine, require_current_schema
 
 from .clock import SystemClock
 from .server import HueCloudSimulator, create_app
@@ -47,7 +46,7 @@ async def create_demo_home(db_url: str, inbox_port: int) -> str:
     try:
         await require_current_schema(engine)
         # The relay's own key (it must read the caregiver's URL back to send).
-        admin = Admin(engine, SecretBox.from_environment(Settings(db_url=db_url).key_file))
+        admin = Admin(engine, Settings(db_url=db_url).secret_box())
         home = await admin.add_home("Demo home", DEMO_ZONE)
         await admin.add_caregiver("Demo carer", f"json://127.0.0.1:{inbox_port}/")
         soon = datetime.now(ZoneInfo(DEMO_ZONE)) + timedelta(minutes=2)

@@ -13,10 +13,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from .clock import utcnow
-from .db import session_factory
-from .models import Alert, Caregiver, Home, HomeToken, Notification, Subscription
-from .notify import validate_apprise_url
+from .notifications.send import validate_apprise_url
 from .secretbox import SecretBox
+from .storage.db import session_factory
+from .storage.models import (
+    CAREGIVERS,
+    Alert,
+    Caregiver,
+    Home,
+    HomeToken,
+    Notification,
+    Subscription,
+)
 from .tokens import new_token, token_hash
 
 _TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
@@ -58,6 +66,7 @@ class Admin:
     """Operations on one database."""
 
     def __init__(self, engine: AsyncEngine, box: SecretBox | None = None) -> None:
+        self._engine = engine
         self._sessions = session_factory(engine)
         self._box = box
 
@@ -151,6 +160,22 @@ class Admin:
         except IntegrityError as err:
             raise AdminError(f"a caregiver named '{name.strip()}' exists already") from err
         return caregiver.id
+
+    async def reencrypt(self, box: SecretBox) -> int:
+        """Every stored URL encrypted again with ``box``'s first key, in ONE transaction
+        (all or none: a failure leaves every URL as it was); returns how many."""
+        table = CAREGIVERS
+        async with self._engine.begin() as connection:
+            rows = (
+                await connection.execute(select(table.c.id, table.c.apprise_url_encrypted))
+            ).all()
+            for row in rows:
+                await connection.execute(
+                    update(table)
+                    .where(table.c.id == row.id)
+                    .values(apprise_url_encrypted=box.rotate(row.apprise_url_encrypted))
+                )
+        return len(rows)
 
     async def list_caregivers(self) -> list[Caregiver]:
         """Every caregiver, by name."""

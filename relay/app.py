@@ -9,21 +9,25 @@ from datetime import timedelta
 import logging
 
 from aiohttp import web
+import aiohttp_jinja2
+import jinja2
 from sqlalchemy import delete
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .api import RELAY, Relay, add_routes, request_context
 from .clock import utcnow
 from .config import Settings
-from .db import create_engine, require_current_schema
+from .http.middleware import request_context
+from .http.routes import add_routes
+from .http.state import RELAY, Relay
 from .ingest import IngestWriter
 from .metrics import Metrics
-from .models import Report
-from .notifier import Notifier, NotifySettings
-from .outbox import Dispatcher
+from .notifications.outbox import Dispatcher
+from .notifications.plan import NotifySettings
+from .notifications.worker import Notifier
 from .ratelimit import RateLimiter
-from .secretbox import SecretBox
+from .storage.db import create_engine, require_current_schema
+from .storage.models import Report
 
 _LOGGER = logging.getLogger(__name__)
 PRUNE_EVERY = timedelta(hours=1)
@@ -51,6 +55,9 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
     """The aiohttp application; the engine is created (and disposed) by it unless given."""
     app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
     add_routes(app)
+    aiohttp_jinja2.setup(
+        app, loader=jinja2.PackageLoader("relay.http", "templates"), autoescape=True
+    )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         own_engine = engine is None
@@ -66,10 +73,11 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
                 writer,
                 metrics,
                 RateLimiter(settings.rate_per_second, settings.rate_burst),
+                RateLimiter(settings.refusals_per_second, settings.refusals_burst),
             )
             pruner = asyncio.create_task(_prune_forever(db, settings.retention_days))
             # Caregivers' URLs are decrypted only to send; no key is made up unless needed.
-            box = SecretBox.from_environment(settings.key_file) if settings.notify_seconds else None
+            box = settings.secret_box() if settings.notify_seconds else None
             notifier = Notifier(
                 db,
                 Dispatcher(db, box),

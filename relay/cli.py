@@ -12,22 +12,46 @@ from collections.abc import Awaitable, Callable, Sequence
 import dataclasses
 import functools
 import json
+import os
 from pathlib import Path
+import re
 import sys
-from typing import Any
+from typing import Any, TextIO
 
-from aiohttp import web
+from cryptography.fernet import Fernet
 
 from . import __version__, logs
 from .admin import ALERT_KINDS, Admin, AdminError, format_time
 from .app import create_app, prune_reports
 from .config import Settings
-from .db import NotMigratedError, create_engine, require_current_schema, upgrade
-from .notify import deliver
+from .http.serve import serve
+from .notifications.send import deliver
 from .schema import ReportError, validate_report
-from .secretbox import SecretBox, SecretBoxError
+from .secretbox import (
+    KEY_ENV,
+    SecretBox,
+    SecretBoxError,
+    SecretKeyError,
+    parse_keys,
+    read_key_file,
+    write_key_file,
+)
+from .storage.db import NotMigratedError, create_engine, require_current_schema, upgrade
 
 type Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+
+#: C0 and C1 control characters, and the Unicode format characters that reorder or hide text
+#: (bidi overrides, zero-width joiners): a home or device name must not drive the terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``), not obeyed."""
+    return _CONTROL.sub(lambda match: ascii(match.group())[1:-1], text)
+
+
+def _say(*parts: object, file: TextIO | None = None, flush: bool = False) -> None:
+    print(*(printable(str(part)) for part in parts), file=file, flush=flush)
 
 
 def _validate_report(args: argparse.Namespace) -> int:
@@ -37,12 +61,12 @@ def _validate_report(args: argparse.Namespace) -> int:
             payload = json.loads(Path(path).read_text(encoding="utf-8"))
             report = validate_report(payload)
         except OSError as err:
-            print(f"{path}: cannot read: {err.strerror}", file=sys.stderr)
+            _say(f"{path}: cannot read: {err.strerror}", file=sys.stderr)
         except ValueError as err:  # JSON syntax errors and ReportError alike
             kind = "invalid report" if isinstance(err, ReportError) else "not JSON"
-            print(f"{path}: {kind}: {err}", file=sys.stderr)
+            _say(f"{path}: {kind}: {err}", file=sys.stderr)
         else:
-            print(
+            _say(
                 f"{path}: ok (home {report['home_id']}, {len(report['devices'])} devices, "
                 f"{len(report['activity'])} activity events)"
             )
@@ -64,7 +88,7 @@ def _admin_command(*, need_box: bool = False) -> Callable[[AdminAction], Command
             engine = create_engine(settings.db_url)
             try:
                 await require_current_schema(engine)
-                box = SecretBox.from_environment(settings.key_file) if need_box else None
+                box = settings.secret_box() if need_box else None
                 return await action(args, Admin(engine, box))
             finally:
                 await engine.dispose()
@@ -80,7 +104,7 @@ async def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
         await upgrade(engine)
     finally:
         await engine.dispose()
-    print("database is up to date")
+    _say("database is up to date")
     return 0
 
 
@@ -91,16 +115,16 @@ async def _db_prune(args: argparse.Namespace, settings: Settings) -> int:
         removed = await prune_reports(engine, settings.retention_days)
     finally:
         await engine.dispose()
-    print(f"removed {removed} reports older than {settings.retention_days} days")
+    _say(f"removed {removed} reports older than {settings.retention_days} days")
     return 0
 
 
 @_admin_command()
 async def _home_add(args: argparse.Namespace, admin: Admin) -> int:
     home = await admin.add_home(args.name, args.timezone)
-    print(f"home id: {home.id}")
-    print(f"token:   {home.token}")
-    print("The token is shown only now; enter it in the home's hpoll relay options.")
+    _say(f"home id: {home.id}")
+    _say(f"token:   {home.token}")
+    _say("The token is shown only now; enter it in the home's hpoll relay options.")
     return 0
 
 
@@ -108,12 +132,12 @@ async def _home_add(args: argparse.Namespace, admin: Admin) -> int:
 async def _home_list(args: argparse.Namespace, admin: Admin) -> int:
     homes = await admin.list_homes()
     if not homes:
-        print("no homes yet: hpoll-relay home add NAME --timezone Area/City")
+        _say("no homes yet: hpoll-relay home add NAME --timezone Area/City")
     for home in homes:
         state = {True: "bridge ok", False: "BRIDGE OFFLINE", None: "bridge ?"}[
             home.bridge_reachable
         ]
-        print(
+        _say(
             f"{home.id}  {home.name:30s} {home.timezone:20s} "
             f"last report {format_time(home.last_report_at)}  {state}"
         )
@@ -123,31 +147,31 @@ async def _home_list(args: argparse.Namespace, admin: Admin) -> int:
 @_admin_command()
 async def _home_rotate(args: argparse.Namespace, admin: Admin) -> int:
     home = await admin.rotate_token(args.home)
-    print(f"home id: {home.id}")
-    print(f"token:   {home.token}")
-    print("Every earlier token of this home is revoked.")
+    _say(f"home id: {home.id}")
+    _say(f"token:   {home.token}")
+    _say("Every earlier token of this home is revoked.")
     return 0
 
 
 @_admin_command()
 async def _home_revoke(args: argparse.Namespace, admin: Admin) -> int:
-    print(f"revoked every token of {await admin.revoke_tokens(args.home)}")
+    _say(f"revoked every token of {await admin.revoke_tokens(args.home)}")
     return 0
 
 
 @_admin_command()
 async def _home_remove(args: argparse.Namespace, admin: Admin) -> int:
     if not args.yes:
-        print("this deletes the home and all its data; repeat with --yes", file=sys.stderr)
+        _say("this deletes the home and all its data; repeat with --yes", file=sys.stderr)
         return 2
-    print(f"removed {await admin.remove_home(args.home)}")
+    _say(f"removed {await admin.remove_home(args.home)}")
     return 0
 
 
 @_admin_command(need_box=True)
 async def _caregiver_add(args: argparse.Namespace, admin: Admin) -> int:
     caregiver_id = await admin.add_caregiver(args.name, args.apprise)
-    print(f"caregiver {caregiver_id} added (URL stored encrypted)")
+    _say(f"caregiver {caregiver_id} added (URL stored encrypted)")
     return 0
 
 
@@ -159,7 +183,7 @@ async def _caregiver_list(args: argparse.Namespace, admin: Admin) -> int:
             if caregiver.failing_since
             else "ok"
         )
-        print(f"{caregiver.id:4d}  {caregiver.name:30s} {health}")
+        _say(f"{caregiver.id:4d}  {caregiver.name:30s} {health}")
     return 0
 
 
@@ -169,7 +193,7 @@ async def _subscribe(args: argparse.Namespace, admin: Admin) -> int:
     subscription = await admin.subscribe(
         args.home, args.caregiver, args.summary_at, kinds, args.escalation
     )
-    print(
+    _say(
         f"subscribed (home {subscription.home_id}, summary at "
         f"{subscription.summary_at or 'never'} home time, alerts: {', '.join(kinds) or 'none'})"
     )
@@ -180,7 +204,7 @@ async def _subscribe(args: argparse.Namespace, admin: Admin) -> int:
 async def _notify_test(args: argparse.Namespace, admin: Admin) -> int:
     caregiver, url = await admin.caregiver_url(args.caregiver)
     result = await deliver(url, "hpoll test", f"Hello {caregiver.name}: hpoll can reach you.")
-    print(("sent: " if result.ok else "FAILED: ") + result.detail)
+    _say(("sent: " if result.ok else "FAILED: ") + result.detail)
     return 0 if result.ok else 1
 
 
@@ -203,7 +227,7 @@ async def _home_set(args: argparse.Namespace, admin: Admin) -> int:
     if not changes:
         raise AdminError("nothing to set; see hpoll-relay home set --help")
     stored = await admin.set_home_rules(args.home, changes)
-    print("alerting settings: " + ", ".join(f"{k}={v}" for k, v in sorted(stored.items())))
+    _say("alerting settings: " + ", ".join(f"{k}={v}" for k, v in sorted(stored.items())))
     return 0
 
 
@@ -211,14 +235,14 @@ async def _home_set(args: argparse.Namespace, admin: Admin) -> int:
 async def _caregiver_quiet(args: argparse.Namespace, admin: Admin) -> int:
     start, end = (None, None) if args.hours == "off" else _hours(args.hours)
     await admin.set_quiet_hours(args.caregiver, start, end)
-    print(f"quiet hours: {f'{start}-{end} (home time)' if start else 'none'}")
+    _say(f"quiet hours: {f'{start}-{end} (home time)' if start else 'none'}")
     return 0
 
 
 @_admin_command()
 async def _caregiver_digest(args: argparse.Namespace, admin: Admin) -> int:
     await admin.set_digest(args.caregiver, args.state == "on")
-    print(f"digest {args.state}")
+    _say(f"digest {args.state}")
     return 0
 
 
@@ -226,10 +250,10 @@ async def _caregiver_digest(args: argparse.Namespace, admin: Admin) -> int:
 async def _notifications(args: argparse.Namespace, admin: Admin) -> int:
     rows = await admin.list_notifications(args.limit)
     if not rows:
-        print("no messages yet")
+        _say("no messages yet")
     for note, caregiver in rows:
         error = f"  last error: {note.last_error}" if note.last_error else ""
-        print(
+        _say(
             f"{note.id:5d}  {format_time(note.created_at)}  {caregiver:20s} {note.status:8s} "
             f"attempts {note.attempts}  {note.title}{error}"
         )
@@ -239,7 +263,7 @@ async def _notifications(args: argparse.Namespace, admin: Admin) -> int:
 @_admin_command()
 async def _ack(args: argparse.Namespace, admin: Admin) -> int:
     alert = await admin.acknowledge(args.alert, by=args.by)
-    print(f"alert {alert.id} ({alert.kind}, home {alert.home_id}): {alert.state}")
+    _say(f"alert {alert.id} ({alert.kind}, home {alert.home_id}): {alert.state}")
     return 0
 
 
@@ -247,14 +271,62 @@ async def _ack(args: argparse.Namespace, admin: Admin) -> int:
 async def _alerts(args: argparse.Namespace, admin: Admin) -> int:
     alerts = await admin.list_alerts(args.home, args.limit)
     if not alerts:
-        print("no alerts")
+        _say("no alerts")
     for alert in alerts:
         text = (alert.details or {}).get("text", "")
         acked = f" by {alert.acked_by}" if alert.acked_by else ""
-        print(
+        _say(
             f"{alert.id:5d}  {format_time(alert.opened_at)}  {alert.home_id}  "
             f"{alert.kind:10s} {alert.state}{acked}  {text}"
         )
+    return 0
+
+
+def _key_generate(args: argparse.Namespace, settings: Settings) -> int:
+    key = Fernet.generate_key()
+    if args.file is None:
+        _say(key.decode())
+        return 0
+    path = Path(args.file)
+    if not path.is_absolute():
+        raise SecretKeyError("give the key file as an absolute path")
+    if path.exists():
+        raise SecretKeyError(f"{path} exists already; 'hpoll-relay key rotate' replaces a key")
+    write_key_file(path, [key])
+    _say(f"new key written to {path} (mode 0600); set HPOLL_RELAY_KEY_FILE={path}")
+    return 0
+
+
+async def _key_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    engine = create_engine(settings.db_url)
+    try:
+        await require_current_schema(engine)
+        if env_keys := os.environ.get(KEY_ENV):
+            keys = parse_keys(env_keys, KEY_ENV)
+            if len(keys) < 2:
+                raise SecretKeyError(
+                    f"with {KEY_ENV}, rotate in three steps: set it to NEW,OLD on every "
+                    "replica ('hpoll-relay key generate' makes NEW), run 'key rotate', then set "
+                    "it to NEW alone"
+                )
+            count = await Admin(engine).reencrypt(SecretBox(*keys))
+            _say(f"re-encrypted {count} caregiver URLs with the first key of {KEY_ENV}")
+            _say(f"now set {KEY_ENV} to that key alone on every replica, and restart them")
+            return 0
+        path = settings.key_file
+        if path is None:
+            settings.secret_box()  # raises, saying what to set
+            return 2
+        old = read_key_file(path)
+        new = Fernet.generate_key()
+        # Both keys on disk first: whatever happens next, every URL stays readable.
+        write_key_file(path, [new, *old])
+        count = await Admin(engine).reencrypt(SecretBox(new, *old))
+        write_key_file(path, [new])
+    finally:
+        await engine.dispose()
+    _say(f"re-encrypted {count} caregiver URLs with a new key in {path}; the old key is gone")
+    _say("restart the relay so that it reads the new key")
     return 0
 
 
@@ -267,18 +339,18 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             await engine.dispose()
 
     asyncio.run(check())
+    if settings.notify_seconds > 0:
+        settings.secret_box()  # no notifier without a key of its own: refuse now, and say why
     logs.configure()
     # The database drivers answer from their own threads; with Python's default 5 ms switch
     # interval each answer can wait that long for the busy event loop to let go of the GIL.
     sys.setswitchinterval(0.0005)
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        access_log=None,
-        print=lambda _: print(
-            f"hpoll relay listening on http://{settings.host}:{settings.port}", flush=True
-        ),
+    asyncio.run(
+        serve(
+            create_app(settings),
+            settings,
+            f"hpoll relay listening on http://{settings.host}:{settings.port}",
+        )
     )
     return 0
 
@@ -305,6 +377,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_home_commands(commands)
     _add_caregiver_commands(commands)
+
+    key = commands.add_parser("key", help="the secret key of caregivers' URLs").add_subparsers(
+        dest="key_command", required=True
+    )
+    generate = key.add_parser("generate", help="print a new key, or write it to a new file")
+    generate.add_argument("--file", metavar="ABSOLUTE_PATH", help="write it here (mode 0600)")
+    generate.set_defaults(sync_handler=_key_generate)
+    key.add_parser(
+        "rotate", help="encrypt every stored URL with a new key, in one transaction"
+    ).set_defaults(handler=_key_rotate)
 
     subscribe = commands.add_parser("subscribe", help="a caregiver watches a home")
     subscribe.add_argument("home")
@@ -415,8 +497,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return status
         handler: Command = args.handler
         return asyncio.run(handler(args, settings))
-    except (AdminError, NotMigratedError, SecretBoxError) as err:
-        print(f"hpoll-relay: {err}", file=sys.stderr)
+    except (AdminError, NotMigratedError, SecretBoxError, SecretKeyError) as err:
+        _say(f"hpoll-relay: {err}", file=sys.stderr)
         return 2
 
 

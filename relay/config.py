@@ -8,7 +8,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from .db import DEFAULT_URL
+from .secretbox import SecretBox, SecretKeyError
+from .storage.db import DEFAULT_URL
 
 
 def _env_float(name: str, default: float) -> float:
@@ -40,6 +41,20 @@ class Settings:
     escalate_minutes: float = 15.0
     #: The relay's address as caregivers reach it, for acknowledgement links.
     public_url: str | None = None
+    #: A connection must complete its request headers within this (slow or idle clients).
+    header_timeout: float = 10.0
+    #: A request body must arrive within this (408 otherwise).
+    body_timeout: float = 30.0
+    #: Open connections at most (0: the open-file limit less a reserve).
+    max_connections: int = 0
+    #: /metrics wants this bearer token when set.
+    metrics_token: str | None = None
+    #: Per client address: requests refused (401, 400, 413, 415, 422) per second, and the
+    #: burst; over it, 429 before any token lookup or body read.
+    refusals_per_second: float = 5.0
+    refusals_burst: int = 50
+    #: Reverse proxies whose X-Forwarded-For names the client (comma-separated addresses).
+    trusted_proxies: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -57,12 +72,43 @@ class Settings:
             notify_seconds=_env_float("HPOLL_RELAY_NOTIFY_SECONDS", 60.0),
             escalate_minutes=_env_float("HPOLL_RELAY_ESCALATE_MINUTES", 15.0),
             public_url=os.environ.get("HPOLL_RELAY_PUBLIC_URL") or None,
+            header_timeout=_env_float("HPOLL_RELAY_HEADER_TIMEOUT", 10.0),
+            body_timeout=_env_float("HPOLL_RELAY_BODY_TIMEOUT", 30.0),
+            max_connections=int(os.environ.get("HPOLL_RELAY_MAX_CONNECTIONS", "0")),
+            metrics_token=os.environ.get("HPOLL_RELAY_METRICS_TOKEN") or None,
+            refusals_per_second=_env_float("HPOLL_RELAY_REFUSALS_PER_SECOND", 5.0),
+            refusals_burst=int(os.environ.get("HPOLL_RELAY_REFUSALS_BURST", "50")),
+            trusted_proxies=frozenset(
+                part.strip()
+                for part in os.environ.get("HPOLL_RELAY_TRUSTED_PROXIES", "").split(",")
+                if part.strip()
+            ),
         )
 
     @property
-    def key_file(self) -> Path:
-        """Where the secret key lives when HPOLL_RELAY_SECRET_KEY is not set."""
+    def key_file(self) -> Path | None:
+        """Where the secret key lives when HPOLL_RELAY_SECRET_KEY is not set: the absolute
+        HPOLL_RELAY_KEY_FILE, else beside a SQLite database, else nowhere (never a path
+        relative to the working directory)."""
+        if explicit := os.environ.get("HPOLL_RELAY_KEY_FILE"):
+            path = Path(explicit)
+            if not path.is_absolute():
+                raise SecretKeyError(f"HPOLL_RELAY_KEY_FILE must be an absolute path, not {path}")
+            return path
+        if self.key_beside_database:
+            return Path(str(make_url(self.db_url).database)).resolve().with_suffix(".key")
+        return None
+
+    @property
+    def key_beside_database(self) -> bool:
+        """Whether the key is the SQLite database's own (made on first use beside it)."""
         url = make_url(self.db_url)
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            return Path(str(url.database)).with_suffix(".key")
-        return Path(os.environ.get("HPOLL_RELAY_KEY_FILE", "hpoll-relay.key"))
+        return (
+            not os.environ.get("HPOLL_RELAY_KEY_FILE")
+            and url.get_backend_name() == "sqlite"
+            and url.database not in (None, "", ":memory:")
+        )
+
+    def secret_box(self) -> SecretBox:
+        """The relay's keys (SecretKeyError, saying what to set, when there are none)."""
+        return SecretBox.from_environment(self.key_file, create=self.key_beside_database)

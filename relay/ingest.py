@@ -15,17 +15,26 @@ import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 import functools
+import itertools
+import json
 import logging
+import os
+from pathlib import Path
+import shutil
+import sqlite3
+import stat
+import time
 from typing import Any, Literal
 
-from sqlalchemy import and_, bindparam, case, event, func, or_, update
+from sqlalchemy import and_, bindparam, case, event, func, or_, select, text, tuple_, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .clock import utcnow
-from .db import checkpoint_sqlite, create_sync_sqlite_engine
 from .metrics import Metrics
-from .models import ACTIVITY, DEVICES, HOMES, REPORTS, insert_or_skip
+from .storage.db import checkpoint_sqlite, create_sync_sqlite_engine
+from .storage.models import ACTIVITY, DEVICES, HOMES, IN_LIST, REPORTS, insert_or_skip
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,11 +48,60 @@ def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
 
 MAX_BATCH = 512
 
-type Outcome = Literal["stored", "duplicate"]
+#: "conflict": the report_id is stored already with a different body.
+type Outcome = Literal["stored", "duplicate", "conflict"]
+#: /healthz says 503 when the SQLite database's disk has less room than this.
+MIN_FREE_BYTES = 4 * 1024 * 1024
+#: Over this much WAL the writer checkpoints it itself (TRUNCATE), between two batches.
+WAL_CHECKPOINT_BYTES = 16 * 1024 * 1024
 
 
 class StorageError(RuntimeError):
     """The report could not be stored (the client should retry; nothing was acknowledged)."""
+
+
+class UnstorableError(StorageError):
+    """The database refuses this report's data itself: retrying cannot help (422)."""
+
+
+def _data_error(err: BaseException) -> bool:
+    """The database refused a report's DATA (a value it cannot hold), not its own state:
+    retrying cannot help, and the other reports of the batch are not at fault. Anything else
+    (disk full, read-only, permissions, a lost server) is the database's, answered 503."""
+    if isinstance(err, DBAPIError):
+        code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
+        if code:  # PostgreSQL: class 22 data exception, 23 integrity violation
+            return str(code)[:2] in ("22", "23")
+        return isinstance(err, DataError | IntegrityError)
+    if isinstance(err, StatementError):  # while binding parameters
+        return isinstance(err.orig, UnicodeError | ValueError | TypeError)
+    return isinstance(err, UnicodeError | ValueError | TypeError)  # sqlite3 binding, unwrapped
+
+
+#: The write /healthz commits: alembic's one-row table, set to itself (no schema of its own).
+_PROBE = text("UPDATE alembic_version SET version_num = version_num")
+
+
+def describe(err: BaseException) -> str:
+    """Why the database failed, for /healthz and logs: SQLite's messages are fixed texts (no
+    data in them); other drivers' may name hosts or values, so only their error type is said."""
+    cause: BaseException = err.orig if isinstance(err, DBAPIError) and err.orig else err
+    if isinstance(cause, sqlite3.Error):
+        return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+    # SQLAlchemy's asyncpg adapter wraps asyncpg's exception, whose class says what happened
+    # (ReadOnlySQLTransactionError, DiskFullError, CannotConnectNowError…).
+    name = type(cause.__cause__ or cause).__name__
+    code = getattr(cause, "sqlstate", None)
+    return f"{name} (SQLSTATE {code})" if code else name
+
+
+def _same_report(stored: str, body: str) -> bool:
+    if stored == body:
+        return True
+    try:
+        return bool(json.loads(stored) == json.loads(body))
+    except ValueError:
+        return False
 
 
 @dataclass(slots=True)
@@ -115,19 +173,37 @@ def store_batch(
     )
     stored = set(result.tuples())
     fresh = [first[key] for key in first if key in stored]
-    outcomes: list[Outcome] = [
-        "stored"
-        if first[(s.home_id, s.report["report_id"])] is s
-        and (s.home_id, s.report["report_id"]) in stored
-        else "duplicate"
-        for s in batch
-    ]
+    earlier = _stored_bodies(connection, [key for key in first if key not in stored])
+    outcomes: list[Outcome] = []
+    for s in batch:
+        key = (s.home_id, s.report["report_id"])
+        if key in stored and first[key] is s:
+            outcomes.append("stored")
+            continue
+        known = earlier.get(key, first[key].body)
+        outcomes.append("duplicate" if _same_report(known, s.body) else "conflict")
     if not fresh:
         return outcomes
     _store_devices(connection, statements.devices, fresh)
     _store_activity(connection, statements.activity, fresh)
     _store_homes(connection, statements.homes, fresh, received_at)
     return outcomes
+
+
+def _stored_bodies(
+    connection: Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """What was stored under each (home, report_id) before (for telling a retry from a
+    conflict; only repeated reports pay for this read)."""
+    found: dict[tuple[str, str], str] = {}
+    for chunk in itertools.batched(keys, IN_LIST):
+        rows = connection.execute(
+            select(REPORTS.c.home_id, REPORTS.c.report_id, REPORTS.c.payload).where(
+                tuple_(REPORTS.c.home_id, REPORTS.c.report_id).in_(chunk)
+            )
+        )
+        found.update(((row.home_id, row.report_id), row.payload) for row in rows)
+    return found
 
 
 def _report_insert(dialect: str) -> Any:
@@ -300,6 +376,23 @@ def _home_update(dialect: str) -> Any:
     )
 
 
+def _align_sidecars(database: Path) -> None:
+    """SQLite creates ``-wal`` and ``-shm`` with the database file's mode of that moment: made
+    while the database was read-only, they stay read-only after it is writable again (and so
+    does every connection). Give them the database's mode back once it is writable."""
+    try:
+        if not os.access(database, os.W_OK):
+            return
+        mode = stat.S_IMODE(database.stat().st_mode)
+        for suffix in ("-wal", "-shm"):
+            sidecar = database.with_name(database.name + suffix)
+            if sidecar.exists() and not os.access(sidecar, os.W_OK):
+                sidecar.chmod(mode)
+                _LOGGER.warning("%s was read-only; given the database's mode again", sidecar.name)
+    except OSError as err:
+        _LOGGER.error("cannot repair the database's side files: %s", err.strerror)
+
+
 class IngestWriter:
     """The single writer task behind every ingest request.
 
@@ -317,6 +410,9 @@ class IngestWriter:
         self._sync_engine: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._checkpointer: asyncio.Task[None] | None = None
+        #: When and why the last batch failed, if the database failed it and none succeeded
+        #: since.
+        self.last_failure: tuple[float, str] | None = None
         if engine.dialect.name == "sqlite":
             self._sync_engine = create_sync_sqlite_engine(engine.url)
             # The writer never checkpoints (a checkpoint's fsync would stall a batch); a
@@ -368,6 +464,53 @@ class IngestWriter:
             self._checkpoint_engine.dispose()
             self._sync_engine = None
 
+    async def probe(self) -> str | None:
+        """Commit a write that changes nothing, the way reports are written: None when it
+        commits, else why not (a fixed description, no SQL or parameters)."""
+        if self._sync_engine is not None:
+            try:
+                free = shutil.disk_usage(Path(str(self._sync_engine.url.database)).parent).free
+            except OSError as err:
+                return f"cannot read the disk's free space: {err.strerror}"
+            if free < MIN_FREE_BYTES:
+                return f"disk full ({free // 1024} KiB free, reports need {MIN_FREE_BYTES // 1024})"
+        if self.last_failure is not None and time.monotonic() - self.last_failure[0] < 30:
+            # The last batch failed for the database's sake and none has succeeded since: the
+            # probe's one-row write may fit where reports do not.
+            return self.last_failure[1]
+        for attempt in (1, 2):
+            try:
+                if self._thread is not None:
+                    loop = asyncio.get_running_loop()
+                    await loop.run_in_executor(self._thread, self._probe_sync)
+                else:
+                    async with self._engine.begin() as connection:
+                        await connection.execute(_PROBE)
+            except Exception as err:
+                await self._recover()
+                if attempt == 2:
+                    return describe(err)
+            else:
+                return None
+        raise AssertionError("unreachable")
+
+    def _probe_sync(self) -> None:
+        assert self._sync_engine is not None
+        with self._sync_engine.begin() as connection:
+            connection.execute(_PROBE)
+
+    async def _recover(self) -> None:
+        """After a failure of the database itself, open fresh connections next time. On SQLite
+        that means closing EVERY connection of this process to the file: SQLite shares one
+        memory map of the WAL index per file among them, and one opened while the file was
+        read-only keeps every later connection read-only too, until all are closed."""
+        if self._sync_engine is None:
+            return
+        self._sync_engine.dispose()
+        self._checkpoint_engine.dispose()
+        await self._engine.dispose()
+        _align_sidecars(Path(str(self._sync_engine.url.database)))
+
     async def submit(self, home_id: str, body: str, report: dict[str, Any]) -> Outcome:
         """Queue a validated report; return once it is committed (or raise StorageError)."""
         done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
@@ -388,7 +531,27 @@ class IngestWriter:
     def _store_in_thread(self, batch: list[Submission], received_at: datetime) -> list[Outcome]:
         assert self._sync_engine is not None
         with self._sync_engine.begin() as connection:
-            return store_batch(connection, batch, received_at)
+            outcomes = store_batch(connection, batch, received_at)
+        self._bound_wal()
+        return outcomes
+
+    def _bound_wal(self) -> None:
+        """Checkpoint the WAL from the writer itself once it is large: the background PASSIVE
+        checkpoint cannot restart a WAL that a busy writer keeps appending to."""
+        assert self._sync_engine is not None
+        wal = f"{self._sync_engine.url.database}-wal"
+        try:
+            if os.path.getsize(wal) < WAL_CHECKPOINT_BYTES:
+                return
+        except OSError:
+            return
+        with self._sync_engine.connect() as connection:
+            # Readers hold it back only briefly; a writer waiting 30 s for them would not.
+            connection.exec_driver_sql("PRAGMA busy_timeout=200")
+            try:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                connection.exec_driver_sql("PRAGMA busy_timeout=30000")
 
     async def _store(self, batch: list[Submission]) -> list[Outcome]:
         if self._thread is not None:
@@ -403,12 +566,28 @@ class IngestWriter:
             outcomes = await self._store(batch)
         except Exception as err:
             self._metrics.db_errors += 1
-            _LOGGER.error("storing %d reports failed: %s", len(batch), type(err).__name__)
+            _LOGGER.error("storing %d reports failed: %s", len(batch), describe(err))
+            if not _data_error(err):
+                self.last_failure = (time.monotonic(), describe(err))
+                await self._recover()
+            elif len(batch) > 1:
+                # One report's data broke the batch: halve until it stands alone, so no other
+                # report pays for it (log2(batch) more transactions, only on this rare path).
+                middle = len(batch) // 2
+                await self._write(batch[:middle])
+                await self._write(batch[middle:])
+                return
+            error = (
+                UnstorableError("the database cannot store this report's data")
+                if _data_error(err)
+                else StorageError("the database is unavailable")
+            )
             for submission in batch:
                 if not submission.done.done():
-                    submission.done.set_exception(StorageError("the database is unavailable"))
+                    submission.done.set_exception(error)
             return
         self._metrics.batches += 1
+        self.last_failure = None
         for submission, outcome in zip(batch, outcomes, strict=True):
             if not submission.done.done():
                 submission.done.set_result(outcome)

@@ -22,6 +22,9 @@ MAX_CLOCK_SKEW: Final = timedelta(minutes=10)
 MAX_DEVICES: Final = 2_000
 MAX_ACTIVITY: Final = 20_000
 MAX_TEXT: Final = 200
+#: The accepted time window: from here to now + MAX_CLOCK_SKEW. Earlier is a clock that was
+#: never set (a bridge's 1970), not a moment hpoll can say anything about.
+EARLIEST: Final = datetime(2000, 1, 1, tzinfo=UTC)
 
 BATTERY_STATES: Final = ("normal", "low", "critical")
 CONNECTIVITY: Final = (
@@ -33,11 +36,25 @@ CONNECTIVITY: Final = (
 )
 
 
+def storable(value: str) -> bool:
+    """Whether every database can hold ``value``: no NUL (PostgreSQL refuses it) and no lone
+    surrogate (not UTF-8, SQLite refuses it)."""
+    if value.isascii():
+        return "\x00" not in value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
+
+
 def _text(value: object) -> str:
     if not isinstance(value, str):
         raise vol.Invalid("expected a string")
     if not value.strip() or len(value) > MAX_TEXT:
         raise vol.Invalid(f"expected 1 to {MAX_TEXT} characters")
+    if not storable(value):
+        raise vol.Invalid("contains a NUL character or a lone surrogate (not UTF-8 text)")
     return value
 
 
@@ -52,8 +69,16 @@ def _report_id(value: object) -> str:
         raise vol.Invalid("expected a UUID") from err
 
 
+def _in_utc(parsed: datetime) -> datetime | None:
+    """``parsed`` in UTC, None when that is outside what a datetime holds (year 1 at +01:00)."""
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        return None
+
+
 def timestamp(now: Callable[[], datetime]) -> Callable[[object], datetime]:
-    """An ISO 8601 time with an offset, not in the future (beyond clock skew); returns UTC."""
+    """An ISO 8601 time with an offset, from EARLIEST to now + clock skew; returns UTC."""
 
     def validate(value: object) -> datetime:
         if not isinstance(value, str):
@@ -64,10 +89,15 @@ def timestamp(now: Callable[[], datetime]) -> Callable[[object], datetime]:
             raise vol.Invalid("expected an ISO 8601 timestamp") from err
         if parsed.tzinfo is None:
             raise vol.Invalid("timestamp needs a UTC offset")
-        parsed = parsed.astimezone(UTC)
-        if parsed > now() + MAX_CLOCK_SKEW:
+        utc = _in_utc(parsed)
+        if utc is None or utc < EARLIEST:
+            raise vol.Invalid(
+                f"timestamp outside the accepted window ({EARLIEST.date().isoformat()} "
+                "to 10 minutes from now)"
+            )
+        if utc > now() + MAX_CLOCK_SKEW:
             raise vol.Invalid("timestamp is in the future")
-        return parsed
+        return utc
 
     return validate
 
@@ -199,6 +229,8 @@ class _Doubt(Exception):
 def _ok_text(value: object) -> str:
     if type(value) is not str or not value.strip() or len(value) > MAX_TEXT:
         raise _Doubt
+    if not storable(value):
+        raise _Doubt
     return value
 
 
@@ -215,10 +247,10 @@ def _ok_time(value: object, latest: datetime) -> datetime:
         raise _Doubt from err
     if parsed.tzinfo is None:
         raise _Doubt
-    parsed = parsed.astimezone(UTC)
-    if parsed > latest:
+    utc = _in_utc(parsed)
+    if utc is None or utc < EARLIEST or utc > latest:
         raise _Doubt
-    return parsed
+    return utc
 
 
 def _ok_choice(value: object, options: tuple[str, ...]) -> str | None:

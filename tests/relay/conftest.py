@@ -18,8 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import Admin
-from relay.db import create_engine, upgrade
 from relay.secretbox import SecretBox
+from relay.storage.db import create_engine, upgrade
 
 EXAMPLE = Path(__file__).parents[1] / "fixtures" / "report_v1.json"
 POSTGRES_URL = os.environ.get("HPOLL_TEST_POSTGRES_URL")
@@ -46,6 +46,13 @@ async def _fresh_postgres_database() -> str:
     finally:
         await connection.close()
     return url.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(autouse=True)
+def _secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relay on PostgreSQL needs an explicit key: every test's relay gets a fresh one (tests
+    of key files and of its absence remove it)."""
+    monkeypatch.setenv("HPOLL_RELAY_SECRET_KEY", Fernet.generate_key().decode())
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

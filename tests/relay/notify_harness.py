@@ -12,10 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import Admin
 from relay.ingest import bucket_start
-from relay.models import ActivityBucket, DeviceState, Home, table
-from relay.notifier import Notifier, NotifySettings, PlanResult
-from relay.outbox import Dispatcher
+from relay.notifications.outbox import Dispatcher
+from relay.notifications.plan import NotifySettings, PlanResult
+from relay.notifications.worker import Notifier
 from relay.secretbox import SecretBox
+from relay.storage.models import ActivityBucket, DeviceState, Home, table
 from tests.relay.sink import Sink
 
 

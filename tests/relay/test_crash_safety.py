@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import func, select
 
 from relay.admin import Admin
-from relay.db import create_engine, upgrade
-from relay.models import Report
 from relay.secretbox import SecretBox
+from relay.storage.db import create_engine, upgrade
+from relay.storage.models import Report
 from tests.relay.relay_process import RelayProcess
 
 REPORTS = 400
@@ -28,7 +28,7 @@ async def test_sigkill_loses_nothing_acknowledged(
     url = f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"
     engine = create_engine(url)
     await upgrade(engine)
-    home = await Admin(engine, SecretBox.from_environment(tmp_path / "k")).add_home(
+    home = await Admin(engine, SecretBox.from_environment(tmp_path / "k", create=True)).add_home(
         "Crash home", "Europe/Berlin"
     )
     reports = [make_report(home.id) for _ in range(REPORTS)]

@@ -10,8 +10,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from relay.db import alembic_config, current_revision, head_revision, upgrade
-from relay.models import Base
+from relay.storage.db import alembic_config, current_revision, head_revision, upgrade
+from relay.storage.models import Base
 
 
 def _differences(connection: Connection) -> list[Any]:

@@ -13,10 +13,10 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import AdminError
-from relay.db import create_engine
-from relay.models import Alert, Caregiver, DeliveryAttempt, Home, Notification, table
-from relay.notifier import NotifySettings, plan
+from relay.notifications.plan import NotifySettings, plan
 from relay.secretbox import SecretBox
+from relay.storage.db import create_engine
+from relay.storage.models import Alert, Caregiver, DeliveryAttempt, Home, Notification, table
 from tests.relay.notify_harness import Clock, Relay, messages
 from tests.relay.sink import Sink, running_sink
 

@@ -10,8 +10,8 @@ from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import Admin
-from relay.models import DeviceState, Home, Subscription, table
 from relay.secretbox import SecretBox
+from relay.storage.models import DeviceState, Home, Subscription, table
 from tests.relay.relay_process import RelayProcess
 from tests.relay.sink import running_sink
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from relay.schedule import (
+from relay.notifications.schedule import (
     in_window,
     local_day_bounds,
     next_occurrence,

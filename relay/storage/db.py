@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
 DEFAULT_URL = "sqlite+aiosqlite:///./hpoll-relay.db"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -38,6 +39,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # A checkpointed WAL shrinks back to this size instead of keeping its peak on disk.
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
     cursor.close()
 
 

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Float, cast, func, or_, select
 
-from .models import ACTIVITY, DEVICES, HOMES, IN_LIST
+from ..storage.models import ACTIVITY, DEVICES, HOMES, IN_LIST
 
 #: A home that has not reported for this long is news in itself.
 STALE_AFTER = timedelta(hours=2)

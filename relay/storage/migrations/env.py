@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from relay.models import Base
+from relay.storage.models import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -24,9 +24,9 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .models import ATTEMPTS, CAREGIVERS, NOTIFICATIONS, SUBSCRIPTIONS, insert_or_skip
-from .notify import Delivery, deliver
-from .secretbox import SecretBox, SecretBoxError
+from ..secretbox import SecretBox, SecretBoxError
+from ..storage.models import ATTEMPTS, CAREGIVERS, NOTIFICATIONS, SUBSCRIPTIONS, insert_or_skip
+from .send import Delivery, deliver
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -13,10 +13,7 @@ caregiver, so a restart after a long outage is one message each, not a storm.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
-from collections.abc import Callable
-import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 import hashlib
@@ -25,12 +22,11 @@ import logging
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, or_, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .alerting import OPEN, AlertEvent, conditions, reconcile
-from .clock import utcnow
-from .models import ALERTS, CAREGIVERS, HOMES, IN_LIST, NOTIFICATIONS, SUBSCRIPTIONS
-from .outbox import Dispatcher, Message, enqueue, enqueue_many
+from ..storage.models import CAREGIVERS, HOMES, IN_LIST, NOTIFICATIONS, SUBSCRIPTIONS
+from .alerting import AlertEvent, conditions, reconcile
+from .escalate import Watcher, escalate, load_homes, load_watchers, urgent_body
+from .outbox import Message, enqueue, enqueue_many
 from .schedule import in_window, next_occurrence, occurrence, parse_hhmm, window_end
 from .summary import Period, gather, render
 
@@ -224,64 +220,6 @@ def _claim_slots(
 # -- alerts ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Watcher:
-    caregiver_id: int
-    name: str
-    kinds: frozenset[str]
-    order: int
-    quiet: tuple[str, str] | None
-
-
-def _watchers(connection: Connection, home_ids: set[str]) -> dict[str, list[_Watcher]]:
-    """Who watches each home, in escalation order."""
-    found: defaultdict[str, list[_Watcher]] = defaultdict(list)
-    if not home_ids:
-        return found
-    rows = connection.execute(
-        select(
-            SUBSCRIPTIONS.c.home_id,
-            SUBSCRIPTIONS.c.alert_kinds,
-            SUBSCRIPTIONS.c.escalation_order,
-            CAREGIVERS.c.id,
-            CAREGIVERS.c.name,
-            CAREGIVERS.c.quiet_start,
-            CAREGIVERS.c.quiet_end,
-        )
-        .join(CAREGIVERS, CAREGIVERS.c.id == SUBSCRIPTIONS.c.caregiver_id)
-        .where(SUBSCRIPTIONS.c.home_id.in_(sorted(home_ids)))
-        .order_by(SUBSCRIPTIONS.c.escalation_order, CAREGIVERS.c.id)
-    )
-    for row in rows:
-        quiet = (row.quiet_start, row.quiet_end) if row.quiet_start and row.quiet_end else None
-        found[row.home_id].append(
-            _Watcher(
-                row.id, row.name, frozenset(row.alert_kinds or ()), row.escalation_order, quiet
-            )
-        )
-    return found
-
-
-def _homes(connection: Connection, home_ids: set[str]) -> dict[str, tuple[str, ZoneInfo]]:
-    rows = connection.execute(
-        select(HOMES.c.id, HOMES.c.name, HOMES.c.timezone).where(HOMES.c.id.in_(sorted(home_ids)))
-    )
-    return {row.id: (row.name, ZoneInfo(row.timezone)) for row in rows}
-
-
-def _urgent_body(event: AlertEvent, settings: NotifySettings, next_in_line: str | None) -> str:
-    lines = [event.text[:1].upper() + event.text[1:] + "."]
-    lines.append("")
-    if settings.public_url and event.ack_code:
-        link = f"{settings.public_url.rstrip('/')}/api/v1/alerts/{event.alert_id}/ack"
-        lines.append(f"Acknowledge (I am looking into it): {link}?code={event.ack_code}")
-    lines.append(f"Or on the relay: `hpoll-relay ack {event.alert_id}`")
-    if next_in_line:
-        minutes = int(settings.escalate_after.total_seconds() // 60)
-        lines.append(f"If nobody acknowledges within {minutes} min, {next_in_line} is told.")
-    return "\n".join(lines)
-
-
 def tell_about(
     connection: Connection, events: list[AlertEvent], now: datetime, settings: NotifySettings
 ) -> int:
@@ -289,9 +227,9 @@ def tell_about(
     if not events:
         return 0
     home_ids = {event.home_id for event in events}
-    watchers, homes = _watchers(connection, home_ids), _homes(connection, home_ids)
+    watchers, homes = load_watchers(connection, home_ids), load_homes(connection, home_ids)
     written = 0
-    folded: defaultdict[int, list[tuple[AlertEvent, _Watcher]]] = defaultdict(list)
+    folded: defaultdict[int, list[tuple[AlertEvent, Watcher]]] = defaultdict(list)
     for event in events:
         name, _zone = homes[event.home_id]
         chain = [w for w in watchers.get(event.home_id, ()) if event.kind in w.kinds]
@@ -305,7 +243,7 @@ def tell_about(
                         "alert",
                         f"alert:{event.alert_id}:level:0",
                         f"URGENT {name}: {event.text}",
-                        _urgent_body(event, settings, chain[1].name if len(chain) > 1 else None),
+                        urgent_body(event, settings, chain[1].name if len(chain) > 1 else None),
                         due_at=now,
                         alert_id=event.alert_id,
                     ),
@@ -353,7 +291,7 @@ ADVICE = {
 
 def _folded_message(
     caregiver_id: int,
-    items: list[tuple[AlertEvent, _Watcher]],
+    items: list[tuple[AlertEvent, Watcher]],
     homes: dict[str, tuple[str, ZoneInfo]],
     now: datetime,
 ) -> Message:
@@ -388,137 +326,3 @@ def _folded_message(
         due_at=due,
         alert_id=first.alert_id if len(items) == 1 else None,
     )
-
-
-def escalate(connection: Connection, now: datetime, settings: NotifySettings) -> int:
-    """Tell the next caregiver in line about urgent alerts nobody acknowledged in time."""
-    rows = connection.execute(
-        select(ALERTS).where(
-            ALERTS.c.state == OPEN,
-            ALERTS.c.urgent.is_(True),
-            ALERTS.c.next_escalation_at <= now,
-        )
-    ).all()
-    if not rows:
-        return 0
-    home_ids = {row.home_id for row in rows}
-    watchers, homes = _watchers(connection, home_ids), _homes(connection, home_ids)
-    written = 0
-    for alert in rows:
-        chain = [w for w in watchers.get(alert.home_id, ()) if alert.kind in w.kinds]
-        level = alert.escalation_level + 1
-        more = level < len(chain)
-        moved = connection.execute(
-            update(ALERTS)
-            .where(ALERTS.c.id == alert.id, ALERTS.c.escalation_level == alert.escalation_level)
-            .values(
-                escalation_level=level if more else alert.escalation_level,
-                next_escalation_at=now + settings.escalate_after if more else None,
-            )
-        )
-        if moved.rowcount != 1 or not more:
-            continue
-        name = homes[alert.home_id][0]
-        text_ = str((alert.details or {}).get("text", alert.kind))
-        event = AlertEvent(
-            alert.id, alert.home_id, alert.kind, text_, True, True, ack_code=alert.ack_code
-        )
-        minutes = int(settings.escalate_after.total_seconds() // 60) * level
-        after = chain[level + 1].name if level + 1 < len(chain) else None
-        written += enqueue(
-            connection,
-            Message(
-                chain[level].caregiver_id,
-                alert.home_id,
-                "alert",
-                f"alert:{alert.id}:level:{level}",
-                f"URGENT {name}: {text_} (nobody has acknowledged for {minutes} min)",
-                _urgent_body(event, settings, after),
-                due_at=now,
-                alert_id=alert.id,
-            ),
-            now,
-        )
-    return written
-
-
-# -- the loop --------------------------------------------------------------------------------
-
-
-class Notifier:
-    """Plans once per ``interval`` and sends what is due; one per relay process.
-
-    Planning and sending run as two loops, so a morning with thousands of summaries to send
-    never holds back the planning of an urgent alert.
-    """
-
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        dispatcher: Dispatcher,
-        settings: NotifySettings,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        """Nothing runs until :meth:`start` (or a test calls :meth:`tick`)."""
-        self.engine = engine
-        self.dispatcher = dispatcher
-        self.settings = settings
-        self.clock = clock
-        self._tasks: list[asyncio.Task[None]] = []
-        self._planned = asyncio.Event()
-        #: Homes could not report while this relay was down: their silence counts from here.
-        self.started_at = clock()
-        self.ticks = 0
-        self.errors = 0
-
-    async def plan(self) -> PlanResult:
-        """Decide what is due and write it to the outbox."""
-        now = self.clock()
-        async with self.engine.begin() as connection:
-            result = await connection.run_sync(plan, now, self.settings, self.started_at)
-        self.ticks += 1
-        return result
-
-    async def tick(self) -> PlanResult:
-        """Plan, then send what is due (what the two loops do, once, in order)."""
-        result = await self.plan()
-        await self.dispatcher.run_once(self.clock())
-        return result
-
-    def start(self, interval: float) -> None:
-        """Plan every ``interval`` seconds and send as soon as something is planned."""
-        self._tasks = [
-            asyncio.create_task(self._plan_forever(interval)),
-            asyncio.create_task(self._send_forever(interval)),
-        ]
-
-    async def stop(self) -> None:
-        """Stop both loops (a message being sent is claimed and retried if cut off)."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
-
-    async def _plan_forever(self, interval: float) -> None:
-        while True:
-            try:
-                await self.plan()
-                self._planned.set()
-            except Exception:
-                self.errors += 1
-                _LOGGER.exception("planning notifications failed; retrying next tick")
-            await asyncio.sleep(interval)
-
-    async def _send_forever(self, interval: float) -> None:
-        while True:
-            # Woken by each plan; retries that come due between plans are picked up too.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._planned.wait(), interval)
-            self._planned.clear()
-            try:
-                await self.dispatcher.run_once(self.clock())
-            except Exception:
-                self.errors += 1
-                _LOGGER.exception("sending notifications failed; retrying")

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, insert, select, update
 
-from .models import ACTIVITY, ALERTS, DEVICES, HOMES, IN_LIST
+from ..storage.models import ACTIVITY, ALERTS, DEVICES, HOMES, IN_LIST
 from .schedule import in_window, parse_hhmm, window_start
 from .summary import span_words
 

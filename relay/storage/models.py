@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from .clock import utcnow
+from ..clock import utcnow
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -1,0 +1,142 @@
+"""Who is asking: a home (its bearer token, stored hashed) or the operator (the admin token).
+
+Views say what they accept with :func:`authorized`; the view then finds ``request["home_id"]``
+(the token's home) or ``request["admin"]`` set. Before any token is looked up, a client address
+that caused too many refused requests gets 429 (see :func:`refused`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+import functools
+import hmac
+import time
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..storage.models import HomeToken
+from ..tokens import token_hash
+from .middleware import problem
+from .state import RELAY, Relay
+
+type View = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: An unknown token is not looked up again for this long.
+UNKNOWN_TOKEN_SECONDS = 5.0
+UNKNOWN_TOKENS_KEPT = 50_000
+#: While the database is unreachable, a token confirmed this recently still works (its
+#: reports then wait in the home's queue through the 503s, but status reads and the
+#: rate limits keep working).
+OUTAGE_GRACE_SECONDS = 600.0
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer ") or len(header) > 300:
+        return None
+    return header[7:].strip()
+
+
+def client_address(relay: Relay, request: web.Request) -> str:
+    """The client's address: the peer, or what a trusted reverse proxy says it is."""
+    remote = request.remote or ""
+    if remote in relay.settings.trusted_proxies:
+        forwarded = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
+        return forwarded or remote
+    return remote
+
+
+def refused(request: web.Request, response: web.Response, *, unread: bool = False) -> web.Response:
+    """Count a refusal against the client's address; ``unread``: the body was not read, so
+    the connection closes instead of draining it (a refused upload costs no more work)."""
+    relay = request.app[RELAY]
+    relay.refusals.acquire(client_address(relay, request))
+    if unread:
+        response.force_close()
+    return response
+
+
+def _too_many_refusals(request: web.Request) -> web.Response | None:
+    relay = request.app[RELAY]
+    if (wait := relay.refusals.blocked(client_address(relay, request))) is None:
+        return None
+    relay.metrics.rejected["address_limited"] += 1
+    response = problem(429, "Too Many Requests", f"too many refused requests; retry in {wait} s")
+    response.headers["Retry-After"] = str(wait)
+    response.force_close()
+    return response
+
+
+async def home_for_token(relay: Relay, request: web.Request) -> str | None:
+    """The home whose valid token the request carries (cached briefly), else None."""
+    token = _bearer(request)
+    if token is None:
+        return None
+    digest = token_hash(token)
+    now = time.monotonic()
+    cached = relay.token_cache.get(digest)
+    if cached is not None and now - cached[1] < relay.settings.token_cache_seconds:
+        return cached[0]
+    unknown_since = relay.unknown_tokens.get(digest)
+    if unknown_since is not None and now - unknown_since < UNKNOWN_TOKEN_SECONDS:
+        return None
+    tokens = HomeToken.__table__
+    try:
+        async with relay.engine.connect() as connection:
+            home_id: str | None = await connection.scalar(
+                select(tokens.c.home_id).where(
+                    tokens.c.token_hash == digest, tokens.c.revoked_at.is_(None)
+                )
+            )
+    except (SQLAlchemyError, OSError):
+        if cached is not None and now - cached[1] < OUTAGE_GRACE_SECONDS:
+            return cached[0]
+        raise
+    if home_id is None:
+        relay.token_cache.pop(digest, None)
+        if len(relay.unknown_tokens) >= UNKNOWN_TOKENS_KEPT:
+            relay.unknown_tokens.clear()
+        relay.unknown_tokens[digest] = now
+    else:
+        relay.token_cache[digest] = (home_id, now)
+        relay.unknown_tokens.pop(digest, None)
+    return home_id
+
+
+def bearer_is(request: web.Request, expected: str | None) -> bool:
+    """Whether the request carries ``expected`` as its bearer token (constant time)."""
+    token = _bearer(request)
+    if not expected or token is None:
+        return False
+    return hmac.compare_digest(token_hash(token), token_hash(expected))
+
+
+def authorized(*, admin: bool = False) -> Callable[[View], View]:
+    """A view for a home's token (``request["home_id"]``), and with ``admin=True`` also for the
+    admin token (``request["admin"]``); anyone else gets 401."""
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            if (limited := _too_many_refusals(request)) is not None:
+                return limited
+            relay = request.app[RELAY]
+            if admin and bearer_is(request, relay.settings.admin_token):
+                request["admin"] = True
+                return await view(request)
+            home_id = await home_for_token(relay, request)
+            if home_id is None:
+                relay.metrics.rejected["unauthorized"] += 1
+                return refused(
+                    request,
+                    problem(401, "Unauthorized", "missing, unknown or revoked token"),
+                    unread=True,
+                )
+            request["home_id"] = home_id
+            return await view(request)
+
+        return guarded
+
+    return decorate
