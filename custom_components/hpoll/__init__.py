@@ -53,11 +53,18 @@ async def async_setup_entry(hass: HomeAssistant, entry: HpollConfigEntry) -> boo
         await oauth.async_ensure_token_valid()
         return str(oauth.token["access_token"])
 
+    async def refreshed_access_token() -> str:
+        # The cloud ended the token early: refresh now, whatever its stated expiry.
+        token = await implementation.async_refresh_token(oauth.token)
+        hass.config_entries.async_update_entry(entry, data={**entry.data, "token": token})
+        return str(token["access_token"])
+
     client = HueRemoteClient(
         async_get_clientsession(hass),
         access_token,
         entry.data[CONF_APP_KEY],
         base_url=const.API_BASE_URL,
+        token_refresher=refreshed_access_token,
     )
     coordinator = HpollCoordinator(hass, entry, client)
     await coordinator.monitor.async_load()

@@ -51,7 +51,7 @@ class HpollBinarySensorDescription(HpollEntityDescription, BinarySensorEntityDes
     """A binary sensor of a Hue device: what it reads."""
 
     value_fn: Callable[[Device], bool | None]
-    attributes_fn: Callable[[Device], dict[str, Any]] | None = None
+    attributes_fn: Callable[[HpollCoordinator, Device], dict[str, Any]] | None = None
 
 
 def _battery_low(device: Device) -> bool | None:
@@ -66,15 +66,22 @@ def _zigbee_problem(device: Device) -> bool | None:
     return device.connectivity.status is not ConnectivityStatus.CONNECTED
 
 
-def _motion_attributes(device: Device) -> dict[str, Any]:
+def _motion_attributes(coordinator: HpollCoordinator, device: Device) -> dict[str, Any]:
     # Without motion_report the bridge only tells the state at the moment of the poll:
-    # movement between two polls can be missed, and automations should know that.
-    return {"activity_sampled": device.motion is not None and not device.motion.has_report}
+    # movement between two polls can be missed, and automations should know that. A sensor on
+    # for hours without a break is faulty (or covered): it adds no activity, and says so.
+    motion = device.motion
+    stuck = coordinator.monitor.activity.tracker.stuck(dt_util.utcnow())
+    return {
+        "activity_sampled": motion is not None and not motion.has_report,
+        "stuck": motion is not None and motion.id in stuck,
+    }
 
 
 BINARY_SENSORS: tuple[HpollBinarySensorDescription, ...] = (
     HpollBinarySensorDescription(
         key="battery_low",
+        translation_key="battery_low",
         group=GROUP_BATTERY,
         device_class=BinarySensorDeviceClass.BATTERY,
         entity_category=EntityCategory.DIAGNOSTIC,
@@ -92,6 +99,7 @@ BINARY_SENSORS: tuple[HpollBinarySensorDescription, ...] = (
     ),
     HpollBinarySensorDescription(
         key="motion",
+        translation_key="motion",
         group=GROUP_MOTION,
         device_class=BinarySensorDeviceClass.MOTION,
         exists_fn=lambda d: d.motion is not None,
@@ -158,7 +166,7 @@ class HpollBinarySensor(HpollDescribedEntity, BinarySensorEntity):
     def extra_state_attributes(self) -> dict[str, Any] | None:
         attributes_fn = self.entity_description.attributes_fn
         device = self.device
-        return attributes_fn(device) if attributes_fn and device else None
+        return attributes_fn(self.coordinator, device) if attributes_fn and device else None
 
     @override
     def fingerprint(self) -> Hashable:
@@ -191,7 +199,8 @@ class BridgeConnectionSensor(HpollEntity, BinarySensorEntity):
     @property
     @override
     def is_on(self) -> bool:
-        return self.coordinator.last_update_success
+        # Off also while a short rate limit keeps the last data on show.
+        return self.coordinator.last_update_success and self.coordinator.problem is None
 
     @property
     @override

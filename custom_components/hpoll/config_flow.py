@@ -17,7 +17,11 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_TOKEN
 from homeassistant.core import callback
-from homeassistant.exceptions import OAuth2TokenRequestBaseError, OAuth2TokenRequestReauthError
+from homeassistant.exceptions import (
+    HomeAssistantError,
+    OAuth2TokenRequestBaseError,
+    OAuth2TokenRequestReauthError,
+)
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.config_entry_oauth2_flow import (
     AbstractOAuth2FlowHandler,
@@ -146,16 +150,45 @@ class HpollConfigFlow(AbstractOAuth2FlowHandler, domain=DOMAIN):
         )
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
-        """Hue refused our tokens or our application key."""
+        """Hue refused our tokens or the bridge our application key: say which, truthfully."""
+        if await self._app_key_forgotten():
+            return await self.async_step_reauth_app_key()
         return await self.async_step_reauth_confirm()
+
+    async def _app_key_forgotten(self) -> bool:
+        """True when the sign-in still works but the bridge no longer knows our key."""
+        entry = self._get_reauth_entry()
+        try:
+            implementation = await async_get_config_entry_implementation(self.hass, entry)
+            oauth = OAuth2Session(self.hass, entry, implementation)
+            await oauth.async_ensure_token_valid()
+            client = self._make_client(str(oauth.token["access_token"]), entry.data[CONF_APP_KEY])
+            await client.get_resources()
+        except HueAppKeyError:
+            return True
+        except (HueError, HomeAssistantError, KeyError):
+            return False  # the sign-in itself (or a token without expiry): the general text
+        return False
 
     async def async_step_reauth_confirm(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Explain, then sign in again."""
+        """The sign-in expired or was revoked: explain, then sign in again."""
         if user_input is None:
             return self.async_show_form(
                 step_id="reauth_confirm",
+                description_placeholders={"bridge": self._get_reauth_entry().title},
+            )
+        return await self.async_step_user()
+
+    async def async_step_reauth_app_key(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """The bridge forgot hpoll's key (removed in the Hue app, or a reset): explain, then
+        sign in and link again."""
+        if user_input is None:
+            return self.async_show_form(
+                step_id="reauth_app_key",
                 description_placeholders={"bridge": self._get_reauth_entry().title},
             )
         return await self.async_step_user()

@@ -20,13 +20,13 @@ from homeassistant.util import dt as dt_util
 
 from .activity_monitor import ActivityMonitor
 from .const import (
-    CONF_SCAN_INTERVAL,
-    DEFAULT_SCAN_INTERVAL,
+    DAILY_REQUEST_BUDGET,
     DOMAIN,
     ISSUE_BRIDGE_OFFLINE,
     LOGGER,
     MAX_RATE_LIMIT_BACKOFF,
     OFFLINE_REPAIR_AFTER,
+    POLL_INTERVAL,
 )
 from .hue import (
     HueAppKeyError,
@@ -45,7 +45,28 @@ if TYPE_CHECKING:
 type HpollConfigEntry = ConfigEntry[HpollData]
 
 #: Poll this long after each grid point: the bridge's state then includes the moment itself.
+#: (HA starts a scheduled refresh up to a second later than asked, never earlier.)
 GRID_LAG = 0.5
+#: Intervals the automatic one stretches to: each divides an hour, so polls stay on a grid.
+GRID_INTERVALS = (60, 120, 180, 240, 300, 360, 600, 900, 1200, 1800, 3600)
+#: A short rate limit keeps the last data while it is at most this many poll intervals old by
+#: the next poll (entities stay as they were; Cloud connection says "rate limited"); a longer
+#: one makes them unavailable at once.
+STALE_AFTER_POLLS = 5
+
+
+def poll_interval(bridges_on_app: int, budget: int = DAILY_REQUEST_BUDGET) -> int:
+    """Seconds between polls so that ``bridges_on_app`` bridges sharing one Hue developer app
+    stay within ``budget`` requests a day: 60 s up to 27 bridges, then the next grid step."""
+    needed = max(86_400 * max(1, bridges_on_app) / budget, POLL_INTERVAL)
+    return next((s for s in GRID_INTERVALS if s >= needed), GRID_INTERVALS[-1])
+
+
+def seconds_to_grid(now: float, period: float) -> float:
+    """From ``now`` (a Unix time) to the next point of the period's wall-clock grid, plus the
+    lag; at least a second (a poll that ran just before a grid point takes the next one)."""
+    delay = (now // period + 1) * period + GRID_LAG - now
+    return delay + period if delay < 1.0 else delay
 
 
 @dataclass
@@ -81,14 +102,13 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
     def __init__(
         self, hass: HomeAssistant, entry: HpollConfigEntry, client: HueRemoteClient
     ) -> None:
-        """Poll at the interval the user chose (options), one minute by default."""
-        interval = entry.options.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL)
+        """Poll automatically: once a minute, slower when many bridges share the Hue app."""
         super().__init__(
             hass,
             LOGGER,
             config_entry=entry,
             name=f"{DOMAIN} {entry.title}",
-            update_interval=timedelta(seconds=interval),
+            update_interval=timedelta(seconds=POLL_INTERVAL),
         )
         self.client = client
         self.bridge_id: str = entry.unique_id or ""
@@ -98,6 +118,9 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
         #: When the bridge was first found unreachable in the current outage.
         self.offline_since: datetime | None = None
         self.last_success: datetime | None = None
+        #: Seconds between polls (automatic, see poll_interval); ``update_interval`` holds the
+        #: wait until the next poll on this period's grid.
+        self.poll_interval: int = POLL_INTERVAL
         self._rate_limit_streak = 0
         #: Since the entry was loaded; the relay gets them in every report.
         self.polls = 0
@@ -106,47 +129,48 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
         #: What the home's activity adds up to (tracker, counts, inactivity, baseline).
         self.monitor = ActivityMonitor(hass, entry)
 
-    @callback
-    @override
-    def _schedule_refresh(self) -> None:
-        """Poll on the wall-clock grid of the interval (…:00, …:01 for one minute), not at
-        whatever phase the entry happened to start.
+    def _next_poll(self, wait: float | None = None) -> None:
+        """Schedule the next poll: on the wall-clock grid of the poll interval (…:00, …:01 for
+        one minute), or after ``wait`` seconds (Retry-After).
 
         The bridge keeps only the LATEST report time per sensor, so what one poll can tell is
         bounded by the time since the previous one. Polls on the grid split the day exactly where
         fixed windows (5 minutes, a quarter hour) do, so every window with activity holds its
         own report time: measured by bench/activity_recall.py (300 s polls: 89 % of 5-minute
-        windows at a random phase, 100 % on the grid). Retries after errors keep their own delay.
+        windows at a random phase, 100 % on the grid).
         """
-        nominal = self.update_interval
-        if nominal is not None and self._retry_after is None:
-            period = nominal.total_seconds()
-            now = dt_util.utcnow().timestamp()
-            delay = (now // period + 1) * period + GRID_LAG - now
-            if delay < 1.0:  # this poll ran just before a grid point: take the next one
-                delay += period
-            loop_time = self.hass.loop.time()
-            # DataUpdateCoordinator schedules at int(loop.time()) + its jitter + the interval.
-            self._update_interval_seconds = delay + (loop_time - int(loop_time)) - self._microsecond
-        super()._schedule_refresh()
-        if nominal is not None:
-            self._update_interval_seconds = nominal.total_seconds()
+        app = self.config_entry.data.get("auth_implementation")
+        shared = [
+            entry
+            for entry in self.hass.config_entries.async_entries(DOMAIN, include_disabled=False)
+            if entry.data.get("auth_implementation") == app
+        ]
+        self.poll_interval = poll_interval(len(shared))
+        if wait is None:
+            wait = seconds_to_grid(dt_util.utcnow().timestamp(), self.poll_interval)
+        self.update_interval = timedelta(seconds=wait)
 
     @override
     async def _async_update_data(self) -> Snapshot:
         self.polls += 1
         try:
             snapshot = await self._fetch()
+        except HueRateLimitedError as err:
+            self.poll_failures += 1
+            return self._rate_limited(err)
         except (ConfigEntryAuthFailed, UpdateFailed):
             self.poll_failures += 1
+            self._next_poll()
             raise
         self._recovered()
+        self._next_poll()
         self._remove_stale_devices(snapshot)
         await self.monitor.async_update(snapshot)
         return snapshot
 
     async def _fetch(self) -> Snapshot:
-        """One bulk GET; every Hue failure mapped to what HA shows for it."""
+        """One bulk GET; every Hue failure mapped to what HA shows for it (a rate limit is
+        the caller's to handle)."""
         try:
             return await self.client.get_resources()
         except HueAppKeyError as err:
@@ -159,8 +183,6 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
             raise ConfigEntryAuthFailed(
                 translation_domain=DOMAIN, translation_key="authentication_failed"
             ) from err
-        except HueRateLimitedError as err:
-            raise self._rate_limited(err) from err
         except HueBridgeOfflineError as err:
             self._bridge_offline()
             raise UpdateFailed(translation_domain=DOMAIN, translation_key="bridge_offline") from err
@@ -177,15 +199,21 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
                 translation_placeholders={"error": str(err)},
             ) from err
 
-    def _rate_limited(self, err: HueRateLimitedError) -> UpdateFailed:
+    def _rate_limited(self, err: HueRateLimitedError) -> Snapshot:
+        """Wait as Hue says (or back off, doubling); meanwhile keep the last data while it is
+        recent: a short 429 must not blank every entity. Older data goes unavailable."""
         self.problem = PollProblem.RATE_LIMITED
         self._rate_limit_streak += 1
-        interval = self.update_interval.total_seconds() if self.update_interval else 60.0
         # Without Retry-After, double the wait with every 429 in a row, within reason.
         wait = err.retry_after
         if wait is None:
-            wait = min(MAX_RATE_LIMIT_BACKOFF, interval * 2**self._rate_limit_streak)
-        return UpdateFailed(
+            wait = min(MAX_RATE_LIMIT_BACKOFF, self.poll_interval * 2.0**self._rate_limit_streak)
+        self._next_poll(wait)
+        if self.data is not None and self.last_success is not None:
+            age_at_next_poll = dt_util.utcnow() - self.last_success + timedelta(seconds=wait)
+            if age_at_next_poll <= timedelta(seconds=self.poll_interval * STALE_AFTER_POLLS):
+                return self.data
+        raise UpdateFailed(
             translation_domain=DOMAIN,
             translation_key="rate_limited",
             translation_placeholders={"seconds": f"{wait:.0f}"},
@@ -208,9 +236,14 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
                 translation_key=ISSUE_BRIDGE_OFFLINE,
                 translation_placeholders={
                     "bridge": self.config_entry.title,
-                    "since": self.offline_since.isoformat(timespec="minutes"),
+                    "since": self._home_time(self.offline_since),
                 },
             )
+
+    def _home_time(self, when: datetime) -> str:
+        """A time as the home reads it: "2026-07-28 14:05 (Europe/Berlin)"."""
+        zone = self.monitor.activity.timezone
+        return f"{when.astimezone(zone):%Y-%m-%d %H:%M} ({zone})"
 
     def _recovered(self) -> None:
         if self.offline_since is not None:
@@ -243,6 +276,4 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
             hue_ids = {ident for domain, ident in device.identifiers if domain == DOMAIN}
             if hue_ids and not hue_ids & current and self.bridge_id not in hue_ids:
                 LOGGER.debug("Removing device %s: no longer on the bridge", device.name)
-                registry.async_update_device(
-                    device.id, remove_config_entry_id=self.config_entry.entry_id
-                )
+                registry.async_remove_device(device.id)

@@ -9,6 +9,7 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
+from homeassistant.util import dt as dt_util
 
 from .const import (
     CONF_APP_KEY,
@@ -41,10 +42,9 @@ def _device(device: Device) -> dict[str, Any]:
 
 
 def _polling(coordinator: HpollCoordinator) -> dict[str, Any]:
-    interval = coordinator.update_interval
     return {
         "last_update_success": coordinator.last_update_success,
-        "update_interval_seconds": interval.total_seconds() if interval else None,
+        "poll_interval_seconds": coordinator.poll_interval,
         "problem": coordinator.problem,
         "offline_since": coordinator.offline_since,
         "last_success": coordinator.last_success,
@@ -76,6 +76,9 @@ async def async_get_config_entry_diagnostics(
                 "area_motion": len(snapshot.area_motion),
                 "skipped_resources": snapshot.skipped,
             },
+            # Services whose owner device the bridge did not list (counted in skipped).
+            "orphaned_services": [asdict(ref) for ref in snapshot.orphans],
+            "stuck_motion_sensors": coordinator.monitor.activity.tracker.stuck(dt_util.utcnow()),
             "devices": [_device(device) for device in snapshot.devices.values()],
         },
         TO_REDACT,

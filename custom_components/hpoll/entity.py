@@ -62,7 +62,10 @@ def device_info(coordinator: HpollCoordinator, device: Device) -> DeviceInfo:
     bridge = coordinator.data.bridge
     if bridge is not None and bridge.device_id == device.id:
         return bridge_device_info(coordinator)
-    room = coordinator.data.rooms.get(device.room_id) if device.room_id else None
+    snapshot = coordinator.data
+    # Its Hue room is its area; a device outside any room (a child of the bridge's home, as on
+    # many bridges) takes the zone holding it.
+    area = snapshot.rooms.get(device.room_id or "") or snapshot.zones.get(device.zone_id or "")
     info = DeviceInfo(
         identifiers={(DOMAIN, device.id)},
         name=device.name,
@@ -72,20 +75,23 @@ def device_info(coordinator: HpollCoordinator, device: Device) -> DeviceInfo:
         sw_version=device.software_version,
         via_device_id=coordinator.bridge_device_id,
     )
-    if room is not None:
-        info["suggested_area"] = room.name
+    if area is not None:
+        info["suggested_area"] = area.name
     return info
 
 
 def room_device_info(coordinator: HpollCoordinator, room: Group) -> DeviceInfo:
-    """The HA device of a Hue room: where its activity entities live."""
+    """The HA device of a Hue room: where its activity entities live.
+
+    Named like the room and therefore given no area: entity ids are prefixed with the area's
+    name, so a "Kitchen" device in the "Kitchen" area would make ``sensor.kitchen_kitchen_...``.
+    """
     return DeviceInfo(
         identifiers={(DOMAIN, room_identifier(coordinator.bridge_id, room.id))},
         name=room.name,
         manufacturer=MANUFACTURER,
         model="Hue room",
         entry_type=DeviceEntryType.SERVICE,
-        suggested_area=room.name,
         via_device_id=coordinator.bridge_device_id,
     )
 

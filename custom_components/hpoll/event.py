@@ -1,10 +1,14 @@
-"""Event entities: Hue buttons and rotary dials, fired when the bridge reports a new press."""
+"""Event entities: Hue buttons and rotary dials, fired when the bridge reports a new press.
+
+Bridges with report times (``button_report.updated``) tell every latest press apart. Older
+firmware only keeps ``button.last_event``: a change of it between two polls fires, but the same
+event repeated (two short presses in a row between polls) cannot be seen by polling.
+"""
 
 from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Hashable
-from datetime import datetime
 from typing import override
 
 from homeassistant.components.event import EventDeviceClass, EventEntity
@@ -47,7 +51,8 @@ async def async_setup_entry(
 
 
 class _ReportedEvent(HpollDeviceEntity, EventEntity):
-    """Fires when the service's report time moves: polling sees the latest event only."""
+    """Fires when what the bridge reports of the latest event changes: polling sees the latest
+    event only."""
 
     options_group = GROUP_CONTROLS
 
@@ -57,11 +62,12 @@ class _ReportedEvent(HpollDeviceEntity, EventEntity):
         super().__init__(coordinator, device, key)
         self.service_id = service_id
         # What the bridge reported before we started watching is history, not an event.
-        self._seen = self._reported_at()
+        self._seen = self._latest()
 
     @abstractmethod
-    def _reported_at(self) -> datetime | None:
-        """When the bridge says the latest event happened."""
+    def _latest(self) -> Hashable:
+        """What identifies the latest event: its report time, or (old firmware, no report
+        time) the event itself; None when there is none."""
 
     @abstractmethod
     def _fire(self) -> None:
@@ -70,7 +76,7 @@ class _ReportedEvent(HpollDeviceEntity, EventEntity):
     @callback
     @override
     def _handle_coordinator_update(self) -> None:
-        reported = self._reported_at()
+        reported = self._latest()
         if reported is not None and reported != self._seen:
             self._seen = reported
             self._fire()
@@ -103,9 +109,11 @@ class ButtonEvent(_ReportedEvent):
         return next((b for b in device.buttons if b.id == self.service_id), None)
 
     @override
-    def _reported_at(self) -> datetime | None:
+    def _latest(self) -> Hashable:
         button = self._button()
-        return button.updated if button else None
+        if button is None:
+            return None
+        return button.updated if button.updated is not None else button.event
 
     @override
     def _fire(self) -> None:
@@ -133,9 +141,13 @@ class RotaryEvent(_ReportedEvent):
         return next((r for r in device.rotaries if r.id == self.service_id), None)
 
     @override
-    def _reported_at(self) -> datetime | None:
+    def _latest(self) -> Hashable:
         rotary = self._rotary()
-        return rotary.updated if rotary else None
+        if rotary is None:
+            return None
+        if rotary.updated is not None:
+            return rotary.updated
+        return (rotary.action, rotary.direction, rotary.steps) if rotary.direction else None
 
     @override
     def _fire(self) -> None:

@@ -1,4 +1,6 @@
-"""Options: polling, entity groups, inactivity, and the optional push to an hpoll relay.
+"""Options: entity groups, inactivity, and the optional push to an hpoll relay.
+
+Polling is not an option: it is automatic (see coordinator.poll_interval).
 
 The relay step checks URL and token live (``GET /api/v1/home``) before anything is saved, so a
 typo shows as a form error instead of a silent queue that never drains.
@@ -34,17 +36,13 @@ from .const import (
     CONF_RELAY_HOME_ID,
     CONF_RELAY_TOKEN,
     CONF_RELAY_URL,
-    CONF_SCAN_INTERVAL,
     DEFAULT_INACTIVITY_HOURS,
     DEFAULT_PUSH_INTERVAL,
     DEFAULT_QUIET_END,
     DEFAULT_QUIET_START,
-    DEFAULT_SCAN_INTERVAL,
     ENTITY_GROUPS,
     MAX_PUSH_INTERVAL,
-    MAX_SCAN_INTERVAL,
     MIN_PUSH_INTERVAL,
-    MIN_SCAN_INTERVAL,
 )
 from .relay_client import (
     RelayClient,
@@ -75,10 +73,9 @@ class HpollOptionsFlow(OptionsFlowWithReload):
         self._settings: dict[str, Any] = {}
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Polling, entity groups, inactivity, and whether to push to a relay."""
+        """Entity groups, inactivity, and whether to push to a relay."""
         if user_input is not None:
             self._settings = {
-                CONF_SCAN_INTERVAL: int(user_input[CONF_SCAN_INTERVAL]),
                 CONF_ENTITY_GROUPS: list(user_input[CONF_ENTITY_GROUPS]),
                 CONF_INACTIVITY_HOURS: float(user_input[CONF_INACTIVITY_HOURS]),
                 CONF_QUIET_START: user_input[CONF_QUIET_START],
@@ -90,10 +87,6 @@ class HpollOptionsFlow(OptionsFlowWithReload):
         options = self.config_entry.options
         schema = probatio.Schema(
             {
-                probatio.Required(
-                    CONF_SCAN_INTERVAL,
-                    default=options.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL),
-                ): _seconds(MIN_SCAN_INTERVAL, MAX_SCAN_INTERVAL),
                 probatio.Required(
                     CONF_ENTITY_GROUPS,
                     default=list(options.get(CONF_ENTITY_GROUPS, ENTITY_GROUPS)),

@@ -27,6 +27,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
 from .activity.log import HOME
+from .activity.tracker import activity_source_ids
 from .const import (
     GROUP_ACTIVITY,
     GROUP_BATTERY,
@@ -36,7 +37,9 @@ from .const import (
 )
 from .coordinator import HpollConfigEntry, HpollCoordinator
 from .entity import (
+    HpollBaseEntity,
     HpollDescribedEntity,
+    HpollDeviceEntity,
     HpollEntity,
     HpollEntityDescription,
     RelayEntity,
@@ -132,8 +135,14 @@ async def async_setup_entry(
     def home(coordinator: HpollCoordinator, _snapshot: Snapshot) -> list[ActivitySensor]:
         return activity_sensors(coordinator, None)
 
+    def outside_rooms(coordinator: HpollCoordinator, device: Device) -> list[HpollBaseEntity]:
+        if device.room_id is None and activity_source_ids(device):
+            return [DeviceLastActivitySensor(coordinator, device, "last_activity")]
+        return []
+
     add_entities_as_they_appear(entry, async_add_entities, bridge_items, home)
     add_entities_as_they_appear(entry, async_add_entities, activity_rooms, activity_sensors)
+    add_entities_as_they_appear(entry, async_add_entities, lambda s: s.devices, outside_rooms)
     relay_sensors: tuple[type[RelayEntity], ...] = (RelayQueueSensor, RelayLastPushSensor)
     if (pusher := entry.runtime_data.pusher) is not None:
         async_add_entities([sensor(pusher) for sensor in relay_sensors])
@@ -189,6 +198,30 @@ class ActivitySensor(HpollEntity, SensorEntity):
         )
 
 
+class DeviceLastActivitySensor(HpollDeviceEntity, SensorEntity):
+    """When a sensor outside any Hue room last saw someone (its own report times).
+
+    Such sensors (children of the bridge's home on many bridges) count for the home, but have
+    no room whose activity would show them.
+    """
+
+    _attr_device_class = SensorDeviceClass.TIMESTAMP
+    _attr_translation_key = "last_activity"
+    options_group = GROUP_ACTIVITY
+
+    @property
+    @override
+    def native_value(self) -> datetime | None:
+        device = self.device
+        if device is None:
+            return None
+        return self.coordinator.monitor.activity.tracker.last_activity(device, dt_util.utcnow())
+
+    @override
+    def fingerprint(self) -> Hashable:
+        return (self.available, self.native_value)
+
+
 class LastActivitySensor(ActivitySensor):
     """When someone was last active there (a sensor's own report time)."""
 
@@ -209,7 +242,6 @@ class ActivityTodaySensor(ActivitySensor):
     """How many activity events today (local day of the home), reset at midnight."""
 
     _attr_state_class = SensorStateClass.TOTAL_INCREASING
-    _attr_native_unit_of_measurement = "events"
     keys = ("home_activity_today", "room_activity_today")
 
     @property
@@ -261,7 +293,6 @@ class RelayQueueSensor(RelayEntity, SensorEntity):
     """Reports waiting for the relay; what the queue had to shed, in its attributes."""
 
     _attr_state_class = SensorStateClass.MEASUREMENT
-    _attr_native_unit_of_measurement = "reports"
 
     key = "relay_queue"
 

@@ -15,8 +15,8 @@ from tests.hpoll.helpers import poll, state_of
 
 SENSOR_DEVICE = "7bd86197-ef7c-7625-3170-1b6de1502441"  # Room 1
 HOME_TODAY = "sensor.hue_bridge_activity_today"
-ROOM_TODAY = "sensor.room_1_room_1_activity_today"
-ROOM_LAST = "sensor.room_1_room_1_last_activity"
+ROOM_TODAY = "sensor.room_1_activity_today"
+ROOM_LAST = "sensor.room_1_last_activity"
 
 
 async def test_activity_counts_fires_events_and_survives_restarts(

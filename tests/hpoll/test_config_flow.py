@@ -19,7 +19,6 @@ from custom_components.hpoll.const import (
     CONF_APP_KEY,
     CONF_BRIDGE_ID,
     CONF_ENTITY_GROUPS,
-    CONF_SCAN_INTERVAL,
     DOMAIN,
 )
 from tests.conftest import APP_KEY, CLIENT_ID, RunningCloud
@@ -148,9 +147,11 @@ async def test_bridge_lookup_failures_abort(
     assert result["reason"] == reason
 
 
-async def _start_reauth(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:
+async def _start_reauth(
+    hass: HomeAssistant, entry: MockConfigEntry, step: str = "reauth_confirm"
+) -> dict[str, Any]:
     result = dict(await entry.start_reauth_flow(hass))
-    assert result["step_id"] == "reauth_confirm"
+    assert result["step_id"] == step
     assert result["description_placeholders"]["bridge"] == "Hue Bridge"
     return dict(await hass.config_entries.flow.async_configure(result["flow_id"], {}))
 
@@ -177,7 +178,9 @@ async def test_reauth_relinks_when_the_bridge_forgot_the_key(
     cloud_urls: RunningCloud,
 ) -> None:
     cloud_urls.sim.app_keys.clear()
-    result = await _sign_in(hass, hass_client_no_auth, await _start_reauth(hass, loaded_entry))
+    # The sign-in still works: the user is told the key is gone, not that it "expired".
+    started = await _start_reauth(hass, loaded_entry, "reauth_app_key")
+    result = await _sign_in(hass, hass_client_no_auth, started)
     assert result["step_id"] == "link"
     result = dict(await hass.config_entries.flow.async_configure(result["flow_id"], {}))
     assert result["reason"] == "reauth_successful"
@@ -271,21 +274,17 @@ async def test_options_flow(hass: HomeAssistant, loaded_entry: MockConfigEntry) 
     result = dict(
         await hass.config_entries.options.async_configure(
             result["flow_id"],
-            {CONF_SCAN_INTERVAL: 120, CONF_ENTITY_GROUPS: ["battery", "motion"]},
+            {CONF_ENTITY_GROUPS: ["battery", "motion"]},
         )
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     assert loaded_entry.options == {
-        CONF_SCAN_INTERVAL: 120,
         CONF_ENTITY_GROUPS: ["battery", "motion"],
         "inactivity_hours": 3.0,
         "quiet_start": "22:00:00",
         "quiet_end": "07:00:00",
     }
-    coordinator = loaded_entry.runtime_data.coordinator
-    assert coordinator.update_interval is not None
-    assert coordinator.update_interval.total_seconds() == 120
     # Only the chosen groups (plus the bridge's own connection sensor) remain.
     assert hass.states.get("sensor.device_2_temperature") is None
     assert hass.states.get("sensor.device_2_battery") is not None
@@ -299,17 +298,11 @@ async def test_options_flow(hass: HomeAssistant, loaded_entry: MockConfigEntry) 
     assert {"battery", "low", "motion", "connection"} <= keys
 
 
-@pytest.mark.parametrize("interval", [5, 7200])
-async def test_options_reject_out_of_range_intervals(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry, interval: int
-) -> None:
-    from homeassistant.data_entry_flow import InvalidData
-
+async def test_polling_is_not_an_option(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
+    """appropriate-polling: the interval is automatic (see test_coordinator), never asked."""
     result = dict(await hass.config_entries.options.async_init(loaded_entry.entry_id))
-    with pytest.raises(InvalidData):
-        await hass.config_entries.options.async_configure(
-            result["flow_id"], {CONF_SCAN_INTERVAL: interval, CONF_ENTITY_GROUPS: []}
-        )
+    fields = {str(key) for key in result["data_schema"].schema}
+    assert not {"scan_interval", "poll_interval", "update_interval"} & fields
 
 
 def test_devicetype_fits_clip_v1_limits() -> None:

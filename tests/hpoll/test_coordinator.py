@@ -74,8 +74,8 @@ async def test_unchanged_poll_writes_no_state(
         LAST_MOTION,
         "sensor.hue_bridge_last_activity",
         "sensor.hue_bridge_activity_today",
-        "sensor.room_1_room_1_last_activity",
-        "sensor.room_1_room_1_activity_today",
+        "sensor.room_1_last_activity",
+        "sensor.room_1_activity_today",
     }
 
 
@@ -107,7 +107,7 @@ def _reauth_flows(hass: HomeAssistant) -> list[Any]:
     ]
 
 
-@pytest.mark.parametrize("breakage", ["revoked_grant", "token_rejected", "app_key_forgotten"])
+@pytest.mark.parametrize("breakage", ["revoked_grant", "token_revoked", "app_key_forgotten"])
 async def test_auth_failures_start_reauth(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
@@ -121,8 +121,8 @@ async def test_auth_failures_start_reauth(
         hass.config_entries.async_update_entry(
             loaded_entry, data={**loaded_entry.data, "token": token}
         )
-    elif breakage == "token_rejected":
-        hue_cloud.sim.oauth.expire_access_tokens()
+    elif breakage == "token_revoked":
+        hue_cloud.sim.oauth.revoke_all()  # the access token stops working before its expiry
     else:
         hue_cloud.sim.app_keys.clear()
     await poll(hass, freezer)
@@ -132,6 +132,44 @@ async def test_auth_failures_start_reauth(
     connection = hass.states.get(CONNECTION)
     assert connection is not None
     assert connection.attributes["problem"] == "authentication"
+
+
+async def test_token_ended_early_is_refreshed_once_not_reauth(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    old_token = loaded_entry.data["token"]["access_token"]
+    hue_cloud.sim.oauth.expire_access_tokens()  # before the lifetime it was issued with
+    await poll(hass, freezer)
+    assert _reauth_flows(hass) == []
+    assert state_of(hass, CONNECTION) == STATE_ON
+    assert loaded_entry.data["token"]["access_token"] != old_token
+
+
+async def test_a_short_rate_limit_keeps_the_last_states(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hue_cloud: RunningCloud,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    before = {s.entity_id: s.state for s in hass.states.async_all()}
+    hue_cloud.sim.world.rate_limit(1, retry_after=90)
+    await poll(hass, freezer)
+    after = {s.entity_id: s.state for s in hass.states.async_all()}
+    changed = {e for e in before if before[e] != after.get(e)}
+    assert changed == {CONNECTION}  # off, saying why; nothing else blanks
+    assert hass.states.get(CONNECTION).attributes["problem"] == "rate_limited"  # type: ignore[union-attr]
+    assert STATE_UNAVAILABLE not in after.values()
+    await poll(hass, freezer, 91)
+    assert state_of(hass, CONNECTION) == STATE_ON
+
+    hue_cloud.sim.world.rate_limit(1, retry_after=1800)  # long: the data would grow old
+    requests = hue_cloud.sim.requests[RESOURCES]
+    await poll(hass, freezer)
+    assert hue_cloud.sim.requests[RESOURCES] == requests + 1
+    assert state_of(hass, MOTION) == STATE_UNAVAILABLE
 
 
 async def test_rate_limit_honours_retry_after(
@@ -312,3 +350,27 @@ async def test_polls_sit_on_the_interval_grid(
         async_fire_time_changed(hass)
         await hass.async_block_till_done(wait_background_tasks=True)
         assert hue_cloud.sim.requests[RESOURCES] == polls, moment
+
+
+@pytest.mark.parametrize(
+    ("bridges", "seconds"), [(1, 60), (27, 60), (28, 120), (100, 240), (1000, 3600)]
+)
+def test_poll_interval_keeps_all_bridges_of_one_app_within_the_budget(
+    bridges: int, seconds: int
+) -> None:
+    from custom_components.hpoll.const import DAILY_REQUEST_BUDGET
+    from custom_components.hpoll.coordinator import poll_interval
+
+    assert poll_interval(bridges) == seconds
+    assert 3600 % seconds == 0  # on a grid the hour divides
+    if seconds < 3600:
+        assert bridges * 86_400 / seconds <= DAILY_REQUEST_BUDGET
+
+
+def test_polls_sit_on_the_grid() -> None:
+    from custom_components.hpoll.coordinator import GRID_LAG, seconds_to_grid
+
+    grid = 60 * 16_666_667.0  # a minute's grid point
+    assert seconds_to_grid(grid + 20, 60) == 40 + GRID_LAG
+    # Just before a grid point: the next one, not a poll a moment after this one.
+    assert seconds_to_grid(grid + 59.8, 60) == pytest.approx(0.2 + GRID_LAG + 60)

@@ -7,7 +7,7 @@ from unittest.mock import patch
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import area_registry as ar, device_registry as dr, entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -37,7 +37,7 @@ async def test_entities_snapshot(
     platform: Platform,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    # The capture's frozen movement makes "last activity" read "now": fix now.
+    # Timestamps and "last activity" depend on now: fix it (the capture froze a sensor on).
     freezer.move_to("2026-07-28 06:00:30+00:00")
     config_entry.add_to_hass(hass)
     with patch("custom_components.hpoll.PLATFORMS", [platform]):
@@ -73,7 +73,9 @@ async def test_new_devices_appear_and_removed_ones_go(
     await poll(hass, freezer)
     device = device_registry.async_get_device_by_identifier((DOMAIN, new_id), loaded_entry.entry_id)
     assert device is not None
-    assert device.suggested_area == "Room 1"
+    area = ar.async_get(hass).async_get_area(device.area_id or "")
+    assert area is not None
+    assert area.name == "Room 1"
     assert hass.states.get("sensor.room_1_hallway_sensor_battery") is not None
 
     # While the bridge still has it, a device cannot be removed by hand; nor the bridge, ever.

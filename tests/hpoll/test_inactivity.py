@@ -112,8 +112,8 @@ async def test_room_inactivity_follows_the_room(
 ) -> None:
     hue_cloud.sim.world.settle_motion(datetime(2020, 1, 1, tzinfo=UTC))
     await setup_with_options(hass, config_entry, ALWAYS_AWAKE_HALF_HOUR)
-    room = "binary_sensor.room_1_room_1_inactive"
-    other = "binary_sensor.room_10_room_10_inactive"
+    room = "binary_sensor.room_1_inactive"
+    other = "binary_sensor.room_10_inactive"
     hue_cloud.sim.world.move(SENSOR_DEVICE)  # in Room 1
     hue_cloud.clock.advance(30)
     await poll(hass, freezer)

@@ -60,7 +60,7 @@ async def test_relay_step_links_the_home(
     assert options[CONF_RELAY_TOKEN] == token
     assert options[CONF_RELAY_HOME_ID] == home_id
     assert options[CONF_PUSH_INTERVAL] == 120
-    assert options["scan_interval"] == 60  # the first step's settings are kept
+    assert options["inactivity_hours"] == 3.0  # the first step's settings are kept
     state = hass.states.get(CONNECTION)
     assert state is not None
     assert state.state == "on"  # the reload started pushing, and the relay took it

@@ -69,9 +69,13 @@ class HueRemoteClient:
         *,
         base_url: str = DEFAULT_BASE_URL,
         timeout: float = REQUEST_TIMEOUT_SECONDS,
+        token_refresher: TokenProvider | None = None,
     ) -> None:
+        """``token_refresher`` gets a new access token now (refresh grant), for a token the
+        cloud calls expired before its stated lifetime; without it that is an auth error."""
         self._session = session
         self._token_provider = token_provider
+        self._token_refresher = token_refresher
         self._app_key = app_key
         self._base_url = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -127,7 +131,27 @@ class HueRemoteClient:
         json_body: dict[str, Any] | None = None,
         app_key_required: bool = False,
     ) -> object:
-        headers = {"Authorization": f"Bearer {await self._token_provider()}"}
+        try:
+            return await self._request_once(
+                method, path, await self._token_provider(), json_body, app_key_required
+            )
+        except HueAuthError as err:
+            # Hue sometimes ends an access token before its stated lifetime: one refresh and
+            # one retry, before the user is asked to sign in again.
+            if self._token_refresher is None or not str(err).endswith(TOKEN_EXPIRED):
+                raise
+            token = await self._token_refresher()
+        return await self._request_once(method, path, token, json_body, app_key_required)
+
+    async def _request_once(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        json_body: dict[str, Any] | None,
+        app_key_required: bool,
+    ) -> object:
+        headers = {"Authorization": f"Bearer {token}"}
         if app_key_required:
             if not self._app_key:
                 raise HueAppKeyError("no application key: link the bridge first")
@@ -165,6 +189,10 @@ async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
             raise HueResponseError("response exceeds the size limit")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+#: The cloud's reason for an access token past its (possibly early) end.
+TOKEN_EXPIRED = "access_token_expired"  # noqa: S105 - an error reason, not a secret
 
 
 def _error_for_status(status: int, body: bytes, retry_after: str | None, path: str) -> Exception:
