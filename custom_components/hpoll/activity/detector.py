@@ -81,8 +81,10 @@ PRIOR_QUIET_SLOT = 8
 PRIOR_WAKE = 330.0
 #: The morning edge: usual (90th percentile) first activity plus at least this.
 WAKE_MARGIN = 45.0
-#: Sustained activity = events in this many 10-minute buckets within 45 minutes.
-WAKE_BUCKETS = 3
+#: Sustained activity: this many events within WAKE_WINDOW minutes, spread over WAKE_SPAN.
+WAKE_EVENTS = 3
+WAKE_WINDOW = 45.0
+WAKE_SPAN = 10.0
 #: "Low activity today": at least this many hours watched today, this many days to compare.
 LOW_HOURS = 4.0
 LOW_DAYS = 5
@@ -193,9 +195,8 @@ class InactivityDetector:
         self._gap_clean = False
         self._gap_low_day = False
         self._previous_poll: datetime | None = None
-        #: The poll before the one being folded in, and each motion sensor's state at it.
+        #: The poll before the one being folded in.
         self._poll_before: datetime | None = None
-        self._motion_on: dict[str, bool] = {}
         self._cycle_day: int | None = None
         self._cycle_events: list[float] = []
         self._cache: dict[tuple[Any, ...], float] = {}
@@ -224,9 +225,6 @@ class InactivityDetector:
         self._poll_before, self._previous_poll = self._previous_poll, now
         for event in sorted(events, key=lambda e: e.at):
             self._event(event, now)
-        for event in events:
-            if event.kind == "motion" and event.motion_on is not None:
-                self._motion_on[event.sensor_id] = event.motion_on
         self.history.forget_before(now.astimezone(self.timezone).toordinal() - HISTORY_DAYS)
         return self.verdict(now)
 
@@ -271,9 +269,10 @@ class InactivityDetector:
         if event.ongoing or event.at <= door:
             return False
         if event.kind == "motion" and event.motion_on is False:
-            # An end: it started after the door only if the sensor was off at a poll after it.
+            # An end whose start no poll saw (not ``ongoing``): it started after the poll
+            # before, which must have come after the door.
             before = self._poll_before
-            if before is None or before < door or self._motion_on.get(event.sensor_id, False):
+            if before is None or before < door:
                 return False
         if event.room is not None and event.room == self._door_room:
             return True
@@ -341,9 +340,9 @@ class InactivityDetector:
         if day in self.history.wakes:
             return
         # The first activity of a SUSTAINED stretch after the quietest hour is the wake-up.
-        self._cycle_events = [m for m in self._cycle_events if minute - m <= 45] + [minute]
+        self._cycle_events = [m for m in self._cycle_events if minute - m <= WAKE_WINDOW] + [minute]
         first = self._cycle_events[0]
-        if len({int((m - first) // 10) for m in self._cycle_events}) >= WAKE_BUCKETS:
+        if len(self._cycle_events) >= WAKE_EVENTS and minute - first >= WAKE_SPAN:
             # Kept as the local time of day: the quietest hour may move as more is learned.
             self.history.wakes[day] = (first + self._quiet_slot() * MINUTES_PER_SLOT) % 1440
 
@@ -384,7 +383,15 @@ class InactivityDetector:
                 found = {quiet} if share[quiet] < NIGHT_SHARE else set()
                 for step in (1, -1):
                     at = (quiet + step) % SLOTS_PER_DAY
-                    while found and at not in found and share[at] < NIGHT_SHARE:
+                    # A half hour with a regular bathroom trip does not end the night.
+                    while (
+                        found
+                        and at not in found
+                        and (
+                            share[at] < NIGHT_SHARE
+                            or share[(at + step) % SLOTS_PER_DAY] < NIGHT_SHARE
+                        )
+                    ):
                         found.add(at)
                         at = (at + step) % SLOTS_PER_DAY
                 self._nights = frozenset(found)
@@ -555,6 +562,8 @@ class InactivityDetector:
         assert self.safety_net is not None
         local = now.astimezone(self.timezone)
         start, end = self.quiet_hours
+        if start == end:  # no quiet hours
+            return now - last >= self.safety_net
         if in_quiet_hours(local.time(), start, end):
             return False
         ended = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
