@@ -58,12 +58,15 @@ RUN_PRIOR = 240.0
 #: Coming back: motion this long before the door's last change is someone coming in.
 RETURN_WINDOW = timedelta(minutes=1)
 #: Presence is corroborated when two sensors fire within this.
-CORROBORATE = timedelta(minutes=10)
+CORROBORATE = timedelta(minutes=3)
 #: Lone sensors are weaker evidence than silence: their runs get this extra margin.
 RUN_MARGIN = 1.5
 #: Never alarm on shorter gaps, whatever the history says.
 MIN_GAP = 60.0
 MIN_NIGHT_GAP = 45.0
+#: By day, gaps that began within ± this many half hours count (a home without a door: more).
+DAY_WIDTH = 2
+NO_DOOR_WIDTH = 6
 #: At night: gaps from a room are looked up ± this many half hours (night visits are rare).
 NIGHT_WIDTH = 6
 #: A room whose night-time silences usually (median) last this long is where the night is slept.
@@ -182,8 +185,9 @@ class InactivityDetector:
         self._door_room: str | None = None
         #: The latest door came while away: someone coming in.
         self._door_returning = False
-        #: When the latest absence ended.
+        #: When the latest absence ended, and whether its door had been seen by then.
         self._back_at: datetime | None = None
+        self._back_by_door = False
         #: Sensors that moved since the door (while away): two rooms mean someone is back.
         self._back_sensors: set[str] = set()
         #: The first poll watched: a day that began before it cannot say "not up yet".
@@ -241,8 +245,12 @@ class InactivityDetector:
             self._doors.add(event.sensor_id)
             self._presence(event, count=True)
             back = self._back_at
-            if back is not None and abs(event.at - back) <= RETURN_WINDOW:
-                return  # the door that whoever just came in closed behind them
+            if (
+                back is not None
+                and not self._back_by_door
+                and abs(event.at - back) <= RETURN_WINDOW
+            ):
+                return  # the door that whoever just came in closed behind them (seen late)
             self._door_returning = self.away
             self.door_at, self.away = event.at, True
             self._door_room = event.room
@@ -253,6 +261,7 @@ class InactivityDetector:
             if not self._back(event):
                 return  # the leaver's own motion ending, "still on" from before the door, a pet
             self.away, self._back_at = False, event.at
+            self._back_by_door = self._door_returning
         self._presence(event, count=not event.ongoing)
 
     def _back(self, event: ActivityEvent) -> bool:
@@ -416,14 +425,18 @@ class InactivityDetector:
     ) -> float | None:
         local = start.astimezone(self.timezone)
         slot = (local.hour * 60 + local.minute) // MINUTES_PER_SLOT
-        key = (id(table), local.toordinal(), slot, room, prior)
+        key = (id(table), local.toordinal(), slot, room, prior, bool(self._doors))
         if key not in self._cache:
             if self._night(slot):
                 self._cache[key] = self._night_limit(table, slot, room, margin)
             else:
                 # By day, the whole home's: which room a nap or an armchair evening begins in
                 # varies too much to learn per room.
-                limit = max(shrink(table.per_day_maxima(slot, ANY), prior) * margin, MIN_GAP)
+                # Without a door sensor, outings are silences too: the whole morning or
+                # afternoon's longest ones count, so the limits grow with them.
+                width = DAY_WIDTH if self._doors else NO_DOOR_WIDTH
+                samples = table.per_day_maxima(slot, ANY, width)
+                limit = max(shrink(samples, prior) * margin, MIN_GAP)
                 # Begun in the day, and the night comes before it would be unusual: bedtime.
                 ahead = next(
                     (k for k in range(1, SLOTS_PER_DAY) if self._night((slot + k) % SLOTS_PER_DAY)),
@@ -587,6 +600,7 @@ class InactivityDetector:
             "door_at": iso(self.door_at),
             "away": self.away,
             "door_room": self._door_room,
+            "doors": sorted(self._doors),
             "watching_since": iso(self.watching_since),
         }
 
@@ -623,4 +637,7 @@ class InactivityDetector:
             value = data.get(key)
             setattr(detector, attribute, value if isinstance(value, str) else None)
         detector.away = data.get("away") is True and detector.door_at is not None
+        doors = data.get("doors")
+        if isinstance(doors, list):
+            detector._doors = {door for door in doors if isinstance(door, str)}
         return detector
