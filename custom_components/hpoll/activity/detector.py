@@ -70,7 +70,7 @@ NO_DOOR_WIDTH = 6
 #: At night: gaps from a room are looked up ± this many half hours (night visits are rare).
 NIGHT_WIDTH = 6
 #: A room whose night-time silences usually (median) last this long is where the night is slept.
-SLEEP_GAP = 90.0
+SLEEP_GAP = 180.0
 #: How long a night-time visit to a room may last before anything is learned about it.
 VISIT_PRIOR = 120.0
 #: Samples (days) before a room's nights are judged from its own history.
@@ -172,7 +172,6 @@ class InactivityDetector:
         self.history = history or History()
         self.last_at: datetime | None = None
         self._last_room: str | None = None
-        self._last_sensor: str | None = None
         #: The latest CORROBORATED presence (two sensors within CORROBORATE), and its room:
         #: a pet, or a sensor stuck on, fires alone.
         self._sure_at: datetime | None = None
@@ -303,7 +302,7 @@ class InactivityDetector:
                 self._learn(self.history.runs, self._sure_at, at, (ANY, room))
             self._sure_at, self._sure_room, self._run_clean = at, event.room, True
         self._seen[event.sensor_id] = at
-        self.last_at, self._last_room, self._last_sensor = at, event.room, event.sensor_id
+        self.last_at, self._last_room = at, event.room
         blind = self._blind_until is not None and at <= self._blind_until
         self._gap_clean = not (self.away or blind)
         self._run_clean = self._run_clean and self._gap_clean
@@ -327,10 +326,11 @@ class InactivityDetector:
             return True
         return any(abs(event.at - self._seen[other]) <= CORROBORATE for other in others)
 
-    def _learn(self, table: Any, start: datetime, end: datetime, keys: tuple[str, ...]) -> None:
-        local = start.astimezone(self.timezone)
-        slot = (local.hour * 60 + local.minute) // MINUTES_PER_SLOT
-        table.add(local.toordinal(), slot, keys, _minutes(end - start))
+    def _learn(
+        self, table: Stretches, start: datetime, end: datetime, keys: tuple[str, ...]
+    ) -> None:
+        day = start.astimezone(self.timezone).toordinal()
+        table.add(day, self._slot(start), keys, _minutes(end - start))
 
     def _profile(self, local: datetime) -> DayProfile:
         return self.history.profiles.setdefault(local.toordinal(), DayProfile())
@@ -342,7 +342,7 @@ class InactivityDetector:
         profile.counts[local.hour] += 1
         if self._corroborated(event):
             # The home's rhythm (its night) from corroborated presence: a pet is up all night.
-            profile.active_slots |= 1 << (local.hour * 60 + local.minute) // MINUTES_PER_SLOT
+            profile.active_slots |= 1 << self._slot(at)
         day, minute = self._cycle(at)
         if day != self._cycle_day:
             self._cycle_day, self._cycle_events = day, []
@@ -564,8 +564,7 @@ class InactivityDetector:
             if reason in found:
                 since, minutes = found[reason]
                 return verdict(INACTIVE, since, reason, minutes)
-        local = last.astimezone(self.timezone)
-        resting = not woken or self._night((local.hour * 60 + local.minute) // MINUTES_PER_SLOT)
+        resting = not woken or self._night(self._slot(last))
         state = RESTING if resting and gap >= MIN_NIGHT_GAP else ACTIVE
         return verdict(state, last, None, None if limit is None else limit * factor)
 
@@ -596,7 +595,6 @@ class InactivityDetector:
             "history": self.history.export(),
             "last_at": iso(self.last_at),
             "last_room": self._last_room,
-            "last_sensor": self._last_sensor,
             "door_at": iso(self.door_at),
             "away": self.away,
             "door_room": self._door_room,
@@ -631,7 +629,6 @@ class InactivityDetector:
         detector._blind_until = detector.last_at
         for attribute, key in (
             ("_last_room", "last_room"),
-            ("_last_sensor", "last_sensor"),
             ("_door_room", "door_room"),
         ):
             value = data.get(key)
