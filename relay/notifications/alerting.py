@@ -197,8 +197,8 @@ def _moment(text: object) -> datetime | None:
 def _fixed_rule(
     home: Any, rules: HomeRules, zone: ZoneInfo, now: datetime, *, blind: bool
 ) -> list[Condition]:
-    """Homes whose integration sends no verdict (before 0.3): the fixed threshold within the
-    active hours."""
+    """Homes whose integration sends no verdict (older versions): the fixed threshold within
+    the active hours."""
     last = home.last_activity_at
     if last is None:
         return []  # no activity ever seen: nothing to judge by
