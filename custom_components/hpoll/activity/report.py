@@ -94,8 +94,10 @@ def build_report(
     reachable: bool = True,
     offline_since: datetime | None = None,
     report_id: str | None = None,
+    verdict: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A report v1 as the relay expects it (JSON-ready)."""
+    """A report v1 as the relay expects it (JSON-ready). ``verdict``: the inactivity
+    detector's (``Verdict.as_report``), which the relay alerts on."""
     bridge = snapshot.bridge
     devices = []
     for device in snapshot.devices.values():
@@ -118,7 +120,7 @@ def build_report(
                 "last_seen": _iso(min(seen, now) if (seen := last_seen(device)) else None),
             }
         )
-    return {
+    report: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "home_id": _text(home_id, "home"),
         "report_id": report_id or str(uuid.uuid4()),
@@ -141,3 +143,6 @@ def build_report(
         ],
         "counters": {_text(key, "counter"): value for key, value in (counters or {}).items()},
     }
+    if verdict is not None:
+        report["verdict"] = dict(verdict)
+    return report
