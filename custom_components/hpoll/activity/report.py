@@ -12,7 +12,7 @@ shared example (tests/fixtures/report_v1.json).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 import uuid
 
@@ -23,6 +23,9 @@ from .tracker import ActivityEvent
 SCHEMA_VERSION = 1
 #: The relay's limit for every text field.
 MAX_TEXT = 200
+#: The relay refuses times before this (relay/schema.py EARLIEST): a bridge whose clock was
+#: never set reports such times, and ONE of them would have the whole report refused.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def _text(value: str, fallback: str) -> str:
@@ -83,6 +86,22 @@ def _iso(when: datetime | None) -> str | None:
     return when.isoformat() if when is not None else None
 
 
+def _bridge_time(when: datetime | None, now: datetime) -> str | None:
+    """A time the bridge reported, as the relay takes it: never after ``now``; None when it
+    is older than any real report (an unset clock)."""
+    return _iso(min(when, now)) if when is not None and when >= EARLIEST else None
+
+
+def _verdict(verdict: Mapping[str, Any]) -> dict[str, Any]:
+    """The detector's verdict, its times from an unset bridge clock dropped like the others."""
+    checked = dict(verdict)
+    for key in ("since", "last_activity"):
+        text = checked.get(key)
+        if isinstance(text, str) and datetime.fromisoformat(text) < EARLIEST:
+            checked[key] = None
+    return checked
+
+
 def build_report(
     snapshot: Snapshot,
     *,
@@ -117,7 +136,7 @@ def build_report(
                 if power and power.battery_state
                 else None,
                 "connectivity": status.value if status else None,
-                "last_seen": _iso(min(seen, now) if (seen := last_seen(device)) else None),
+                "last_seen": _bridge_time(last_seen(device), now),
             }
         )
     report: dict[str, Any] = {
@@ -137,12 +156,13 @@ def build_report(
             {
                 "room": _optional_text(event.room),
                 "sensor_id": _text(event.sensor_id, "sensor"),
-                "at": _iso(min(event.at, now)),
+                "at": _bridge_time(event.at, now),
             }
             for event in activity
+            if event.at >= EARLIEST
         ],
         "counters": {_text(key, "counter"): value for key, value in (counters or {}).items()},
     }
     if verdict is not None:
-        report["verdict"] = dict(verdict)
+        report["verdict"] = _verdict(verdict)
     return report
