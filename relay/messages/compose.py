@@ -368,8 +368,8 @@ def _why(alert: AlertFacts, home: HomeFacts) -> list[Block]:
     if details.get("learning"):
         blocks.append(
             para(
-                f"hpoll is still learning {name}'s habits (its first week): this alarm rests "
-                "partly on general rules, not yet only on what is usual there."
+                f"hpoll is still getting to know the habits of {name} (its first week): this "
+                "alarm rests partly on general rules, not yet only on what is usual there."
             )
         )
     return blocks

@@ -113,7 +113,7 @@ def test_an_alarm_from_the_homes_verdict_says_why_in_every_format(
         timedelta(minutes=15),
     )
     document = urgent(facts)
-    learning_line = "hpoll is still learning Mum's habits (its first week)"
+    learning_line = "hpoll is still getting to know the habits of Mum (its first week)"
     for form in ("email", "plain", "markdown"):
         text = render(document, form)
         if form == "email":
