@@ -332,6 +332,7 @@ def _store_homes(
                 if bridge["reachable"]
                 else (bridge.get("offline_since") or report["sent_at"]),
                 "b_counters": report["counters"],
+                "b_verdict": _json_ready(report.get("verdict")),
                 "b_activity": latest_activity.get(home_id),
             }
         )
@@ -372,8 +373,22 @@ def _home_update(dialect: str) -> Any:
                 (newer, bindparam("b_counters", type_=homes.c.counters.type)),
                 else_=homes.c.counters,
             ),
+            verdict=case(
+                (newer, bindparam("b_verdict", type_=homes.c.verdict.type)),
+                else_=homes.c.verdict,
+            ),
         )
     )
+
+
+def _json_ready(verdict: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The verdict as stored (a JSON column): its moments back to ISO text."""
+    if verdict is None:
+        return None
+    return {
+        key: value.isoformat() if isinstance(value, datetime) else value
+        for key, value in verdict.items()
+    }
 
 
 def _align_sidecars(database: Path) -> None:

@@ -34,6 +34,18 @@ CONNECTIVITY: Final = (
     "unidirectional_incoming",
     "pending_discovery",
 )
+#: The inactivity verdict (custom_components/hpoll/activity/detector.py; a test keeps the two
+#: sides equal): its states, and why it is "inactive" or "unknown".
+VERDICT_STATES: Final = ("active", "resting", "away", "inactive", "unknown")
+VERDICT_REASONS: Final = (
+    "unusual_gap",
+    "not_up",
+    "one_sensor",
+    "safety_net",
+    "no_activity",
+    "unreachable",
+)
+MAX_LIMIT_MINUTES: Final = 100_000
 
 
 def storable(value: str) -> bool:
@@ -141,6 +153,12 @@ def _strict_bool(value: object) -> bool:
     return value
 
 
+def _fraction(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise vol.Invalid("expected a number from 0 to 1")
+    return float(value)
+
+
 def _utcnow() -> datetime:  # a named function, so the schema cache has a stable key
     return datetime.now(UTC)
 
@@ -181,6 +199,19 @@ def build_schema(now: Callable[[], datetime] = _utcnow) -> vol.Schema:
             vol.Optional("offline_since"): _nullable(when),
         }
     )
+    verdict = vol.Schema(
+        {
+            vol.Required("state"): _one_of(VERDICT_STATES),
+            vol.Required("since"): _nullable(when),
+            vol.Required("reason"): _nullable(_one_of(VERDICT_REASONS)),
+            vol.Required("limit_minutes"): _nullable(_strict_int(0, MAX_LIMIT_MINUTES)),
+            vol.Required("learning"): _strict_bool,
+            vol.Required("confidence"): _fraction,
+            vol.Required("away"): _strict_bool,
+            vol.Required("low_activity_today"): _strict_bool,
+            vol.Required("last_activity"): _nullable(when),
+        }
+    )
     return vol.Schema(
         {
             vol.Required("schema"): vol.All(_strict_int(1, 1_000), _supported_version),
@@ -191,6 +222,7 @@ def build_schema(now: Callable[[], datetime] = _utcnow) -> vol.Schema:
             vol.Required("devices"): vol.All([device], vol.Length(max=MAX_DEVICES)),
             vol.Required("activity"): vol.All([activity], vol.Length(max=MAX_ACTIVITY)),
             vol.Required("counters"): vol.Schema({_text: _count}),
+            vol.Optional("verdict"): verdict,
         }
     )
 
@@ -220,6 +252,19 @@ _DEVICE = frozenset(
     ("id", "name", "room", "kind", "battery", "battery_state", "connectivity", "last_seen")
 )
 _ACTIVITY = frozenset(("room", "sensor_id", "at"))
+_VERDICT = frozenset(
+    (
+        "state",
+        "since",
+        "reason",
+        "limit_minutes",
+        "learning",
+        "confidence",
+        "away",
+        "low_activity_today",
+        "last_activity",
+    )
+)
 
 
 class _Doubt(Exception):
@@ -299,8 +344,36 @@ def _ok_bridge(bridge: object, latest: datetime) -> dict[str, Any]:
     return checked
 
 
+def _ok_verdict(verdict: object, latest: datetime) -> dict[str, Any]:
+    if type(verdict) is not dict or verdict.keys() != _VERDICT:
+        raise _Doubt
+    limit, confidence = verdict["limit_minutes"], verdict["confidence"]
+    if limit is not None and (type(limit) is not int or not 0 <= limit <= MAX_LIMIT_MINUTES):
+        raise _Doubt
+    if type(confidence) not in {int, float} or not 0 <= confidence <= 1:
+        raise _Doubt
+    flags = (verdict["learning"], verdict["away"], verdict["low_activity_today"])
+    if any(type(flag) is not bool for flag in flags):
+        raise _Doubt
+    if verdict["state"] not in VERDICT_STATES:
+        raise _Doubt
+    since, last = verdict["since"], verdict["last_activity"]
+    return {
+        "state": verdict["state"],
+        "since": None if since is None else _ok_time(since, latest),
+        "reason": _ok_choice(verdict["reason"], VERDICT_REASONS),
+        "limit_minutes": limit,
+        "learning": verdict["learning"],
+        "confidence": float(confidence),
+        "away": verdict["away"],
+        "low_activity_today": verdict["low_activity_today"],
+        "last_activity": None if last is None else _ok_time(last, latest),
+    }
+
+
 def _fast(payload: dict[str, Any], now: datetime) -> dict[str, Any]:
-    if payload.keys() != _TOP or type(payload["schema"]) is not int:
+    keys = payload.keys()
+    if not (keys == _TOP or keys == _TOP | {"verdict"}) or type(payload["schema"]) is not int:
         raise _Doubt
     if payload["schema"] != SCHEMA_VERSION:
         raise _Doubt
@@ -331,7 +404,7 @@ def _fast(payload: dict[str, Any], now: datetime) -> dict[str, Any]:
         report_id = _report_id(payload["report_id"])
     except vol.Invalid as err:
         raise _Doubt from err
-    return {
+    checked = {
         "schema": SCHEMA_VERSION,
         "home_id": _ok_text(payload["home_id"]),
         "report_id": report_id,
@@ -341,6 +414,9 @@ def _fast(payload: dict[str, Any], now: datetime) -> dict[str, Any]:
         "activity": events,
         "counters": dict(counters),
     }
+    if "verdict" in payload:
+        checked["verdict"] = _ok_verdict(payload["verdict"], latest)
+    return checked
 
 
 def fast_validate(payload: dict[str, Any], now: datetime) -> dict[str, Any] | None:

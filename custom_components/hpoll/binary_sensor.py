@@ -18,6 +18,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
+from .activity.detector import AWAY, INACTIVE
 from .const import (
     GROUP_ACTIVITY,
     GROUP_BATTERY,
@@ -140,7 +141,7 @@ async def async_setup_entry(
         forget_entities(hass, Platform.BINARY_SENSOR, [relay_unique_id(coordinator, key)])
 
     def home(coordinator: HpollCoordinator, _snapshot: Snapshot) -> list[HpollBaseEntity]:
-        return [InactiveSensor(coordinator), UnusuallyQuietSensor(coordinator)]
+        return [InactiveSensor(coordinator), LowActivitySensor(coordinator)]
 
     def room(coordinator: HpollCoordinator, room: Group) -> list[HpollBaseEntity]:
         return [RoomInactiveSensor(coordinator, room)]
@@ -218,10 +219,11 @@ class BridgeConnectionSensor(HpollEntity, BinarySensorEntity):
 
 
 class InactiveSensor(HpollEntity, BinarySensorEntity):
-    """On when the home has shown no activity for the threshold, outside quiet hours.
+    """On when the home's inactivity detector (activity/detector.py) says so: the silence is
+    unusual for this home now, or the user's fixed threshold (outside quiet hours) was reached.
 
-    Unavailable whenever the bridge cannot be read: an unreachable bridge is never "inactive"
-    and never "active".
+    Its attributes are the verdict the relay's alerts also carry: why, since when, the limit
+    for this silence, learning, away. Unavailable whenever the bridge cannot be read.
     """
 
     options_group = GROUP_ACTIVITY
@@ -241,34 +243,41 @@ class InactiveSensor(HpollEntity, BinarySensorEntity):
 
     @property
     @override
-    def extra_state_attributes(self) -> dict[str, str | float | bool]:
-        start, end = self.coordinator.monitor.quiet_hours
+    def extra_state_attributes(self) -> dict[str, Any]:
+        monitor = self.coordinator.monitor
+        verdict = monitor.verdict
+        start, end = monitor.quiet_hours
+        # Since when and the limit only for an alarm or an absence: while the home is active
+        # they would move with every movement (a state write each time for nothing).
+        alarm = verdict.state in {INACTIVE, AWAY}
+        limit = verdict.limit if verdict.inactive else None
         return {
-            "threshold_hours": self.coordinator.monitor.inactivity_threshold.total_seconds() / 3600,
+            "state": verdict.state,
+            "reason": verdict.reason,
+            "since": verdict.since if alarm else None,
+            "limit_minutes": round(limit.total_seconds() / 60) if limit else None,
+            "learning": verdict.learning,
+            "away": verdict.away,
+            "threshold_hours": monitor.inactivity_threshold.total_seconds() / 3600,
             "quiet_start": start.isoformat(timespec="minutes"),
             "quiet_end": end.isoformat(timespec="minutes"),
-            "away": self.coordinator.monitor.activity.away,
         }
 
     @override
     def fingerprint(self) -> Hashable:
-        return (self.available, self.is_on, self.coordinator.monitor.activity.away)
+        return (self.available, self.is_on, tuple(self.extra_state_attributes.values()))
 
 
-class UnusuallyQuietSensor(HpollEntity, BinarySensorEntity):
-    """On when the home is quieter than it usually is at this time of day and week.
-
-    Learned from the home's own history (activity/baseline.py); unknown while it is still
-    learning (the first week), off after a door (away), unavailable while the bridge cannot be
-    read.
-    """
+class LowActivitySensor(HpollEntity, BinarySensorEntity):
+    """On when today has far less activity than this home's usual day by now (an illness, a
+    bad day): a signal of its own, never an inactivity alarm. Unknown while learning."""
 
     options_group = GROUP_ACTIVITY
 
-    _attr_translation_key = "unusually_quiet"
+    _attr_translation_key = "low_activity_today"
 
     def __init__(self, coordinator: HpollCoordinator) -> None:
-        """One per home (bridge)."""
+        """One per home (bridge); the unique id of the "unusually quiet" sensor it replaces."""
         super().__init__(coordinator)
         self._attr_unique_id = f"{coordinator.bridge_id}_home_unusually_quiet"
         self._attr_device_info = bridge_device_info(coordinator)
@@ -276,22 +285,17 @@ class UnusuallyQuietSensor(HpollEntity, BinarySensorEntity):
     @property
     @override
     def is_on(self) -> bool | None:
-        return self.coordinator.monitor.unusually_quiet
+        verdict = self.coordinator.monitor.verdict
+        return None if verdict.learning else verdict.low_activity_today
 
     @property
     @override
-    def extra_state_attributes(self) -> dict[str, bool | int | None]:
-        # No "days learned" counter: it would change the state's attributes every day for
-        # nothing a user acts on; "learning" says what matters.
-        limit = self.coordinator.monitor.baseline.threshold(dt_util.utcnow())
-        return {
-            "learning": limit is None,
-            "threshold_minutes": int(limit.total_seconds() // 60) if limit else None,
-        }
+    def extra_state_attributes(self) -> dict[str, bool]:
+        return {"learning": self.coordinator.monitor.verdict.learning}
 
     @override
     def fingerprint(self) -> Hashable:
-        return (self.available, self.is_on, tuple(self.extra_state_attributes.values()))
+        return (self.available, self.is_on, self.coordinator.monitor.verdict.learning)
 
 
 class RoomInactiveSensor(HpollEntity, BinarySensorEntity):

@@ -126,7 +126,7 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
         self.polls = 0
         self.poll_failures = 0
         self._known_devices: set[str] = set()
-        #: What the home's activity adds up to (tracker, counts, inactivity, baseline).
+        #: What the home's activity adds up to (tracker, counts, the inactivity verdict).
         self.monitor = ActivityMonitor(hass, entry)
 
     def _next_poll(self, wait: float | None = None) -> None:
@@ -160,6 +160,7 @@ class HpollCoordinator(DataUpdateCoordinator[Snapshot]):
             return self._rate_limited(err)
         except (ConfigEntryAuthFailed, UpdateFailed):
             self.poll_failures += 1
+            self.monitor.async_blind()
             self._next_poll()
             raise
         self._recovered()

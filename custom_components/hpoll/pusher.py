@@ -69,12 +69,14 @@ def token_issue_id(entry_id: str) -> str:
 
 def _changes(report: dict[str, Any]) -> Hashable:
     """What makes a report worth sending before the heartbeat: devices (not their last_seen,
-    which moves with every sensor reading) and the bridge."""
+    which moves with every sensor reading), the bridge, and the inactivity verdict's state."""
     devices = tuple(
         tuple(value for key, value in device.items() if key != "last_seen")
         for device in report["devices"]
     )
-    return devices, tuple(report["bridge"].values())
+    verdict = report.get("verdict") or {}
+    judged = tuple(verdict.get(key) for key in ("state", "reason", "away", "low_activity_today"))
+    return devices, tuple(report["bridge"].values()), judged
 
 
 class RelayPusher:
@@ -199,6 +201,7 @@ class RelayPusher:
             counters=counters,
             reachable=coordinator.last_update_success,
             offline_since=coordinator.offline_since,
+            verdict=coordinator.monitor.verdict.as_report(),
         )
 
     # -- sending ---------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def headline(alert: AlertFacts, home: HomeFacts, now: datetime) -> str:
         case "inactivity":
             return f"no movement since {said_when(since, zone, now)}"
         case "quiet":
-            return "quieter than usual"
+            return "much less activity than usual today"
         case "battery":
             state = "almost empty" if details.get("state") == "critical" else "low"
             return f"battery {state}: {clean(details.get('device'))}"
@@ -155,14 +155,20 @@ def _explain(alert: AlertFacts, home: HomeFacts, now: datetime) -> list[Block]:
                 para(f"Technical detail: {BLIND_TECH['bridge']}.", aside=True),
             ]
         case "quiet":
-            window = span(timedelta(minutes=int(details.get("window_minutes", 120))))
-            weeks = int(details.get("weeks", 4))
             return [
                 para(
-                    f"No movement in {clean(home.name)} in the last {window}, at a time when "
-                    f"there was some in each of the past {weeks} weeks."
+                    f"There has been much less movement in {clean(home.name)} today than "
+                    "usual by this time of day."
                 ),
-                para("It may be nothing; a short call to check in is a good idea."),
+                para(
+                    "It may be nothing (a lazy day, a visitor), but it can also be the first "
+                    "sign of an illness: a short call to check in is a good idea."
+                ),
+                para(
+                    "Technical detail: fewer than half the movements of the same hours on this "
+                    "home's past days.",
+                    aside=True,
+                ),
             ]
     return [para(_capital(headline(alert, home, now)) + ".")]
 
@@ -187,7 +193,15 @@ def _ended(alert: AlertFacts, home: HomeFacts, now: datetime) -> list[Block]:
     )
     lines: list[Block]
     match alert.kind:
-        case "inactivity" | "quiet":
+        case "quiet":
+            lines = [
+                para(
+                    bold(f"Activity in {clean(home.name)} is no longer far below usual"),
+                    f" ({said_when(end, zone, now)}).",
+                ),
+                para(f"It had been much lower than usual {lasted}."),
+            ]
+        case "inactivity":
             move = alert.new_movement
             where = f" {in_room(move.room)}" if move and move.room else ""
             lines = [
@@ -270,6 +284,7 @@ def urgent(facts: UrgentFacts) -> Document:
             f" ({span(now - since)}).",
         )
     ]
+    blocks += _why(alert, home)
     last = alert.last_movement
     if last and last.room:
         blocks.append(
@@ -305,14 +320,59 @@ def urgent(facts: UrgentFacts) -> Document:
                 f"{clean(facts.next_in_line)} is told."
             )
         )
+    reason, limit = alert.details.get("reason"), alert.details.get("limit_minutes")
+    judged = (
+        f"; judged by the home's own activity check ({reason}, limit {limit} minutes"
+        + (", still learning)" if alert.details.get("learning") else ")")
+        if reason
+        else ""
+    )
     blocks.append(
         para(
             f"Technical detail: inactivity alarm {alert.alert_id}, opened "
-            f"{dated(alert.opened_at, zone)}.",
+            f"{dated(alert.opened_at, zone)}{judged}.",
             aside=True,
         )
     )
     return Document(title, "urgent", tuple(blocks), _footer([home.name], zone.key))
+
+
+def _why(alert: AlertFacts, home: HomeFacts) -> list[Block]:
+    """Why this silence is an alarm, as the home's own activity check judged it (alerts from a
+    home without one carry no reason: the fixed limit speaks for itself)."""
+    name, details = clean(home.name), alert.details
+    minutes = details.get("limit_minutes")
+    limit = span(timedelta(minutes=minutes)) if isinstance(minutes, int) and minutes > 0 else None
+    match details.get("reason"):
+        case "unusual_gap":
+            why = f"That is far longer than usual for {name} at this time of day" + (
+                f": the alarm is raised after {limit} without movement then." if limit else "."
+            )
+        case "not_up":
+            why = (
+                f"Nobody seems to have got up: it is well past the time movement usually starts "
+                f"in {name} in the morning."
+            )
+        case "one_sensor":
+            why = (
+                "Since then only one sensor has noticed anything, on its own and for unusually "
+                "long: more like a pet or a faulty sensor than a person, so it is not counted "
+                "as someone moving."
+            )
+        case "safety_net":
+            longest = limit or "longest time"
+            why = f"That is longer than the {longest} without movement set for {name}."
+        case _:
+            return []
+    blocks: list[Block] = [para(why)]
+    if details.get("learning"):
+        blocks.append(
+            para(
+                f"hpoll is still getting to know the habits of {name} (its first week): this "
+                "alarm rests partly on general rules, not yet only on what is usual there."
+            )
+        )
+    return blocks
 
 
 def urgent_over(alert: AlertFacts, home: HomeFacts, now: datetime) -> Document:

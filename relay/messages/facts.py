@@ -3,7 +3,9 @@
 The notifier and the summary reader fill these; ``compose.py`` turns them into documents. An
 alert's ``details`` are what its rule stored when it opened (``alerting.Condition.details``):
 
-- ``inactivity``: ``since`` (last movement, ISO time); ``quiet``: ``window_minutes``, ``weeks``;
+- ``inactivity``: ``since`` (last movement, ISO time); from a home's own activity check also
+  ``reason`` (``unusual_gap``, ``not_up``, ``one_sensor``, ``safety_net``), ``limit_minutes``,
+  ``learning``; ``quiet`` (far less activity than usual today): ``learning``;
 - ``battery``: ``device``, ``room``, ``device_kind``, ``battery`` (% or None), ``state``;
 - ``offline``: ``device``, ``room``, ``device_kind``, ``since``;
 - ``stale``: ``since`` (the last report); ``bridge``: ``since`` (unreachable since).

@@ -7,6 +7,12 @@ resolves it after ``CLEAR_FOR`` (good news can wait five minutes; a flapping Zig
 send a message a minute), and an alert resolved less than ``COOLDOWN`` ago is not reopened.
 Inactivity is the urgent one: activity resolves it at once, quiet hours do not hold it back,
 and it walks the escalation chain until someone acknowledges it.
+
+Inactivity and "quiet" (far less activity than usual today) follow the verdict of the home's own
+detector (custom_components/hpoll/activity/detector.py) in its newest report, so caregivers are
+told what the home's Home Assistant shows. The relay adds what only it can see: a home that
+stopped reporting (stale) and a bridge the home reports unreachable; while either holds, or the
+newest report is older than FRESH_REPORT, no activity alert opens and open ones stay open.
 """
 
 from __future__ import annotations
@@ -15,21 +21,18 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-import itertools
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, insert, select, update
 
 from ..messages.words import span as span_words
-from ..storage.models import ACTIVITY, ALERTS, DEVICES, HOMES, IN_LIST
+from ..storage.models import ALERTS, DEVICES, HOMES
 from .schedule import in_window, parse_hhmm, window_start
 
 OPEN, ACKED, RESOLVED = "open", "acked", "resolved"
 CLEAR_FOR = timedelta(minutes=5)
 COOLDOWN = timedelta(minutes=30)
-#: The baseline: the same hours of the week, this many weeks back.
-BASELINE_WEEKS = 4
 #: Activity is judged only while the home's newest report is this fresh: a home sending what it
 #: queued during an outage (oldest first) has not told us about its last hours yet.
 FRESH_REPORT = timedelta(minutes=15)
@@ -45,9 +48,6 @@ class HomeRules:
     offline_after: timedelta = timedelta(minutes=60)
     stale_after: timedelta = timedelta(minutes=30)
     bridge_after: timedelta = timedelta(minutes=15)
-    quiet_window: timedelta = timedelta(hours=2)
-    #: "Unusually quiet": the same window had activity in at least this many of the past weeks.
-    quiet_weeks_active: int = 4
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any] | None) -> HomeRules:
@@ -135,62 +135,88 @@ def conditions(
     ):
         devices[row.home_id].append(row)
     found: list[Condition] = []
-    maybe_quiet: dict[str, tuple[Any, HomeRules, ZoneInfo]] = {}
     for home in connection.execute(select(HOMES)):
         rules = HomeRules.from_settings(home.settings)
         zone = ZoneInfo(home.timezone)
         reporting = _reporting(home, rules, zone, now, listening_since)
         found += reporting
         found += _devices(home.id, devices.get(home.id, ()), rules, zone, now)
-        stale = any(c.kind == "stale" for c in reporting)
-        last = home.last_activity_at
-        if last is None:
-            continue  # no activity ever seen: nothing to judge by
         current = (
             home.last_report_sent_at is not None and now - home.last_report_sent_at <= FRESH_REPORT
         )
-        if stale or not current or not in_window(now, zone, rules.active_start, rules.active_end):
-            if stale or not current or now - last >= rules.inactivity:
-                found += [
-                    Condition(home.id, "inactivity", "", "", urgent=True, hold_only=True),
-                    Condition(home.id, "quiet", "", "", hold_only=True),
-                ]
-            continue
-        # Only the active hours count: the night before is not "3 hours without activity".
-        since = max(last, window_start(now, zone, rules.active_start))
-        if now - since >= rules.inactivity:
-            found.append(
-                Condition(
-                    home.id,
-                    "inactivity",
-                    "",
-                    f"no activity since {_since(last, zone)} ({span_words(now - last)})",
-                    urgent=True,
-                    details={"since": last.isoformat()},
-                )
-            )
-        elif now - last >= rules.quiet_window and (
-            now - home.created_at >= timedelta(weeks=BASELINE_WEEKS)
-        ):
-            maybe_quiet[home.id] = (home, rules, zone)
-    # The baseline is read only for homes that are quiet right now (a few, not all of them).
-    weeks_active = _weeks_active(connection, now, sorted(maybe_quiet))
-    for home_id, (_home, rules, _zone) in maybe_quiet.items():
-        if weeks_active.get(home_id, 0) >= rules.quiet_weeks_active:
-            found.append(
-                Condition(
-                    home_id,
-                    "quiet",
-                    "",
-                    f"quieter than usual: no activity in the last {_window(rules.quiet_window)}, "
-                    f"when there was some at this time in each of the past {BASELINE_WEEKS} weeks",
-                    details={
-                        "window_minutes": int(rules.quiet_window.total_seconds() // 60),
-                        "weeks": BASELINE_WEEKS,
-                    },
-                )
-            )
+        # Nothing new can be judged of a home that is silent, behind, or blind to its bridge.
+        blind = not current or home.bridge_reachable is False
+        blind = blind or any(c.kind == "stale" for c in reporting)
+        if home.verdict is not None:
+            found += _judged(home, home.verdict, zone, now, blind=blind)
+        else:
+            found += _fixed_rule(home, rules, zone, now, blind=blind)
     return found
+
+
+def _held(home_id: str) -> list[Condition]:
+    """Open activity alerts stay open, and none opens: nothing says the person is fine."""
+    return [
+        Condition(home_id, "inactivity", "", "", urgent=True, hold_only=True),
+        Condition(home_id, "quiet", "", "", hold_only=True),
+    ]
+
+
+def _judged(
+    home: Any, verdict: dict[str, Any], zone: ZoneInfo, now: datetime, *, blind: bool
+) -> list[Condition]:
+    """The home's own inactivity detector, as its newest report says (the same verdict its Home
+    Assistant shows): ``inactive`` opens the urgent alert, a low-activity day the quiet one."""
+    state = verdict.get("state")
+    if blind or state == "unknown":
+        return _held(home.id)
+    if state == "inactive":
+        since = _moment(verdict.get("since")) or home.last_activity_at
+        text = (
+            f"no activity since {_since(since, zone)} ({span_words(now - since)})"
+            if since is not None
+            else "no activity"
+        )
+        details = {key: verdict.get(key) for key in ("reason", "limit_minutes", "learning")}
+        details["since"] = since.isoformat() if since is not None else None
+        return [Condition(home.id, "inactivity", "", text, urgent=True, details=details)]
+    if verdict.get("low_activity_today") and not verdict.get("away"):
+        return [
+            Condition(
+                home.id,
+                "quiet",
+                "",
+                "far less activity today than this home usually has by now",
+                details={"learning": verdict.get("learning")},
+            )
+        ]
+    return []
+
+
+def _moment(text: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def _fixed_rule(
+    home: Any, rules: HomeRules, zone: ZoneInfo, now: datetime, *, blind: bool
+) -> list[Condition]:
+    """Homes whose integration sends no verdict (older versions): the fixed threshold within
+    the active hours."""
+    last = home.last_activity_at
+    if last is None:
+        return []  # no activity ever seen: nothing to judge by
+    if blind or not in_window(now, zone, rules.active_start, rules.active_end):
+        return _held(home.id) if blind or now - last >= rules.inactivity else []
+    # Only the active hours count: the night before is not "3 hours without activity".
+    if now - max(last, window_start(now, zone, rules.active_start)) < rules.inactivity:
+        return []
+    text = f"no activity since {_since(last, zone)} ({span_words(now - last)})"
+    return [
+        Condition(home.id, "inactivity", "", text, urgent=True, details={"since": last.isoformat()})
+    ]
 
 
 def _reporting(
@@ -266,31 +292,6 @@ def _devices(
 
 def _device_details(device: Any) -> dict[str, Any]:
     return {"device": device.name, "room": device.room, "device_kind": device.kind}
-
-
-def _window(span: timedelta) -> str:
-    hours = span.total_seconds() / 3600
-    return f"{hours:g} hours"
-
-
-def _weeks_active(connection: Connection, now: datetime, home_ids: list[str]) -> dict[str, int]:
-    """In how many of the past weeks the same hours of the week had activity, per home (the
-    home's own baseline, by hour of week)."""
-    window = HomeRules().quiet_window
-    weeks: defaultdict[str, int] = defaultdict(int)
-    for chunk in itertools.batched(home_ids, IN_LIST):
-        for week in range(1, BASELINE_WEEKS + 1):
-            end = now - timedelta(weeks=week)
-            rows = connection.execute(
-                select(ACTIVITY.c.home_id)
-                .where(ACTIVITY.c.home_id.in_(chunk))
-                .where(ACTIVITY.c.last_at >= end - window, ACTIVITY.c.bucket_start < end)
-                .where(ACTIVITY.c.bucket_start >= end - window - timedelta(minutes=15))
-                .group_by(ACTIVITY.c.home_id)
-            )
-            for (home_id,) in rows:
-                weeks[home_id] += 1
-    return dict(weeks)
 
 
 def reconcile(

@@ -229,7 +229,7 @@ def _facts(event: AlertEvent, connection: Connection, now: datetime) -> AlertFac
         event.acked_by,
         event.acked_at,
     )
-    if not event.opened and event.kind in ("inactivity", "quiet"):
+    if not event.opened and event.kind == "inactivity":
         since = facts.detail_time() or facts.opened_at
         facts = replace(facts, new_movement=movement_after(connection, event.home_id, since))
     return facts

@@ -67,6 +67,9 @@ class Home(Base):
     counters: Mapped[dict[str, int] | None] = mapped_column(JSON)
     #: The newest activity any report told of (kept by ingest, so alerting scans no buckets).
     last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The inactivity verdict of the newest report (the home's detector; None from an
+    #: integration that sends none), as sent: alerting follows it.
+    verdict: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     #: Per-home overrides of the alerting defaults (see relay/alerting.py HomeRules).
     settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     #: sent_at of the first report: summaries never speak of time before it.

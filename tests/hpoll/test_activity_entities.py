@@ -45,7 +45,7 @@ async def test_activity_counts_fires_events_and_survives_restarts(
     await hass.async_block_till_done()
     stored = hass_storage[f"hpoll.{loaded_entry.entry_id}.activity"]["data"]
     assert stored["activity"]["today"][""] == 1
-    assert "samples" in stored["baseline"]
+    assert "gaps" in stored["detector"]["history"]
     await poll(hass, freezer)
     assert state_of(hass, HOME_TODAY) == "1"
     assert state_of(hass, ROOM_LAST) == last
@@ -65,14 +65,13 @@ async def test_activity_is_unavailable_while_the_bridge_is(
     assert state_of(hass, ROOM_LAST) == "unavailable"
 
 
-async def test_unusually_quiet_learns_first(
+async def test_low_activity_today_learns_first(
     hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
-    state = hass.states.get("binary_sensor.hue_bridge_unusually_quiet")
+    state = hass.states.get("binary_sensor.hue_bridge_low_activity_today")
     assert state is not None
     assert state.state == "unknown"
     assert state.attributes["learning"] is True
-    assert state.attributes["threshold_minutes"] is None
 
 
 async def test_a_stuck_sensor_is_flagged_and_adds_nothing_across_a_restart(

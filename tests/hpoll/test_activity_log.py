@@ -81,19 +81,3 @@ def test_export_and_restore() -> None:
     assert broken.today == {"ok": 3}
     assert broken.last == {}
     assert ActivityLog.restore(None, timezone=AMSTERDAM, started_at=now).today == {}
-
-
-def test_a_door_then_silence_is_away() -> None:
-    log = _log()
-    now = datetime(2026, 7, 28, 10, 0, tzinfo=UTC)
-    log.record([ActivityEvent("m", "Hall", now - timedelta(minutes=5))], now)
-    assert not log.away
-    log.record([ActivityEvent("door", "Hall", now, kind="contact")], now)
-    assert log.away
-    assert ActivityLog.restore(log.export(), timezone=AMSTERDAM, started_at=now).away
-    later = now + timedelta(hours=4)
-    log.record([ActivityEvent("m", "Hall", later)], later)  # back home
-    assert not log.away
-    # Old history seen on first sight says nothing about now.
-    log.record([ActivityEvent("door2", "Hall", later, kind="contact", history=True)], later)
-    assert not log.away

@@ -1,22 +1,21 @@
-"""Inactivity: a fixed threshold outside quiet hours; unknown, never 'inactive', when blind."""
+"""Inactivity in Home Assistant: the detector's verdict (here its safety net: a fixed threshold
+outside quiet hours); away after a door; unknown, never 'inactive', when blind."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Event, HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.hpoll.activity.log import in_quiet_hours, is_inactive
+from custom_components.hpoll.activity.detector import in_quiet_hours
 from custom_components.hpoll.const import EVENT_INACTIVITY_ENDED, EVENT_INACTIVITY_STARTED
 from tests.conftest import RunningCloud
 from tests.hpoll.helpers import poll, setup_with_options
 
-BERLIN = ZoneInfo("Europe/Berlin")
 INACTIVE = "binary_sensor.hue_bridge_inactive"
 SENSOR_DEVICE = "7bd86197-ef7c-7625-3170-1b6de1502441"
 CONTACT = "1c81d201-23f1-db39-9762-4eafb6397464"
@@ -41,19 +40,8 @@ ALWAYS_AWAKE_HALF_HOUR = {
     ],
 )
 def test_quiet_hours(local: str, start: str, end: str, quiet: bool) -> None:
-    hour, minute = map(int, local.split(":"))
-    now = datetime(2026, 7, 28, hour, minute, tzinfo=BERLIN).astimezone(UTC)
-    assert in_quiet_hours(now, BERLIN, time.fromisoformat(start), time.fromisoformat(end)) is quiet
-
-
-def test_is_inactive() -> None:
-    now = datetime(2026, 7, 28, 12, tzinfo=UTC)
-    three = timedelta(hours=3)
-    assert is_inactive(None, now, three, quiet=False) is None
-    assert is_inactive(now - timedelta(hours=5), now, three, quiet=True) is False
-    assert is_inactive(now - three, now, three, quiet=False) is True
-    assert is_inactive(now - three + timedelta(seconds=1), now, three, quiet=False) is False
-    assert is_inactive(now - timedelta(hours=9), now, three, quiet=False, away=True) is False
+    clock = time.fromisoformat(local)
+    assert in_quiet_hours(clock, time.fromisoformat(start), time.fromisoformat(end)) is quiet
 
 
 async def test_inactive_turns_on_and_off_with_events(
@@ -73,6 +61,7 @@ async def test_inactive_turns_on_and_off_with_events(
     assert state is not None
     assert state.state == "on"
     assert state.attributes["threshold_hours"] == 0.5
+    assert (state.attributes["reason"], state.attributes["learning"]) == ("safety_net", True)
 
     hue_cloud.sim.world.move(SENSOR_DEVICE)
     hue_cloud.clock.advance(30)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from custom_components.hpoll.activity.detector import InactivityDetector
 from custom_components.hpoll.activity.report import build_report, device_kind
 from custom_components.hpoll.activity.tracker import ActivityEvent
 from custom_components.hpoll.hue import parse_snapshot
@@ -33,9 +34,14 @@ def test_report_from_fixture_passes_the_relay_validator(envelope: dict[str, Any]
         now=NOW,
         activity=[ActivityEvent("s1", "Room 1", NOW - timedelta(minutes=3))],
         counters={"polls": 3},
+        verdict=InactivityDetector(UTC).verdict(NOW).as_report(),
     )
     validated = validate_report(json.loads(json.dumps(report)), now=lambda: NOW)
     assert validated["home_id"] == "h_1"
+    assert (validated["verdict"]["state"], validated["verdict"]["reason"]) == (
+        "unknown",
+        "no_activity",
+    )
     by_id = {d["id"]: d for d in report["devices"]}
     assert by_id["fc8a3caf-95aa-9c24-0eb2-22293a7f2618"]["battery_state"] == "low"
     assert by_id["7bd86197-ef7c-7625-3170-1b6de1502441"]["room"] == "Room 1"
@@ -53,6 +59,7 @@ def test_report_has_the_shape_of_the_shared_example(envelope: dict[str, Any]) ->
         now=NOW,
         activity=[ActivityEvent("s1", None, NOW)],
         counters={"polls": 1},
+        verdict=InactivityDetector(UTC).verdict(NOW).as_report(),
     )
     assert _shape(report) | {"counters": None} == _shape(example) | {"counters": None}
 

@@ -270,6 +270,22 @@ async def test_activity_is_bucketed(
     assert last == base + timedelta(minutes=16)
 
 
+async def test_the_newest_verdict_is_kept_for_alerting(
+    client: Client, engine: AsyncEngine, home: NewHome, make_report: Callable[..., Any]
+) -> None:
+    now = datetime.now(UTC)
+    newer, older = make_report(home.id), make_report(home.id)
+    newer["verdict"] = {**newer["verdict"], "state": "inactive", "reason": "not_up"}
+    older["sent_at"] = (now - timedelta(minutes=5)).isoformat()
+    assert (await _post(client, home.token, newer))[0] == 202
+    assert (await _post(client, home.token, older))[0] == 202  # late: does not win
+    async with engine.connect() as connection:
+        stored = await connection.scalar(select(Home.verdict).where(Home.id == home.id))
+    assert stored is not None
+    assert (stored["state"], stored["reason"]) == ("inactive", "not_up")
+    assert stored["since"] == "2026-07-27T18:33:10.223000+00:00"  # moments kept as ISO text
+
+
 async def test_home_endpoints(client: Client, admin: Admin, home: NewHome) -> None:
     async def get(path: str, token: str | None) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}

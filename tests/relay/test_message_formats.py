@@ -1,11 +1,19 @@
-"""Which format each service gets, and how a name from the home is cleaned."""
+"""Which format each service gets, how a name from the home is cleaned, and what an alarm
+from the home's own activity check says in each format."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+import html
+import re
+from zoneinfo import ZoneInfo
 
 import apprise
 import pytest
 
+from relay.messages.compose import urgent
 from relay.messages.document import Document, Para, entries, escape_markdown, render
+from relay.messages.facts import AlertFacts, HomeFacts, UrgentFacts
 from relay.messages.words import clean, device_label
 from relay.notifications.send import SENDER, service_format
 
@@ -66,3 +74,66 @@ def test_one_entry_is_a_sentence_several_are_a_list() -> None:
     assert "<ul" not in render(one, "email")
     assert "<ul" in render(several, "email")
     assert render(several, "plain") == "- a\n- b"
+
+
+WHY = {
+    "unusual_gap": "That is far longer than usual for Mum at this time of day: the alarm is "
+    "raised after 2 hours 30 minutes without movement then.",
+    "not_up": "Nobody seems to have got up: it is well past the time movement usually starts in "
+    "Mum in the morning.",
+    "one_sensor": "Since then only one sensor has noticed anything, on its own and for unusually "
+    "long: more like a pet or a faulty sensor than a person, so it is not counted as someone "
+    "moving.",
+    "safety_net": "That is longer than the 2 hours 30 minutes without movement set for Mum.",
+}
+
+
+@pytest.mark.parametrize("reason", sorted(WHY))
+@pytest.mark.parametrize("learning", [False, True])
+def test_an_alarm_from_the_homes_verdict_says_why_in_every_format(
+    reason: str, learning: bool
+) -> None:
+    zone = ZoneInfo("Europe/Berlin")
+    now = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    since = now - timedelta(hours=3)
+    details = {
+        "since": since.isoformat(),
+        "reason": reason,
+        "limit_minutes": 150,
+        "learning": learning,
+    }
+    alert = AlertFacts(7, "inactivity", now, details, urgent=True)
+    facts = UrgentFacts(
+        HomeFacts("Mum", zone),
+        alert,
+        now,
+        None,
+        "https://relay.example/ack/x",
+        None,
+        timedelta(minutes=15),
+    )
+    document = urgent(facts)
+    learning_line = "hpoll is still getting to know the habits of Mum (its first week)"
+    for form in ("email", "plain", "markdown"):
+        text = render(document, form)
+        if form == "email":
+            text = html.unescape(re.sub(r"<[^>]+>", "", text))
+            text = re.sub(r"\s+", " ", text)
+        elif form == "markdown":
+            text = text.replace("\\", "")
+        assert "No movement has been noticed in Mum since 11:00" in text, form
+        assert WHY[reason] in text, form
+        assert (learning_line in text) is learning, form
+        assert f"({reason}, limit 150 minutes" in text, form
+
+
+def test_an_alarm_without_a_verdict_gives_no_reason() -> None:
+    """A home whose integration sends no verdict: the fixed rule, no invented 'why'."""
+    zone = ZoneInfo("Europe/Berlin")
+    now = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    details = {"since": (now - timedelta(hours=3)).isoformat()}
+    alert = AlertFacts(7, "inactivity", now, details, urgent=True)
+    facts = UrgentFacts(HomeFacts("Mum", zone), alert, now, None, None, None, timedelta(minutes=15))
+    text = render(urgent(facts), "plain")
+    assert not any(why in text for why in WHY.values())
+    assert "activity check" not in text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cryptography.fernet import Fernet
 import pytest
@@ -17,7 +18,7 @@ from relay.notifications.escalate import ack_link
 from relay.notifications.plan import NotifySettings, plan
 from relay.secretbox import SecretBox
 from relay.storage.db import create_engine
-from relay.storage.models import Alert, Caregiver, DeliveryAttempt, Home, Notification, table
+from relay.storage.models import Alert, Caregiver, DeliveryAttempt, Notification, table
 from tests.relay.notify_harness import Clock, Relay, messages
 from tests.relay.sink import Sink, running_sink
 
@@ -344,24 +345,85 @@ async def test_stale_home_and_unreachable_bridge(relay: Relay, clock: Clock, sin
     assert "We have heard nothing from Mum since 07:00." in messages(sink)[1][1]
 
 
-async def test_unusually_quiet_against_the_homes_own_weeks(
-    relay: Relay, clock: Clock, sink: Sink, engine: AsyncEngine
+def verdict(state: str, since: datetime | None = None, **values: Any) -> dict[str, Any]:
+    """A verdict as ingest stores it (the home's detector, JSON text)."""
+    return {
+        "state": state,
+        "since": since.isoformat() if since else None,
+        "reason": "unusual_gap" if state == "inactive" else None,
+        "limit_minutes": 95,
+        "learning": False,
+        "confidence": 1.0,
+        "away": state == "away",
+        "low_activity_today": False,
+        "last_activity": since.isoformat() if since else None,
+        **values,
+    }
+
+
+async def test_the_homes_verdict_decides_inactivity(relay: Relay, clock: Clock, sink: Sink) -> None:
+    home = await relay.home("Mum")
+    await relay.caregiver("Ann", sink, home, kinds=("inactivity", "quiet"))
+    last = clock.now - timedelta(minutes=100)
+    # The fixed rule would wait for three hours; the home's own detector says it is unusual now.
+    await relay.reported(home, last_activity_at=last, verdict=verdict("inactive", last))
+    await relay.tick()
+    [(title, body)] = messages(sink)
+    assert title == "URGENT \u2013 Mum: no movement since 05:20"
+    assert body.startswith("No movement has been noticed in Mum since 05:20 (1 hour 40 minutes).")
+    # Why, in the home's own terms: the limit its detector learned.
+    assert (
+        "That is far longer than usual for Mum at this time of day: the alarm is raised after "
+        "1 hour 35 minutes without movement then." in body
+    )
+    assert "(unusual_gap, limit 95 minutes)" in body
+    alert = (await relay.admin.list_alerts())[0]
+    assert (alert.kind, alert.state) == ("inactivity", "open")
+    clock.advance(minutes=1)
+    await relay.reported(home, verdict=verdict("active", clock.now))
+    await relay.tick()
+    assert (await relay.admin.list_alerts())[0].state == "resolved"
+
+
+async def test_out_or_blind_is_never_inactivity(relay: Relay, clock: Clock, sink: Sink) -> None:
+    home = await relay.home("Mum")
+    await relay.caregiver("Ann", sink, home, kinds=("inactivity",))
+    long_ago = clock.now - timedelta(hours=9)
+    await relay.reported(home, last_activity_at=long_ago, verdict=verdict("away", long_ago))
+    await relay.tick()
+    # The bridge is unreachable: the home's last verdict says nothing about now.
+    await relay.reported(home, bridge_reachable=False, verdict=verdict("inactive", long_ago))
+    await relay.tick()
+    clock.advance(minutes=20)  # and a verdict older than FRESH_REPORT says nothing either
+    await relay.reported(home, at=clock.now - timedelta(minutes=16), bridge_reachable=True)
+    await relay.tick()
+    assert sink.received == []
+
+
+async def test_a_low_activity_day_is_the_quiet_alert(
+    relay: Relay, clock: Clock, sink: Sink
 ) -> None:
     home = await relay.home("Mum")
-    await relay.caregiver("Ann", sink, home, kinds=("quiet",))
-    now = utc(2026, 7, 29, 10, 0)  # Wednesday 12:00
-    async with engine.begin() as connection:
-        await connection.execute(update(table(Home)).values(created_at=now - timedelta(weeks=6)))
-    for week in range(1, 5):  # lunch in the kitchen, every Wednesday
-        await relay.activity(home, now - timedelta(weeks=week, minutes=45))
-    await relay.activity(home, now - timedelta(hours=2, minutes=30))  # today: 09:30, then nothing
-    clock.set(now)
-    await relay.reported(home)
+    await relay.caregiver("Ann", sink, home, kinds=("inactivity", "quiet"))
+    low = verdict("active", clock.now, low_activity_today=True)
+    await relay.reported(home, last_activity_at=clock.now, verdict=low)
     await relay.tick()
-    assert messages(sink)[0] == (
-        "Mum: quieter than usual",
-        "No movement in Mum in the last 2 hours, at a time when there was some in each of the "
-        "past 4 weeks.\n\nIt may be nothing; a short call to check in is a good idea.\n\n"
+    [(title, body)] = messages(sink)
+    assert title == "Mum: much less activity than usual today"
+    assert body.startswith(
+        "There has been much less movement in Mum today than usual by this time of day."
+    )
+    assert "weeks" not in body  # not the old rule's "each of the past 4 weeks"
+    clock.advance(minutes=10)
+    await relay.reported(home, last_activity_at=clock.now, verdict=verdict("active", clock.now))
+    await relay.tick()
+    clock.advance(minutes=5)  # good news waits for CLEAR_FOR
+    await relay.reported(home, verdict=verdict("active", clock.now - timedelta(minutes=5)))
+    await relay.tick()
+    assert messages(sink)[1] == (
+        "Mum: over \u2013 much less activity than usual today",
+        "Activity in Mum is no longer far below usual (07:10).\n\n"
+        "It had been much lower than usual for 10 minutes, from 07:00 to 07:10.\n\n"
         "You receive this because you watch over Mum with hpoll. Times are Europe/Berlin time.",
     )
 

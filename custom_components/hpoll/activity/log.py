@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from .tracker import ActivityEvent, ActivityTracker, restore_times
@@ -23,14 +23,6 @@ class ActivityLog:
     day: date | None = None
     today: dict[str, int] = field(default_factory=dict)
     last: dict[str, datetime] = field(default_factory=dict)
-    #: Kind of the latest event seen live anywhere in the home ("contact": a door).
-    latest_kind: str | None = None
-    _latest_at: datetime | None = None
-
-    @property
-    def away(self) -> bool:
-        """The last thing that happened was a door: silence now means out, not still."""
-        return self.latest_kind == "contact"
 
     def record(self, events: Iterable[ActivityEvent], now: datetime) -> list[ActivityEvent]:
         """Fold a poll's events in; return the new (primary) ones."""
@@ -43,9 +35,6 @@ class ActivityLog:
             for key in (HOME, event.room) if event.room else (HOME,):
                 if key not in self.last or event.at > self.last[key]:
                     self.last[key] = event.at
-            if not event.history and (self._latest_at is None or event.at >= self._latest_at):
-                self._latest_at = event.at
-                self.latest_kind = event.kind
             if not event.primary:
                 continue
             fresh.append(event)
@@ -69,7 +58,6 @@ class ActivityLog:
             "day": self.day.isoformat() if self.day else None,
             "today": dict(self.today),
             "last": {room: when.isoformat() for room, when in self.last.items()},
-            "latest_kind": self.latest_kind,
         }
 
     @classmethod
@@ -97,28 +85,4 @@ class ActivityLog:
         last = data.get("last")
         if isinstance(last, dict):
             log.last.update(restore_times(last))
-        latest_kind = data.get("latest_kind")
-        if isinstance(latest_kind, str):
-            log.latest_kind = latest_kind
-            log._latest_at = log.last.get(HOME)
         return log
-
-
-def in_quiet_hours(now: datetime, timezone: tzinfo, start: time, end: time) -> bool:
-    """Is ``now`` (local to the home) inside quiet hours? They may wrap midnight."""
-    local = now.astimezone(timezone).time()
-    if start <= end:
-        return start <= local < end
-    return local >= start or local < end
-
-
-def is_inactive(
-    last: datetime | None, now: datetime, threshold: timedelta, quiet: bool, away: bool = False
-) -> bool | None:
-    """No activity for ``threshold``; never during quiet hours or after leaving through a door;
-    unknown without any activity."""
-    if last is None:
-        return None
-    if quiet or away:
-        return False
-    return now - last >= threshold

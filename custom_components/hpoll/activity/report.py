@@ -23,8 +23,8 @@ from .tracker import ActivityEvent
 SCHEMA_VERSION = 1
 #: The relay's limit for every text field.
 MAX_TEXT = 200
-#: The relay takes times from here to its own "now" (plus a little clock skew). Earlier ones
-#: come from a bridge whose clock was never set: such a time says nothing, so it is left out.
+#: The relay refuses times before this (relay/schema.py EARLIEST): a bridge whose clock was
+#: never set reports such times, and ONE of them would have the whole report refused.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -86,11 +86,20 @@ def _iso(when: datetime | None) -> str | None:
     return when.isoformat() if when is not None else None
 
 
-def _sendable(when: datetime | None, now: datetime) -> datetime | None:
-    """``when`` as the relay takes it: never after ``now``, None before :data:`EARLIEST`."""
-    if when is None or when < EARLIEST:
-        return None
-    return min(when, now)
+def _bridge_time(when: datetime | None, now: datetime) -> str | None:
+    """A time the bridge reported, as the relay takes it: never after ``now``; None when it
+    is older than any real report (an unset clock)."""
+    return _iso(min(when, now)) if when is not None and when >= EARLIEST else None
+
+
+def _verdict(verdict: Mapping[str, Any]) -> dict[str, Any]:
+    """The detector's verdict, its times from an unset bridge clock dropped like the others."""
+    checked = dict(verdict)
+    for key in ("since", "last_activity"):
+        text = checked.get(key)
+        if isinstance(text, str) and datetime.fromisoformat(text) < EARLIEST:
+            checked[key] = None
+    return checked
 
 
 def build_report(
@@ -104,8 +113,10 @@ def build_report(
     reachable: bool = True,
     offline_since: datetime | None = None,
     report_id: str | None = None,
+    verdict: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A report v1 as the relay expects it (JSON-ready)."""
+    """A report v1 as the relay expects it (JSON-ready). ``verdict``: the inactivity
+    detector's (``Verdict.as_report``), which the relay alerts on."""
     bridge = snapshot.bridge
     devices = []
     for device in snapshot.devices.values():
@@ -125,10 +136,10 @@ def build_report(
                 if power and power.battery_state
                 else None,
                 "connectivity": status.value if status else None,
-                "last_seen": _iso(_sendable(last_seen(device), now)),
+                "last_seen": _bridge_time(last_seen(device), now),
             }
         )
-    return {
+    report: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "home_id": _text(home_id, "home"),
         "report_id": report_id or str(uuid.uuid4()),
@@ -145,10 +156,13 @@ def build_report(
             {
                 "room": _optional_text(event.room),
                 "sensor_id": _text(event.sensor_id, "sensor"),
-                "at": _iso(at),
+                "at": _bridge_time(event.at, now),
             }
             for event in activity
-            if (at := _sendable(event.at, now)) is not None
+            if event.at >= EARLIEST
         ],
         "counters": {_text(key, "counter"): value for key, value in (counters or {}).items()},
     }
+    if verdict is not None:
+        report["verdict"] = _verdict(verdict)
+    return report

@@ -55,6 +55,10 @@ class ActivityEvent:
     ongoing: bool = False
     #: Seen on first sight of the source, from before we watched: tells "last activity" only.
     history: bool = False
+    #: Motion sensors with report times: motion was on at the poll that saw this change (the
+    #: change was a START); False: it was off (an END, perhaps after a start the poll missed,
+    #: which ``ongoing`` tells).
+    motion_on: bool | None = None
 
     @property
     def primary(self) -> bool:
@@ -177,7 +181,10 @@ class ActivityTracker:
             return ActivityEvent(source.id, source.room, at, source.kind, history=True)
         # Movement that ends after a poll saw it start is the same movement.
         ended = source.kind in MOTION_KINDS and was_on and not source.motion_on
-        return ActivityEvent(source.id, source.room, at, source.kind, ongoing=ended)
+        state = source.motion_on if source.kind == "motion" else None
+        return ActivityEvent(
+            source.id, source.room, at, source.kind, ongoing=ended, motion_on=state
+        )
 
     def _sampled_event(self, source: _Source, now: datetime) -> ActivityEvent | None:
         seen = source.id in self._sampled

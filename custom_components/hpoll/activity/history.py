@@ -1,0 +1,211 @@
+"""What the inactivity detector learned about ONE home, kept small and robust.
+
+Only COMPLETED stretches are learned, and only those lived at home with the bridge reachable (the
+detector decides what qualifies). Per local day and per half hour in which a stretch began, the
+longest one is kept (per-day maxima: a rare long gap counts once, not once per poll), for the
+whole home and per room of the activity that began it. A threshold is a high quantile of the
+per-day maxima around that time of day, times a margin, shrunk toward a prior while the history
+is short (a home is watched from its first day, not after weeks of learning).
+
+Besides gaps: the daily "first activity" (wake) time, per-day activity profiles (which half hours
+saw someone, and how much per hour at home) for "low activity today". Pure Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+import math
+from typing import Any
+
+SLOTS_PER_DAY = 48
+MINUTES_PER_SLOT = 30
+#: Days of history kept (older days are forgotten: a home's life changes).
+HISTORY_DAYS = 28
+QUANTILE = 0.9
+MARGIN = 2.0
+#: Weight of the prior, in days of history: after this many days the learned half dominates.
+PRIOR_DAYS = 5.0
+#: The key for "any room" in the gap tables.
+ANY = "*"
+
+
+def quantile(values: Iterable[float], q: float) -> float:
+    """Empirical quantile, linear between order statistics."""
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def shrink(samples: list[float], prior: float) -> float:
+    """A high quantile of ``samples`` times the margin, pulled toward ``prior`` while few
+    (a weighted geometric mean: durations are compared by ratio, not difference)."""
+    if not samples:
+        return prior
+    learned = max(quantile(samples, QUANTILE) * MARGIN, 1.0)
+    n = len(samples)
+    return math.exp((n * math.log(learned) + PRIOR_DAYS * math.log(prior)) / (n + PRIOR_DAYS))
+
+
+def _window(slot: int, width: int = 2) -> list[int]:
+    return [(slot + offset) % SLOTS_PER_DAY for offset in range(-width, width + 1)]
+
+
+@dataclass
+class Stretches:
+    """Per day: per start slot: per key, the longest completed stretch (minutes)."""
+
+    days: dict[int, dict[int, dict[str, float]]] = field(default_factory=dict)
+
+    def add(self, day: int, slot: int, keys: Iterable[str], minutes: float) -> None:
+        """One completed stretch that began on ``day`` in ``slot``."""
+        slots = self.days.setdefault(day, {})
+        entry = slots.setdefault(slot, {})
+        for key in keys:
+            entry[key] = max(entry.get(key, 0.0), round(minutes, 1))
+
+    def per_day_maxima(
+        self, slot: int, key: str, width: int = 2, among: Iterable[int] | None = None
+    ) -> list[float]:
+        """For each day with a stretch beginning near ``slot`` (± ``width`` half hours, only
+        those ``among`` if given) under ``key``: its longest."""
+        found = []
+        window = _window(slot, width)
+        if among is not None:
+            allowed = set(among)
+            window = [s for s in window if s in allowed]
+        for slots in self.days.values():
+            values = [slots[s][key] for s in window if s in slots and key in slots[s]]
+            if values:
+                found.append(max(values))
+        return found
+
+    def forget_before(self, day: int) -> None:
+        """Drop days older than ``day``."""
+        for old in [d for d in self.days if d < day]:
+            del self.days[old]
+
+    def export(self) -> dict[str, dict[str, dict[str, float]]]:
+        """JSON-ready."""
+        return {
+            str(day): {str(slot): dict(entry) for slot, entry in slots.items()}
+            for day, slots in self.days.items()
+        }
+
+    @classmethod
+    def restore(cls, data: Any) -> Stretches:
+        """From ``export`` (anything unreadable is dropped)."""
+        stretches = cls()
+        for day, slots in data.items() if isinstance(data, dict) else ():
+            if not (str(day).isdigit() and isinstance(slots, dict)):
+                continue
+            for slot, entry in slots.items():
+                if not (str(slot).isdigit() and isinstance(entry, dict)):
+                    continue
+                keys = {str(k): float(v) for k, v in entry.items() if isinstance(v, int | float)}
+                if keys and 0 <= int(slot) < SLOTS_PER_DAY:
+                    stretches.days.setdefault(int(day), {})[int(slot)] = keys
+        return stretches
+
+
+@dataclass
+class DayProfile:
+    """One local day: activity per hour, minutes at home (reachable) per hour, and the half
+    hours that saw any activity (a bit mask)."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * 24)
+    home_minutes: list[float] = field(default_factory=lambda: [0.0] * 24)
+    active_slots: int = 0
+
+    def rate(self, hours: slice) -> tuple[float, float]:
+        """(activity count, minutes at home) over these hours of the day."""
+        return float(sum(self.counts[hours])), sum(self.home_minutes[hours])
+
+    def export(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "counts": self.counts,
+            "home_minutes": [round(m, 1) for m in self.home_minutes],
+            "active_slots": self.active_slots,
+        }
+
+    @classmethod
+    def restore(cls, data: Any) -> DayProfile | None:
+        """From ``export``; None when unreadable."""
+        if not isinstance(data, dict):
+            return None
+        counts, minutes = data.get("counts"), data.get("home_minutes")
+        if not (isinstance(counts, list) and isinstance(minutes, list)):
+            return None
+        if len(counts) != 24 or len(minutes) != 24:
+            return None
+        if not all(isinstance(v, int | float) for v in (*counts, *minutes)):
+            return None
+        slots = data.get("active_slots")
+        return cls(
+            [int(v) for v in counts],
+            [float(v) for v in minutes],
+            slots if isinstance(slots, int) else 0,
+        )
+
+
+@dataclass
+class History:
+    """Everything learned (persisted by the caller through ``export``/``restore``)."""
+
+    gaps: Stretches = field(default_factory=Stretches)
+    #: Stretches during which only ONE sensor fired (a pet, a stuck sensor, or an armchair).
+    runs: Stretches = field(default_factory=Stretches)
+    #: Per day (of the home's own day, from its quietest hour): the local time (minutes after
+    #: midnight) of the first sustained activity.
+    wakes: dict[int, float] = field(default_factory=dict)
+    profiles: dict[int, DayProfile] = field(default_factory=dict)
+
+    def learned_days(self) -> int:
+        """Days with at least three hours at home watched."""
+        return sum(1 for p in self.profiles.values() if sum(p.home_minutes) >= 180)
+
+    def active_fraction(self) -> list[float] | None:
+        """Per half hour: on what share of learned days someone was active (None while < 3)."""
+        days = [p for p in self.profiles.values() if sum(p.home_minutes) >= 180]
+        if len(days) < 3:
+            return None
+        return [
+            sum(1 for p in days if p.active_slots >> slot & 1) / len(days)
+            for slot in range(SLOTS_PER_DAY)
+        ]
+
+    def forget_before(self, day: int) -> None:
+        """Keep ``HISTORY_DAYS``."""
+        self.gaps.forget_before(day)
+        self.runs.forget_before(day)
+        for table in (self.wakes, self.profiles):
+            for old in [d for d in table if d < day]:
+                del table[old]
+
+    def export(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "gaps": self.gaps.export(),
+            "runs": self.runs.export(),
+            "wakes": {str(day): round(m, 1) for day, m in self.wakes.items()},
+            "profiles": {str(day): p.export() for day, p in self.profiles.items()},
+        }
+
+    @classmethod
+    def restore(cls, data: Mapping[str, Any] | None) -> History:
+        """From ``export`` (anything unreadable is dropped, never fatal)."""
+        data = data or {}
+        history = cls(Stretches.restore(data.get("gaps")), Stretches.restore(data.get("runs")))
+        wakes = data.get("wakes")
+        for day, minutes in wakes.items() if isinstance(wakes, dict) else ():
+            if str(day).isdigit() and isinstance(minutes, int | float):
+                history.wakes[int(day)] = float(minutes)
+        profiles = data.get("profiles")
+        for day, raw in profiles.items() if isinstance(profiles, dict) else ():
+            profile = DayProfile.restore(raw)
+            if str(day).isdigit() and profile is not None:
+                history.profiles[int(day)] = profile
+        return history

@@ -1,0 +1,253 @@
+"""The inactivity detector: learns only from completed gaps at home, tells away by a door not
+followed by a motion start, follows the home's own morning, judges night visits per room, sees
+through a lone sensor, and reports low-activity days apart from alarms."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, time, timedelta
+
+from custom_components.hpoll.activity.detector import (
+    ACTIVE,
+    AWAY,
+    INACTIVE,
+    RESTING,
+    UNKNOWN,
+    InactivityDetector,
+    Verdict,
+)
+from custom_components.hpoll.activity.history import ANY
+from custom_components.hpoll.activity.tracker import ActivityEvent
+from relay.schema import MAX_LIMIT_MINUTES, VERDICT_REASONS, VERDICT_STATES
+
+MONDAY = datetime(2026, 3, 2, tzinfo=UTC)
+POLL = timedelta(minutes=1)
+
+
+def motion(sensor: str, at: datetime, *, on: bool = True, seen: bool = False) -> ActivityEvent:
+    """A motion change of the sensor in the room of the same name (``on``: a start; an end
+    whose start a poll ``seen`` is ``ongoing``, as the tracker reports it)."""
+    return ActivityEvent(sensor, sensor, at, "motion", ongoing=seen, motion_on=on)
+
+
+def door(at: datetime) -> ActivityEvent:
+    return ActivityEvent("door", "Hall", at, "contact")
+
+
+class Home:
+    """Feeds a detector poll by poll, each poll with the events since the previous one."""
+
+    def __init__(self, **options: object) -> None:
+        self.detector = InactivityDetector(UTC, **options)  # type: ignore[arg-type]
+        self.now = MONDAY
+        self.verdict: Verdict = self.detector.verdict(self.now)
+
+    def run(
+        self, until: datetime, events: Iterable[ActivityEvent] = (), *, reachable: bool = True
+    ) -> list[Verdict]:
+        pending = sorted(events, key=lambda e: e.at)
+        seen = []
+        while self.now < until:
+            self.now += POLL
+            due = [e for e in pending if e.at <= self.now]
+            pending = pending[len(due) :]
+            self.verdict = self.detector.observe(self.now, due, reachable=reachable)
+            seen.append(self.verdict)
+        return seen
+
+
+def ordinary_day(day: datetime, *, wake: float = 7.0, bed: float = 22.5) -> list[ActivityEvent]:
+    """Up at ``wake``, a movement every 20 minutes between rooms, a bathroom trip at 3:00
+    through the hall, to bed through the hall into the bedroom."""
+    events = []
+    t = day + timedelta(hours=wake)
+    rooms = ["Kitchen", "Hall", "Living"]
+    i = 0
+    while t < day + timedelta(hours=bed):
+        events.append(motion(rooms[i % 3], t))
+        i += 1
+        t += timedelta(minutes=20 if i % 2 else 2)
+    trip = day + timedelta(days=1, hours=3)
+    events += [
+        motion("Hall", trip),
+        motion("Bathroom", trip + timedelta(minutes=1)),
+        motion("Bathroom", trip + timedelta(minutes=6)),
+        motion("Hall", trip + timedelta(minutes=8)),
+        motion("Bedroom", trip + timedelta(minutes=9)),
+    ]
+    bedtime = day + timedelta(hours=bed)
+    return [*events, motion("Hall", bedtime), motion("Bedroom", bedtime + timedelta(minutes=1))]
+
+
+def learned_home(days: int = 14, **day: float) -> Home:
+    """``days`` ordinary days lived (the last night's trip is left for the test)."""
+    home = Home()
+    starts = [MONDAY + timedelta(days=n) for n in range(days)]
+    lived = [e for start in starts for e in ordinary_day(start, **day)]
+    end = MONDAY + timedelta(days=days)
+    home.run(end, [e for e in lived if e.at <= end])
+    return home
+
+
+def first_inactive(verdicts: Iterable[Verdict]) -> Verdict | None:
+    return next((v for v in verdicts if v.inactive), None)
+
+
+def test_a_silence_by_day_is_caught_and_does_not_feed_its_own_limit() -> None:
+    home = learned_home()
+    day = MONDAY + timedelta(days=14)
+    before = [e for e in ordinary_day(day) if e.at <= day + timedelta(hours=10)]
+    last = before[-1].at
+    home.run(last, before)
+    limit = home.detector._gap_limit(last, "Living")
+    verdicts = home.run(last + timedelta(hours=6))
+    alarm = first_inactive(verdicts)
+    assert alarm is not None
+    assert alarm.reason == "unusual_gap"
+    assert alarm.since == last
+    assert alarm.limit is not None
+    # Caught within the home's own (learned) limit, well before the 3 h safety net.
+    assert alarm.limit < timedelta(hours=2)
+    assert not alarm.learning
+    # Six hours of silence later the limit has not grown: the ongoing gap is not a sample.
+    home.detector._cache.clear()
+    assert home.detector._gap_limit(last, "Living") == limit
+
+
+def test_a_day_out_is_away_and_never_learned() -> None:
+    home = learned_home(8)
+    day = MONDAY + timedelta(days=8)
+    leave = day + timedelta(hours=10)
+    # The hall's motion ends 20 s after the door closes: the one leaving, not someone inside.
+    out = [motion("Hall", leave - timedelta(minutes=1)), door(leave)]
+    out.append(motion("Hall", leave + timedelta(seconds=20), on=False, seen=True))
+    home.run(leave + timedelta(hours=1), [e for e in ordinary_day(day) if e.at < leave] + out)
+    assert (home.verdict.state, home.verdict.away, home.verdict.since) == (AWAY, True, leave)
+    before = home.detector.history.gaps.per_day_maxima(20, ANY)
+    back = leave + timedelta(hours=7)
+    verdicts = home.run(back + timedelta(minutes=5), [door(back), motion("Hall", back)])
+    assert first_inactive(verdicts) is None
+    assert home.verdict.state == ACTIVE
+    # Seven hours out are no gap of this home's: nothing that long was learned.
+    assert max(home.detector.history.gaps.per_day_maxima(20, ANY)) == max(before)
+
+
+def test_a_pet_in_one_room_does_not_end_an_absence() -> None:
+    home = learned_home(8)
+    leave = home.now + timedelta(hours=10)
+    home.run(leave, [motion("Hall", leave - timedelta(minutes=1)), door(leave)])
+    cat = [motion("Living", leave + timedelta(minutes=m)) for m in range(30, 300, 40)]
+    home.run(leave + timedelta(hours=5), cat)
+    assert home.verdict.state == AWAY
+
+
+def test_the_morning_edge_follows_the_home() -> None:
+    home = learned_home()
+    day = MONDAY + timedelta(days=14)
+    # Asleep at 8:00 is usual for nobody here (up at 7), but still within the margin.
+    verdicts = home.run(day + timedelta(hours=7, minutes=30))
+    assert {v.state for v in verdicts[-60:]} == {RESTING}
+    alarm = first_inactive(home.run(day + timedelta(hours=12)))
+    assert alarm is not None
+    assert alarm.reason == "not_up"
+    assert alarm.since is not None
+    assert alarm.since.date() == (day - timedelta(days=1)).date()  # the night's last activity
+
+
+def test_a_late_riser_is_not_alarmed_at_seven() -> None:
+    home = learned_home(wake=9.5, bed=23.5)
+    day = MONDAY + timedelta(days=14)
+    trip = [e for e in ordinary_day(day - timedelta(days=1)) if e.at >= day]
+    assert first_inactive(home.run(day + timedelta(hours=9, minutes=45), trip)) is None
+
+
+def test_a_long_bathroom_visit_at_night_is_caught() -> None:
+    home = learned_home()
+    day = MONDAY + timedelta(days=14)
+    trip = day + timedelta(hours=3)
+    home.run(trip + timedelta(minutes=2), [motion("Hall", trip), motion("Bathroom", trip)])
+    alarm = first_inactive(home.run(trip + timedelta(hours=4)))
+    assert alarm is not None
+    assert (alarm.reason, alarm.since) == ("unusual_gap", trip)
+    assert alarm.limit is not None
+    assert alarm.limit <= timedelta(minutes=90)  # bathroom visits here last ten minutes
+
+
+def test_sleep_after_a_night_visit_is_no_alarm() -> None:
+    home = learned_home()
+    day = MONDAY + timedelta(days=14)
+    assert first_inactive(home.run(day + timedelta(hours=7, minutes=30), ordinary_day(day))) is None
+
+
+def test_a_lone_sensor_firing_for_hours_is_seen_through() -> None:
+    home = learned_home()
+    day = MONDAY + timedelta(days=14)
+    fall = day + timedelta(hours=10)
+    before = [e for e in ordinary_day(day) if e.at <= fall]
+    cat = [motion("Kitchen", fall + timedelta(minutes=m)) for m in range(15, 600, 25)]
+    alarm = first_inactive(home.run(fall + timedelta(hours=9), before + cat))
+    assert alarm is not None
+    assert alarm.reason == "one_sensor"
+    assert alarm.since is not None
+    assert alarm.since <= fall
+
+
+def test_blind_while_the_bridge_is_unreachable() -> None:
+    home = learned_home(3)
+    verdicts = home.run(home.now + timedelta(hours=8), reachable=False)
+    assert {(v.state, v.reason) for v in verdicts} == {(UNKNOWN, "unreachable")}
+
+
+def test_learning_uses_priors_from_the_first_day() -> None:
+    home = Home()
+    start = MONDAY + timedelta(hours=8)
+    home.run(start, [motion("Kitchen", start - timedelta(minutes=1))])
+    alarm = first_inactive(home.run(start + timedelta(hours=4)))
+    assert alarm is not None
+    assert alarm.learning
+    assert alarm.confidence < 0.2
+
+
+def test_the_safety_net_counts_from_the_end_of_quiet_hours() -> None:
+    home = Home(safety_net=timedelta(hours=1), quiet_hours=(time(22), time(7)))
+    home.run(MONDAY + timedelta(hours=1), [motion("Hall", MONDAY + timedelta(minutes=30))])
+    verdicts = home.run(MONDAY + timedelta(hours=8, minutes=30))
+    nets = [v for v in verdicts if v.reason == "safety_net"]
+    assert nets
+    assert home.now - timedelta(minutes=30) <= MONDAY + timedelta(hours=8, minutes=1)
+
+
+def test_a_day_of_little_activity_is_flagged_not_alarmed() -> None:
+    home = learned_home()
+    day = MONDAY + timedelta(days=14)
+    # Ill: up late, a movement an hour between the same two rooms.
+    slow = [
+        motion("Living" if h % 2 else "Kitchen", day + timedelta(hours=h)) for h in range(9, 21)
+    ]
+    verdicts = home.run(day + timedelta(hours=20, minutes=30), slow)
+    assert any(v.low_activity_today for v in verdicts)
+    ordinary = learned_home()
+    usual = ordinary.run(day + timedelta(hours=20), ordinary_day(day))
+    assert not any(v.low_activity_today for v in usual)
+
+
+def test_restore_keeps_what_was_learned() -> None:
+    home = learned_home(8)
+    restored = InactivityDetector.restore(home.detector.export(), UTC)
+    when = MONDAY + timedelta(days=8, hours=10)
+    assert restored._gap_limit(when, "Living") == home.detector._gap_limit(when, "Living")
+    assert restored.history.wakes == home.detector.history.wakes
+    broken = InactivityDetector.restore(
+        {"history": {"gaps": {"x": 1, "3": {"99": {"*": 1}}}, "wakes": "no"}, "last_at": 5}, UTC
+    )
+    assert broken.last_at is None
+    assert broken.history.gaps.days == {}
+
+
+def test_the_relay_schema_knows_every_state_and_reason() -> None:
+    assert set(VERDICT_STATES) == {ACTIVE, RESTING, AWAY, INACTIVE, UNKNOWN}
+    from custom_components.hpoll.activity.detector import REASONS
+
+    assert set(VERDICT_REASONS) == {*REASONS, "no_activity", "unreachable"}
+    report = learned_home(2).verdict.as_report()
+    assert report["limit_minutes"] is None or report["limit_minutes"] <= MAX_LIMIT_MINUTES
