@@ -1,7 +1,7 @@
 """The inactivity verdict of each home's newest report.
 
 Revision ID: 0005
-Revises: 0003 (0004 once the dashboard's migration is merged before it)
+Revises: 0004
 Create Date: 2026-11-30
 """
 
