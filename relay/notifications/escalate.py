@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+import itertools
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, select, update
 
-from ..storage.models import ALERTS, CAREGIVERS, HOMES, SUBSCRIPTIONS
+from ..storage.models import ALERTS, CAREGIVERS, HOMES, IN_LIST, SUBSCRIPTIONS
 from .alerting import OPEN, AlertEvent
 from .outbox import Message, enqueue
 
@@ -29,37 +30,46 @@ class Watcher:
 
 
 def load_watchers(connection: Connection, home_ids: set[str]) -> dict[str, list[Watcher]]:
-    """Who watches each home, in escalation order."""
+    """Who watches each home, in escalation order (homes read IN_LIST at a time: a tick after
+    a regional outage can concern more homes than a statement may have parameters)."""
     found: defaultdict[str, list[Watcher]] = defaultdict(list)
-    if not home_ids:
-        return found
-    rows = connection.execute(
-        select(
-            SUBSCRIPTIONS.c.home_id,
-            SUBSCRIPTIONS.c.alert_kinds,
-            SUBSCRIPTIONS.c.escalation_order,
-            CAREGIVERS.c.id,
-            CAREGIVERS.c.name,
-            CAREGIVERS.c.quiet_start,
-            CAREGIVERS.c.quiet_end,
+    for chunk in itertools.batched(sorted(home_ids), IN_LIST):
+        rows = connection.execute(
+            select(
+                SUBSCRIPTIONS.c.home_id,
+                SUBSCRIPTIONS.c.alert_kinds,
+                SUBSCRIPTIONS.c.escalation_order,
+                CAREGIVERS.c.id,
+                CAREGIVERS.c.name,
+                CAREGIVERS.c.quiet_start,
+                CAREGIVERS.c.quiet_end,
+            )
+            .join(CAREGIVERS, CAREGIVERS.c.id == SUBSCRIPTIONS.c.caregiver_id)
+            .where(SUBSCRIPTIONS.c.home_id.in_(chunk))
+            .order_by(SUBSCRIPTIONS.c.escalation_order, CAREGIVERS.c.id)
         )
-        .join(CAREGIVERS, CAREGIVERS.c.id == SUBSCRIPTIONS.c.caregiver_id)
-        .where(SUBSCRIPTIONS.c.home_id.in_(sorted(home_ids)))
-        .order_by(SUBSCRIPTIONS.c.escalation_order, CAREGIVERS.c.id)
-    )
-    for row in rows:
-        quiet = (row.quiet_start, row.quiet_end) if row.quiet_start and row.quiet_end else None
-        found[row.home_id].append(
-            Watcher(row.id, row.name, frozenset(row.alert_kinds or ()), row.escalation_order, quiet)
-        )
+        for row in rows:
+            quiet = (row.quiet_start, row.quiet_end) if row.quiet_start and row.quiet_end else None
+            found[row.home_id].append(
+                Watcher(
+                    row.id, row.name, frozenset(row.alert_kinds or ()), row.escalation_order, quiet
+                )
+            )
     return found
 
 
 def load_homes(connection: Connection, home_ids: set[str]) -> dict[str, tuple[str, ZoneInfo]]:
-    rows = connection.execute(
-        select(HOMES.c.id, HOMES.c.name, HOMES.c.timezone).where(HOMES.c.id.in_(sorted(home_ids)))
-    )
-    return {row.id: (row.name, ZoneInfo(row.timezone)) for row in rows}
+    """Each home's name and timezone (IN_LIST homes a statement)."""
+    zones: dict[str, ZoneInfo] = {}
+    homes: dict[str, tuple[str, ZoneInfo]] = {}
+    for chunk in itertools.batched(sorted(home_ids), IN_LIST):
+        rows = connection.execute(
+            select(HOMES.c.id, HOMES.c.name, HOMES.c.timezone).where(HOMES.c.id.in_(chunk))
+        )
+        for row in rows:
+            zone = zones.get(row.timezone) or zones.setdefault(row.timezone, ZoneInfo(row.timezone))
+            homes[row.id] = (row.name, zone)
+    return homes
 
 
 def urgent_body(event: AlertEvent, settings: NotifySettings, next_in_line: str | None) -> str:
