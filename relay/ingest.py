@@ -19,12 +19,16 @@ import itertools
 import json
 import logging
 import os
+from pathlib import Path
+import shutil
 import sqlite3
+import stat
+import time
 from typing import Any, Literal
 
 from sqlalchemy import and_, bindparam, case, event, func, or_, select, text, tuple_, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, StatementError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .clock import utcnow
@@ -46,6 +50,8 @@ MAX_BATCH = 512
 
 #: "conflict": the report_id is stored already with a different body.
 type Outcome = Literal["stored", "duplicate", "conflict"]
+#: /healthz says 503 when the SQLite database's disk has less room than this.
+MIN_FREE_BYTES = 4 * 1024 * 1024
 #: Over this much WAL the writer checkpoints it itself (TRUNCATE), between two batches.
 WAL_CHECKPOINT_BYTES = 16 * 1024 * 1024
 
@@ -58,11 +64,18 @@ class UnstorableError(StorageError):
     """The database refuses this report's data itself: retrying cannot help (422)."""
 
 
-def _unavailable(err: BaseException) -> bool:
-    """The database (not one report's data) failed: the disk, a permission, the server."""
-    return isinstance(err, OperationalError | InterfaceError | OSError) or (
-        isinstance(err, DBAPIError) and err.connection_invalidated
-    )
+def _data_error(err: BaseException) -> bool:
+    """The database refused a report's DATA (a value it cannot hold), not its own state:
+    retrying cannot help, and the other reports of the batch are not at fault. Anything else
+    (disk full, read-only, permissions, a lost server) is the database's, answered 503."""
+    if isinstance(err, DBAPIError):
+        code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
+        if code:  # PostgreSQL: class 22 data exception, 23 integrity violation
+            return str(code)[:2] in ("22", "23")
+        return isinstance(err, DataError | IntegrityError)
+    if isinstance(err, StatementError):  # while binding parameters
+        return isinstance(err.orig, UnicodeError | ValueError | TypeError)
+    return isinstance(err, UnicodeError | ValueError | TypeError)  # sqlite3 binding, unwrapped
 
 
 #: The write /healthz commits: alembic's one-row table, set to itself (no schema of its own).
@@ -72,10 +85,14 @@ _PROBE = text("UPDATE alembic_version SET version_num = version_num")
 def describe(err: BaseException) -> str:
     """Why the database failed, for /healthz and logs: SQLite's messages are fixed texts (no
     data in them); other drivers' may name hosts or values, so only their error type is said."""
-    cause = err.orig if isinstance(err, DBAPIError) else err
+    cause: BaseException = err.orig if isinstance(err, DBAPIError) and err.orig else err
     if isinstance(cause, sqlite3.Error):
         return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
-    return type(cause).__name__
+    # SQLAlchemy's asyncpg adapter wraps asyncpg's exception, whose class says what happened
+    # (ReadOnlySQLTransactionError, DiskFullError, CannotConnectNowError…).
+    name = type(cause.__cause__ or cause).__name__
+    code = getattr(cause, "sqlstate", None)
+    return f"{name} (SQLSTATE {code})" if code else name
 
 
 def _same_report(stored: str, body: str) -> bool:
@@ -359,6 +376,23 @@ def _home_update(dialect: str) -> Any:
     )
 
 
+def _align_sidecars(database: Path) -> None:
+    """SQLite creates ``-wal`` and ``-shm`` with the database file's mode of that moment: made
+    while the database was read-only, they stay read-only after it is writable again (and so
+    does every connection). Give them the database's mode back once it is writable."""
+    try:
+        if not os.access(database, os.W_OK):
+            return
+        mode = stat.S_IMODE(database.stat().st_mode)
+        for suffix in ("-wal", "-shm"):
+            sidecar = database.with_name(database.name + suffix)
+            if sidecar.exists() and not os.access(sidecar, os.W_OK):
+                sidecar.chmod(mode)
+                _LOGGER.warning("%s was read-only; given the database's mode again", sidecar.name)
+    except OSError as err:
+        _LOGGER.error("cannot repair the database's side files: %s", err.strerror)
+
+
 class IngestWriter:
     """The single writer task behind every ingest request.
 
@@ -376,6 +410,9 @@ class IngestWriter:
         self._sync_engine: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._checkpointer: asyncio.Task[None] | None = None
+        #: When and why the last batch failed, if the database failed it and none succeeded
+        #: since.
+        self.last_failure: tuple[float, str] | None = None
         if engine.dialect.name == "sqlite":
             self._sync_engine = create_sync_sqlite_engine(engine.url)
             # The writer never checkpoints (a checkpoint's fsync would stall a batch); a
@@ -430,29 +467,49 @@ class IngestWriter:
     async def probe(self) -> str | None:
         """Commit a write that changes nothing, the way reports are written: None when it
         commits, else why not (a fixed description, no SQL or parameters)."""
-        try:
-            if self._thread is not None:
-                await asyncio.get_running_loop().run_in_executor(self._thread, self._probe_sync)
+        if self._sync_engine is not None:
+            try:
+                free = shutil.disk_usage(Path(str(self._sync_engine.url.database)).parent).free
+            except OSError as err:
+                return f"cannot read the disk's free space: {err.strerror}"
+            if free < MIN_FREE_BYTES:
+                return f"disk full ({free // 1024} KiB free, reports need {MIN_FREE_BYTES // 1024})"
+        if self.last_failure is not None and time.monotonic() - self.last_failure[0] < 30:
+            # The last batch failed for the database's sake and none has succeeded since: the
+            # probe's one-row write may fit where reports do not.
+            return self.last_failure[1]
+        for attempt in (1, 2):
+            try:
+                if self._thread is not None:
+                    loop = asyncio.get_running_loop()
+                    await loop.run_in_executor(self._thread, self._probe_sync)
+                else:
+                    async with self._engine.begin() as connection:
+                        await connection.execute(_PROBE)
+            except Exception as err:
+                await self._recover()
+                if attempt == 2:
+                    return describe(err)
             else:
-                async with self._engine.begin() as connection:
-                    await connection.execute(_PROBE)
-        except Exception as err:
-            if _unavailable(err):
-                self._recover()
-            return describe(err)
-        return None
+                return None
+        raise AssertionError("unreachable")
 
     def _probe_sync(self) -> None:
         assert self._sync_engine is not None
         with self._sync_engine.begin() as connection:
             connection.execute(_PROBE)
 
-    def _recover(self) -> None:
-        """After a failure of the database itself, open fresh connections next time: a SQLite
-        connection opened while the file was read-only stays read-only, and one that saw a
-        full disk may hold a broken journal."""
-        if self._sync_engine is not None:
-            self._sync_engine.dispose()
+    async def _recover(self) -> None:
+        """After a failure of the database itself, open fresh connections next time. On SQLite
+        that means closing EVERY connection of this process to the file: SQLite shares one
+        memory map of the WAL index per file among them, and one opened while the file was
+        read-only keeps every later connection read-only too, until all are closed."""
+        if self._sync_engine is None:
+            return
+        self._sync_engine.dispose()
+        self._checkpoint_engine.dispose()
+        await self._engine.dispose()
+        _align_sidecars(Path(str(self._sync_engine.url.database)))
 
     async def submit(self, home_id: str, body: str, report: dict[str, Any]) -> Outcome:
         """Queue a validated report; return once it is committed (or raise StorageError)."""
@@ -510,8 +567,9 @@ class IngestWriter:
         except Exception as err:
             self._metrics.db_errors += 1
             _LOGGER.error("storing %d reports failed: %s", len(batch), describe(err))
-            if _unavailable(err):
-                self._recover()
+            if not _data_error(err):
+                self.last_failure = (time.monotonic(), describe(err))
+                await self._recover()
             elif len(batch) > 1:
                 # One report's data broke the batch: halve until it stands alone, so no other
                 # report pays for it (log2(batch) more transactions, only on this rare path).
@@ -520,15 +578,16 @@ class IngestWriter:
                 await self._write(batch[middle:])
                 return
             error = (
-                StorageError("the database is unavailable")
-                if _unavailable(err) or not isinstance(err, StatementError)
-                else UnstorableError("the database cannot store this report's data")
+                UnstorableError("the database cannot store this report's data")
+                if _data_error(err)
+                else StorageError("the database is unavailable")
             )
             for submission in batch:
                 if not submission.done.done():
                     submission.done.set_exception(error)
             return
         self._metrics.batches += 1
+        self.last_failure = None
         for submission, outcome in zip(batch, outcomes, strict=True):
             if not submission.done.done():
                 submission.done.set_result(outcome)

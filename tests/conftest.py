@@ -26,6 +26,13 @@ def load_resources() -> list[dict[str, Any]]:
     return data
 
 
+@pytest.fixture(autouse=True)
+def _allow_private_targets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test sinks listen on 127.0.0.1: allowed, as an operator would allow a LAN service
+    (tests of the refusal remove it)."""
+    monkeypatch.setenv("HPOLL_RELAY_ALLOW_PRIVATE_TARGETS", "1")
+
+
 @pytest.fixture
 def resources() -> list[dict[str, Any]]:
     """The captured resource list."""

@@ -204,7 +204,7 @@ async def metrics(request: web.Request) -> web.Response:
     gauges: dict[str, float] = {"hpoll_ingest_pending": relay.writer.pending}
     try:
         gauges |= await notification_gauges(relay.engine)
-    except SQLAlchemyError:
+    except (SQLAlchemyError, OSError):
         relay.metrics.db_errors += 1
     if (notifier := relay.notifier) is not None:
         gauges["hpoll_notifications_sent_total"] = notifier.dispatcher.sent

@@ -48,6 +48,13 @@ async def _fresh_postgres_database() -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
+@pytest.fixture(autouse=True)
+def _secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relay on PostgreSQL needs an explicit key: every test's relay gets a fresh one (tests
+    of key files and of its absence remove it)."""
+    monkeypatch.setenv("HPOLL_RELAY_SECRET_KEY", Fernet.generate_key().decode())
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database URL nobody else uses: a new SQLite file, or a new PostgreSQL database."""
