@@ -4,21 +4,24 @@ statement may carry, planning off the serving loop, and its duration on /metrics
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 import threading
 from typing import Any
 
 from cryptography.fernet import Fernet
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import Admin
 from relay.metrics import Metrics
 from relay.notifications import worker
 from relay.notifications.escalate import load_homes, load_watchers
-from relay.notifications.outbox import Dispatcher
-from relay.notifications.plan import NotifySettings, _digest_caregivers
+from relay.notifications.outbox import Dispatcher, Message, enqueue_many
+from relay.notifications.plan import NotifySettings, _digest_caregivers, plan
+from relay.notifications.send import Delivery
 from relay.secretbox import SecretBox
+from relay.storage.models import NOTIFICATIONS
 
 #: More than SQLite (32,766) and asyncpg (32,767) accept as parameters of one statement: the
 #: homes of one tick after a regional outage.
@@ -53,11 +56,10 @@ async def test_planning_runs_beside_the_serving_loop_and_is_timed(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[int] = []
-    original = worker.plan
 
     def recording_plan(connection: Connection, *args: Any) -> Any:
         threads.append(threading.get_ident())
-        return original(connection, *args)
+        return plan(connection, *args)
 
     monkeypatch.setattr(worker, "plan", recording_plan)
     metrics = Metrics()
@@ -82,3 +84,30 @@ async def test_planning_runs_beside_the_serving_loop_and_is_timed(
     assert 1 <= int(lines["hpoll_plan_seconds_count"]) <= len(threads)
     assert lines['hpoll_plan_seconds_bucket{le="+Inf"}'] == lines["hpoll_plan_seconds_count"]
     assert float(lines["hpoll_plan_last_seconds"]) > 0
+
+
+async def test_a_long_dispatch_claims_each_batch_at_its_own_time(engine: AsyncEngine) -> None:
+    # Thousands of summaries take minutes to send; a claim dated at the start of the run could
+    # expire while its message is still being sent, and another replica would send it again.
+    box = SecretBox(Fernet.generate_key())
+    admin = Admin(engine, box)
+    home = await admin.add_home("Mum's flat", "Europe/Berlin")
+    caregiver = await admin.add_caregiver("Ann", "json://relay-test.example/")
+    start = datetime.now(UTC)
+    messages = [
+        Message(caregiver, home.id, "summary", f"k{n}", f"Summary {n}", "All normal", start)
+        for n in range(3)
+    ]
+    async with engine.begin() as connection:
+        await connection.run_sync(enqueue_many, messages, start)
+
+    async def slow(_url: str, _title: str, _body: str) -> Delivery:
+        await asyncio.sleep(0.3)
+        return Delivery(True, "delivered")
+
+    sent = await Dispatcher(engine, box, sender=slow).run_once(start, batch=1)
+    assert sent == 3
+    async with engine.connect() as connection:
+        times = sorted((await connection.execute(select(NOTIFICATIONS.c.sent_at))).scalars().all())
+    assert times[0] >= start
+    assert times[2] - times[0] >= timedelta(seconds=0.5)
