@@ -9,8 +9,10 @@ What runs (everything real, on this machine):
   * bench/scale_homes.py, a load generator that behaves like homes (see its docstring).
 
 Sizes: ``BENCH_SCALE=full`` runs 100,000 homes (12,000 subscriptions due at one minute in
-Europe/Berlin, offered 1,700 reports/s); the default is a small run (1,000 homes) that
+Europe/Berlin, offered 1,700 reports/s; ``BENCH_HOMES=N`` scales homes, crowd and rate to N
+homes); the default is a small run (1,000 homes, a 5 s planning interval) that
 ``scripts/test`` runs through tests/relay/test_bench_scale.py to show the bench works.
+``BENCH_WORKDIR=DIR`` keeps the replicas' and HAProxy's logs and the raw figures there.
 
 Compressed, because one machine with 2 cores hosts homes, balancer, replicas and database, and
 the run lasts minutes, not days (every compression is also in the JSON, "compression"):
@@ -47,6 +49,7 @@ Measured, one JSON line at the end (figures of the homes phase unless said other
   alerts_opened, alerts_resolved       per kind
   db_bytes_per_report, db_bytes_per_activity_row, db_mb_per_home_day, db_mb_total
   retention_rows, retention_s, retention_rows_per_s, retention_hourly_s_at_100k
+  pg_dump_s, pg_dump_mb                a pg_dump -Fc of the database after the run
   replica_peak_rss_mb                  VmHWM of each replica process (the killed one, the one
                                        restarted in its place, the other)
   relay_max_rps, relay_max_p99_ms      closed loop through HAProxy to both replicas
@@ -63,6 +66,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Iterator, Sequence
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 import json
@@ -84,6 +88,7 @@ sys.path.insert(0, str(ROOT))
 from aiohttp import ClientError, ClientSession, web  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
 from bench.relay_ingest import create_database, storage_floor  # noqa: E402
@@ -558,6 +563,33 @@ async def retention(engine: AsyncEngine) -> dict[str, float]:
     }
 
 
+def backup(url: str) -> dict[str, float]:
+    """A ``pg_dump -Fc`` of the whole database (what README's nightly backup runs)."""
+    parsed = make_url(url)
+    pg_dump = Path(sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_dump"))[-1])
+    with tempfile.NamedTemporaryFile(suffix=".dump") as target:
+        started = time.perf_counter()
+        subprocess.run(
+            [
+                str(pg_dump),
+                "-Fc",
+                "-h",
+                str(parsed.host),
+                "-p",
+                str(parsed.port),
+                "-U",
+                str(parsed.username),
+                "-f",
+                target.name,
+                str(parsed.database),
+            ],
+            check=True,
+        )
+        seconds = time.perf_counter() - started
+        size = Path(target.name).stat().st_size
+    return {"pg_dump_s": round(seconds, 1), "pg_dump_mb": round(size / 1e6, 1)}
+
+
 def generator(
     config: dict[str, Any], workdir: Path, name: str
 ) -> tuple[subprocess.Popen[str], float]:
@@ -635,8 +667,9 @@ class ScaleRun:
             engine = create_engine(await create_database(pg_url, "scale"))
             try:
                 await self.relays(engine)
-                say("retention")
+                say("retention, backup")
                 self.result |= await retention(engine)
+                self.result |= await asyncio.to_thread(backup, engine.url.render_as_string(False))
             finally:
                 for replica in self.replicas:
                     replica.stop()
@@ -893,8 +926,14 @@ def db_figures(before: dict[str, float], after: dict[str, float]) -> dict[str, A
 
 
 def main() -> None:
-    """Run at the size BENCH_SCALE says (small by default); one JSON line at the end."""
+    """Run at the size BENCH_SCALE says (small by default; BENCH_HOMES scales the full run's
+    homes, crowd and rate to another number of homes); one JSON line at the end."""
     size = FULL if os.environ.get("BENCH_SCALE") == "full" else SMALL
+    if homes := int(os.environ.get("BENCH_HOMES", "0")):
+        share = homes / size.homes
+        size = dataclasses.replace(
+            size, homes=homes, morning=round(size.morning * share), rate=size.rate * share
+        )
     keep = os.environ.get("BENCH_WORKDIR")  # logs and figures stay there (for a look after)
     with tempfile.TemporaryDirectory(prefix="hpoll-scale-") as tmp:
         workdir = Path(keep or tmp)

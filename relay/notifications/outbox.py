@@ -104,7 +104,7 @@ class Dispatcher:
         engine: AsyncEngine,
         box: SecretBox | None,
         *,
-        concurrency: int = 4,
+        concurrency: int = 8,
         sender: Sender | None = None,
     ) -> None:
         """``sender`` defaults to Apprise (``notify.deliver``)."""
