@@ -14,31 +14,41 @@ homes); the default is a small run (1,000 homes, a 5 s planning interval) that
 ``scripts/test`` runs through tests/relay/test_bench_scale.py to show the bench works.
 ``BENCH_WORKDIR=DIR`` keeps the replicas' and HAProxy's logs and the raw figures there.
 
+The run, in order: the closed loop (the highest rate the replicas sustain); the offered load
+(the homes at the target rate, 1,700 reports/s at full size, for 40 s after a warm-up); then the
+timeline at a rate the replicas sustain (70 % of the closed loop's, or the target when lower):
+replica 1 killed -9 and restarted, the crowd's summaries, the end of an outage, alerts opening
+and resolving. Then retention, a pg_dump, and the floors.
+
 Compressed, because one machine with 2 cores hosts homes, balancer, replicas and database, and
-the run lasts minutes, not days (every compression is also in the JSON, "compression"):
+the run lasts minutes, not days (say so with every figure):
   * registration is bulk (COPY into the relay's tables, tokens and encrypted Apprise URLs made
     by the relay's own functions), not 100,000 ``home add`` calls;
   * "the 08:00 crowd": 12,000 subscriptions at one wall-clock minute in Europe/Berlin; the
-    minute is the first one after the run has warmed up (the relay treats every HH:MM alike),
-    and their homes have a seeded day of activity to summarise;
+    minute is the first one after the kill (the relay treats every HH:MM alike), and their
+    homes have a seeded day of activity to summarise;
+  * in the timeline, when the replicas cannot sustain the target rate on this machine, the
+    "active" homes report less often than once a minute (``timeline_report_interval_s``); the
+    homes whose alerts are watched still report every minute, and planning and summaries run
+    at full size;
   * alert thresholds are the per-home settings an operator can set (``home set``): 1 minute
     for stale, offline and inactivity instead of 30/60/180, active hours all day;
   * an outage is 20 queued reports per home (20 minutes), flushed when the outage ends;
-  * the homes' schedules are real time: a report a minute when active (the interval is set so
-    the homes offer the target rate), a heartbeat every 10 minutes when idle;
   * database size per home per day is measured per report and per activity row and scaled to
     a day (16 active hours at a report a minute, 8 quiet hours of heartbeats); the retention
     job deletes a copy of the run's reports dated 31 days back, and its rate is scaled to the
     hourly prune at 100,000 homes.
 
 Measured, one JSON line at the end (figures of the homes phase unless said otherwise):
-  offered_rps, report_interval_s       what the homes offered (steady window)
-  steady_rps, steady_p50_ms, steady_p99_ms   answered reports/s and latency from the moment a
-                                       home meant to send (steady window: after warm-up, before
-                                       the kill)
-  non_2xx, non_2xx_steady, send_errors answers that were not 2xx / connection failures, whole
-                                       run (each is retried by the home, like the integration)
+  relay_max_rps, relay_max_p99_ms      closed loop through HAProxy to both replicas: the highest
+                                       sustained rate
+  offered_rps, report_interval_s       the offered load and the active homes' interval for it
+  steady_rps, steady_p50_ms, steady_p99_ms, non_2xx_steady   answered reports/s, latency from
+                                       the moment a home meant to send, non-2xx, at that load
+  timeline_rps, timeline_report_interval_s, timeline_p50_ms, timeline_p99_ms   the timeline
   kill_p99_ms, flush_p99_ms            latency while a replica is down / while outage queues flush
+  non_2xx, send_errors, failure_kinds  not 2xx / connection failures, whole run (each retried by
+                                       the home, like the integration)
   lb_retries, lb_redispatches          what HAProxy retried on the other replica
   acked_reports, lost_reports          2xx answers, and of those not in the database (must be 0)
   unacked_at_end                       reports still waiting at a home when the run ended
@@ -52,7 +62,6 @@ Measured, one JSON line at the end (figures of the homes phase unless said other
   pg_dump_s, pg_dump_mb                a pg_dump -Fc of the database after the run
   replica_peak_rss_mb                  VmHWM of each replica process (the killed one, the one
                                        restarted in its place, the other)
-  relay_max_rps, relay_max_p99_ms      closed loop through HAProxy to both replicas
   http_floor_rps                       the same closed loop to two bare aiohttp endpoints
                                        (bench/http_floor.py) behind the same HAProxy
   storage_floor_rps                    the relay's store_batch alone on the same PostgreSQL
@@ -147,7 +156,7 @@ ACTIVE_BUCKETS_PER_DAY = 16 * 4
 
 @dataclass(frozen=True)
 class Size:
-    """One run's dimensions and timeline (seconds from the start of the homes phase)."""
+    """One run's dimensions and timeline (seconds from the start of each homes phase)."""
 
     name: str
     homes: int
@@ -155,6 +164,7 @@ class Size:
     rate: float
     notify_seconds: float
     warmup: float
+    offered_seconds: float
     kill_at: float
     down_for: float
     morning_lead: float
@@ -165,8 +175,13 @@ class Size:
     outage_reports: int
 
 
-FULL = Size("full", 100_000, 12_000, 1_700, 60, 15, 45, 5, 75, 65, 30, 15, 64, 20)
-SMALL = Size("small", 1_000, 150, 40, 5, 3, 8, 2, 14, 6, 8, 3, 16, 5)
+FULL = Size("full", 100_000, 12_000, 1_700, 60, 10, 40, 45, 5, 75, 65, 30, 15, 64, 20)
+SMALL = Size("small", 1_000, 150, 40, 5, 2, 5, 8, 2, 14, 4, 5, 3, 16, 5)
+#: The timeline (kill, morning, outage) runs at this share of the rate the replicas sustained
+#: in the closed loop, or at the offered rate when that is lower.
+SUSTAINABLE = 0.7
+#: Kinds that report once a minute whatever the rate (scale_homes.py): their alerts are watched.
+WATCHED = ("battery", "replaced", "offline", "outage", "inactive")
 
 
 # -- processes -------------------------------------------------------------------------------
@@ -683,7 +698,8 @@ class ScaleRun:
         return self.result
 
     async def relays(self, engine: AsyncEngine) -> None:
-        """Register, start the replicas and the balancer, run the homes and the closed loop."""
+        """Register, start the replicas and the balancer; the closed loop, the offered load,
+        then the timeline at a rate the replicas sustain."""
         await upgrade(engine)
         say(f"registering {self.size.homes} homes")
         key = Fernet.generate_key()
@@ -705,61 +721,109 @@ class ScaleRun:
         before = await table_sizes(engine, phase_start)
         with balancer(self.haproxy, [r.port for r in self.replicas], self.workdir) as ports:
             await wait_http(f"http://127.0.0.1:{ports[0]}/healthz", None)
-            figures = await self.homes(ports[0], kinds, engine)
+            say("closed loop through the balancer to the replicas")
+            closed = await closed_loop(ports[0], self.homes_file, self.size, self.workdir, "relay")
+            self.result["relay_max_rps"] = round(closed["rps"], 1)
+            self.result["relay_max_p99_ms"] = round(closed["p99_ms"], 1)
+            self.result["relay_max_failures"] = closed["failures"]
+            offered = await self.offered(ports[0], kinds)
+            await asyncio.sleep(5)  # what the offered load left queued drains
+            rate = min(self.size.rate, SUSTAINABLE * closed["rps"])
+            timeline = await self.timeline(ports[0], kinds, engine, rate)
             self.result |= await balancer_counters(ports[1])
             say("homes done; waiting for the morning crowd's summaries")
             await self.morning_done(engine)
             after = await table_sizes(engine, bucket_start(phase_start))
             self.result |= await messages(engine, self.sink, self.slot_epoch, self.size.morning)
-            self.result["lost_reports"] = await lost_reports(engine, self.workdir / "homes.acked")
-            say("closed loop through the balancer to the replicas")
-            closed = await closed_loop(ports[0], self.homes_file, self.size, self.workdir, "relay")
-        self.result["generator_cpu_s"] = round(figures["cpu_seconds"], 1)
-        self.result["plan_ticks"] = len(self.plans)
-        self.result["plan_max_s"] = round(max(self.plans, default=0.0), 2)
-        self.result["plan_median_s"] = round(statistics.median(self.plans or [0.0]), 2)
-        self.result["relay_max_rps"] = round(closed["rps"], 1)
-        self.result["relay_max_p99_ms"] = round(closed["p99_ms"], 1)
-        self.result["relay_max_failures"] = closed["failures"]
+            self.result["lost_reports"] = sum(
+                [
+                    await lost_reports(engine, self.workdir / f"{name}.acked")
+                    for name in ("offered", "timeline")
+                ]
+            )
+        failures = Counter(what for _, what in offered["failures"] + timeline["failures"])
+        self.result |= {
+            "non_2xx": sum(n for what, n in failures.items() if what.isdigit()),
+            "send_errors": sum(n for what, n in failures.items() if not what.isdigit()),
+            "failure_kinds": dict(failures),
+            "acked_reports": len(offered["latency_ms"]) + len(timeline["latency_ms"]),
+            "unacked_at_end": offered["unacked_at_end"] + timeline["unacked_at_end"],
+            "generator_cpu_s": round(offered["cpu_seconds"] + timeline["cpu_seconds"], 1),
+            "plan_ticks": len(self.plans),
+            "plan_max_s": round(max(self.plans, default=0.0), 2),
+            "plan_median_s": round(statistics.median(self.plans or [0.0]), 2),
+        }
         for replica in self.replicas:
             replica.stop()
         self.result["replica_peak_rss_mb"] = [rss for r in self.replicas for rss in r.rss]
         self.result |= db_figures(before, after)
 
-    async def homes(
-        self, lb_port: int, kinds: dict[str, int], engine: AsyncEngine
+    def homes_config(
+        self, name: str, lb_port: int, seconds: float, interval: float
     ) -> dict[str, Any]:
-        """The homes for the whole timeline; the kill and restart of replica 1 on the way, the
-        crowd's summaries on the first planning grid point after the warm-up and the kill."""
-        size = self.size
-        periodic = size.homes - kinds["silent"] - kinds["idle"]
-        interval = periodic / (size.rate - kinds["idle"] / 600)
-        self.result["report_interval_s"] = round(interval, 1)
-        grid = size.notify_seconds
-        self.slot_epoch = (int((time.time() + size.morning_lead) / grid) + 1) * grid
-        slot = datetime.fromtimestamp(self.slot_epoch, UTC)
-        at = await set_morning(engine, size.morning, slot)
-        self.result["morning_at_local"] = f"{at} {MORNING_ZONE}"
-        flush_at = self.slot_epoch - time.time() + size.flush_after_morning
-        config = {
+        """A homes-mode generator run; its events far away (the timeline sets them)."""
+        return {
             "mode": "homes",
             "port": lb_port,
             "homes_file": str(self.homes_file),
-            "seconds": flush_at + size.tail,
+            "seconds": seconds,
             "interval": interval,
-            "connections": size.connections * 2,
-            "events": {
-                "replace_at": size.kill_at / 2,
-                "resume_at": size.kill_at,
-                "flush_at": flush_at,
-            },
-            "outage_reports": size.outage_reports,
-            "seed": 1,
-            "acked_file": str(self.workdir / "homes.acked"),
-            "out": str(self.workdir / "homes.out"),
+            "connections": self.size.connections * 2,
+            "events": {"replace_at": 1e9, "resume_at": 1e9, "flush_at": 1e9},
+            "outage_reports": self.size.outage_reports,
+            "seed": len(name),
+            "acked_file": str(self.workdir / f"{name}.acked"),
+            "out": str(self.workdir / f"{name}.out"),
         }
-        say(f"homes for {config['seconds']:.0f} s; the crowd's summaries at {at} {MORNING_ZONE}")
-        process, started = generator(config, self.workdir, "homes")
+
+    async def offered(self, lb_port: int, kinds: dict[str, int]) -> dict[str, Any]:
+        """The offered load (1,700 reports/s at full size: 100,000 homes a report a minute)."""
+        size = self.size
+        interval = active_interval(kinds, size.rate)
+        self.result["report_interval_s"] = round(interval, 1)
+        seconds = size.warmup + size.offered_seconds
+        say(f"offered load: {size.rate:.0f} reports/s for {seconds:.0f} s")
+        config = self.homes_config("offered", lb_port, seconds, interval)
+        process, _ = generator(config, self.workdir, "offered")
+        await asyncio.to_thread(process.wait)
+        figures: dict[str, Any] = json.loads((self.workdir / "offered.out").read_text())
+        lo, hi = size.warmup, size.warmup + size.offered_seconds
+        steady = window(figures, lo, hi)
+        offered = sum(1 for second in figures["offered_second"] if lo <= second < hi)
+        self.result |= {
+            "offered_rps": round(offered / (hi - lo), 1),
+            "steady_rps": round(len(steady) / (hi - lo), 1),
+            "steady_p50_ms": round(percentile(steady, 0.5), 1),
+            "steady_p99_ms": round(percentile(steady, 0.99), 1),
+            "non_2xx_steady": sum(
+                1 for second, what in figures["failures"] if what.isdigit() and lo <= second < hi
+            ),
+        }
+        return figures
+
+    async def timeline(
+        self, lb_port: int, kinds: dict[str, int], engine: AsyncEngine, rate: float
+    ) -> dict[str, Any]:
+        """The homes at ``rate``: the kill and restart of replica 1, the crowd's summaries on
+        the first planning grid point after the kill, an outage's queues flushed after them."""
+        size = self.size
+        grid = size.notify_seconds
+        self.slot_epoch = (int((time.time() + size.morning_lead) / grid) + 1) * grid
+        at = await set_morning(engine, size.morning, datetime.fromtimestamp(self.slot_epoch, UTC))
+        self.result["morning_at_local"] = f"{at} {MORNING_ZONE}"
+        flush_at = self.slot_epoch - time.time() + size.flush_after_morning
+        interval = active_interval(kinds, rate)
+        config = self.homes_config("timeline", lb_port, flush_at + size.tail, interval)
+        config["events"] = {
+            "replace_at": size.kill_at / 2,
+            "resume_at": size.kill_at,
+            "flush_at": flush_at,
+        }
+        say(
+            f"timeline at {rate:.0f} reports/s for {config['seconds']:.0f} s; "
+            f"the crowd's summaries at {at} {MORNING_ZONE}"
+        )
+        process, started = generator(config, self.workdir, "timeline")
         seen: dict[int, int] = {}
         ports = [replica.port for replica in self.replicas]
         killed = False
@@ -773,8 +837,18 @@ class ScaleRun:
             await plan_observations(ports, seen, self.plans)
             await asyncio.sleep(1.0)
         await plan_observations(ports, seen, self.plans)
-        figures: dict[str, Any] = json.loads((self.workdir / "homes.out").read_text())
-        self.result |= ingest_figures(size, figures, flush_at)
+        figures: dict[str, Any] = json.loads((self.workdir / "timeline.out").read_text())
+        everything = window(figures, 0, figures["seconds"])
+        kill = window(figures, size.kill_at, size.kill_at + size.down_for + 10)
+        flush = window(figures, flush_at, flush_at + size.tail)
+        self.result |= {
+            "timeline_report_interval_s": round(interval, 1),
+            "timeline_rps": round(len(everything) / figures["seconds"], 1),
+            "timeline_p50_ms": round(percentile(everything, 0.5), 1),
+            "timeline_p99_ms": round(percentile(everything, 0.99), 1),
+            "kill_p99_ms": round(percentile(kill, 0.99), 1),
+            "flush_p99_ms": round(percentile(flush, 0.99), 1),
+        }
         return figures
 
     async def morning_done(self, engine: AsyncEngine) -> None:
@@ -827,35 +901,16 @@ class ScaleRun:
         )
 
 
-def ingest_figures(size: Size, figures: dict[str, Any], flush_at: float) -> dict[str, Any]:
-    """Rates and latencies of the homes phase, by window."""
-    steady_hi = size.kill_at
-    steady = window(figures, size.warmup, steady_hi)
-    kill = window(figures, size.kill_at, size.kill_at + size.down_for + 10)
-    flush = window(figures, flush_at, flush_at + size.tail)
-    failures = figures["failures"]
-    statuses = Counter(what for _, what in failures)
-    return {
-        "offered_rps": round(
-            sum(1 for s in figures["latency_second"] if size.warmup <= s < steady_hi)
-            / (steady_hi - size.warmup),
-            1,
-        ),
-        "steady_rps": round(len(steady) / (steady_hi - size.warmup), 1),
-        "steady_p50_ms": round(percentile(steady, 0.5), 1),
-        "steady_p99_ms": round(percentile(steady, 0.99), 1),
-        "non_2xx": sum(n for what, n in statuses.items() if what.isdigit()),
-        "non_2xx_steady": sum(
-            1 for second, what in failures if what.isdigit() and size.warmup <= second < steady_hi
-        ),
-        "send_errors": sum(n for what, n in statuses.items() if not what.isdigit()),
-        "failure_kinds": dict(statuses),
-        "kill_p99_ms": round(percentile(kill, 0.99), 1),
-        "flush_p99_ms": round(percentile(flush, 0.99), 1),
-        "acked_reports": len(figures["latency_ms"]),
-        "unacked_at_end": figures["unacked_at_end"],
-        "homes_phase_s": round(figures["seconds"], 1),
-    }
+def active_interval(kinds: dict[str, int], rate: float) -> float:
+    """How often the "active" homes report so that all homes offer ``rate`` reports/s (the
+    watched kinds as often, at least once a minute; the idle every 10 minutes)."""
+    watched = sum(kinds.get(kind, 0) for kind in WATCHED)
+    spare = rate - kinds.get("idle", 0) / 600
+    together = (kinds["active"] + watched) / spare if spare > 0 else 3600.0
+    if together <= 60:
+        return together
+    spare -= watched / 60
+    return kinds["active"] / spare if spare > 0 else 3600.0
 
 
 async def messages(

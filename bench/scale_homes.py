@@ -9,6 +9,8 @@ Modes:
     moment the home meant to send (coordinated omission corrected). Kinds of home:
       active    a report every ``interval`` seconds, with the minute's activity
       idle      a heartbeat every 10 minutes, no activity
+    (every other kind reports at least once a minute, whatever ``interval`` is: their alerts
+    are watched)
       silent    never reports
       battery   active; one sensor's battery is low
       replaced  like battery until ``replace_at``, then the battery is new (alert resolves)
@@ -44,6 +46,7 @@ from typing import Any
 import uuid
 
 HEARTBEAT = 600.0
+MINUTE = 60.0
 RETRY_FIRST = 10.0
 ROOMS = ("Kitchen", "Living room", "Bedroom", "Hall")
 TICK = 0.01
@@ -82,6 +85,8 @@ class Figures:
     latency_second: array.array[int] = field(default_factory=lambda: array.array("i"))
     failures: list[tuple[int, str]] = field(default_factory=list)
     acked: list[tuple[str, str]] = field(default_factory=list)
+    #: The second each new report was meant to go (retries not counted): the offered load.
+    offered_second: array.array[int] = field(default_factory=lambda: array.array("i"))
     retries: int = 0
     sent: int = 0
 
@@ -308,6 +313,7 @@ class Load:
         )
         send = report(home, self.wall(at), active, low, self.seq)
         send.intended = at
+        self.figures.offered_second.append(int(at))
         self.queue.put_nowait(send)
         return send
 
@@ -326,6 +332,7 @@ class Load:
                 self.seq,
             )
             send.intended = max(flush_at, self.elapsed())
+            self.figures.offered_second.append(int(send.intended))
             send.done = asyncio.get_running_loop().create_future()
             self.queue.put_nowait(send)
             await send.done
@@ -334,12 +341,14 @@ class Load:
     async def run_homes(self) -> None:
         seconds = float(self.config["seconds"])
         interval = float(self.config["interval"])
+        periods = {"active": interval, "idle": HEARTBEAT}
+        watched = min(MINUTE, interval)
         events = self.config["events"]
         rng = random.Random(7)
         # Each home's phase in its period; sorted, so each tick finds who is due by bisect.
         periodic = {
             kind: sorted(
-                (rng.uniform(0, HEARTBEAT if kind == "idle" else interval), n)
+                (rng.uniform(0, periods.get(kind, watched)), n)
                 for n, home in enumerate(self.homes)
                 if home.kind == kind
             )
@@ -350,7 +359,7 @@ class Load:
         previous = 0.0
         while (now := self.elapsed()) < seconds:
             for kind, phases in periodic.items():
-                period = HEARTBEAT if kind == "idle" else interval
+                period = periods.get(kind, watched)
                 if kind == "outage" and now >= events["flush_at"] and not flushers:
                     flushers = [
                         asyncio.create_task(
@@ -432,6 +441,7 @@ class Load:
             "unacked_at_end": self.queue.qsize() + len(self.retry_heap),
             "latency_ms": list(figures.latency_ms),
             "latency_second": list(figures.latency_second),
+            "offered_second": list(figures.offered_second),
             "failures": figures.failures,
             "cpu_seconds": usage.ru_utime + usage.ru_stime,
             "max_inflight": self.max_inflight,
