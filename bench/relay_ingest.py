@@ -19,16 +19,28 @@ Printed JSON keys:
   <db>_storage_floor_rps               reports/s through store_batch alone
   <db>_ratio_to_http_floor             <db>_rps / http_floor_rps (ambition >= 0.3)
   sqlite_rps_runs, sqlite_p99_ms_runs  every SQLite run (the figures above are the median run's)
-Targets: sqlite_rps >= 1000 at 50 connections with sqlite_p99_ms <= 100.
+  sqlite_wal_peak_mb                   the largest the WAL file got during the median run
+                                       (sampled every 50 ms, warm-up included)
+  abuse_victim_p50_idle_ms             one home's sequential reports, p50, relay otherwise idle
+  abuse_victim_p50_ms                  the same while ABUSERS clients (another process) send
+                                       1.5 MB bodies with made-up tokens, floods of unknown
+                                       tokens, and a valid home's malformed reports
+  abuse_ratio                          abuse_victim_p50_ms / abuse_victim_p50_idle_ms (<= 3)
+  abuse_victim_p90_idle_ms, abuse_victim_p90_ms   the same at p90
+  abuse_requests_per_s                 abusers' requests answered per second meanwhile
+Targets: sqlite_rps >= 2000 at 50 connections with sqlite_p99_ms <= 100, sqlite_wal_peak_mb
+<= 64, abuse_ratio <= 3.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from pathlib import Path
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -135,24 +147,52 @@ async def stored(db_url: str) -> int:
     return count
 
 
+async def wal_peak(db_url: str, stop: asyncio.Event) -> float:
+    """The largest size (MB) of a SQLite database's WAL file until ``stop``."""
+    wal = db_url.split("///", 1)[1] + "-wal"
+    peak = 0
+    while not stop.is_set():
+        with contextlib.suppress(OSError):
+            peak = max(peak, os.stat(wal).st_size)  # a stat every 50 ms: never blocks long
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.05)
+    return peak / 1024 / 1024
+
+
+def start_relay(db_url: str, port: int, **env: str) -> subprocess.Popen[bytes]:
+    """``hpoll-relay serve`` in its own process, rate limits out of the way."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "relay", "--db", db_url, "serve", "--port", str(port)],
+        env={
+            **os.environ,
+            "HPOLL_RELAY_RATE": "1000000",
+            "HPOLL_RELAY_BURST": "1000000",
+            "HPOLL_RELAY_NOTIFY_SECONDS": "0",  # ingest is measured here
+            **env,
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 async def relay_run(name: str, db_url: str, workdir: Path) -> dict[str, Any]:
     """Serve the relay in its own process and load it."""
     env = await prepare(db_url, workdir)
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "relay", "--db", db_url, "serve", "--port", str(port)],
-        env={**os.environ, "HPOLL_RELAY_RATE": "1000000", "HPOLL_RELAY_BURST": "1000000"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_relay(db_url, port)
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(wal_peak(db_url, stop)) if name == "sqlite" else None
     try:
         await wait_healthy(f"http://127.0.0.1:{port}/healthz", server)
-        wrk(port, env, WARMUP)  # connections, caches and the WAL settle; not measured
-        figures = wrk(port, env)
+        # wrk blocks: in a thread, so that the WAL keeps being sampled meanwhile.
+        await asyncio.to_thread(wrk, port, env, WARMUP)  # caches and the WAL settle; unmeasured
+        figures = await asyncio.to_thread(wrk, port, env)
     finally:
+        stop.set()
         server.terminate()
         server.wait()
-    return {
+    extra = {f"{name}_wal_peak_mb": round(await sampler, 1)} if sampler is not None else {}
+    return extra | {
         f"{name}_rps": round(figures["rps"], 1),
         f"{name}_p50_ms": round(figures["p50_ms"], 2),
         f"{name}_p99_ms": round(figures["p99_ms"], 2),
@@ -207,6 +247,119 @@ async def storage_floor(db_url: str, workdir: Path) -> float:
     return STORAGE_REPORTS / elapsed
 
 
+# -- abuse: another home's latency while strangers and a broken home hammer the relay -------------
+
+ABUSERS = int(os.environ.get("BENCH_ABUSERS", "100"))
+#: 0: big bodies with made-up tokens, 1: made-up tokens, 2: a valid home's malformed reports.
+KINDS = [int(kind) for kind in os.environ.get("BENCH_ABUSE_KINDS", "012")]
+#: Each phase's victim is a fresh home sending this many reports, one after another: within
+#: the default burst (120), so the relay's own per-home limit stays the production one.
+VICTIM_REPORTS = 100
+BIG_BODY = 1_500_000
+
+
+async def victim_latency(url: str, home_id: str, token: str) -> list[float]:
+    """Latencies (ms, sorted) of one home's reports, sent one after another."""
+    body = template().replace("__HOME__", home_id)
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json",
+        "X-Forwarded-For": "198.51.100.7",
+    }
+    times = []
+    async with ClientSession() as session:
+        for _ in range(VICTIM_REPORTS):
+            data = body.replace("__RID__", str(uuid.uuid4())).replace(
+                "__NOW__", utcnow().isoformat()
+            )
+            started = time.perf_counter()
+            async with session.post(f"{url}/api/v1/reports", data=data, headers=headers) as answer:
+                await answer.read()
+                if answer.status != 202:
+                    raise RuntimeError(f"victim got {answer.status}")
+            times.append((time.perf_counter() - started) * 1000)
+    return sorted(times)
+
+
+async def abuse(url: str, seconds: float, home_id: str, token: str) -> None:
+    """The abusers (run in their own process): big bodies with made-up tokens, floods of unknown
+    tokens, a valid home's malformed reports; each client from its own address."""
+    big = b"[" + b"1," * (BIG_BODY // 2 - 1) + b"1]"
+    deadline = time.monotonic() + seconds
+    answered = 0
+
+    async def client(number: int) -> None:
+        nonlocal answered
+        address = f"203.0.113.{number % 250 + 1}"
+        async with ClientSession() as session:
+            while time.monotonic() < deadline:
+                kind = KINDS[number % len(KINDS)]
+                headers = {"Content-Type": "application/json", "X-Forwarded-For": address}
+                if kind == 2:
+                    headers["Authorization"] = f"Bearer {token}"
+                    data = b'{"schema": 1, "home_id": "' + home_id.encode() + b'", "x": ' + big
+                else:
+                    headers["Authorization"] = f"Bearer hpr_{uuid.uuid4().hex}"
+                    data = big if kind == 0 else b"{}"
+                with contextlib.suppress(ClientError, OSError):
+                    async with session.post(
+                        f"{url}/api/v1/reports", data=data, headers=headers
+                    ) as answer:
+                        await answer.read()
+                        answered += 1
+
+    try:
+        await asyncio.gather(*(client(n) for n in range(ABUSERS)))
+    finally:
+        print(answered, flush=True)
+
+
+async def abuse_run(workdir: Path) -> dict[str, Any]:
+    """Victim p50 idle, then under abuse, on one SQLite relay behind a (pretend) proxy."""
+    db_url = f"sqlite+aiosqlite:///{workdir / 'abuse.db'}"
+    await prepare(db_url, workdir)
+    homes = [line.split() for line in (workdir / "tokens.txt").read_text().splitlines()]
+    broken = homes[0]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_relay(
+        db_url,
+        port,
+        HPOLL_RELAY_TRUSTED_PROXIES="127.0.0.1",
+        HPOLL_RELAY_RATE="2",  # the production per-home limits
+        HPOLL_RELAY_BURST="120",
+    )
+    try:
+        await wait_healthy(f"{url}/healthz", server)
+        await victim_latency(url, *homes[1])  # warm-up
+        idle = await victim_latency(url, *homes[2])
+        abusers = await asyncio.create_subprocess_exec(
+            *(sys.executable, __file__, "--abuse", url, "120", *broken),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        await asyncio.sleep(2)  # the abuse is in full swing
+        started = time.monotonic()
+        loaded = await victim_latency(url, *homes[3])
+        loaded_seconds = time.monotonic() - started
+        if abusers.returncode is None:
+            abusers.send_signal(signal.SIGINT)
+        out, _ = await abusers.communicate()
+    finally:
+        server.terminate()
+        server.wait()
+    p50_idle, p50_loaded = statistics.median(idle), statistics.median(loaded)
+    answered = out.split()
+    return {
+        "abusers": ABUSERS,
+        "abuse_victim_p50_idle_ms": round(p50_idle, 2),
+        "abuse_victim_p50_ms": round(p50_loaded, 2),
+        "abuse_victim_p90_idle_ms": round(idle[len(idle) * 9 // 10], 2),
+        "abuse_victim_p90_ms": round(loaded[len(loaded) * 9 // 10], 2),
+        "abuse_ratio": round(p50_loaded / p50_idle, 2),
+        "abuse_requests_per_s": round(int(answered[-1]) / loaded_seconds, 1) if answered else None,
+    }
+
+
 def postgres() -> tuple[str, str] | None:
     """A PostgreSQL with fsync on, or None when it cannot be started here."""
     try:
@@ -257,6 +410,7 @@ async def main() -> None:
         figures["sqlite_storage_floor_rps"] = round(
             await storage_floor(f"sqlite+aiosqlite:///{work / 'floor.db'}", work), 1
         )
+        figures |= await abuse_run(work)
         pg = postgres()
         if pg is not None:
             try:
@@ -283,4 +437,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1:2] == ["--abuse"]:
+        with contextlib.suppress(KeyboardInterrupt):  # SIGINT: stop, say how many
+            asyncio.run(abuse(sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5]))
+    else:
+        asyncio.run(main())

@@ -46,11 +46,12 @@ class RateLimiter:
             if bucket.tokens + (now - bucket.updated) * self.rate < self.burst
         }
 
-    def acquire(self, key: str) -> float | None:
-        """None if allowed now, else the seconds to wait before the next request."""
+    def acquire(self, key: str, cost: float = 1.0) -> float | None:
+        """None if allowed now (taking ``cost``, which may leave the bucket in debt), else the
+        seconds to wait before the next request."""
         bucket = self._refill(key)
         if bucket.tokens >= 1:
-            bucket.tokens -= 1
+            bucket.tokens -= cost
             return None
         return self._wait(bucket)
 

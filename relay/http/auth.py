@@ -23,6 +23,9 @@ from .state import RELAY, Relay
 
 type View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+#: A refused body that was read and parsed counts as one refusal per this many characters
+#: (more): parsing 1.5 MB of JSON costs the event loop tens of milliseconds.
+REFUSED_BYTES_PER_REFUSAL = 64 * 1024
 #: An unknown token is not looked up again for this long.
 UNKNOWN_TOKEN_SECONDS = 5.0
 UNKNOWN_TOKENS_KEPT = 50_000
@@ -48,19 +51,35 @@ def client_address(relay: Relay, request: web.Request) -> str:
     return remote
 
 
-def refused(request: web.Request, response: web.Response, *, unread: bool = False) -> web.Response:
-    """Count a refusal against the client's address; ``unread``: the body was not read, so
-    the connection closes instead of draining it (a refused upload costs no more work)."""
+def _refusal_keys(relay: Relay, request: web.Request) -> list[str]:
+    """Refusals count against the client's address and, once known, its home (a home whose
+    reports are refused is limited whichever addresses they come from)."""
+    keys = [client_address(relay, request)]
+    if (home_id := request.get("home_id")) is not None:
+        keys.append(f"home {home_id}")
+    return keys
+
+
+def refused(
+    request: web.Request, response: web.Response, *, unread: bool = False, read: int = 0
+) -> web.Response:
+    """Count a refusal against the client; ``unread``: the body was not read, so the
+    connection closes instead of draining it (a refused upload costs no more work); ``read``:
+    the body's length, when it was read and parsed (a big one counts as many refusals)."""
     relay = request.app[RELAY]
-    relay.refusals.acquire(client_address(relay, request))
+    cost = 1 + read / REFUSED_BYTES_PER_REFUSAL
+    for key in _refusal_keys(relay, request):
+        relay.refusals.acquire(key, cost)
     if unread:
         response.force_close()
     return response
 
 
-def _too_many_refusals(request: web.Request) -> web.Response | None:
+def too_many_refusals(request: web.Request) -> web.Response | None:
+    """429 (closing the connection) for a client or home that caused too many refusals."""
     relay = request.app[RELAY]
-    if (wait := relay.refusals.blocked(client_address(relay, request))) is None:
+    waits = [relay.refusals.blocked(key) for key in _refusal_keys(relay, request)]
+    if (wait := max((w for w in waits if w is not None), default=None)) is None:
         return None
     relay.metrics.rejected["address_limited"] += 1
     response = problem(429, "Too Many Requests", f"too many refused requests; retry in {wait} s")
@@ -120,7 +139,7 @@ def authorized(*, admin: bool = False) -> Callable[[View], View]:
     def decorate(view: View) -> View:
         @functools.wraps(view)
         async def guarded(request: web.Request) -> web.StreamResponse:
-            if (limited := _too_many_refusals(request)) is not None:
+            if (limited := too_many_refusals(request)) is not None:
                 return limited
             relay = request.app[RELAY]
             if admin and bearer_is(request, relay.settings.admin_token):

@@ -35,6 +35,8 @@ class Relay:
     #: The last /healthz write probe: (monotonic time, None or why the store cannot commit).
     probed: tuple[float, str | None] | None = None
     probe_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Big bodies are parsed one at a time (see views.PARSE_INLINE_CHARS).
+    big_parses: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 
 
 RELAY: web.AppKey[Relay] = web.AppKey("relay")

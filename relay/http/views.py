@@ -6,6 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 import time
+from typing import Any
 
 from aiohttp import web
 import aiohttp_jinja2
@@ -15,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..admin import Admin, AdminError
 from ..ingest import StorageError, UnstorableError, describe
 from ..schema import ReportError, validate_report
-from .auth import authorized, bearer_is, refused
+from .auth import authorized, bearer_is, refused, too_many_refusals
 from .middleware import problem, unavailable
 from .queries import home_status, notification_gauges
 from .state import RELAY, Relay
@@ -24,18 +25,23 @@ OPENAPI = Path(__file__).resolve().parent.parent / "openapi.json"
 
 
 def _reject(
-    request: web.Request, reason: str, response: web.Response, *, unread: bool = False
+    request: web.Request,
+    reason: str,
+    response: web.Response,
+    *,
+    unread: bool = False,
+    read: int = 0,
 ) -> web.Response:
     request.app[RELAY].metrics.rejected[reason] += 1
-    return refused(request, response, unread=unread)
+    return refused(request, response, unread=unread, read=read)
 
 
-def _too_large(request: web.Request, *, unread: bool) -> web.Response:
+def _too_large(request: web.Request) -> web.Response:
     return _reject(
         request,
         "too_large",
         problem(413, "Payload Too Large", "the report exceeds the size limit"),
-        unread=unread,
+        unread=True,
     )
 
 
@@ -54,16 +60,27 @@ async def post_report(request: web.Request) -> web.StreamResponse:
             request.content_length is not None
             and request.content_length > relay.settings.max_body_bytes
         ):
-            return _too_large(request, unread=True)
+            return _too_large(request)
         return await _store_report(request)
     finally:
         relay.metrics.observe_latency(time.perf_counter() - started)
+
+
+#: Bodies longer than this are parsed and validated in a worker thread.
+PARSE_INLINE_CHARS = 64 * 1024
+
+
+def _parse(body: str) -> dict[str, Any]:
+    report: dict[str, Any] = validate_report(json.loads(body))
+    return report
 
 
 @authorized()
 async def _store_report(request: web.Request) -> web.Response:
     relay = request.app[RELAY]
     home_id: str = request["home_id"]
+    if (limited := too_many_refusals(request)) is not None:  # now for the home too
+        return limited
     if not _is_json(request.content_type):
         return _reject(
             request,
@@ -83,7 +100,7 @@ async def _store_report(request: web.Request) -> web.Response:
         async with asyncio.timeout(relay.settings.body_timeout):
             body = await request.text()
     except web.HTTPRequestEntityTooLarge:
-        return _too_large(request, unread=True)
+        return _too_large(request)
     except TimeoutError:
         return _reject(
             request,
@@ -99,18 +116,27 @@ async def _store_report(request: web.Request) -> web.Response:
         # The client went away mid-upload: nothing was stored, nobody is left to answer.
         return _reject(request, "disconnected", problem(400, "Bad Request", "connection lost"))
     try:
-        raw = json.loads(body)
-        report = validate_report(raw)
+        if len(body) > PARSE_INLINE_CHARS:
+            # A big body takes milliseconds to parse: in a worker thread, one at a time, so
+            # the event loop gets its turn between them.
+            async with relay.big_parses:
+                report = await asyncio.to_thread(_parse, body)
+        else:
+            report = _parse(body)
     except ReportError as err:
         return _reject(
-            request, "invalid", problem(422, "Unprocessable Content", str(err), field=err.field)
+            request,
+            "invalid",
+            problem(422, "Unprocessable Content", str(err), field=err.field),
+            read=len(body),
         )
-    except RecursionError:
-        return _reject(
-            request, "invalid_json", problem(400, "Bad Request", "the JSON is nested too deeply")
+    except (RecursionError, ValueError) as err:
+        detail = (
+            "the JSON is nested too deeply"
+            if isinstance(err, RecursionError)
+            else "the body is not JSON"
         )
-    except ValueError:
-        return _reject(request, "invalid_json", problem(400, "Bad Request", "the body is not JSON"))
+        return _reject(request, "invalid_json", problem(400, "Bad Request", detail), read=len(body))
     if report["home_id"] != home_id:
         return _reject(
             request,

@@ -57,9 +57,23 @@ def _settings(db_url: str, **changes: Any) -> Settings:
     return Settings(**(base | changes))
 
 
+type MakeClient = Callable[..., Any]
+
+
 @pytest.fixture
-async def client(aiohttp_client: Callable[..., Any], engine: AsyncEngine, db_url: str) -> Client:
-    test_client: Client = await aiohttp_client(create_app(_settings(db_url), engine))
+def make_client(aiohttp_client: Callable[..., Any], engine: AsyncEngine, db_url: str) -> MakeClient:
+    """A test client of a relay on the test's database with some settings changed."""
+
+    async def make(**changes: Any) -> Client:
+        test_client: Client = await aiohttp_client(create_app(_settings(db_url, **changes), engine))
+        return test_client
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: MakeClient) -> Client:
+    test_client: Client = await make_client()
     return test_client
 
 
@@ -267,15 +281,13 @@ async def test_a_report_the_database_refuses_costs_no_other_report(
 
 
 async def test_deep_nesting_and_absurd_times_are_client_errors(
-    aiohttp_client: Callable[..., Any],
+    make_client: MakeClient,
     engine: AsyncEngine,
     db_url: str,
     home: NewHome,
     make_report: Callable[..., Any],
 ) -> None:
-    client: Client = await aiohttp_client(
-        create_app(_settings(db_url, max_body_bytes=2 * 1024 * 1024), engine)
-    )
+    client: Client = await make_client(max_body_bytes=2 * 1024 * 1024)
     status, body, _ = await _post(client, home.token, None, raw=b"[" * 1_000_000)
     assert (status, body["detail"]) == (400, "the JSON is nested too deeply")
     nested: Any = 1
@@ -407,11 +419,9 @@ async def test_only_json_is_accepted(
 
 
 async def test_metrics_behind_their_token(
-    aiohttp_client: Callable[..., Any], engine: AsyncEngine, db_url: str
+    make_client: MakeClient, engine: AsyncEngine, db_url: str
 ) -> None:
-    client: Client = await aiohttp_client(
-        create_app(_settings(db_url, metrics_token="scrape-me"), engine)
-    )
+    client: Client = await make_client(metrics_token="scrape-me")
     async with client.get("/metrics") as response:
         assert response.status == 401
         assert "hpoll_" not in await response.text()
@@ -813,15 +823,13 @@ async def test_the_writer_keeps_the_sqlite_wal_bounded(
 
 
 async def test_every_database_outage_is_503_with_retry_after(
-    aiohttp_client: Callable[..., Any],
+    make_client: MakeClient,
     engine: AsyncEngine,
     db_url: str,
     home: NewHome,
     make_report: Callable[..., Any],
 ) -> None:
-    client: Client = await aiohttp_client(
-        create_app(_settings(db_url, admin_token="admin-token"), engine)
-    )
+    client: Client = await make_client(admin_token="admin-token")
     assert (await _post(client, home.token, make_report(home.id)))[0] == 202  # token now known
     relay = client.server.app[RELAY]
     working = relay.engine
@@ -862,19 +870,15 @@ async def test_every_database_outage_is_503_with_retry_after(
 
 
 async def test_unknown_tokens_are_looked_up_once_and_refusals_are_limited_per_address(
-    aiohttp_client: Callable[..., Any],
+    make_client: MakeClient,
     engine: AsyncEngine,
     db_url: str,
     home: NewHome,
     make_report: Callable[..., Any],
 ) -> None:
-    settings = _settings(
-        db_url,
-        refusals_per_second=0.01,
-        refusals_burst=20,
-        trusted_proxies=frozenset({"127.0.0.1"}),
+    client: Client = await make_client(
+        refusals_per_second=0.01, refusals_burst=20, trusted_proxies=frozenset({"127.0.0.1"})
     )
-    client: Client = await aiohttp_client(create_app(settings, engine))
     lookups = 0
 
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -902,13 +906,11 @@ async def test_unknown_tokens_are_looked_up_once_and_refusals_are_limited_per_ad
 
 
 async def test_a_refused_upload_is_not_read(
-    aiohttp_client: Callable[..., Any], engine: AsyncEngine, db_url: str, home: NewHome
+    make_client: MakeClient, engine: AsyncEngine, db_url: str, home: NewHome
 ) -> None:
     """401 for a big body is answered at once and the connection closed: the relay does not
     read (or drain) 1.5 MB for a stranger."""
-    client: Client = await aiohttp_client(
-        create_app(_settings(db_url, max_body_bytes=2 * 1024 * 1024), engine)
-    )
+    client: Client = await make_client(max_body_bytes=2 * 1024 * 1024)
     read = 0
     original = ingest.IngestWriter.submit
 
@@ -928,3 +930,49 @@ async def test_a_refused_upload_is_not_read(
             assert response.status == 401
             assert response.headers.get("Connection", "").lower() == "close"
     assert read < 24 * 65536
+
+
+async def test_a_home_sending_big_garbage_is_limited_by_what_it_costs(
+    make_client: MakeClient, engine: AsyncEngine, db_url: str, home: NewHome
+) -> None:
+    """Refused bodies that were parsed count by their size, against the home whatever address
+    they come from: 1.5 MB of broken JSON is two dozen refusals, not one."""
+    client: Client = await make_client(
+        max_body_bytes=2 * 1024 * 1024,
+        refusals_per_second=0.01,
+        refusals_burst=50,
+        trusted_proxies=frozenset({"127.0.0.1"}),
+    )
+    garbage = b'{"x": [' + b"1," * 750_000 + b"1"
+    statuses = [
+        (
+            await _post(
+                client, home.token, None, raw=garbage, headers={"X-Forwarded-For": f"192.0.2.{n}"}
+            )
+        )[0]
+        for n in range(1, 6)
+    ]
+    assert statuses[:3] == [400, 400, 400]
+    assert statuses[3:] == [429, 429]
+
+
+def test_accept_errors_are_logged_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    """Out of file descriptors, asyncio reports every failed accept; the relay logs one line a
+    minute with a count (the outside test saw 60 MB of log in 25 s)."""
+    from relay.http.serve import AcceptErrorLog
+
+    handler = AcceptErrorLog()
+    loop = asyncio.new_event_loop()
+    try:
+        context = {
+            "message": "socket.accept() out of system resource",
+            "exception": OSError(24, "Too many open files"),
+        }
+        with caplog.at_level("ERROR", logger="relay.http"):
+            for _ in range(1000):
+                handler(loop, context)
+        assert len(caplog.records) == 1
+        assert "Too many open files" in caplog.records[0].getMessage()
+        assert handler.suppressed == 999
+    finally:
+        loop.close()
