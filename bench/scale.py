@@ -14,8 +14,8 @@ homes); the default is a small run (1,000 homes, a 5 s planning interval) that
 ``scripts/test`` runs through tests/relay/test_bench_scale.py to show the bench works.
 ``BENCH_WORKDIR=DIR`` keeps the replicas' and HAProxy's logs and the raw figures there.
 
-The run, in order: the closed loop (the highest rate the replicas sustain); the offered load
-(the homes at the target rate, 1,700 reports/s at full size, for 40 s after a warm-up); then the
+The run, in order: the offered load (the homes at the target rate, 1,700 reports/s at full
+size, for 40 s after a warm-up); the closed loop (the highest rate the replicas sustain); then the
 timeline at a rate the replicas sustain (70 % of the closed loop's, or the target when lower):
 replica 1 killed -9 and restarted, the crowd's summaries, the end of an outage, alerts opening
 and resolving. Then retention, a pg_dump, and the floors.
@@ -721,13 +721,13 @@ class ScaleRun:
         before = await table_sizes(engine, phase_start)
         with balancer(self.haproxy, [r.port for r in self.replicas], self.workdir) as ports:
             await wait_http(f"http://127.0.0.1:{ports[0]}/healthz", None)
+            offered = await self.offered(ports[0], kinds)
+            await asyncio.sleep(5)  # what the offered load left queued drains
             say("closed loop through the balancer to the replicas")
             closed = await closed_loop(ports[0], self.homes_file, self.size, self.workdir, "relay")
             self.result["relay_max_rps"] = round(closed["rps"], 1)
             self.result["relay_max_p99_ms"] = round(closed["p99_ms"], 1)
             self.result["relay_max_failures"] = closed["failures"]
-            offered = await self.offered(ports[0], kinds)
-            await asyncio.sleep(5)  # what the offered load left queued drains
             rate = min(self.size.rate, SUSTAINABLE * closed["rps"])
             timeline = await self.timeline(ports[0], kinds, engine, rate)
             self.result |= await balancer_counters(ports[1])

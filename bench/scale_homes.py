@@ -189,6 +189,12 @@ def report(home: Home, sent: datetime, active: bool, battery_low: bool, seq: int
     return Send(home, report_id, head + body, 0.0)
 
 
+#: A connection idle longer than this is not reused: the balancer may be closing it (its
+#: keep-alive lasts 2 s), and a request sent into that close is reset. A home, sending once a
+#: minute, opens a new connection each time anyway.
+IDLE_REUSE = 1.0
+
+
 class Connection:
     """One keep-alive HTTP/1.1 connection (reopened when the server closes it)."""
 
@@ -196,6 +202,7 @@ class Connection:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.used = 0.0
 
     async def close(self) -> None:
         if self.writer is not None:
@@ -204,6 +211,8 @@ class Connection:
 
     async def exchange(self, request: bytes) -> tuple[int, float | None]:
         """Send one request; its status and Retry-After (raises OSError-likes on failure)."""
+        if self.writer is not None and time.monotonic() - self.used > IDLE_REUSE:
+            await self.close()
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
@@ -229,6 +238,7 @@ class Connection:
             close = True
         if close:
             await self.close()
+        self.used = time.monotonic()
         return status, retry_after
 
 
@@ -321,6 +331,7 @@ class Load:
 
     async def flush_queue(self, home: Home, flush_at: float) -> None:
         """An outage ends: the queued reports go one after the other, oldest first."""
+        await asyncio.sleep(max(0.0, flush_at - self.elapsed()))
         home.flushing = True
         count = int(self.config["outage_reports"])
         for k in range(count, 0, -1):
