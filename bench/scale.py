@@ -16,7 +16,8 @@ homes); the default is a small run (1,000 homes, a 5 s planning interval) that
 
 The run, in order: the offered load (the homes at the target rate, 1,700 reports/s at full
 size, for 40 s after a warm-up); the closed loop (the highest rate the replicas sustain); then the
-timeline at a rate the replicas sustain (70 % of the closed loop's, or the target when lower):
+timeline at a rate the replicas sustain (70 % of the higher of the closed loop's rate and the
+rate answered under the offered load, or the target when lower):
 replica 1 killed -9 and restarted, the crowd's summaries, the end of an outage, alerts opening
 and resolving. Then retention, a pg_dump, and the floors.
 
@@ -722,13 +723,14 @@ class ScaleRun:
         with balancer(self.haproxy, [r.port for r in self.replicas], self.workdir) as ports:
             await wait_http(f"http://127.0.0.1:{ports[0]}/healthz", None)
             offered = await self.offered(ports[0], kinds)
-            await asyncio.sleep(5)  # what the offered load left queued drains
+            await self.drained()
             say("closed loop through the balancer to the replicas")
             closed = await closed_loop(ports[0], self.homes_file, self.size, self.workdir, "relay")
             self.result["relay_max_rps"] = round(closed["rps"], 1)
             self.result["relay_max_p99_ms"] = round(closed["p99_ms"], 1)
             self.result["relay_max_failures"] = closed["failures"]
-            rate = min(self.size.rate, SUSTAINABLE * closed["rps"])
+            sustained = max(closed["rps"], self.result["steady_rps"])
+            rate = min(self.size.rate, SUSTAINABLE * sustained)
             timeline = await self.timeline(ports[0], kinds, engine, rate)
             self.result |= await balancer_counters(ports[1])
             say("homes done; waiting for the morning crowd's summaries")
@@ -850,6 +852,20 @@ class ScaleRun:
             "flush_p99_ms": round(percentile(flush, 0.99), 1),
         }
         return figures
+
+    async def drained(self) -> None:
+        """Until the replicas' writers have stored what an overload left queued (a minute at
+        most): the next measurement starts from an idle relay."""
+        async with ClientSession() as session:
+            for _ in range(120):
+                pending = 0
+                for replica in self.replicas:
+                    with contextlib.suppress(ClientError, OSError, ValueError):
+                        async with session.get(f"http://127.0.0.1:{replica.port}/healthz") as r:
+                            pending += int((await r.json()).get("pending_reports", 0))
+                if not pending:
+                    return
+                await asyncio.sleep(0.5)
 
     async def morning_done(self, engine: AsyncEngine) -> None:
         """Until the crowd's summaries are sent (at most 3 minutes after their slot), then a
