@@ -54,8 +54,9 @@ Measured, one JSON line at the end (figures of the homes phase unless said other
   acked_reports, lost_reports          2xx answers, and of those not in the database (must be 0)
   unacked_at_end                       reports still waiting at a home when the run ended
   plan_ticks, plan_max_s, plan_median_s, plan_morning_s   planning passes at full size
-  morning_subscriptions, morning_delivered, morning_p50_s, morning_last_s   the crowd's
-                                       summaries: delivered, seconds from the slot to arrival
+  morning_subscriptions, morning_delivered, morning_within_60s, morning_p50_s, morning_last_s
+                                       the crowd's summaries: delivered (within 3 minutes),
+                                       within 60 s, seconds from the slot to arrival
   messages_received, messages_sent_db, duplicate_messages   at the sink vs the outbox
   alerts_opened, alerts_resolved       per kind
   db_bytes_per_report, db_bytes_per_activity_row, db_mb_per_home_day, db_mb_total
@@ -960,6 +961,7 @@ async def messages(
     return {
         "morning_subscriptions": morning,
         "morning_delivered": len(crowd),
+        "morning_within_60s": sum(1 for delay in crowd if delay <= 60),
         "morning_p50_s": round(percentile(crowd, 0.5), 1),
         "morning_last_s": round(crowd[-1], 1) if crowd else None,
         "messages_received": len(arrivals),
