@@ -150,7 +150,7 @@ def authorized(*, admin: bool = False) -> Callable[[View], View]:
                 relay.metrics.rejected["unauthorized"] += 1
                 return refused(
                     request,
-                    problem(401, "Unauthorized", "missing, unknown or revoked token"),
+                    problem(401, "Unauthorized", "missing, unknown or revoked home token"),
                     unread=True,
                 )
             request["home_id"] = home_id

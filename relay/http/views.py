@@ -8,7 +8,7 @@ from pathlib import Path
 import time
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 import aiohttp_jinja2
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -81,7 +81,8 @@ async def _store_report(request: web.Request) -> web.Response:
     home_id: str = request["home_id"]
     if (limited := too_many_refusals(request)) is not None:  # now for the home too
         return limited
-    if not _is_json(request.content_type):
+    # A body without a Content-Type is read as JSON (older clients); any other type is refused.
+    if hdrs.CONTENT_TYPE in request.headers and not _is_json(request.content_type):
         return _reject(
             request,
             "unsupported_media_type",

@@ -288,7 +288,11 @@ class LosingProxy:
                 request.method,
                 self.upstream + request.path,
                 data=body,
-                headers={"Authorization": request.headers.get("Authorization", "")},
+                headers={
+                    "Authorization": request.headers.get("Authorization", ""),
+                    # The relay refuses a body of another type (415).
+                    "Content-Type": request.headers.get("Content-Type", "application/json"),
+                },
             ) as answer,
         ):
             text = await answer.text()

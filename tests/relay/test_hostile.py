@@ -416,6 +416,14 @@ async def test_only_json_is_accepted(
         headers={"Content-Type": "application/json; charset=utf-8"},
     )
     assert status == 202
+    # No Content-Type at all: read as JSON (clients older than this check).
+    async with client.post(
+        "/api/v1/reports",
+        data=json.dumps(make_report(home.id)).encode(),
+        headers={"Authorization": f"Bearer {home.token}"},
+        skip_auto_headers=["Content-Type"],
+    ) as response:
+        assert response.status == 202
 
 
 async def test_metrics_behind_their_token(
