@@ -120,7 +120,7 @@ from relay.storage.models import (  # noqa: E402
     SUBSCRIPTIONS,
 )
 from relay.tokens import new_token, token_hash  # noqa: E402
-from tests.relay.relay_process import free_port  # noqa: E402
+from tests.relay.relay_process import free_port, serve_command  # noqa: E402
 from tests.relay.sink import Sink  # noqa: E402
 
 HAPROXY_CFG = ROOT / "deploy/haproxy.cfg"
@@ -180,7 +180,7 @@ class Size:
 FULL = Size("full", 100_000, 12_000, 1_700, 60, 10, 40, 45, 5, 75, 65, 30, 15, 64, 20)
 SMALL = Size("small", 1_000, 150, 40, 5, 2, 5, 8, 2, 14, 4, 5, 3, 16, 5)
 #: The timeline (kill, morning, outage) runs at this share of the rate the replicas sustained
-#: in the closed loop, or at the offered rate when that is lower.
+#: (closed loop or under the offered load, the higher), or at the offered rate when lower.
 SUSTAINABLE = 0.7
 #: Kinds that report once a minute whatever the rate (scale_homes.py): their alerts are watched.
 WATCHED = ("battery", "replaced", "offline", "outage", "inactive")
@@ -229,13 +229,13 @@ class Replica:
 
     async def start(self) -> None:
         self.starts += 1
-        log = (self.logs / f"{self.name}-{self.starts}.log").open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "relay", "--db", self.db_url, "serve", "--port", str(self.port)],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with (self.logs / f"{self.name}-{self.starts}.log").open("wb") as log:
+            self.process = subprocess.Popen(
+                serve_command(self.db_url, self.port),
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         await wait_http(f"http://127.0.0.1:{self.port}/healthz", self.process)
 
     def kill(self) -> None:
@@ -261,7 +261,7 @@ def ensure_haproxy() -> str:
         return found
     if os.geteuid() != 0:
         sys.exit("haproxy is required: apt-get install haproxy")
-    print("[scale] installing Debian's haproxy", file=sys.stderr)
+    say("installing Debian's haproxy")
     subprocess.run(["apt-get", "update", "-qq"], check=True, stdout=subprocess.DEVNULL)
     subprocess.run(
         ["apt-get", "install", "-y", "-qq", "haproxy"],
