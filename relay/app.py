@@ -84,6 +84,7 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
                 db,
                 Dispatcher(db, box),
                 NotifySettings(timedelta(minutes=settings.escalate_minutes), settings.public_url),
+                metrics=metrics,
             )
             app[RELAY].notifier = notifier
             if settings.notify_seconds > 0:

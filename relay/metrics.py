@@ -6,6 +6,47 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+#: A planning pass must stay well inside the notify interval (60 s).
+PLAN_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+@dataclass
+class Histogram:
+    """A Prometheus histogram of durations in seconds."""
+
+    name: str
+    help: str
+    bounds: tuple[float, ...]
+    counts: list[int] = field(init=False)
+    sum: float = 0.0
+    total: int = 0
+    last: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * len(self.bounds)
+
+    def observe(self, seconds: float) -> None:
+        """One more observation."""
+        self.last = seconds
+        self.sum += seconds
+        self.total += 1
+        for index, bound in enumerate(self.bounds):
+            if seconds <= bound:
+                self.counts[index] += 1
+
+    def lines(self) -> list[str]:
+        """Its text exposition."""
+        return [
+            f"# HELP {self.name} {self.help}",
+            f"# TYPE {self.name} histogram",
+            *(
+                f'{self.name}_bucket{{le="{bound}"}} {count}'
+                for bound, count in zip(self.bounds, self.counts, strict=True)
+            ),
+            f'{self.name}_bucket{{le="+Inf"}} {self.total}',
+            f"{self.name}_sum {self.sum}",
+            f"{self.name}_count {self.total}",
+        ]
 
 
 @dataclass
@@ -17,17 +58,24 @@ class Metrics:
     rejected: Counter[str] = field(default_factory=Counter)
     db_errors: int = 0
     batches: int = 0
-    latency_counts: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
-    latency_sum: float = 0.0
-    latency_total: int = 0
+    latency: Histogram = field(
+        default_factory=lambda: Histogram(
+            "hpoll_ingest_seconds",
+            "Time from request to answer for report ingest.",
+            LATENCY_BUCKETS,
+        )
+    )
+    plan: Histogram = field(
+        default_factory=lambda: Histogram(
+            "hpoll_plan_seconds",
+            "Planning passes of this replica (summaries, alerts, escalations; lock wait excluded).",
+            PLAN_BUCKETS,
+        )
+    )
 
     def observe_latency(self, seconds: float) -> None:
         """One ingest request took this long."""
-        self.latency_sum += seconds
-        self.latency_total += 1
-        for index, bound in enumerate(LATENCY_BUCKETS):
-            if seconds <= bound:
-                self.latency_counts[index] += 1
+        self.latency.observe(seconds)
 
     def render(self, extra: dict[str, float] | None = None) -> str:
         """The text format (version 0.0.4)."""
@@ -52,17 +100,12 @@ class Metrics:
             "# HELP hpoll_ingest_batches_total Transactions committed by the ingest writer.",
             "# TYPE hpoll_ingest_batches_total counter",
             f"hpoll_ingest_batches_total {self.batches}",
-            "# HELP hpoll_ingest_seconds Time from request to answer for report ingest.",
-            "# TYPE hpoll_ingest_seconds histogram",
         ]
+        lines += self.latency.lines() + self.plan.lines()
         lines += [
-            f'hpoll_ingest_seconds_bucket{{le="{bound}"}} {count}'
-            for bound, count in zip(LATENCY_BUCKETS, self.latency_counts, strict=True)
-        ]
-        lines += [
-            f'hpoll_ingest_seconds_bucket{{le="+Inf"}} {self.latency_total}',
-            f"hpoll_ingest_seconds_sum {self.latency_sum}",
-            f"hpoll_ingest_seconds_count {self.latency_total}",
+            "# HELP hpoll_plan_last_seconds The latest planning pass of this replica.",
+            "# TYPE hpoll_plan_last_seconds gauge",
+            f"hpoll_plan_last_seconds {self.plan.last}",
         ]
         for name, value in sorted((extra or {}).items()):
             lines += [f"# TYPE {name} gauge", f"{name} {value}"]

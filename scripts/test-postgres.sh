@@ -4,7 +4,7 @@
 #   scripts/test-postgres.sh stop DIR
 # PostgreSQL refuses to run as root, so as root the server runs as the 'postgres' user in a
 # directory it owns. fsync is off (test data dies with the run) unless HPOLL_PG_FSYNC=on, which the
-# benchmarks set so their figures are honest.
+# benchmarks set so their figures are honest. HPOLL_PG_OPTS adds server settings ("-c name=value ...").
 set -euo pipefail
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
@@ -29,7 +29,7 @@ start)
     as_owner "$bin/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; exit 1; }
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=${HPOLL_PG_FSYNC:-off} -c max_connections=200" \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=${HPOLL_PG_FSYNC:-off} -c max_connections=200 ${HPOLL_PG_OPTS:-}" \
         start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     echo "postgresql+asyncpg://postgres@127.0.0.1:$port/postgres $dir"
     ;;

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+import itertools
 import secrets
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -15,7 +16,15 @@ from sqlalchemy import Connection, select, update
 
 from ..messages import compose
 from ..messages.facts import AlertFacts, HomeFacts, UrgentFacts
-from ..storage.models import ACK_LINKS, ALERTS, CAREGIVERS, HOMES, SUBSCRIPTIONS, insert_or_skip
+from ..storage.models import (
+    ACK_LINKS,
+    ALERTS,
+    CAREGIVERS,
+    HOMES,
+    IN_LIST,
+    SUBSCRIPTIONS,
+    insert_or_skip,
+)
 from ..tokens import token_hash
 from .alerting import OPEN
 from .outbox import Message, enqueue
@@ -35,37 +44,40 @@ class Watcher:
 
 
 def load_watchers(connection: Connection, home_ids: set[str]) -> dict[str, list[Watcher]]:
-    """Who watches each home, in escalation order."""
+    """Who watches each home, in escalation order (homes read IN_LIST at a time: a tick after
+    a regional outage can concern more homes than a statement may have parameters)."""
     found: defaultdict[str, list[Watcher]] = defaultdict(list)
-    if not home_ids:
-        return found
-    rows = connection.execute(
-        select(
-            SUBSCRIPTIONS.c.home_id,
-            SUBSCRIPTIONS.c.alert_kinds,
-            SUBSCRIPTIONS.c.escalation_order,
-            CAREGIVERS.c.id,
-            CAREGIVERS.c.name,
-            CAREGIVERS.c.quiet_start,
-            CAREGIVERS.c.quiet_end,
+    for chunk in itertools.batched(sorted(home_ids), IN_LIST):
+        rows = connection.execute(
+            select(
+                SUBSCRIPTIONS.c.home_id,
+                SUBSCRIPTIONS.c.alert_kinds,
+                SUBSCRIPTIONS.c.escalation_order,
+                CAREGIVERS.c.id,
+                CAREGIVERS.c.name,
+                CAREGIVERS.c.quiet_start,
+                CAREGIVERS.c.quiet_end,
+            )
+            .join(CAREGIVERS, CAREGIVERS.c.id == SUBSCRIPTIONS.c.caregiver_id)
+            .where(SUBSCRIPTIONS.c.home_id.in_(chunk))
+            .order_by(SUBSCRIPTIONS.c.escalation_order, CAREGIVERS.c.id)
         )
-        .join(CAREGIVERS, CAREGIVERS.c.id == SUBSCRIPTIONS.c.caregiver_id)
-        .where(SUBSCRIPTIONS.c.home_id.in_(sorted(home_ids)))
-        .order_by(SUBSCRIPTIONS.c.escalation_order, CAREGIVERS.c.id)
-    )
-    for row in rows:
-        quiet = (row.quiet_start, row.quiet_end) if row.quiet_start and row.quiet_end else None
-        found[row.home_id].append(
-            Watcher(row.id, row.name, frozenset(row.alert_kinds or ()), row.escalation_order, quiet)
-        )
+        for row in rows:
+            quiet = (row.quiet_start, row.quiet_end) if row.quiet_start and row.quiet_end else None
+            found[row.home_id].append(
+                Watcher(
+                    row.id, row.name, frozenset(row.alert_kinds or ()), row.escalation_order, quiet
+                )
+            )
     return found
 
 
 def load_homes(connection: Connection, home_ids: set[str]) -> dict[str, Any]:
-    """The ``homes`` rows of these homes."""
+    """The ``homes`` rows of these homes (IN_LIST homes a statement)."""
     return {
         row.id: row
-        for row in connection.execute(select(HOMES).where(HOMES.c.id.in_(sorted(home_ids))))
+        for chunk in itertools.batched(sorted(home_ids), IN_LIST)
+        for row in connection.execute(select(HOMES).where(HOMES.c.id.in_(chunk)))
     }
 
 

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 import logging
+import time
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, case, func, insert, select, update
@@ -105,7 +106,7 @@ class Dispatcher:
         engine: AsyncEngine,
         box: SecretBox | None,
         *,
-        concurrency: int = 4,
+        concurrency: int = 8,
         sender: Sender | None = None,
     ) -> None:
         """``sender`` defaults to Apprise (``send.deliver``: each service in its format)."""
@@ -120,10 +121,15 @@ class Dispatcher:
     async def run_once(self, now: datetime, batch: int = 200) -> int:
         """Send everything due now, batch after batch (urgent alerts first); returns how many
         this replica sent successfully."""
-        sent = 0
+        sent, started = 0, time.monotonic()
         while due := await self._due(now, batch):
             results = await asyncio.gather(*(self._claim_and_send(i, now) for i in due))
             sent += sum(results)
+            # A morning's thousands of messages take minutes: each batch claims with the time
+            # it is claimed at (a claim dated at the start could run out while being sent,
+            # and another replica would send the message again).
+            now += timedelta(seconds=time.monotonic() - started)
+            started = time.monotonic()
         return sent
 
     async def _due(self, now: datetime, batch: int) -> list[int]:
@@ -145,6 +151,12 @@ class Dispatcher:
             return list(due.all())
 
     async def _claim_and_send(self, notification_id: int, now: datetime) -> bool:
+        # The limit covers the claim and the record too: a batch of 200 claimed at once held
+        # every connection of the pool, and the reports' token lookups waited behind them.
+        async with self._limit:
+            return await self._claim_send_record(notification_id, now)
+
+    async def _claim_send_record(self, notification_id: int, now: datetime) -> bool:
         async with self.engine.begin() as connection:
             # The compare-and-swap; RETURNING hands over the claimed row in the same statement.
             row = (
@@ -170,8 +182,7 @@ class Dispatcher:
             note = await _failing_note(connection, row.home_id, row.caregiver_id)
             if note:
                 document = document.with_blocks(para(note))
-        async with self._limit:
-            result = await self._deliver(caregiver.apprise_url_encrypted, document)
+        result = await self._deliver(caregiver.apprise_url_encrypted, document)
         await self._record(row, caregiver, result, now)
         return result.ok
 

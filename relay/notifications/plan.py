@@ -72,8 +72,7 @@ def plan(
     listening_since: datetime | None = None,
 ) -> PlanResult:
     """Decide and record everything due at ``now`` (sync; one transaction via ``run_sync``)."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PLAN_LOCK})
+    plan_lock(connection)
     result = PlanResult()
     blind = track(connection, now, listening_since)
     result.summaries = plan_summaries(connection, now)
@@ -84,6 +83,13 @@ def plan(
     result.alert_messages += tell_acknowledged(connection, now)
     result.escalations = escalate(connection, now, settings)
     return result
+
+
+def plan_lock(connection: Connection) -> None:
+    """On PostgreSQL, wait until no other replica plans (held to the end of the transaction;
+    taking it again in the same transaction returns at once)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PLAN_LOCK})
 
 
 # -- summaries -------------------------------------------------------------------------------
@@ -173,15 +179,17 @@ def plan_summaries(connection: Connection, now: datetime) -> int:
 
 
 def _digest_caregivers(connection: Connection, caregiver_ids: set[int]) -> set[int]:
-    if not caregiver_ids:
-        return set()
-    return set(
-        connection.execute(
-            select(CAREGIVERS.c.id).where(
-                CAREGIVERS.c.id.in_(sorted(caregiver_ids)), CAREGIVERS.c.digest.is_(True)
-            )
-        ).scalars()
-    )
+    """The caregivers among ``caregiver_ids`` who want digests (IN_LIST at a time)."""
+    digests: set[int] = set()
+    for chunk in itertools.batched(sorted(caregiver_ids), IN_LIST):
+        digests.update(
+            connection.execute(
+                select(CAREGIVERS.c.id).where(
+                    CAREGIVERS.c.id.in_(chunk), CAREGIVERS.c.digest.is_(True)
+                )
+            ).scalars()
+        )
+    return digests
 
 
 def _digest(caregiver_id: int, parts: list[tuple[_DueSummary, Document]], now: datetime) -> Message:

@@ -7,12 +7,16 @@ from collections.abc import Callable
 import contextlib
 from datetime import datetime
 import logging
+import threading
+import time
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..clock import utcnow
+from ..metrics import Metrics
+from ..storage.db import create_engine
 from .outbox import Dispatcher
-from .plan import NotifySettings, PlanResult, plan
+from .plan import NotifySettings, PlanResult, plan, plan_lock
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -21,7 +25,15 @@ class Notifier:
     """Plans once per ``interval`` and sends what is due; one per relay process.
 
     Planning and sending run as two loops, so a morning with thousands of summaries to send
-    never holds back the planning of an urgent alert.
+    never holds back the planning of an urgent alert. Plans start on the wall clock's grid of
+    the interval (every replica at :00 of each minute), so a summary due at 08:00 is planned at
+    08:00, not up to an interval later; replicas then plan one after the other (the lock).
+
+    The planning loop runs in a thread of its own, with its own event loop and engine: a pass
+    over 100,000 homes is seconds of Python, which on the serving loop would hold every report
+    and health check for that long (measured: bench/scale.py). In its thread it only shares
+    the interpreter (the GIL, switched every 0.5 ms), so requests are slower meanwhile, not
+    stopped. An in-memory SQLite database cannot be opened twice: it plans on the serving loop.
     """
 
     def __init__(
@@ -30,24 +42,31 @@ class Notifier:
         dispatcher: Dispatcher,
         settings: NotifySettings,
         clock: Callable[[], datetime] = utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         """Nothing runs until :meth:`start` (or a test calls :meth:`tick`)."""
         self.engine = engine
         self.dispatcher = dispatcher
         self.settings = settings
         self.clock = clock
+        self.metrics = metrics or Metrics()
         self._tasks: list[asyncio.Task[None]] = []
         self._planned = asyncio.Event()
+        self._planner: threading.Thread | None = None
+        self._stop_planning = threading.Event()
         #: Homes could not report while this relay was down: their silence counts from here.
         self.started_at = clock()
         self.ticks = 0
         self.errors = 0
 
-    async def plan(self) -> PlanResult:
-        """Decide what is due and write it to the outbox."""
-        now = self.clock()
-        async with self.engine.begin() as connection:
-            result = await connection.run_sync(plan, now, self.settings, self.started_at)
+    async def plan(self, engine: AsyncEngine | None = None) -> PlanResult:
+        """Decide what is due and write it to the outbox (on ``engine``, default the relay's)."""
+        async with (engine or self.engine).begin() as connection:
+            # 'now' is read once this replica may plan: after the other's plan committed.
+            await connection.run_sync(plan_lock)
+            started = time.perf_counter()
+            result = await connection.run_sync(plan, self.clock(), self.settings, self.started_at)
+        self.metrics.plan.observe(time.perf_counter() - started)
         self.ticks += 1
         return result
 
@@ -59,29 +78,62 @@ class Notifier:
 
     def start(self, interval: float) -> None:
         """Plan every ``interval`` seconds and send as soon as something is planned."""
-        self._tasks = [
-            asyncio.create_task(self._plan_forever(interval)),
-            asyncio.create_task(self._send_forever(interval)),
-        ]
+        self._tasks = [asyncio.create_task(self._send_forever(interval))]
+        if self.engine.url.database in (None, "", ":memory:"):
+            self._tasks.append(asyncio.create_task(self._plan_forever(interval, self.engine)))
+            return
+        serving = asyncio.get_running_loop()
+        self._stop_planning.clear()
+        self._planner = threading.Thread(
+            target=self._planning_thread, args=(interval, serving), name="hpoll-plan", daemon=True
+        )
+        self._planner.start()
 
     async def stop(self) -> None:
-        """Stop both loops (a message being sent is claimed and retried if cut off)."""
+        """Stop both loops (a message being sent is claimed and retried if cut off; a plan
+        pass cut off rolls back, and the next one does its work)."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self._planner is not None:
+            self._stop_planning.set()
+            await asyncio.to_thread(self._planner.join)
+            self._planner = None
 
-    async def _plan_forever(self, interval: float) -> None:
+    def _planning_thread(self, interval: float, serving: asyncio.AbstractEventLoop) -> None:
+        async def main() -> None:
+            engine = create_engine(self.engine.url.render_as_string(hide_password=False))
+            planning = asyncio.create_task(self._plan_forever(interval, engine, serving))
+            try:
+                await asyncio.to_thread(self._stop_planning.wait)
+            finally:
+                planning.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await planning
+                await engine.dispose()
+
+        asyncio.run(main())
+
+    async def _plan_forever(
+        self,
+        interval: float,
+        engine: AsyncEngine,
+        serving: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         while True:
             try:
-                await self.plan()
-                self._planned.set()
+                await self.plan(engine)
+                if serving is None:
+                    self._planned.set()
+                else:
+                    serving.call_soon_threadsafe(self._planned.set)
             except Exception:
                 self.errors += 1
                 _LOGGER.exception("planning notifications failed; retrying next tick")
-            await asyncio.sleep(interval)
+            await asyncio.sleep(interval - time.time() % interval)
 
     async def _send_forever(self, interval: float) -> None:
         while True:

@@ -1,0 +1,113 @@
+"""What changes when a relay watches many homes: statements that name more homes than one
+statement may carry, planning off the serving loop, and its duration on /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+import threading
+from typing import Any
+
+from cryptography.fernet import Fernet
+import pytest
+from sqlalchemy import Connection, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from relay.admin import Admin
+from relay.metrics import Metrics
+from relay.notifications import worker
+from relay.notifications.escalate import load_homes, load_watchers
+from relay.notifications.outbox import Dispatcher, Message, enqueue_many
+from relay.notifications.plan import NotifySettings, _digest_caregivers, plan
+from relay.notifications.send import Delivery
+from relay.secretbox import SecretBox
+from relay.storage.models import NOTIFICATIONS
+
+#: More than SQLite (32,766) and asyncpg (32,767) accept as parameters of one statement: the
+#: homes of one tick after a regional outage.
+MANY = 40_000
+
+
+async def test_alert_fan_out_reads_more_homes_than_one_statement_may_name(
+    engine: AsyncEngine,
+) -> None:
+    admin = Admin(engine, SecretBox(Fernet.generate_key()))
+    home = await admin.add_home("Mum's flat", "Europe/Berlin")
+    await admin.add_caregiver("Ann", "json://relay-test.example/")
+    await admin.subscribe(home.id, "Ann", None, ["battery"])
+    ids = {home.id} | {f"h_none_{n}" for n in range(MANY)}
+
+    def read(connection: Connection) -> tuple[Any, Any, set[int]]:
+        return (
+            load_watchers(connection, ids),
+            load_homes(connection, ids),
+            _digest_caregivers(connection, set(range(MANY))),
+        )
+
+    async with engine.connect() as connection:
+        watchers, homes, digests = await connection.run_sync(read)
+    assert set(homes) == {home.id}
+    assert homes[home.id][0] == "Mum's flat"
+    assert [w.name for w in watchers[home.id]] == ["Ann"]
+    assert digests == set()
+
+
+async def test_planning_runs_beside_the_serving_loop_and_is_timed(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[int] = []
+
+    def recording_plan(connection: Connection, *args: Any) -> Any:
+        threads.append(threading.get_ident())
+        return plan(connection, *args)
+
+    monkeypatch.setattr(worker, "plan", recording_plan)
+    metrics = Metrics()
+    notifier = worker.Notifier(
+        engine,
+        Dispatcher(engine, SecretBox(Fernet.generate_key())),
+        NotifySettings(),
+        metrics=metrics,
+    )
+    notifier.start(0.2)
+    try:
+        for _ in range(200):
+            if len(threads) >= 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await notifier.stop()
+    assert len(threads) >= 2
+    assert threading.get_ident() not in threads
+    # A pass cut off by stop() started (recorded) but was never timed.
+    lines = dict(line.rsplit(" ", 1) for line in metrics.render().splitlines() if " " in line)
+    assert 1 <= int(lines["hpoll_plan_seconds_count"]) <= len(threads)
+    assert lines['hpoll_plan_seconds_bucket{le="+Inf"}'] == lines["hpoll_plan_seconds_count"]
+    assert float(lines["hpoll_plan_last_seconds"]) > 0
+
+
+async def test_a_long_dispatch_claims_each_batch_at_its_own_time(engine: AsyncEngine) -> None:
+    # Thousands of summaries take minutes to send; a claim dated at the start of the run could
+    # expire while its message is still being sent, and another replica would send it again.
+    box = SecretBox(Fernet.generate_key())
+    admin = Admin(engine, box)
+    home = await admin.add_home("Mum's flat", "Europe/Berlin")
+    caregiver = await admin.add_caregiver("Ann", "json://relay-test.example/")
+    start = datetime.now(UTC)
+    messages = [
+        Message(caregiver, home.id, "summary", f"k{n}", f"Summary {n}", "All normal", start)
+        for n in range(3)
+    ]
+    async with engine.begin() as connection:
+        await connection.run_sync(enqueue_many, messages, start)
+
+    async def slow(_url: str, _title: str, _body: str) -> Delivery:
+        await asyncio.sleep(0.3)
+        return Delivery(True, "delivered")
+
+    sent = await Dispatcher(engine, box, sender=slow).run_once(start, batch=1)
+    assert sent == 3
+    async with engine.connect() as connection:
+        times = sorted((await connection.execute(select(NOTIFICATIONS.c.sent_at))).scalars().all())
+    assert times[0] >= start
+    assert times[2] - times[0] >= timedelta(seconds=0.5)
