@@ -14,6 +14,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import Admin
+from relay.messages.document import Document, para
 from relay.metrics import Metrics
 from relay.notifications import worker
 from relay.notifications.escalate import load_homes, load_watchers
@@ -47,7 +48,7 @@ async def test_alert_fan_out_reads_more_homes_than_one_statement_may_name(
     async with engine.connect() as connection:
         watchers, homes, digests = await connection.run_sync(read)
     assert set(homes) == {home.id}
-    assert homes[home.id][0] == "Mum's flat"
+    assert homes[home.id].name == "Mum's flat"
     assert [w.name for w in watchers[home.id]] == ["Ann"]
     assert digests == set()
 
@@ -95,13 +96,20 @@ async def test_a_long_dispatch_claims_each_batch_at_its_own_time(engine: AsyncEn
     caregiver = await admin.add_caregiver("Ann", "json://relay-test.example/")
     start = datetime.now(UTC)
     messages = [
-        Message(caregiver, home.id, "summary", f"k{n}", f"Summary {n}", "All normal", start)
+        Message(
+            caregiver,
+            home.id,
+            "summary",
+            f"k{n}",
+            Document(f"Summary {n}", "normal", (para("All normal"),)),
+            start,
+        )
         for n in range(3)
     ]
     async with engine.begin() as connection:
         await connection.run_sync(enqueue_many, messages, start)
 
-    async def slow(_url: str, _title: str, _body: str) -> Delivery:
+    async def slow(_url: str, _document: Document) -> Delivery:
         await asyncio.sleep(0.3)
         return Delivery(True, "delivered")
 
