@@ -360,13 +360,18 @@ def tell_blind(connection: Connection, opened: list[Any], now: datetime) -> int:
     if not opened:
         return 0
     by_home = {spell.home_id: spell for spell in opened}
-    alerts = connection.execute(
-        select(ALERTS).where(
-            ALERTS.c.home_id.in_(sorted(by_home)),
-            ALERTS.c.urgent.is_(True),
-            ALERTS.c.state.in_((OPEN, ACKED)),
+    # IN_LIST homes a statement: a regional outage blinds more homes than one may name.
+    alerts = [
+        alert
+        for chunk in itertools.batched(sorted(by_home), IN_LIST)
+        for alert in connection.execute(
+            select(ALERTS).where(
+                ALERTS.c.home_id.in_(chunk),
+                ALERTS.c.urgent.is_(True),
+                ALERTS.c.state.in_((OPEN, ACKED)),
+            )
         )
-    ).all()
+    ]
     if not alerts:
         return 0
     homes = load_homes(connection, {alert.home_id for alert in alerts})

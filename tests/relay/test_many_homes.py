@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 import threading
+from types import SimpleNamespace
 from typing import Any
 
 from cryptography.fernet import Fernet
@@ -19,7 +20,7 @@ from relay.metrics import Metrics
 from relay.notifications import worker
 from relay.notifications.escalate import load_homes, load_watchers
 from relay.notifications.outbox import Dispatcher, Message, enqueue_many
-from relay.notifications.plan import NotifySettings, _digest_caregivers, plan
+from relay.notifications.plan import NotifySettings, _digest_caregivers, plan, tell_blind
 from relay.notifications.send import Delivery
 from relay.secretbox import SecretBox
 from relay.storage.models import NOTIFICATIONS
@@ -51,6 +52,17 @@ async def test_alert_fan_out_reads_more_homes_than_one_statement_may_name(
     assert homes[home.id].name == "Mum's flat"
     assert [w.name for w in watchers[home.id]] == ["Ann"]
     assert digests == set()
+
+
+async def test_going_blind_in_more_homes_than_one_statement_may_name(engine: AsyncEngine) -> None:
+    # A regional outage: the relay stops seeing tens of thousands of homes in one tick.
+    spells = [
+        SimpleNamespace(id=n, home_id=f"h_none_{n}", cause="stale", started_at=datetime.now(UTC))
+        for n in range(MANY)
+    ]
+    async with engine.begin() as connection:
+        told = await connection.run_sync(tell_blind, spells, datetime.now(UTC))
+    assert told == 0  # no urgent alarm open in any of them, and no statement too long
 
 
 async def test_planning_runs_beside_the_serving_loop_and_is_timed(
