@@ -53,6 +53,10 @@ class Settings:
     #: burst; over it, 429 before any token lookup or body read.
     refusals_per_second: float = 5.0
     refusals_burst: int = 50
+    #: Over that limit the 429 comes after this many seconds: waiting costs the relay nothing,
+    #: and a client that floods as fast as it is answered slows to one request per connection
+    #: per delay (without it, a flood of cheap refusals still filled the relay's one core).
+    refusal_delay: float = 1.0
     #: Reverse proxies whose X-Forwarded-For names the client (comma-separated addresses).
     trusted_proxies: frozenset[str] = frozenset()
 
@@ -78,6 +82,7 @@ class Settings:
             metrics_token=os.environ.get("HPOLL_RELAY_METRICS_TOKEN") or None,
             refusals_per_second=_env_float("HPOLL_RELAY_REFUSALS_PER_SECOND", 5.0),
             refusals_burst=int(os.environ.get("HPOLL_RELAY_REFUSALS_BURST", "50")),
+            refusal_delay=_env_float("HPOLL_RELAY_REFUSAL_DELAY", 1.0),
             trusted_proxies=frozenset(
                 part.strip()
                 for part in os.environ.get("HPOLL_RELAY_TRUSTED_PROXIES", "").split(",")

@@ -7,6 +7,7 @@ that caused too many refused requests gets 429 (see :func:`refused`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 import functools
 import hmac
@@ -75,13 +76,15 @@ def refused(
     return response
 
 
-def too_many_refusals(request: web.Request) -> web.Response | None:
-    """429 (closing the connection) for a client or home that caused too many refusals."""
+async def too_many_refusals(request: web.Request) -> web.Response | None:
+    """429 (closing the connection) for a client or home that caused too many refusals, after
+    ``refusal_delay`` (a flood slows to the pace of that delay instead of the relay's)."""
     relay = request.app[RELAY]
     waits = [relay.refusals.blocked(key) for key in _refusal_keys(relay, request)]
     if (wait := max((w for w in waits if w is not None), default=None)) is None:
         return None
     relay.metrics.rejected["address_limited"] += 1
+    await asyncio.sleep(relay.settings.refusal_delay)
     response = problem(429, "Too Many Requests", f"too many refused requests; retry in {wait} s")
     response.headers["Retry-After"] = str(wait)
     response.force_close()
@@ -139,7 +142,7 @@ def authorized(*, admin: bool = False) -> Callable[[View], View]:
     def decorate(view: View) -> View:
         @functools.wraps(view)
         async def guarded(request: web.Request) -> web.StreamResponse:
-            if (limited := too_many_refusals(request)) is not None:
+            if (limited := await too_many_refusals(request)) is not None:
                 return limited
             relay = request.app[RELAY]
             if admin and bearer_is(request, relay.settings.admin_token):

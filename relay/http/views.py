@@ -85,7 +85,7 @@ def _parse(body: str) -> dict[str, Any]:
 async def _store_report(request: web.Request) -> web.Response:
     relay = request.app[RELAY]
     home_id: str = request["home_id"]
-    if (limited := too_many_refusals(request)) is not None:  # now for the home too
+    if (limited := await too_many_refusals(request)) is not None:  # now for the home too
         return limited
     # A body without a Content-Type is read as JSON (older clients); any other type is refused.
     if hdrs.CONTENT_TYPE in request.headers and not _is_json(request.content_type):

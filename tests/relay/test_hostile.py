@@ -17,6 +17,7 @@ import stat
 import subprocess
 import tempfile
 import time
+from types import SimpleNamespace
 from typing import Any
 from unittest.mock import patch
 import uuid
@@ -35,6 +36,7 @@ from relay.admin import Admin, NewHome
 from relay.app import create_app
 from relay.cli import main as relay_cli
 from relay.config import Settings
+from relay.http import auth
 from relay.http.state import RELAY
 from relay.messages import compose
 from relay.notifications.send import deliver, validate_apprise_url
@@ -53,6 +55,7 @@ def _settings(db_url: str, **changes: Any) -> Settings:
         "rate_per_second": 10_000,
         "rate_burst": 10_000,
         "refusals_burst": 10_000,
+        "refusal_delay": 0.0,
         "notify_seconds": 0,
     }
     return Settings(**(base | changes))
@@ -876,6 +879,35 @@ async def test_every_database_outage_is_503_with_retry_after(
 
 
 # -- 10. cheap abuse -------------------------------------------------------------------------------
+
+
+async def test_a_client_over_its_refusal_limit_waits_for_its_429(
+    make_client: MakeClient,
+    home: NewHome,
+    make_report: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A flood answered at once comes straight back: the 429 waits (costing nothing meanwhile),
+    # so a flooding connection slows to one request per delay.
+    waited: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waited.append(seconds)
+
+    monkeypatch.setattr(auth, "asyncio", SimpleNamespace(sleep=sleep))
+    client: Client = await make_client(
+        refusals_per_second=0.01,
+        refusals_burst=2,
+        refusal_delay=0.75,
+        trusted_proxies=frozenset({"127.0.0.1"}),
+    )
+    attacker = {"X-Forwarded-For": "203.0.113.10"}
+    statuses = [
+        (await _post(client, "hpr_made_up", make_report(home.id), headers=attacker))[0]
+        for _ in range(4)
+    ]
+    assert statuses == [401, 401, 429, 429]
+    assert waited == [0.75, 0.75]  # only the limited ones wait
 
 
 async def test_unknown_tokens_are_looked_up_once_and_refusals_are_limited_per_address(
