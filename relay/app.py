@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .clock import utcnow
 from .config import Settings
 from .http.dashboard.views import DASHBOARD, Dashboard, setup as setup_dashboard
+from .http.directory import TokenDirectory
 from .http.middleware import request_context
 from .http.routes import add_routes
 from .http.state import RELAY, Relay
@@ -76,6 +77,7 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
                 metrics,
                 RateLimiter(settings.rate_per_second, settings.rate_burst),
                 RateLimiter(settings.refusals_per_second, settings.refusals_burst),
+                TokenDirectory(db, settings.token_cache_seconds),
             )
             pruner = asyncio.create_task(_prune_forever(db, settings.retention_days))
             # Caregivers' URLs are decrypted only to send; no key is made up unless needed.

@@ -11,13 +11,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 import functools
 import hmac
-import time
 
 from aiohttp import web
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 
-from ..storage.models import HomeToken
 from ..tokens import token_hash
 from .middleware import problem
 from .state import RELAY, Relay
@@ -27,13 +23,6 @@ type View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: A refused body that was read and parsed counts as one refusal per this many characters
 #: (more): parsing 1.5 MB of JSON costs the event loop tens of milliseconds.
 REFUSED_BYTES_PER_REFUSAL = 64 * 1024
-#: An unknown token is not looked up again for this long.
-UNKNOWN_TOKEN_SECONDS = 5.0
-UNKNOWN_TOKENS_KEPT = 50_000
-#: While the database is unreachable, a token confirmed this recently still works (its
-#: reports then wait in the home's queue through the 503s, but status reads and the
-#: rate limits keep working).
-OUTAGE_GRACE_SECONDS = 600.0
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -92,39 +81,9 @@ async def too_many_refusals(request: web.Request) -> web.Response | None:
 
 
 async def home_for_token(relay: Relay, request: web.Request) -> str | None:
-    """The home whose valid token the request carries (cached briefly), else None."""
+    """The home whose valid token the request carries, else None."""
     token = _bearer(request)
-    if token is None:
-        return None
-    digest = token_hash(token)
-    now = time.monotonic()
-    cached = relay.token_cache.get(digest)
-    if cached is not None and now - cached[1] < relay.settings.token_cache_seconds:
-        return cached[0]
-    unknown_since = relay.unknown_tokens.get(digest)
-    if unknown_since is not None and now - unknown_since < UNKNOWN_TOKEN_SECONDS:
-        return None
-    tokens = HomeToken.__table__
-    try:
-        async with relay.engine.connect() as connection:
-            home_id: str | None = await connection.scalar(
-                select(tokens.c.home_id).where(
-                    tokens.c.token_hash == digest, tokens.c.revoked_at.is_(None)
-                )
-            )
-    except (SQLAlchemyError, OSError):
-        if cached is not None and now - cached[1] < OUTAGE_GRACE_SECONDS:
-            return cached[0]
-        raise
-    if home_id is None:
-        relay.token_cache.pop(digest, None)
-        if len(relay.unknown_tokens) >= UNKNOWN_TOKENS_KEPT:
-            relay.unknown_tokens.clear()
-        relay.unknown_tokens[digest] = now
-    else:
-        relay.token_cache[digest] = (home_id, now)
-        relay.unknown_tokens.pop(digest, None)
-    return home_id
+    return None if token is None else await relay.tokens.home(token_hash(token))
 
 
 def bearer_is(request: web.Request, expected: str | None) -> bool:

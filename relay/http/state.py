@@ -13,6 +13,7 @@ from ..ingest import IngestWriter
 from ..metrics import Metrics
 from ..notifications.worker import Notifier
 from ..ratelimit import RateLimiter
+from .directory import TokenDirectory
 
 
 @dataclass
@@ -26,12 +27,9 @@ class Relay:
     limiter: RateLimiter
     #: Per client address: refused requests (401, 400, 413, 415, 422, 408).
     refusals: RateLimiter
+    #: Which home each valid token belongs to.
+    tokens: TokenDirectory
     notifier: Notifier | None = None
-    #: token hash -> (home id, monotonic time it was confirmed); valid tokens only.
-    token_cache: dict[str, tuple[str, float]] = field(default_factory=dict)
-    #: token hash -> monotonic time it was found unknown (a flood of made-up tokens costs one
-    #: lookup per token per UNKNOWN_TOKEN_SECONDS, not one per request).
-    unknown_tokens: dict[str, float] = field(default_factory=dict)
     #: The last /healthz write probe: (monotonic time, None or why the store cannot commit).
     probed: tuple[float, str | None] | None = None
     probe_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
