@@ -88,6 +88,17 @@ class HomeToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class TokenGeneration(Base):
+    """One row counting the changes to ``home_tokens``: triggers bump it in the changing
+    transaction (so whoever writes the table, the CLI or an operator's SQL, cascades included),
+    and the relay's token directory reloads when it moved (see ``http/directory.py``)."""
+
+    __tablename__ = "token_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class Caregiver(Base):
     """Someone who receives summaries and alerts; the Apprise URL is stored encrypted."""
 
@@ -327,6 +338,7 @@ IN_LIST = 500
 
 HOMES = table(Home)
 HOME_TOKENS = table(HomeToken)
+TOKEN_GENERATION = table(TokenGeneration)
 CAREGIVERS = table(Caregiver)
 SUBSCRIPTIONS = table(Subscription)
 REPORTS = table(Report)
