@@ -22,8 +22,6 @@ from .alerting import FRESH_REPORT
 
 #: Activity buckets are 15 minutes long (relay/ingest.py).
 BUCKET = timedelta(minutes=15)
-#: A report may be sent this far in the future of the relay's clock (relay/schema.py).
-CLOCK_SKEW = timedelta(minutes=10)
 
 
 def blindness(
@@ -93,14 +91,10 @@ def _open(connection: Connection, home_id: str, cause: str, start: datetime) -> 
 
 def _close_reports(connection: Connection, spell: Any) -> None:
     """Replace a closed "no reports" spell by the real gaps between the reports sent since
-    (read by ``received_at``, the reports table's time index)."""
+    (one range of the ``(home_id, sent_at)`` index, whatever the other homes sent)."""
     times = connection.execute(
         select(REPORTS.c.sent_at)
-        .where(
-            REPORTS.c.received_at >= spell.started_at - CLOCK_SKEW,
-            REPORTS.c.home_id == spell.home_id,
-            REPORTS.c.sent_at > spell.started_at,
-        )
+        .where(REPORTS.c.home_id == spell.home_id, REPORTS.c.sent_at > spell.started_at)
         .order_by(REPORTS.c.sent_at)
     ).scalars()
     gaps, previous = [], spell.started_at
