@@ -128,7 +128,7 @@ class Dispatcher:
         engine: AsyncEngine,
         box: SecretBox | None,
         *,
-        concurrency: int = 16,
+        concurrency: int = 32,
         sender: Sender | None = None,
     ) -> None:
         """``sender`` defaults to Apprise (``send.deliver``: each service in its format)."""
