@@ -189,6 +189,13 @@ SMALL = Size("small", 1_000, 150, 40, 5, 2, 5, 8, 2, 14, 4, 5, 3, 16, 5)
 #: The timeline (kill, morning, outage) runs at this share of the rate the replicas sustained
 #: (closed loop or under the offered load, the higher), or at the offered rate when lower.
 SUSTAINABLE = 0.7
+#: What the run compresses to fit one machine and minutes (the module docstring says more).
+COMPRESSED = (
+    "registration by COPY; alert thresholds 1 minute; the crowd's minute set as many passes "
+    "ahead as writing it ahead takes; in the timeline, the homes whose alerts are not watched "
+    "report less often when the replicas cannot take the target rate; size per day scaled from "
+    "the run; the prune measured on the run's reports dated back"
+)
 #: Kinds that report once a minute whatever the rate (scale_homes.py): their alerts are watched.
 WATCHED = ("battery", "replaced", "offline", "outage", "inactive")
 
@@ -676,6 +683,7 @@ class ScaleRun:
             "scale": size.name,
             "homes": size.homes,
             "load_avg": [round(load, 2) for load in os.getloadavg()],
+            "compressed": COMPRESSED,
         }
         self.haproxy = ensure_haproxy()
         # The sink listens on loopback, which the relay refuses as a caregiver's target unless
