@@ -17,6 +17,7 @@ from relay.admin import AdminError
 from relay.notifications import plan as plan_module
 from relay.notifications.escalate import ack_link
 from relay.notifications.plan import NotifySettings, plan
+from relay.notifications.summary import Period, gather
 from relay.secretbox import SecretBox
 from relay.storage.db import create_engine
 from relay.storage.models import Alert, Caregiver, DeliveryAttempt, Notification, table
@@ -700,3 +701,18 @@ def test_a_pass_writes_ahead_only_what_later_passes_cannot() -> None:
     assert plan_module._plan_ahead(crowd, now, minute) == 1
     soon = [now + timedelta(seconds=30), now + 90 * timedelta(seconds=1)]
     assert plan_module._plan_ahead(soon, now, minute) == 1  # no later pass before :00:30
+
+
+async def test_a_summary_written_ahead_tells_of_its_day_up_to_then(
+    relay: Relay, clock: Clock
+) -> None:
+    home = await relay.home()
+    await relay.tick()  # watching from now (Saturday 06:00 UTC)
+    await relay.activity(home, utc(2026, 3, 28, 9, 0))
+    written = utc(2026, 3, 29, 5, 50)  # ten minutes before the summary's time
+    period = Period(home, clock.now, utc(2026, 3, 29, 6, 0))
+    async with relay.engine.connect() as connection:
+        [fact] = await connection.run_sync(gather, [period], written)
+    assert fact.last is not None
+    # Quiet from the last movement until it was written, not through minutes still to come.
+    assert fact.longest_quiet == (fact.last.at, written)
