@@ -26,8 +26,10 @@ the run lasts minutes, not days (say so with every figure):
   * registration is bulk (COPY into the relay's tables, tokens and encrypted Apprise URLs made
     by the relay's own functions), not 100,000 ``home add`` calls;
   * "the 08:00 crowd": 12,000 subscriptions at one wall-clock minute in Europe/Berlin; the
-    minute is the first one after the kill (the relay treats every HH:MM alike), and their
-    homes have a seeded day of activity to summarise;
+    minute is set when the timeline starts, as far ahead as the relay needs to write the crowd
+    ahead (``PLAN_AHEAD_PER_PASS`` a pass: 7 passes for 12,000, the kill falls among them) and
+    never sooner than ``morning_lead`` (the relay treats every HH:MM alike), and their homes
+    have a seeded day of activity to summarise;
   * in the timeline, when the replicas cannot sustain the target rate on this machine, the
     "active" homes report less often than once a minute (``timeline_report_interval_s``); the
     homes whose alerts are watched still report every minute, and planning and summaries run
@@ -53,10 +55,13 @@ Measured, one JSON line at the end (figures of the homes phase unless said other
   lb_retries, lb_redispatches          what HAProxy retried on the other replica
   acked_reports, lost_reports          2xx answers, and of those not in the database (must be 0)
   unacked_at_end                       reports still waiting at a home when the run ended
-  plan_ticks, plan_max_s, plan_median_s, plan_morning_s   planning passes at full size
+  plan_ticks, plan_max_s, plan_median_s, plan_morning_s   planning passes at full size (the
+                                       last: the longest of those from when the crowd's minute
+                                       was set to a minute after it)
   morning_subscriptions, morning_delivered, morning_within_60s, morning_p50_s, morning_last_s
                                        the crowd's summaries: delivered (within 3 minutes),
                                        within 60 s, seconds from the slot to arrival
+  morning_written_ahead                of those, how many were written before their minute
   messages_received, messages_sent_db, duplicate_messages   at the sink vs the outbox
   alerts_opened, alerts_resolved       per kind
   db_bytes_per_report, db_bytes_per_activity_row, db_mb_per_home_day, db_mb_total
@@ -81,6 +86,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 import json
+import math
 import os
 from pathlib import Path
 import random
@@ -106,6 +112,7 @@ from bench.relay_ingest import create_database, storage_floor  # noqa: E402
 from relay.admin import ALERT_KINDS  # noqa: E402
 from relay.app import prune_reports  # noqa: E402
 from relay.ingest import bucket_start  # noqa: E402
+from relay.notifications.plan import PLAN_AHEAD_PER_PASS  # noqa: E402
 from relay.notifications.schedule import next_occurrence, parse_hhmm  # noqa: E402
 from relay.notifications.send import PRIVATE_ENV, validate_apprise_url  # noqa: E402
 from relay.secretbox import SecretBox  # noqa: E402
@@ -182,6 +189,13 @@ SMALL = Size("small", 1_000, 150, 40, 5, 2, 5, 8, 2, 14, 4, 5, 3, 16, 5)
 #: The timeline (kill, morning, outage) runs at this share of the rate the replicas sustained
 #: (closed loop or under the offered load, the higher), or at the offered rate when lower.
 SUSTAINABLE = 0.7
+#: What the run compresses to fit one machine and minutes (the module docstring says more).
+COMPRESSED = (
+    "registration by COPY; alert thresholds 1 minute; the crowd's minute set as many passes "
+    "ahead as writing it ahead takes; in the timeline, the homes whose alerts are not watched "
+    "report less often when the replicas cannot take the target rate; size per day scaled from "
+    "the run; the prune measured on the run's reports dated back"
+)
 #: Kinds that report once a minute whatever the rate (scale_homes.py): their alerts are watched.
 WATCHED = ("battery", "replaced", "offline", "outage", "inactive")
 
@@ -501,8 +515,11 @@ def window(figures: dict[str, Any], lo: float, hi: float) -> list[float]:
     ]
 
 
-async def plan_observations(ports: Sequence[int], seen: dict[int, int], out: list[float]) -> None:
-    """New planning passes on each replica since the last look (its last pass's seconds)."""
+async def plan_observations(
+    ports: Sequence[int], seen: dict[int, int], out: list[tuple[float, float]]
+) -> None:
+    """New planning passes on each replica since the last look (when seen, its last pass's
+    seconds)."""
     async with ClientSession() as session:
         for port in ports:
             with contextlib.suppress(ClientError, OSError):
@@ -515,7 +532,7 @@ async def plan_observations(ports: Sequence[int], seen: dict[int, int], out: lis
                 )
                 count = int(values.get("hpoll_plan_seconds_count", "0"))
                 if count > seen.get(port, 0):
-                    out.append(float(values["hpoll_plan_last_seconds"]))
+                    out.append((time.time(), float(values["hpoll_plan_last_seconds"])))
                 seen[port] = count
 
 
@@ -666,6 +683,7 @@ class ScaleRun:
             "scale": size.name,
             "homes": size.homes,
             "load_avg": [round(load, 2) for load in os.getloadavg()],
+            "compressed": COMPRESSED,
         }
         self.haproxy = ensure_haproxy()
         # The sink listens on loopback, which the relay refuses as a caregiver's target unless
@@ -673,8 +691,9 @@ class ScaleRun:
         os.environ[PRIVATE_ENV] = "1"
         self.sink = RecordingSink()
         self.replicas: list[Replica] = []
-        self.plans: list[float] = []
-        self.slot_epoch = 0.0
+        #: (when seen, seconds) of every planning pass of both replicas.
+        self.plans: list[tuple[float, float]] = []
+        self.slot_epoch = self.morning_set = 0.0
 
     async def run(self) -> dict[str, Any]:
         """Everything, in order."""
@@ -753,8 +772,19 @@ class ScaleRun:
             "unacked_at_end": offered["unacked_at_end"] + timeline["unacked_at_end"],
             "generator_cpu_s": round(offered["cpu_seconds"] + timeline["cpu_seconds"], 1),
             "plan_ticks": len(self.plans),
-            "plan_max_s": round(max(self.plans, default=0.0), 2),
-            "plan_median_s": round(statistics.median(self.plans or [0.0]), 2),
+            "plan_max_s": round(max((s for _, s in self.plans), default=0.0), 2),
+            "plan_median_s": round(statistics.median([s for _, s in self.plans] or [0.0]), 2),
+            "plan_morning_s": round(
+                max(
+                    (
+                        seconds
+                        for seen, seconds in self.plans
+                        if self.morning_set <= seen <= self.slot_epoch + self.size.notify_seconds
+                    ),
+                    default=0.0,
+                ),
+                2,
+            ),
         }
         for replica in self.replicas:
             replica.stop()
@@ -811,7 +841,10 @@ class ScaleRun:
         the first planning grid point after the kill, an outage's queues flushed after them."""
         size = self.size
         grid = size.notify_seconds
-        self.slot_epoch = (int((time.time() + size.morning_lead) / grid) + 1) * grid
+        # Enough passes before the minute to write the crowd ahead, and one to spare.
+        lead = max(size.morning_lead, (math.ceil(size.morning / PLAN_AHEAD_PER_PASS) + 1) * grid)
+        self.morning_set = time.time()
+        self.slot_epoch = (int((time.time() + lead) / grid) + 1) * grid
         at = await set_morning(engine, size.morning, datetime.fromtimestamp(self.slot_epoch, UTC))
         self.result["morning_at_local"] = f"{at} {MORNING_ZONE}"
         flush_at = self.slot_epoch - time.time() + size.flush_after_morning
@@ -954,6 +987,15 @@ async def messages(
                 )
             )
         ).all()
+        ahead = await connection.scalar(
+            select(func.count())
+            .select_from(NOTIFICATIONS)
+            .where(
+                NOTIFICATIONS.c.kind == "summary",
+                NOTIFICATIONS.c.caregiver_id <= morning,
+                NOTIFICATIONS.c.created_at < datetime.fromtimestamp(slot_epoch, UTC),
+            )
+        )
     crowd = sorted(
         at - slot_epoch for at, path, title, _ in arrivals if (path, title) in crowd_summaries
     )
@@ -964,6 +1006,7 @@ async def messages(
         "morning_within_60s": sum(1 for delay in crowd if delay <= 60),
         "morning_p50_s": round(percentile(crowd, 0.5), 1),
         "morning_last_s": round(crowd[-1], 1) if crowd else None,
+        "morning_written_ahead": int(ahead or 0),
         "messages_received": len(arrivals),
         "messages_sent_db": int(sent_db or 0),
         "duplicate_messages": sum(n - 1 for n in keys.values() if n > 1),

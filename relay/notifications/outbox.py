@@ -3,10 +3,11 @@
 - ``enqueue`` inserts a message under a unique ``dedup_key`` (a summary's home, subscription and
   day; an alert's id and recipient): a second writer, or a second replica, inserts nothing.
 - ``Dispatcher`` sends what is due. Each message is claimed first by a compare-and-swap
-  (``UPDATE … WHERE id = ? AND status = 'pending' RETURNING …``: a row back means won), so two
-  replicas never both send it. A claim expires: a replica that died mid-send leaves the message
-  to be retried, never lost (the price: a message the provider took just before the crash is
-  sent twice; exactly once is not possible across an external service without its help).
+  (``UPDATE … WHERE id IN (…) AND status = 'pending' RETURNING …``, a batch at a time: a row
+  back means won), so two replicas never both send it. A claim expires: a replica that died
+  mid-send leaves the message to be retried, never lost (the price: a message the provider took
+  just before the crash is sent twice; exactly once is not possible across an external service
+  without its help).
 - Every attempt is recorded (``delivery_attempts``); failures back off (1 min doubling to 1 h)
   and give up after a day, counted. A caregiver whose URL keeps failing is flagged, and the next
   message to someone else about the same home says so.
@@ -15,20 +16,29 @@
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+import itertools
 import logging
 import time
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, case, func, insert, select, update
+from sqlalchemy import Connection, Row, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..messages.document import Document, para, render_plain, stored_document, to_json
 from ..messages.words import clean
 from ..secretbox import SecretBox, SecretBoxError
-from ..storage.models import ATTEMPTS, CAREGIVERS, NOTIFICATIONS, SUBSCRIPTIONS, insert_or_skip
+from ..storage.models import (
+    ATTEMPTS,
+    CAREGIVERS,
+    IN_LIST,
+    NOTIFICATIONS,
+    SUBSCRIPTIONS,
+    insert_or_skip,
+)
 from .send import Delivery, deliver
 
 _LOGGER = logging.getLogger(__name__)
@@ -98,15 +108,27 @@ def _retry_delay(attempts: int) -> timedelta:
     return min(RETRY_MAX, delay)
 
 
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    """A message this replica claimed, with what sending it needs."""
+
+    row: Row[Any]
+    caregiver: Row[Any]
+    document: Document
+
+
 class Dispatcher:
-    """Sends due messages, at most ``concurrency`` at a time (Apprise sends from threads)."""
+    """Sends due messages, batch after batch: one statement claims a batch, a few read what it
+    needs, Apprise sends at most ``concurrency`` at a time, and one transaction records every
+    outcome. A message costs a share of about six statements, not ten of its own (the
+    morning's thousands of summaries: bench/scale.py)."""
 
     def __init__(
         self,
         engine: AsyncEngine,
         box: SecretBox | None,
         *,
-        concurrency: int = 8,
+        concurrency: int = 32,
         sender: Sender | None = None,
     ) -> None:
         """``sender`` defaults to Apprise (``send.deliver``: each service in its format)."""
@@ -122,9 +144,10 @@ class Dispatcher:
         """Send everything due now, batch after batch (urgent alerts first); returns how many
         this replica sent successfully."""
         sent, started = 0, time.monotonic()
-        while due := await self._due(now, batch):
-            results = await asyncio.gather(*(self._claim_and_send(i, now) for i in due))
-            sent += sum(results)
+        while claimed := await self._claim(now, batch):
+            results = await asyncio.gather(*(self._deliver_one(item) for item in claimed))
+            await self._record(claimed, results, now)
+            sent += sum(result.ok for result in results)
             # A morning's thousands of messages take minutes: each batch claims with the time
             # it is claimed at (a claim dated at the start could run out while being sent,
             # and another replica would send the message again).
@@ -132,7 +155,12 @@ class Dispatcher:
             started = time.monotonic()
         return sent
 
-    async def _due(self, now: datetime, batch: int) -> list[int]:
+    async def _claim(self, now: datetime, batch: int) -> list[_Claimed]:
+        """Claim up to ``batch`` due messages by one compare-and-swap, committed before any is
+        sent: the first due are read (on PostgreSQL skipping rows another replica is claiming
+        right now), then ``UPDATE … WHERE id IN (…) AND status = 'pending' RETURNING``: rows
+        another replica claimed meanwhile fall out."""
+        urgent_first = case((NOTIFICATIONS.c.kind == "alert", 0), else_=1)
         async with self.engine.begin() as connection:
             # Claims of a replica that died mid-send run out: those messages are due again.
             await connection.execute(
@@ -140,29 +168,21 @@ class Dispatcher:
                 .where(NOTIFICATIONS.c.status == SENDING, NOTIFICATIONS.c.claimed_until < now)
                 .values(status=PENDING)
             )
-        urgent_first = case((NOTIFICATIONS.c.kind == "alert", 0), else_=1)
-        async with self.engine.connect() as connection:
-            due = await connection.scalars(
-                select(NOTIFICATIONS.c.id)
-                .where(NOTIFICATIONS.c.status == PENDING, NOTIFICATIONS.c.due_at <= now)
-                .order_by(urgent_first, NOTIFICATIONS.c.due_at, NOTIFICATIONS.c.id)
-                .limit(batch)
-            )
-            return list(due.all())
-
-    async def _claim_and_send(self, notification_id: int, now: datetime) -> bool:
-        # The limit covers the claim and the record too: a batch of 200 claimed at once held
-        # every connection of the pool, and the reports' token lookups waited behind them.
-        async with self._limit:
-            return await self._claim_send_record(notification_id, now)
-
-    async def _claim_send_record(self, notification_id: int, now: datetime) -> bool:
-        async with self.engine.begin() as connection:
-            # The compare-and-swap; RETURNING hands over the claimed row in the same statement.
-            row = (
+            due = (
+                await connection.scalars(
+                    select(NOTIFICATIONS.c.id)
+                    .where(NOTIFICATIONS.c.status == PENDING, NOTIFICATIONS.c.due_at <= now)
+                    .order_by(urgent_first, NOTIFICATIONS.c.due_at, NOTIFICATIONS.c.id)
+                    .limit(batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not due:
+                return []
+            claims = (
                 await connection.execute(
                     update(NOTIFICATIONS)
-                    .where(NOTIFICATIONS.c.id == notification_id, NOTIFICATIONS.c.status == PENDING)
+                    .where(NOTIFICATIONS.c.id.in_(due), NOTIFICATIONS.c.status == PENDING)
                     .values(
                         status=SENDING,
                         claimed_until=now + CLAIM_FOR,
@@ -170,21 +190,33 @@ class Dispatcher:
                     )
                     .returning(*NOTIFICATIONS.c)
                 )
-            ).one_or_none()
-            if row is None:
-                return False  # another replica has it
-            caregiver = (
-                await connection.execute(
-                    select(CAREGIVERS).where(CAREGIVERS.c.id == row.caregiver_id)
+            ).all()
+            if not claims:
+                return []
+            rows = sorted(claims, key=lambda row: (row.kind != "alert", row.due_at, row.id))
+            caregivers = {
+                caregiver.id: caregiver
+                for caregiver in await connection.execute(
+                    select(
+                        CAREGIVERS.c.id,
+                        CAREGIVERS.c.apprise_url_encrypted,
+                        CAREGIVERS.c.consecutive_failures,
+                    ).where(CAREGIVERS.c.id.in_({row.caregiver_id for row in rows}))
                 )
-            ).one()
+            }
+            failing = await _failing(connection, {row.home_id for row in rows} - {None})
+        claimed = []
+        for row in rows:
             document = stored_document(row.title, row.body, row.content)
-            note = await _failing_note(connection, row.home_id, row.caregiver_id)
-            if note:
-                document = document.with_blocks(para(note))
-        result = await self._deliver(caregiver.apprise_url_encrypted, document)
-        await self._record(row, caregiver, result, now)
-        return result.ok
+            others = [f for f in failing.get(row.home_id, ()) if f[0] != row.caregiver_id]
+            if others:
+                document = document.with_blocks(para(_failing_note(others)))
+            claimed.append(_Claimed(row, caregivers[row.caregiver_id], document))
+        return claimed
+
+    async def _deliver_one(self, item: _Claimed) -> Delivery:
+        async with self._limit:
+            return await self._deliver(item.caregiver.apprise_url_encrypted, item.document)
 
     async def _deliver(self, encrypted_url: bytes, document: Document) -> Delivery:
         if self.box is None:
@@ -199,88 +231,112 @@ class Dispatcher:
             return Delivery(False, f"Apprise raised {type(err).__name__}")
 
     async def _record(
-        self, row: Row[Any], caregiver: Row[Any], result: Delivery, now: datetime
+        self, claimed: Sequence[_Claimed], results: Sequence[Delivery], now: datetime
     ) -> None:
-        notification_id: int = row.id
-        attempts: int = row.attempts  # already counted by the claim
-        created_at: datetime = row.created_at
-        caregiver_id: int = caregiver.id
-        failures: int = caregiver.consecutive_failures
+        """Every outcome of a batch in one transaction: the attempts in one statement, the sent
+        messages in another, and the caregivers whose failures they end in a third."""
+        delivered = [item for item, result in zip(claimed, results, strict=True) if result.ok]
         async with self.engine.begin() as connection:
             await connection.execute(
-                insert(ATTEMPTS).values(
-                    notification_id=notification_id,
-                    attempted_at=now,
-                    ok=result.ok,
-                    detail=result.detail[:500],
-                )
+                insert(ATTEMPTS),
+                [
+                    {
+                        "notification_id": item.row.id,
+                        "attempted_at": now,
+                        "ok": result.ok,
+                        "detail": result.detail[:500],
+                    }
+                    for item, result in zip(claimed, results, strict=True)
+                ],
             )
-            if result.ok:
-                self.sent += 1
+            if delivered:
+                self.sent += len(delivered)
                 await connection.execute(
                     update(NOTIFICATIONS)
-                    .where(NOTIFICATIONS.c.id == notification_id)
+                    .where(NOTIFICATIONS.c.id.in_([item.row.id for item in delivered]))
                     .values(status=SENT, sent_at=now, claimed_until=None, last_error=None)
                 )
                 await connection.execute(
                     update(CAREGIVERS)
-                    .where(CAREGIVERS.c.id == caregiver_id)
+                    .where(
+                        CAREGIVERS.c.id.in_({item.caregiver.id for item in delivered}),
+                        or_(
+                            CAREGIVERS.c.consecutive_failures != 0,
+                            CAREGIVERS.c.failing_since.isnot(None),
+                        ),
+                    )
                     .values(consecutive_failures=0, failing_since=None)
                 )
-                return
-            self.failed += 1
-            give_up = now - created_at >= GIVE_UP_AFTER
-            if give_up:
-                self.gave_up += 1
-            _LOGGER.warning(
-                "notification %d to caregiver %d failed (attempt %d%s): %s",
-                notification_id,
-                caregiver_id,
-                attempts,
-                ", giving up" if give_up else "",
-                result.detail,
-            )
-            await connection.execute(
-                update(NOTIFICATIONS)
-                .where(NOTIFICATIONS.c.id == notification_id)
-                .values(
-                    status=FAILED if give_up else PENDING,
-                    due_at=now + _retry_delay(attempts),
-                    claimed_until=None,
-                    last_error=result.detail[:500],
-                )
-            )
-            flagged = failures + 1 >= FAILING_AFTER
-            await connection.execute(
-                update(CAREGIVERS)
-                .where(CAREGIVERS.c.id == caregiver_id)
-                .values(
-                    consecutive_failures=CAREGIVERS.c.consecutive_failures + 1,
-                    failing_since=func.coalesce(CAREGIVERS.c.failing_since, now)
-                    if flagged
-                    else CAREGIVERS.c.failing_since,
-                )
-            )
+            for item, result in zip(claimed, results, strict=True):
+                if not result.ok:
+                    await self._record_failure(connection, item, result, now)
 
-
-async def _failing_note(connection: AsyncConnection, home_id: str | None, caregiver_id: int) -> str:
-    """'Messages to Ann are failing since …' for the other caregivers of the same home."""
-    if home_id is None:
-        return ""
-    rows = (
+    async def _record_failure(
+        self, connection: AsyncConnection, item: _Claimed, result: Delivery, now: datetime
+    ) -> None:
+        """A failed send (rare: one at a time): retried later, or given up after a day; the
+        caregiver's channel flagged after a few failures in a row."""
+        notification_id: int = item.row.id
+        attempts: int = item.row.attempts  # already counted by the claim
+        caregiver_id: int = item.caregiver.id
+        self.failed += 1
+        give_up = now - item.row.created_at >= GIVE_UP_AFTER
+        if give_up:
+            self.gave_up += 1
+        _LOGGER.warning(
+            "notification %d to caregiver %d failed (attempt %d%s): %s",
+            notification_id,
+            caregiver_id,
+            attempts,
+            ", giving up" if give_up else "",
+            result.detail,
+        )
         await connection.execute(
-            select(CAREGIVERS.c.name, CAREGIVERS.c.failing_since)
-            .join(SUBSCRIPTIONS, SUBSCRIPTIONS.c.caregiver_id == CAREGIVERS.c.id)
-            .where(
-                and_(
-                    SUBSCRIPTIONS.c.home_id == home_id,
-                    CAREGIVERS.c.id != caregiver_id,
-                    CAREGIVERS.c.failing_since.isnot(None),
-                )
+            update(NOTIFICATIONS)
+            .where(NOTIFICATIONS.c.id == notification_id)
+            .values(
+                status=FAILED if give_up else PENDING,
+                due_at=now + _retry_delay(attempts),
+                claimed_until=None,
+                last_error=result.detail[:500],
             )
         )
-    ).all()
-    if not rows:
-        return ""
-    names = ", ".join(f"{clean(r.name)} (since {r.failing_since:%Y-%m-%d %H:%M} UTC)" for r in rows)
+        flagged = item.caregiver.consecutive_failures + 1 >= FAILING_AFTER
+        await connection.execute(
+            update(CAREGIVERS)
+            .where(CAREGIVERS.c.id == caregiver_id)
+            .values(
+                consecutive_failures=CAREGIVERS.c.consecutive_failures + 1,
+                failing_since=func.coalesce(CAREGIVERS.c.failing_since, now)
+                if flagged
+                else CAREGIVERS.c.failing_since,
+            )
+        )
+
+
+async def _failing(
+    connection: AsyncConnection, home_ids: set[str]
+) -> dict[str, list[tuple[int, str, datetime]]]:
+    """For each home, the caregivers subscribed to it whose messages keep failing (id, name,
+    since), IN_LIST homes a statement."""
+    found: defaultdict[str, list[tuple[int, str, datetime]]] = defaultdict(list)
+    for chunk in itertools.batched(sorted(home_ids), IN_LIST):
+        for row in await connection.execute(
+            select(
+                SUBSCRIPTIONS.c.home_id,
+                CAREGIVERS.c.id,
+                CAREGIVERS.c.name,
+                CAREGIVERS.c.failing_since,
+            )
+            .join(SUBSCRIPTIONS, SUBSCRIPTIONS.c.caregiver_id == CAREGIVERS.c.id)
+            .where(SUBSCRIPTIONS.c.home_id.in_(chunk), CAREGIVERS.c.failing_since.isnot(None))
+            .order_by(CAREGIVERS.c.id)
+        ):
+            found[row.home_id].append((row.id, row.name, row.failing_since))
+    return found
+
+
+def _failing_note(others: Sequence[tuple[int, str, datetime]]) -> str:
+    """'Messages to Ann are failing since …' for the other caregivers of the same home."""
+    names = ", ".join(f"{clean(name)} (since {at:%Y-%m-%d %H:%M} UTC)" for _, name, at in others)
     return f"Note: messages to {names} keep failing; they may not know about this."

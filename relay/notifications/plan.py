@@ -7,7 +7,12 @@ summary's slot is also claimed by a compare-and-swap on ``next_summary_due`` and
 has a unique ``dedup_key``, so nothing is planned twice even without the lock.
 
 Summaries missed while the relay was down are sent late (marked so), once: several missed days
-fold into one message about the latest day. Alerts opened in one tick fold into one message per
+fold into one message about the latest day. A relay that plans every ``interval`` writes each
+summary ahead, due at its minute: in the last pass before that minute with room left (each
+pass composes at most ``PLAN_AHEAD_PER_PASS`` ahead), never more than ``PLAN_AHEAD`` early; so
+10,000 summaries at 08:00 are composed in the minutes before and 08:00 only sends them. Such a
+summary tells of the day up to when it was composed: the minutes until its time are in no
+summary (alerts still watch them). Alerts opened in one tick fold into one message per
 caregiver, so a restart after a long outage is one message each, not a storm.
 """
 
@@ -19,6 +24,7 @@ from datetime import datetime, timedelta
 import hashlib
 import itertools
 import logging
+import math
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,6 +48,11 @@ _LOGGER = logging.getLogger(__name__)
 LATE_AFTER = timedelta(minutes=10)
 #: An acknowledgement older than this is not announced any more (bounds each tick's work).
 ANNOUNCE_ACK_WITHIN = timedelta(days=1)
+#: A pass composes at most this many summaries due after it (about a second of Python each
+#: thousand, measured at 100,000 homes: bench/scale.py); the ones due by then, all of them.
+PLAN_AHEAD_PER_PASS = 2_000
+#: ... and none due further ahead than this (what a summary misses of its day).
+PLAN_AHEAD = timedelta(minutes=15)
 #: Any 64-bit number that no other application on the same PostgreSQL uses.
 PLAN_LOCK = 0x68706F6C6C
 
@@ -70,12 +81,14 @@ def plan(
     now: datetime,
     settings: NotifySettings,
     listening_since: datetime | None = None,
+    interval: timedelta | None = None,
 ) -> PlanResult:
-    """Decide and record everything due at ``now`` (sync; one transaction via ``run_sync``)."""
+    """Decide and record everything due at ``now`` (sync; one transaction via ``run_sync``);
+    ``interval``: how often passes run (summaries of a crowded minute are then written ahead)."""
     plan_lock(connection)
     result = PlanResult()
     blind = track(connection, now, listening_since)
-    result.summaries = plan_summaries(connection, now)
+    result.summaries = plan_summaries(connection, now, interval)
     found = conditions(connection, now, listening_since)
     result.events = reconcile(connection, found, now, settings.escalate_after)
     result.alert_messages = tell_about(connection, result.events, now, settings)
@@ -105,8 +118,10 @@ class _DueSummary:
     missed: int
 
 
-def plan_summaries(connection: Connection, now: datetime) -> int:
-    """Write every summary that is due; returns how many."""
+def plan_summaries(connection: Connection, now: datetime, interval: timedelta | None = None) -> int:
+    """Write every summary that is due, and with ``interval`` those of a crowded minute ahead
+    (due at their minute); returns how many."""
+    horizon = now + PLAN_AHEAD if interval else now
     rows = connection.execute(
         select(
             SUBSCRIPTIONS.c.id,
@@ -121,10 +136,14 @@ def plan_summaries(connection: Connection, now: datetime) -> int:
         .where(
             or_(
                 SUBSCRIPTIONS.c.next_summary_due.is_(None),
-                SUBSCRIPTIONS.c.next_summary_due <= now,
+                SUBSCRIPTIONS.c.next_summary_due <= horizon,
             )
         )
     ).all()
+    if interval:
+        ahead = sorted((row for row in rows if _after(row, now)), key=_slot_and_id)
+        count = _plan_ahead([row.next_summary_due for row in ahead], now, interval)
+        rows = [row for row in rows if not _after(row, now)] + ahead[:count]
     zones: dict[str, ZoneInfo] = {}
     candidates: list[_DueSummary] = []
     moves: defaultdict[tuple[datetime | None, datetime], list[int]] = defaultdict(list)
@@ -152,7 +171,9 @@ def plan_summaries(connection: Connection, now: datetime) -> int:
         )
     claimed = _claim_slots(connection, moves)
     due = [summary for summary in candidates if summary.subscription_id in claimed]
-    facts = {(f.home_id, f.start, f.end): f for f in gather(connection, [d.period for d in due])}
+    facts = {
+        (f.home_id, f.start, f.end): f for f in gather(connection, [d.period for d in due], now)
+    }
     digests = _digest_caregivers(connection, {summary.caregiver_id for summary in due})
     messages: list[Message] = []
     bundles: defaultdict[int, list[tuple[_DueSummary, Document]]] = defaultdict(list)
@@ -171,11 +192,36 @@ def plan_summaries(connection: Connection, now: datetime) -> int:
                 "summary",
                 f"summary:{summary.subscription_id}:{summary.day}",
                 document,
-                due_at=now,
+                due_at=max(now, summary.period.end),
             )
         )
     messages += [_digest(caregiver, parts, now) for caregiver, parts in bundles.items()]
     return enqueue_many(connection, messages, now)
+
+
+def _after(row: Any, moment: datetime) -> bool:
+    return row.next_summary_due is not None and row.next_summary_due > moment
+
+
+def _slot_and_id(row: Any) -> tuple[datetime, int]:
+    return row.next_summary_due, row.id
+
+
+def _plan_ahead(slots: list[datetime], now: datetime, interval: timedelta) -> int:
+    """How many of the earliest ``slots`` (sorted, all after ``now``) this pass must write: the
+    ones the later passes (one each ``interval``, ``PLAN_AHEAD_PER_PASS`` each, each before the
+    slot) cannot, when every summary is left to the last pass before its minute that has room."""
+    pass_index, room = 0, 0
+    for placed, slot in enumerate(reversed(slots)):
+        latest = math.ceil((slot - now) / interval) - 1  # the last later pass before the slot
+        if not pass_index or latest < pass_index:
+            pass_index, room = latest, PLAN_AHEAD_PER_PASS
+        elif room == 0:
+            pass_index, room = pass_index - 1, PLAN_AHEAD_PER_PASS
+        if pass_index < 1:
+            return len(slots) - placed
+        room -= 1
+    return 0
 
 
 def _digest_caregivers(connection: Connection, caregiver_ids: set[int]) -> set[int]:
@@ -197,7 +243,8 @@ def _digest(caregiver_id: int, parts: list[tuple[_DueSummary, Document]], now: d
     slots = ",".join(sorted(f"{s.subscription_id}:{s.day}" for s, _ in parts))
     key = hashlib.sha256(slots.encode()).hexdigest()[:32]
     document = compose.digest([document for _, document in parts])
-    return Message(caregiver_id, None, "summary", f"digest:{caregiver_id}:{key}", document, now)
+    due = max(now, *(summary.period.end for summary, _ in parts))
+    return Message(caregiver_id, None, "summary", f"digest:{caregiver_id}:{key}", document, due)
 
 
 def _claim_slots(

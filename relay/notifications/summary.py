@@ -47,8 +47,9 @@ def _epoch(connection: Connection, column: Any) -> Any:
 def gather(
     connection: Connection, periods: Sequence[Period], now: datetime | None = None
 ) -> list[SummaryFacts]:
-    """The facts of every period, as of ``now`` (default: each period's end); sync: run it with
-    ``run_sync``. Homes are read in chunks, a few statements per chunk, never one per home."""
+    """The facts of every period, as of ``now`` or its end, whichever is earlier (default: its
+    end); sync: run it with ``run_sync``. Homes are read in chunks, a few statements per chunk,
+    never one per home."""
     if not periods:
         return []
     homes: dict[str, Any] = {}
@@ -74,7 +75,7 @@ def gather(
         home = homes.get(period.home_id)
         if home is None:
             continue
-        at = now or period.end
+        at = min(now, period.end) if now else period.end
         zone = zones.get(home.timezone) or zones.setdefault(home.timezone, ZoneInfo(home.timezone))
         fact = SummaryFacts(
             home.id,
@@ -102,7 +103,7 @@ def gather(
     for (start, end), home_ids in by_window.items():
         for chunk in itertools.batched(sorted(home_ids), IN_LIST):
             _add_incidents(connection, facts, chunk, start, end)
-            _add_activity(connection, facts, chunk, start, end)
+            _add_activity(connection, facts, chunk, start, end, until=min(now, end) if now else end)
     return list(facts.values())
 
 
@@ -147,10 +148,12 @@ def _add_activity(
     home_ids: Sequence[str],
     start: datetime,
     end: datetime,
+    *,
+    until: datetime,
 ) -> None:
-    """Counts per room, first and last movement, and the longest quiet spell the relay saw, of
-    homes sharing a period: one ordered read of the buckets (about 70 a home and day) as plain
-    numbers."""
+    """Counts per room, first and last movement, and the longest quiet spell the relay saw up to
+    ``until``, of homes sharing a period: one ordered read of the buckets (about 70 a home and
+    day) as plain numbers."""
     rows = connection.execute(
         select(
             ACTIVITY.c.home_id,
@@ -175,12 +178,12 @@ def _add_activity(
             fact = facts[(home_id, start, end)]
             if fact.seen_from is None:
                 continue
-            span = spans[home_id] = _Span(fact)
+            span = spans[home_id] = _Span(fact, until)
         span.add(room or "", count, float(first), float(last))
     for home_id in home_ids:
         fact = facts[(home_id, start, end)]
         if fact.seen_from is not None:
-            (spans.get(home_id) or _Span(fact)).finish()
+            (spans.get(home_id) or _Span(fact, until)).finish()
 
 
 class _Span:
@@ -188,12 +191,14 @@ class _Span:
     largest step from the end of everything so far (all rooms, and blind spells, which end a
     quiet spell instead of lengthening it) to the next start, within the watched time."""
 
-    __slots__ = ("blind", "edge", "fact", "first", "latest", "quiet")
+    __slots__ = ("blind", "edge", "fact", "first", "latest", "quiet", "until")
 
-    def __init__(self, fact: SummaryFacts) -> None:
+    def __init__(self, fact: SummaryFacts, until: datetime) -> None:
         seen_from = fact.seen_from
         assert seen_from is not None
         self.fact = fact
+        #: The end of the period, or the moment it was summed up if that is earlier.
+        self.until = until.timestamp()
         self.first: tuple[float, str] | None = None
         self.latest: tuple[float, str] | None = None
         #: The end of everything so far: movement, a blind spell, or where watching began.
@@ -229,7 +234,7 @@ class _Span:
 
     def finish(self) -> None:
         fact = self.fact
-        self._quiet_until(fact.end.timestamp())
+        self._quiet_until(self.until)
         if self.first is not None and self.latest is not None:
             fact.first = Movement(_at(self.first[0]), self.first[1] or None)
             fact.last = Movement(_at(self.latest[0]), self.latest[1] or None)

@@ -14,7 +14,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
 from ..messages.facts import Blindness, Movement
 from ..storage.models import ACTIVITY, BLIND_SPELLS, HOMES, REPORTS
@@ -22,8 +22,6 @@ from .alerting import FRESH_REPORT
 
 #: Activity buckets are 15 minutes long (relay/ingest.py).
 BUCKET = timedelta(minutes=15)
-#: A report may be sent this far in the future of the relay's clock (relay/schema.py).
-CLOCK_SKEW = timedelta(minutes=10)
 
 
 def blindness(
@@ -49,6 +47,15 @@ def track(connection: Connection, now: datetime, listening_since: datetime | Non
     spells: defaultdict[str, dict[str, Any]] = defaultdict(dict)
     for spell in connection.execute(select(BLIND_SPELLS).where(BLIND_SPELLS.c.ended_at.is_(None))):
         spells[spell.home_id][spell.cause] = spell
+    # Only homes that may be blind now, or were: for every other home there is nothing to do
+    # (reading all 100,000 homes took 0.4 s of each pass).
+    may_change = [
+        and_(HOMES.c.bridge_reachable.is_(False), HOMES.c.bridge_offline_since.isnot(None)),
+        HOMES.c.id.in_(select(BLIND_SPELLS.c.home_id).where(BLIND_SPELLS.c.ended_at.is_(None))),
+    ]
+    stale_before = now - FRESH_REPORT
+    if listening_since is None or listening_since < stale_before:
+        may_change.append(HOMES.c.last_report_sent_at < stale_before)
     opened: list[Any] = []
     for home in connection.execute(
         select(
@@ -56,7 +63,7 @@ def track(connection: Connection, now: datetime, listening_since: datetime | Non
             HOMES.c.bridge_reachable,
             HOMES.c.bridge_offline_since,
             HOMES.c.last_report_sent_at,
-        ).where(HOMES.c.last_report_sent_at.isnot(None))
+        ).where(HOMES.c.last_report_sent_at.isnot(None), or_(*may_change))
     ):
         blind = blindness(home, now, listening_since)
         stale = blind is not None and blind.cause == "reports"
@@ -93,14 +100,10 @@ def _open(connection: Connection, home_id: str, cause: str, start: datetime) -> 
 
 def _close_reports(connection: Connection, spell: Any) -> None:
     """Replace a closed "no reports" spell by the real gaps between the reports sent since
-    (read by ``received_at``, the reports table's time index)."""
+    (one range of the ``(home_id, sent_at)`` index, whatever the other homes sent)."""
     times = connection.execute(
         select(REPORTS.c.sent_at)
-        .where(
-            REPORTS.c.received_at >= spell.started_at - CLOCK_SKEW,
-            REPORTS.c.home_id == spell.home_id,
-            REPORTS.c.sent_at > spell.started_at,
-        )
+        .where(REPORTS.c.home_id == spell.home_id, REPORTS.c.sent_at > spell.started_at)
         .order_by(REPORTS.c.sent_at)
     ).scalars()
     gaps, previous = [], spell.started_at

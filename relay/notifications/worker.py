@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 import contextlib
-from datetime import datetime
+from datetime import datetime, timedelta
 import logging
 import threading
 import time
@@ -20,14 +20,19 @@ from .plan import NotifySettings, PlanResult, plan, plan_lock
 
 _LOGGER = logging.getLogger(__name__)
 
+#: The sender wakes this long after each point of the grid (a timer may fire a little early).
+GRID_LATE = 0.05
+
 
 class Notifier:
     """Plans once per ``interval`` and sends what is due; one per relay process.
 
     Planning and sending run as two loops, so a morning with thousands of summaries to send
     never holds back the planning of an urgent alert. Plans start on the wall clock's grid of
-    the interval (every replica at :00 of each minute), so a summary due at 08:00 is planned at
-    08:00, not up to an interval later; replicas then plan one after the other (the lock).
+    the interval (every replica at :00 of each minute); replicas then plan one after the other
+    (the lock). Summaries are written ahead, due at their minute (relay/notifications/plan.py),
+    and the sender wakes on the same grid: a summary due at 08:00 goes at 08:00, not once the
+    08:00 pass is through.
 
     The planning loop runs in a thread of its own, with its own event loop and engine: a pass
     over 100,000 homes is seconds of Python, which on the serving loop would hold every report
@@ -56,6 +61,8 @@ class Notifier:
         self._stop_planning = threading.Event()
         #: Homes could not report while this relay was down: their silence counts from here.
         self.started_at = clock()
+        #: How often passes run, once started (summaries are then written ahead of their time).
+        self.interval: timedelta | None = None
         self.ticks = 0
         self.errors = 0
 
@@ -65,7 +72,9 @@ class Notifier:
             # 'now' is read once this replica may plan: after the other's plan committed.
             await connection.run_sync(plan_lock)
             started = time.perf_counter()
-            result = await connection.run_sync(plan, self.clock(), self.settings, self.started_at)
+            result = await connection.run_sync(
+                plan, self.clock(), self.settings, self.started_at, self.interval
+            )
         self.metrics.plan.observe(time.perf_counter() - started)
         self.ticks += 1
         return result
@@ -78,6 +87,7 @@ class Notifier:
 
     def start(self, interval: float) -> None:
         """Plan every ``interval`` seconds and send as soon as something is planned."""
+        self.interval = timedelta(seconds=interval)
         self._tasks = [asyncio.create_task(self._send_forever(interval))]
         if self.engine.url.database in (None, "", ":memory:"):
             self._tasks.append(asyncio.create_task(self._plan_forever(interval, self.engine)))
@@ -137,9 +147,11 @@ class Notifier:
 
     async def _send_forever(self, interval: float) -> None:
         while True:
-            # Woken by each plan; retries that come due between plans are picked up too.
+            # Woken by each plan and on the interval's grid (summaries written ahead are due
+            # there, not when that pass is through), retries that came due between included.
+            next_grid = interval - time.time() % interval + GRID_LATE
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._planned.wait(), interval)
+                await asyncio.wait_for(self._planned.wait(), next_grid)
             self._planned.clear()
             try:
                 await self.dispatcher.run_once(self.clock())

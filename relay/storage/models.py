@@ -145,6 +145,9 @@ class Report(Base):
         # report_id first: the ingest looks reports up by report_id (one indexed IN list).
         UniqueConstraint("report_id", "home_id", name="uq_reports_report_home"),
         Index("ix_reports_received_at", "received_at"),
+        # One home's reports since a moment (the gaps of a blind spell): without it, a read
+        # of the whole unique index or of every home's reports since then.
+        Index("ix_reports_home_sent", "home_id", "sent_at"),
     )
 
     id: Mapped[int] = mapped_column(
@@ -229,6 +232,8 @@ class Notification(Base):
     __table_args__ = (
         UniqueConstraint("dedup_key", name="uq_notifications_dedup"),
         Index("ix_notifications_status_due", "status", "due_at"),
+        # Who was told about an alert (read every tick for acknowledged alarms).
+        Index("ix_notifications_alert", "alert_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

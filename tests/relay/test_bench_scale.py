@@ -29,6 +29,7 @@ def test_scale_bench_runs_and_loses_nothing() -> None:
     assert figures["acked_reports"] > 0
     assert figures["lost_reports"] == 0
     assert figures["morning_delivered"] == figures["morning_subscriptions"] > 0
+    assert figures["morning_written_ahead"] > 0  # the crowd is written before its minute
     assert figures["messages_received"] >= figures["messages_sent_db"] > 0
     assert figures["plan_ticks"] >= 2
     assert {"battery", "inactivity"} <= set(figures["alerts_opened"])

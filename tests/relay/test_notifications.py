@@ -14,8 +14,10 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import AdminError
+from relay.notifications import plan as plan_module
 from relay.notifications.escalate import ack_link
 from relay.notifications.plan import NotifySettings, plan
+from relay.notifications.summary import Period, gather
 from relay.secretbox import SecretBox
 from relay.storage.db import create_engine
 from relay.storage.models import Alert, Caregiver, DeliveryAttempt, Notification, table
@@ -652,3 +654,65 @@ async def test_a_relay_restart_after_an_outage_raises_no_false_alarms(
         await relay.tick()
     assert [title for title, _ in messages(sink)] == ["Home 2: no news from the home"]
     assert "We have heard nothing from Home 2 since 09:00." in messages(sink)[0][1]
+
+
+async def test_summaries_are_written_ahead_and_sent_at_their_minute(
+    relay: Relay, clock: Clock, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A crowd at 08:00 (Berlin): composing it at 08:00 took longer than the minute; a relay
+    # planning each minute writes it in the passes before (at most 2 a pass here), as late as
+    # they allow, and sends it at 08:00, once.
+    monkeypatch.setattr(plan_module, "PLAN_AHEAD_PER_PASS", 2)
+    relay.notifier.interval = timedelta(minutes=1)
+    homes = [await relay.home(f"Home {n}") for n in range(5)]
+    for n, home in enumerate(homes):
+        await relay.caregiver(f"Carer {n}", sink, home, summary_at="08:00", kinds=())
+    await relay.tick()  # their first pass: the next summary is at 08:00
+    await relay.at(utc(2026, 3, 28, 7, 0))  # Saturday's 08:00
+    assert len(sink.received) == 5
+    sink.received.clear()
+    # Sunday 08:00 in Berlin is 06:00 UTC: the pass at 05:59 has room for 2, 05:58 for 2, and
+    # the fifth is written at 05:57.
+    written = [(await relay.at(utc(2026, 3, 29, 5, m))).summaries for m in range(55, 60)]
+    assert written == [0, 0, 1, 2, 2]
+    assert sink.received == []  # written, not due yet
+    async with relay.engine.connect() as connection:
+        due = (
+            await connection.execute(
+                select(table(Notification).c.due_at).where(
+                    table(Notification).c.status == "pending"
+                )
+            )
+        ).scalars()
+        assert list(due) == [utc(2026, 3, 29, 6, 0)] * 5
+    assert (await relay.at(utc(2026, 3, 29, 6, 0))).summaries == 0
+    assert sorted(title.split(":")[0] for title, _ in messages(sink)) == [
+        f"Home {n}" for n in range(5)
+    ]
+    await relay.at(utc(2026, 3, 29, 6, 1))
+    assert len(sink.received) == 5
+
+
+def test_a_pass_writes_ahead_only_what_later_passes_cannot() -> None:
+    now, minute = utc(2026, 3, 29, 5, 0), timedelta(minutes=1)
+    crowd = [now + 5 * minute] * (4 * plan_module.PLAN_AHEAD_PER_PASS)
+    assert plan_module._plan_ahead(crowd, now, minute) == 0  # passes at :01 to :04 have room
+    crowd.append(crowd[0])
+    assert plan_module._plan_ahead(crowd, now, minute) == 1
+    soon = [now + timedelta(seconds=30), now + 90 * timedelta(seconds=1)]
+    assert plan_module._plan_ahead(soon, now, minute) == 1  # no later pass before :00:30
+
+
+async def test_a_summary_written_ahead_tells_of_its_day_up_to_then(
+    relay: Relay, clock: Clock
+) -> None:
+    home = await relay.home()
+    await relay.tick()  # watching from now (Saturday 06:00 UTC)
+    await relay.activity(home, utc(2026, 3, 28, 9, 0))
+    written = utc(2026, 3, 29, 5, 50)  # ten minutes before the summary's time
+    period = Period(home, clock.now, utc(2026, 3, 29, 6, 0))
+    async with relay.engine.connect() as connection:
+        [fact] = await connection.run_sync(gather, [period], written)
+    assert fact.last is not None
+    # Quiet from the last movement until it was written, not through minutes still to come.
+    assert fact.longest_quiet == (fact.last.at, written)
