@@ -1,15 +1,15 @@
 """Indexes for reads whose cost grew with the history kept: one home's reports by time, and
 the messages sent about one alert.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-30
 """
 
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
