@@ -592,7 +592,7 @@ class InactivityDetector:
                     # night's part is judged as a night-time visit to that room.
                     night_slot = (slot + math.ceil(to_night / MINUTES_PER_SLOT)) % SLOTS_PER_DAY
                     visit = self._night_limit(table, night_slot, room, margin)
-                    limit = -1.0 if visit < 0 else max(min(limit, to_night + visit), MIN_GAP)
+                    limit = -1.0 if visit < 0 else max(limit, to_night + visit)
                 self._cache[key] = limit
         value = self._cache[key]
         return None if value < 0 else value
