@@ -15,6 +15,10 @@ What counts:
   places), nor by a button. Silence while away is not alarmed, and is not learned from;
 * blind: while the bridge cannot be read nothing is known; gaps that overlap such time are not
   learned from.
+* pets: a lone motion (no other sensor within minutes, no visit of that sensor going on) is
+  learned per sensor at night and by day; a sensor moved alone at night about as often as by
+  day is a pet's and its lone motions are no presence; where a pet only comes by, a lone motion
+  is presence once a second sign follows.
 
 Why a verdict is ``inactive`` (``reason``):
 * ``unusual_gap``: the gap is longer than this home's gaps usually get when they begin at this
