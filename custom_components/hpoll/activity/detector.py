@@ -229,7 +229,7 @@ class InactivityDetector:
         #: Lone movements that another sensor may still vouch for (see ``_count_strays``).
         self._lone_recent: list[ActivityEvent] = []
         #: Where a lone movement since the latest presence was (perhaps the person, going to
-        #: bed where no sensor sees it): the silence is judged as if there.
+        #: bed where no sensor sees it): the silence gets the more lenient of both rooms' limits.
         self._moved_room: str | None = None
         self._restless_set: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
 
