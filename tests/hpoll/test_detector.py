@@ -16,7 +16,7 @@ from custom_components.hpoll.activity.detector import (
     InactivityDetector,
     Verdict,
 )
-from custom_components.hpoll.activity.history import ANY
+from custom_components.hpoll.activity.history import ANY, DayProfile, History
 from custom_components.hpoll.activity.tracker import ActivityEvent
 from relay.schema import MAX_LIMIT_MINUTES, VERDICT_REASONS, VERDICT_STATES
 
@@ -91,6 +91,11 @@ def learned_home(days: int = 14, **day: float) -> Home:
 
 def first_inactive(verdicts: Iterable[Verdict]) -> Verdict | None:
     return next((v for v in verdicts if v.inactive), None)
+
+
+def minutes_to_alarm(verdicts: list[Verdict]) -> int | None:
+    """Polls (minutes) from the start of a run to its first alarm."""
+    return next((n + 1 for n, v in enumerate(verdicts) if v.inactive), None)
 
 
 def test_a_silence_by_day_is_caught_and_does_not_feed_its_own_limit() -> None:
@@ -251,3 +256,111 @@ def test_the_relay_schema_knows_every_state_and_reason() -> None:
     assert set(VERDICT_REASONS) == {*REASONS, "no_activity", "unreachable"}
     report = learned_home(2).verdict.as_report()
     assert report["limit_minutes"] is None or report["limit_minutes"] <= MAX_LIMIT_MINUTES
+
+
+def cat(start: datetime, end: datetime, room: str = "Kitchen") -> list[ActivityEvent]:
+    """A cat moving ``room``'s sensor alone every 25 minutes, day and night."""
+    count = int((end - start) / timedelta(minutes=25))
+    return [motion(room, start + timedelta(minutes=7 + 25 * n)) for n in range(count)]
+
+
+def test_a_cat_moving_one_sensor_day_and_night_does_not_hide_a_fall() -> None:
+    home = Home()
+    end = MONDAY + timedelta(days=14)
+    lived = [e for n in range(14) for e in ordinary_day(MONDAY + timedelta(days=n))]
+    home.run(end, [e for e in [*lived, *cat(MONDAY, end)] if e.at <= end])
+    # The kitchen fires alone at night as often as by day: something else than the person.
+    assert home.detector._restless() == {"Kitchen"}
+    fall = end + timedelta(hours=10)
+    pet = cat(end, fall + timedelta(hours=6))
+    home.run(fall, [e for e in [*ordinary_day(end), *pet] if e.at <= fall])
+    verdicts = home.run(fall + timedelta(hours=6), [e for e in pet if e.at > fall])
+    alarm, minutes = first_inactive(verdicts), minutes_to_alarm(verdicts)
+    assert alarm is not None
+    assert alarm.since is not None
+    assert alarm.since <= fall
+    # As soon as a silence of this home's: the cat's movements are not the person's.
+    assert alarm.reason == "unusual_gap"
+    assert minutes is not None
+    assert minutes <= 100
+
+
+def test_an_evening_silence_in_the_living_room_is_not_bedtime() -> None:
+    home = learned_home()
+    day = MONDAY + timedelta(days=14)
+    fall = day + timedelta(hours=21, minutes=45)
+    home.run(fall, [e for e in ordinary_day(day) if e.at <= fall])
+    verdicts = home.run(day + timedelta(days=1))
+    alarm, minutes = first_inactive(verdicts), minutes_to_alarm(verdicts)
+    # Nights here begin in the bedroom; the living room's silences last minutes, also at night.
+    assert home.detector.history.sleep_rooms() == {"Bedroom"}
+    assert alarm is not None
+    assert alarm.reason == "unusual_gap"
+    assert alarm.since is not None
+    assert alarm.since <= fall
+    assert minutes is not None
+    assert minutes <= 180
+
+
+def test_a_lone_movement_where_a_pet_comes_by_waits_for_a_second_sign() -> None:
+    home = Home()
+    end = MONDAY + timedelta(days=14)
+    lived = [e for n in range(14) for e in ordinary_day(MONDAY + timedelta(days=n))]
+    # A cat that visits the bathroom now and then, mostly at night.
+    visits = [
+        motion("Bathroom", MONDAY + timedelta(days=n, hours=1, minutes=30)) for n in range(14)
+    ]
+    home.run(end, [e for e in [*lived, *visits] if e.at <= end])
+    fall = end + timedelta(hours=10)
+    before = [e for e in ordinary_day(end) if e.at <= fall]
+    once = motion("Bathroom", fall + timedelta(minutes=50))
+    home.run(once.at + timedelta(minutes=5), [*before, once])
+    assert home.detector.last_at is not None
+    assert home.detector.last_at <= fall  # the silence did not end
+    alarm = first_inactive(home.run(fall + timedelta(hours=6)))
+    assert alarm is not None
+    assert alarm.since is not None
+    assert alarm.since <= fall
+    # The same movement followed by a second one in that room is the person's.
+    again = Home()
+    again.run(end, [e for e in [*lived, *visits] if e.at <= end])
+    twice = [once, motion("Bathroom", once.at + timedelta(minutes=4))]
+    again.run(fall + timedelta(minutes=60), [*before, *twice])
+    assert again.detector.last_at == twice[1].at
+
+
+def test_a_movement_in_the_next_poll_vouches_for_a_lone_one() -> None:
+    home = learned_home(3)
+    trip = home.now + timedelta(hours=3)
+    # The hall at 3:00, the bathroom two minutes later (the next poll): both the person's.
+    home.run(
+        trip + timedelta(minutes=5),
+        [motion("Hall", trip), motion("Bathroom", trip + timedelta(minutes=2))],
+    )
+    assert not any("Hall" in sensors for sensors in home.detector.history.strays.values())
+
+
+def test_sleep_rooms_and_restless_sensors_are_learned_from_counts() -> None:
+    history = History()
+    assert history.sleep_rooms() is None  # fewer than three nights: anywhere
+    history.sleeps = {
+        1: "Bedroom",
+        2: "Bedroom",
+        3: "Hall",
+        4: "Bedroom",
+        5: "Bedroom",
+        6: "Living",
+    }
+    assert history.sleep_rooms() == {"Bedroom"}  # Hall and Living: 1 night in 6
+    for day in range(1, 5):
+        history.profiles[day] = DayProfile(home_minutes=[60.0] * 24)
+        for _ in range(20):
+            history.stray(day, "cat", night=True)
+            history.stray(day, "cat", night=False)
+        history.stray(day, "armchair", night=False)
+        history.stray(day, "hall", night=True)
+    # 8 hours of night: the cat alone as often at night as by day; one trip a night is a person.
+    assert history.restless(8.0) == {"cat"}
+    assert history.restless(8.0, 0.1, nightly=0.0) == {"cat", "hall"}
+    restored = History.restore(history.export())
+    assert (restored.sleeps, restored.strays) == (history.sleeps, history.strays)

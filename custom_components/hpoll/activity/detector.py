@@ -15,6 +15,10 @@ What counts:
   places), nor by a button. Silence while away is not alarmed, and is not learned from;
 * blind: while the bridge cannot be read nothing is known; gaps that overlap such time are not
   learned from.
+* pets: a lone motion (no other sensor within minutes, no visit of that sensor going on) is
+  learned per sensor at night and by day; a sensor moved alone at night about as often as by
+  day is a pet's and its lone motions are no presence; where a pet only comes by, a lone motion
+  is presence once a second sign follows.
 
 Why a verdict is ``inactive`` (``reason``):
 * ``unusual_gap``: the gap is longer than this home's gaps usually get when they begin at this
@@ -34,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
+import math
 import statistics
 from typing import Any
 
@@ -41,6 +46,7 @@ from .history import (
     ANY,
     HISTORY_DAYS,
     MINUTES_PER_SLOT,
+    PET_VISIT_RATIO,
     SLOTS_PER_DAY,
     DayProfile,
     History,
@@ -59,6 +65,9 @@ RUN_PRIOR = 240.0
 RETURN_WINDOW = timedelta(minutes=1)
 #: Presence is corroborated when two sensors fire within this.
 CORROBORATE = timedelta(minutes=3)
+#: A lone event this soon after the same sensor's previous presence continues that visit (a
+#: person's movements in one room come every few minutes; a visit begins with a sure event).
+CONTINUE = timedelta(minutes=10)
 #: Lone sensors are weaker evidence than silence: their runs get this extra margin.
 RUN_MARGIN = 1.5
 #: Never alarm on shorter gaps, whatever the history says.
@@ -69,12 +78,8 @@ DAY_WIDTH = 2
 NO_DOOR_WIDTH = 6
 #: At night: gaps from a room are looked up ± this many half hours (night visits are rare).
 NIGHT_WIDTH = 6
-#: A room whose night-time silences usually (median) last this long is where the night is slept.
-SLEEP_GAP = 180.0
 #: How long a night-time visit to a room may last before anything is learned about it.
 VISIT_PRIOR = 120.0
-#: Samples (days) before a room's nights are judged from its own history.
-LEARNED_SAMPLES = 3
 #: Half hours active on fewer than this share of days are the home's night.
 NIGHT_SHARE = 0.35
 #: Prior for the night when nothing is learned yet (local half hours 22:00-07:00).
@@ -177,6 +182,17 @@ class InactivityDetector:
         self._sure_at: datetime | None = None
         self._sure_room: str | None = None
         self._run_clean = False
+        #: Each sensor's latest presence that belonged to a visit (sure, or continuing one).
+        self._visit_at: dict[str, datetime] = {}
+        #: The latest presence may have been a pet's: a lone movement outside any visit, a sensor
+        #: a pet moves, or one only such a sensor vouched for. At night that is no visit.
+        self._last_lone = False
+        #: Per night: the longest silence between visits so far (its room: that night's sleep).
+        self._night_longest: dict[int, float] = {}
+        #: The latest presence that was not a lone movement, its room, and whether the silence
+        #: since it was watched at home throughout.
+        self._visit_last: tuple[datetime, str] | None = None
+        self._visit_clean = False
         #: Each sensor's latest presence, and which sensors are doors.
         self._seen: dict[str, datetime] = {}
         self._doors: set[str] = set()
@@ -205,6 +221,17 @@ class InactivityDetector:
         self._cache: dict[tuple[Any, ...], float] = {}
         self._nights: frozenset[int] = PRIOR_NIGHT
         self._nights_key: tuple[Any, ...] | None = None
+        self._restless_key: tuple[Any, ...] | None = None
+        #: The poll being folded in (a movement is corroborated by another in the same poll).
+        self._batch: list[ActivityEvent] = []
+        #: A lone movement waiting for a second sign before it is taken as the person's.
+        self._pending: ActivityEvent | None = None
+        #: Lone movements that another sensor may still vouch for (see ``_count_strays``).
+        self._lone_recent: list[ActivityEvent] = []
+        #: Where a lone movement since the latest presence was (perhaps the person, going to
+        #: bed where no sensor sees it): the silence gets the more lenient of both rooms' limits.
+        self._moved_room: str | None = None
+        self._restless_set: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
 
     # --- feeding ---------------------------------------------------------------------------
 
@@ -217,7 +244,7 @@ class InactivityDetector:
             self.watching_since = now
         if not reachable:
             self._blind_until = now
-            self._gap_clean = self._run_clean = False
+            self._gap_clean = self._run_clean = self._visit_clean = False
             self._previous_poll = now
             return self.verdict(now)
         if self._previous_poll is not None and not self.away:
@@ -226,8 +253,11 @@ class InactivityDetector:
                 local = now.astimezone(self.timezone)
                 self._profile(local).home_minutes[local.hour] += _minutes(step)
         self._poll_before, self._previous_poll = self._previous_poll, now
-        for event in sorted(events, key=lambda e: e.at):
+        self._batch = sorted(events, key=lambda e: e.at)
+        for event in self._batch:
             self._event(event, now)
+        self._batch = []
+        self._count_strays(now)
         self.history.forget_before(now.astimezone(self.timezone).toordinal() - HISTORY_DAYS)
         return self.verdict(now)
 
@@ -254,14 +284,90 @@ class InactivityDetector:
             self.door_at, self.away = event.at, True
             self._door_room = event.room
             self._back_sensors = set()
-            self._gap_clean = self._run_clean = False
+            self._gap_clean = self._run_clean = self._visit_clean = False
             return
+        self._lone_recent = [
+            lone
+            for lone in self._lone_recent
+            if lone.sensor_id == event.sensor_id or abs(event.at - lone.at) > CORROBORATE
+        ]
+        stray = self._stray(event)
+        if stray and event.sensor_id in self._restless():
+            return  # moved by something else than the person (a pet): no presence, no return
+        pending, self._pending = self._pending, None
+        if pending is not None and self._confirms(event, pending):
+            other = event.sensor_id != pending.sensor_id
+            self._person(pending, stray=not other, sure=other)
+        elif stray and event.sensor_id in self._pet_sensors()[1]:
+            # Where a pet comes by, one lone movement is not yet a person: it is when a second
+            # one follows in that room, or another sensor within minutes.
+            self._pending, self._moved_room = event, event.room or "?"
+            return
+        self._person(event, stray=stray)
+
+    def _confirms(self, event: ActivityEvent, pending: ActivityEvent) -> bool:
+        """Does ``event`` make the pending lone movement a person's?"""
+        if event.sensor_id == pending.sensor_id:
+            return timedelta(0) <= event.at - pending.at <= CONTINUE
+        return abs(event.at - pending.at) <= CORROBORATE
+
+    def _person(self, event: ActivityEvent, *, stray: bool, sure: bool | None = None) -> None:
+        """Motion taken as the person's."""
         if self.away:
             if not self._back(event):
                 return  # the leaver's own motion ending, "still on" from before the door, a pet
             self.away, self._back_at = False, event.at
             self._back_by_door = self._door_returning
-        self._presence(event, count=not event.ongoing)
+        restless = self._restless()
+        previous = self._visit_at.get(event.sensor_id)
+        continuing = previous is not None and timedelta(0) <= event.at - previous <= CONTINUE
+        # Vouched for by continuing a visit or by another sensor, which must not be a pet's.
+        self._last_lone = (
+            stray
+            or event.sensor_id in restless
+            or not (continuing or self._corroborated(event, exclude=restless))
+        )
+        if not stray and (event.sensor_id not in restless or self._corroborated(event)):
+            # A visit begins with a sure movement; where a pet roams, it lasts as long as
+            # movements sure to be the person's keep coming (the pet does not prolong it).
+            self._visit_at[event.sensor_id] = event.at
+        self._presence(event, count=not event.ongoing, stray=stray, sure=sure)
+
+    def _stray(self, event: ActivityEvent) -> bool:
+        """A motion event that fired alone and continues no visit (counted per sensor, at
+        night and by day, to learn which sensors a pet moves)."""
+        if event.kind not in {"motion", "area_motion"} or self._corroborated(event):
+            return False
+        visit = self._visit_at.get(event.sensor_id)
+        if visit is not None and timedelta(0) <= event.at - visit <= CONTINUE:
+            return False
+        if not (event.ongoing or self.away):
+            self._lone_recent.append(event)
+        return True
+
+    def _count_strays(self, now: datetime) -> None:
+        """Lone movements no other sensor followed within CORROBORATE (a later poll may bring
+        the bathroom after the hall) are learned as strays, per sensor, at night and by day."""
+        for event in [e for e in self._lone_recent if now - e.at > CORROBORATE]:
+            self._lone_recent.remove(event)
+            day = event.at.astimezone(self.timezone).toordinal()
+            self.history.stray(day, event.sensor_id, night=self._night(self._slot(event.at)))
+
+    def _restless(self) -> frozenset[str]:
+        """Sensors a pet moves (see ``History.restless``), learned once a day."""
+        return self._pet_sensors()[0]
+
+    def _pet_sensors(self) -> tuple[frozenset[str], frozenset[str]]:
+        """(sensors a pet moves, sensors a pet visits now and then), learned once a day."""
+        key = (len(self.history.profiles), max(self.history.profiles, default=0))
+        if self._restless_key != key:
+            self._restless_key = key
+            night_hours = sum(1 for s in range(SLOTS_PER_DAY) if self._night(s)) / 2
+            self._restless_set = (
+                self.history.restless(night_hours),
+                self.history.restless(night_hours, PET_VISIT_RATIO, nightly=0.0),
+            )
+        return self._restless_set
 
     def _back(self, event: ActivityEvent) -> bool:
         """Does this event, while away, say someone is home again? A button or a dial; a
@@ -288,23 +394,32 @@ class InactivityDetector:
         # Two rooms, or as many as the home can show when it has a single motion sensor.
         return len(self._back_sensors) >= min(2, len(self._seen.keys() - self._doors))
 
-    def _presence(self, event: ActivityEvent, *, count: bool) -> None:
+    def _presence(
+        self, event: ActivityEvent, *, count: bool, stray: bool = False, sure: bool | None = None
+    ) -> None:
+        """Someone was there at ``event.at`` (``stray``: a lone movement outside any visit;
+        ``sure``: two sensors saw it, found by ``_corroborated`` unless given)."""
         at = event.at
         if count:
-            self._count(event)
+            self._count(event, stray=stray)
         if self.last_at is not None and at < self.last_at:
             return  # reported late: counted, but the silence had already ended
         if self.last_at is not None and self._gap_clean and at > self.last_at:
-            self._learn(self.history.gaps, self.last_at, at, (ANY, self._last_room or "?"))
-        if self._corroborated(event):
+            self._learn(self.history.gaps, self.last_at, at, self._last_room or "?")
+        if not stray and self._visit_last is not None and self._visit_clean:
+            # Between visits: a pet's movements do not cut the night in pieces.
+            self._learn_sleep(*self._visit_last, at)
+        if self._corroborated(event) if sure is None else sure:
             if self._sure_at is not None and self._run_clean and at > self._sure_at:
-                room = self._sure_room or "?"
-                self._learn(self.history.runs, self._sure_at, at, (ANY, room))
+                self._learn(self.history.runs, self._sure_at, at, self._sure_room or "?")
             self._sure_at, self._sure_room, self._run_clean = at, event.room, True
         self._seen[event.sensor_id] = at
-        self.last_at, self._last_room = at, event.room
+        self.last_at, self._last_room, self._moved_room = at, event.room, None
         blind = self._blind_until is not None and at <= self._blind_until
         self._gap_clean = not (self.away or blind)
+        if not stray:
+            self._visit_last, self._visit_clean = (at, event.room or "?"), self._gap_clean
+        self._visit_clean = self._visit_clean and self._gap_clean
         self._run_clean = self._run_clean and self._gap_clean
         self._gap_low_day = self._low_activity(at)
 
@@ -312,11 +427,7 @@ class InactivityDetector:
         local = when.astimezone(self.timezone)
         return (local.hour * 60 + local.minute) // MINUTES_PER_SLOT
 
-    def _sure(self, at: datetime) -> bool:
-        """Was the presence at ``at`` corroborated by another sensor?"""
-        return self._sure_at is not None and at - self._sure_at <= CORROBORATE
-
-    def _corroborated(self, event: ActivityEvent) -> bool:
+    def _corroborated(self, event: ActivityEvent, exclude: frozenset[str] = frozenset()) -> bool:
         """Is this surely a person: a door, a button, a dial, or motion that another motion
         sensor saw within CORROBORATE (or in a home with a single motion sensor)?"""
         if event.kind not in {"motion", "area_motion"}:
@@ -324,24 +435,66 @@ class InactivityDetector:
         others = self._seen.keys() - {event.sensor_id} - self._doors
         if not others:
             return True
-        return any(abs(event.at - self._seen[other]) <= CORROBORATE for other in others)
+        others -= exclude
+        if any(abs(event.at - self._seen[other]) <= CORROBORATE for other in others):
+            return True
+        # The same poll may hold the other sensor's later change (the poll sees the hall's end
+        # after the bathroom's start), or a lone movement may be waiting for this one.
+        pending = [self._pending] if self._pending is not None else []
+        return any(
+            other.sensor_id != event.sensor_id
+            and other.sensor_id not in self._doors | exclude
+            and other.kind in {"motion", "area_motion"}
+            and abs(event.at - other.at) <= CORROBORATE
+            for other in [*self._batch, *pending]
+        )
 
-    def _learn(
-        self, table: Stretches, start: datetime, end: datetime, keys: tuple[str, ...]
-    ) -> None:
-        day = start.astimezone(self.timezone).toordinal()
-        table.add(day, self._slot(start), keys, _minutes(end - start))
+    def _learn(self, table: Stretches, start: datetime, end: datetime, room: str) -> None:
+        """A completed stretch, for its room; for the whole home, only its part before the
+        night (a silence that runs into the night is bedtime: how long the day's silences
+        last says nothing about the night's sleep)."""
+        day, slot = start.astimezone(self.timezone).toordinal(), self._slot(start)
+        minutes = _minutes(end - start)
+        table.add(day, slot, [room], minutes)
+        to_night = self._to_night(start)
+        table.add(day, slot, [ANY], minutes if to_night is None else min(minutes, to_night))
+
+    def _learn_sleep(self, start: datetime, room: str, end: datetime) -> None:
+        """The longest silence of each night began where that night was slept."""
+        minutes = _minutes(end - start)
+        to_night = self._to_night(start)
+        if to_night is None or to_night >= minutes:
+            return  # a silence of the day
+        middle = (start + (end - start) / 2 - timedelta(hours=12)).astimezone(self.timezone)
+        night = middle.toordinal()
+        if minutes > self._night_longest.get(night, 0.0):
+            self._night_longest[night] = minutes
+            self.history.sleeps[night] = room
+
+    def _to_night(self, start: datetime) -> float | None:
+        """Minutes from ``start`` to the home's next night (0 in it; None: no night known)."""
+        local = start.astimezone(self.timezone)
+        slot = self._slot(start)
+        ahead = next(
+            (k for k in range(SLOTS_PER_DAY) if self._night((slot + k) % SLOTS_PER_DAY)), None
+        )
+        if ahead is None:
+            return None
+        if ahead == 0:
+            return 0.0
+        return ahead * MINUTES_PER_SLOT - local.minute % 30 - local.second / 60
 
     def _profile(self, local: datetime) -> DayProfile:
         return self.history.profiles.setdefault(local.toordinal(), DayProfile())
 
-    def _count(self, event: ActivityEvent) -> None:
+    def _count(self, event: ActivityEvent, *, stray: bool) -> None:
         at = event.at
         local = at.astimezone(self.timezone)
         profile = self._profile(local)
         profile.counts[local.hour] += 1
-        if self._corroborated(event):
-            # The home's rhythm (its night) from corroborated presence: a pet is up all night.
+        if not stray:
+            # The home's rhythm (its night) from visits, not lone movements: a pet is up all
+            # night.
             profile.active_slots |= 1 << self._slot(at)
         day, minute = self._cycle(at)
         if day != self._cycle_day:
@@ -437,15 +590,11 @@ class InactivityDetector:
                 width = DAY_WIDTH if self._doors else NO_DOOR_WIDTH
                 samples = table.per_day_maxima(slot, ANY, width)
                 limit = max(shrink(samples, prior) * margin, MIN_GAP)
-                # Begun in the day, and the night comes before it would be unusual: bedtime.
-                ahead = next(
-                    (k for k in range(1, SLOTS_PER_DAY) if self._night((slot + k) % SLOTS_PER_DAY)),
-                    None,
-                )
-                to_night = None if ahead is None else ahead * MINUTES_PER_SLOT - local.minute % 30
-                if ahead is not None and to_night is not None and to_night < limit:
-                    # The night comes first: bedtime, unless this room is not where it is slept.
-                    night_slot = (slot + ahead) % SLOTS_PER_DAY
+                to_night = self._to_night(start)
+                if to_night is not None and to_night < limit:
+                    # The night comes first: bedtime where the night is slept; elsewhere the
+                    # night's part is judged as a night-time visit to that room.
+                    night_slot = (slot + math.ceil(to_night / MINUTES_PER_SLOT)) % SLOTS_PER_DAY
                     visit = self._night_limit(table, night_slot, room, margin)
                     limit = -1.0 if visit < 0 else max(limit, to_night + visit)
                 self._cache[key] = limit
@@ -454,13 +603,13 @@ class InactivityDetector:
 
     def _night_limit(self, table: Stretches, slot: int, room: str | None, margin: float) -> float:
         """How long a visit to ``room`` lasts at night; -1 where the night is slept (the room
-        where night-time silences are usually long, or any room before anything is learned)."""
-        samples = table.per_day_maxima(slot, room or "?", NIGHT_WIDTH)
-        if len(samples) >= LEARNED_SAMPLES and statistics.median(samples) < SLEEP_GAP:
-            return max(shrink(samples, VISIT_PRIOR) * margin, MIN_NIGHT_GAP)
-        if len(samples) >= LEARNED_SAMPLES or self.history.learned_days() < LEARNING_DAYS:
+        that began the night's longest silence on enough nights; any room until 3 nights are
+        known)."""
+        sleep = self.history.sleep_rooms()
+        if sleep is None or (room or "?") in sleep:
             return -1.0
-        return VISIT_PRIOR  # a room hardly ever visited at night
+        samples = table.per_day_maxima(slot, room or "?", NIGHT_WIDTH)
+        return max(shrink(samples, VISIT_PRIOR) * margin, MIN_NIGHT_GAP)
 
     def _wake_due(self) -> float:
         """Minutes into the home's day by which it is usually up, plus a margin."""
@@ -534,7 +683,12 @@ class InactivityDetector:
         factor = LOW_DAY_FACTOR if self._gap_low_day else 1.0
         gap = _minutes(now - last)
         limit = self._gap_limit(last, self._last_room)
-        if limit is not None and self._night(self._slot(last)) and not self._sure(last):
+        if limit is not None and self._moved_room is not None:
+            # Perhaps the person, perhaps a pet moved there since: the more lenient of both.
+            moved = self._gap_limit(last, self._moved_room)
+            limit = None if moved is None else max(limit, moved)
+        lone = self._last_lone or self._moved_room is not None
+        if limit is not None and self._night(self._slot(last)) and lone:
             limit = None  # a lone event in the night (a pet, a turn in bed) is not a visit
         found: dict[str, tuple[datetime, float]] = {}
         if limit is not None and gap > limit * factor:

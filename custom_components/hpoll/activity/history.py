@@ -26,6 +26,16 @@ QUANTILE = 0.9
 MARGIN = 2.0
 #: Weight of the prior, in days of history: after this many days the learned half dominates.
 PRIOR_DAYS = 5.0
+#: A room is where the night is slept when it began the night's longest silence this often.
+SLEEP_SHARE = 0.2
+#: A sensor firing alone at night at least this share of its rate by day (and at least this
+#: many times in the history) is restless: moved by something else than the person.
+RESTLESS_RATIO = 0.5
+#: ... and at least this share: a pet comes by now and then.
+PET_VISIT_RATIO = 0.1
+RESTLESS_EVENTS = 3
+#: A person gets up once or twice a night; a pet moves a sensor more often than that.
+RESTLESS_NIGHTLY = 2.0
 #: The key for "any room" in the gap tables.
 ANY = "*"
 
@@ -162,6 +172,50 @@ class History:
     #: midnight) of the first sustained activity.
     wakes: dict[int, float] = field(default_factory=dict)
     profiles: dict[int, DayProfile] = field(default_factory=dict)
+    #: Per night (the local day it began): the room of the presence before its longest silence,
+    #: where the night is slept.
+    sleeps: dict[int, str] = field(default_factory=dict)
+    #: Per day, per sensor: [at night, by day] events that fired ALONE and outside a visit a
+    #: sure presence began (a pet's; a person's movements come in corroborated sequences).
+    strays: dict[int, dict[str, list[int]]] = field(default_factory=dict)
+
+    def sleep_rooms(self) -> set[str] | None:
+        """Rooms where this home's nights are slept: those that began its longest night-time
+        silence on at least a fifth of the nights (None while fewer than 3 nights are known)."""
+        if len(self.sleeps) < 3:
+            return None
+        counts: dict[str, int] = {}
+        for room in self.sleeps.values():
+            counts[room] = counts.get(room, 0) + 1
+        return {room for room, n in counts.items() if n >= SLEEP_SHARE * len(self.sleeps)}
+
+    def stray(self, day: int, sensor: str, *, night: bool) -> None:
+        """A lone event of ``sensor`` outside any visit, on ``day``."""
+        counts = self.strays.setdefault(day, {}).setdefault(sensor, [0, 0])
+        counts[0 if night else 1] += 1
+
+    def restless(
+        self, night_hours: float, ratio: float = RESTLESS_RATIO, nightly: float = RESTLESS_NIGHTLY
+    ) -> frozenset[str]:
+        """Sensors that fire alone at night at least ``ratio`` times as often as by day, and
+        ``nightly`` times a night (at least RESTLESS_EVENTS times): with the defaults, about as
+        often, and more than a person's trips at night, so what moves them is not the person,
+        who sleeps then (a pet). ``night_hours``: how many hours of the day are the night."""
+        days = self.learned_days()
+        if days < 1 or not 0 < night_hours < 24:
+            return frozenset()
+        totals: dict[str, list[int]] = {}
+        for sensors in self.strays.values():
+            for sensor, (night, day) in sensors.items():
+                total = totals.setdefault(sensor, [0, 0])
+                total[0] += night
+                total[1] += day
+        return frozenset(
+            sensor
+            for sensor, (night, day) in totals.items()
+            if night >= max(RESTLESS_EVENTS, nightly * days)
+            and night / night_hours >= ratio * day / (24 - night_hours)
+        )
 
     def learned_days(self) -> int:
         """Days with at least three hours at home watched."""
@@ -181,7 +235,7 @@ class History:
         """Keep ``HISTORY_DAYS``."""
         self.gaps.forget_before(day)
         self.runs.forget_before(day)
-        for table in (self.wakes, self.profiles):
+        for table in (self.wakes, self.profiles, self.sleeps, self.strays):
             for old in [d for d in table if d < day]:
                 del table[old]
 
@@ -192,6 +246,8 @@ class History:
             "runs": self.runs.export(),
             "wakes": {str(day): round(m, 1) for day, m in self.wakes.items()},
             "profiles": {str(day): p.export() for day, p in self.profiles.items()},
+            "sleeps": {str(day): room for day, room in self.sleeps.items()},
+            "strays": {str(day): sensors for day, sensors in self.strays.items()},
         }
 
     @classmethod
@@ -208,4 +264,19 @@ class History:
             profile = DayProfile.restore(raw)
             if str(day).isdigit() and profile is not None:
                 history.profiles[int(day)] = profile
+        sleeps = data.get("sleeps")
+        for day, room in sleeps.items() if isinstance(sleeps, dict) else ():
+            if str(day).isdigit() and isinstance(room, str):
+                history.sleeps[int(day)] = room
+        strays = data.get("strays")
+        for day, sensors in strays.items() if isinstance(strays, dict) else ():
+            if not (str(day).isdigit() and isinstance(sensors, dict)):
+                continue
+            for sensor, counts in sensors.items():
+                if (
+                    isinstance(counts, list)
+                    and len(counts) == 2
+                    and all(isinstance(n, int) and n >= 0 for n in counts)
+                ):
+                    history.strays.setdefault(int(day), {})[str(sensor)] = list(counts)
         return history
