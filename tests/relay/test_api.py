@@ -430,22 +430,22 @@ def test_openapi_documents_every_route_and_status() -> None:
     for path, method, status in SEEN:
         assert str(status) in OPENAPI["paths"][path][method]["responses"], (path, method, status)
     schema_keys = set(OPENAPI["components"]["schemas"]["Report"]["properties"])
-    from relay.schema import build_schema
+    from relay.schema import Report
 
-    assert schema_keys == {str(key) for key in build_schema().schema}
+    assert schema_keys == set(Report.__struct_fields__)
 
 
 async def test_duplicates_inside_one_batch_are_stored_once(
     engine: AsyncEngine, admin: Admin, make_report: Callable[..., Any]
 ) -> None:
     from relay.ingest import Submission, store_batch
-    from relay.schema import validate_report
+    from relay.schema import decode_report
 
     home = await admin.add_home("Batch home", "Europe/Berlin")
     raw = make_report(home.id)
     loop = asyncio.get_running_loop()
     batch = [
-        Submission(home.id, json.dumps(raw), validate_report(raw), loop.create_future())
+        Submission(home.id, json.dumps(raw), decode_report(json.dumps(raw)), loop.create_future())
         for _ in range(3)
     ]
     async with engine.begin() as connection:
