@@ -192,7 +192,7 @@ def store_batch(
             for s in first.values()
         ],
     )
-    stored = set(result.tuples())
+    stored = set(map(tuple, result))  # plain tuples: Rows hash and compare slowly
     fresh = [first[key] for key in first if key in stored]
     earlier = _stored_bodies(connection, [key for key in first if key not in stored])
     outcomes: list[Outcome] = []

@@ -112,8 +112,7 @@ class Verdict(_Part):
         """As stored (a JSON column): its moments as ISO 8601 text."""
         return {
             field: value.isoformat() if isinstance(value, datetime) else value
-            for field in self.__struct_fields__
-            for value in (getattr(self, field),)
+            for field, value in msgspec.structs.asdict(self).items()
         }
 
 
