@@ -14,6 +14,7 @@ field.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+import functools
 import json
 import re
 from typing import Annotated, Any, Final, Literal, get_args
@@ -215,8 +216,6 @@ def _diagnose(body: str | bytes, err: Exception) -> ValueError:
     Whether a body is JSON at all comes first: a typed decode stops at the first field that is
     wrong, perhaps long before the place where the body stops being JSON.
     """
-    if isinstance(err, RecursionError):
-        return BodyError("the JSON is nested too deeply")
     try:
         tree = msgspec.json.decode(body)
     except RecursionError:
@@ -323,17 +322,20 @@ def _report_error(text: str) -> ReportError:
 _BOUND = re.compile(r"[<>]=? ")
 
 
+@functools.cache
+def _model() -> msgspec.inspect.Type:
+    return msgspec.inspect.type_info(Report)
+
+
 def _expected(field: str) -> str | None:
     """What the report's model says a bounded number or a choice at ``field`` must be."""
-    kind: msgspec.inspect.Type = msgspec.inspect.type_info(Report)
-    for part in field.split("."):
+    kind = _model()
+    for part in field.split("."):  # a path msgspec named: every part exists in the model
         if isinstance(kind, msgspec.inspect.ListType):
             kind = kind.item_type
-        elif isinstance(kind, msgspec.inspect.StructType):
-            found = [f.type for f in kind.fields if f.name == part]
-            if not found:
-                return None
-            kind = found[0]
+        else:
+            assert isinstance(kind, msgspec.inspect.StructType)
+            kind = next(f.type for f in kind.fields if f.name == part)
     nullable = False
     if isinstance(kind, msgspec.inspect.UnionType):
         nullable = any(isinstance(t, msgspec.inspect.NoneType) for t in kind.types)

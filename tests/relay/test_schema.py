@@ -152,6 +152,16 @@ def test_more_bad_reports_name_the_field(
     assert message in caught.value.message
 
 
+def test_a_key_with_a_lone_surrogate_is_named_by_its_parent(report: dict[str, Any]) -> None:
+    report["counters"]["polls\udfff"] = 1
+    with pytest.raises(ReportError) as caught:
+        validate_report(report)
+    assert (caught.value.field, caught.value.message) == (
+        "counters",
+        "contains a lone surrogate (not UTF-8 text)",
+    )
+
+
 def test_a_later_schema_version_is_named_before_its_fields(report: dict[str, Any]) -> None:
     report["schema"] = 2
     report["rooms"] = []  # a field of that later version
@@ -172,6 +182,9 @@ def test_a_later_schema_version_is_named_before_its_fields(report: dict[str, Any
         (b"[" * 100_000, "nested too deeply"),
         (b'{"counters": ' + b"[" * 100_000, "nested too deeply"),
         (b'{"schema": 1, "devices": [NaN]}', "NaN"),
+        # A lone surrogate first (msgspec stops there), then nesting only the standard
+        # library's parser reaches.
+        (b'["\\ud800", ' + b"[" * 100_000 + b"]" * 100_000 + b"]", "nested too deeply"),
         (b'{"schema": 1, "home_id": "\xff"}', "UTF-8"),
     ],
 )
