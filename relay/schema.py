@@ -221,14 +221,19 @@ def _diagnose(body: str | bytes, err: Exception) -> ValueError:
     except RecursionError:
         return BodyError("the JSON is nested too deeply")
     except msgspec.DecodeError:
+        # JSON msgspec refuses and the standard library reads: a string with a lone surrogate
+        # (\ud800), which no database here can hold, or NaN / Infinity (not JSON). Only a body
+        # with a surrogate escape is parsed again (to name the field): refused garbage costs
+        # no more than before.
+        escape = _SURROGATE_TEXT if isinstance(body, str) else _SURROGATE_BYTES
+        if escape.search(body) is None:  # type: ignore[arg-type]
+            return BodyError("the body is not JSON")
         tree = _stdlib_tree(body)
         if isinstance(tree, BodyError):
             return tree
-        # JSON that the strict decoder refuses and the standard library reads: a string with
-        # a lone surrogate (\ud800), or NaN / Infinity.
         if (field := _lone_surrogate(tree)) is not None:
             return ReportError(field, "contains a lone surrogate (not UTF-8 text)")
-        return BodyError("the body is not JSON (NaN and Infinity are not JSON numbers)")
+        return BodyError("the body is not JSON")
     if not isinstance(tree, dict):
         return ReportError("", "a report is a JSON object")
     version = tree.get("schema")
@@ -237,6 +242,10 @@ def _diagnose(body: str | bytes, err: Exception) -> ValueError:
     if isinstance(err, msgspec.ValidationError):
         return _report_error(str(err))
     return BodyError("the body is not JSON")  # pragma: no cover (msgspec read it just now)
+
+
+_SURROGATE_TEXT: Final = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_BYTES: Final = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _stdlib_tree(body: str | bytes) -> object:

@@ -127,6 +127,8 @@ def test_reports_of_every_deployed_shape_are_taken(report: dict[str, Any]) -> No
     ("path", "value", "field", "message"),
     [
         ("devices.0.name", "Hall\ud800", "devices.0.name", "lone surrogate"),
+        ("devices.0.name", "\ud800", "devices.0.name", "lone surrogate"),
+        ("bridge.reachable", "\ud800", "bridge.reachable", "lone surrogate"),
         ("bridge.name", "\udfffBridge", "bridge.name", "lone surrogate"),
         ("devices.0.room", "Kitchen\u0000", "devices.0.room", "NUL"),
         ("home_id", " \t\u3000 ", "home_id", "not blank"),
@@ -181,7 +183,9 @@ def test_a_later_schema_version_is_named_before_its_fields(report: dict[str, Any
         (b'{"schema": 1, "x": [1, 1', "not JSON"),  # refused at "x", but not JSON at all
         (b"[" * 100_000, "nested too deeply"),
         (b'{"counters": ' + b"[" * 100_000, "nested too deeply"),
-        (b'{"schema": 1, "devices": [NaN]}', "NaN"),
+        (b'{"schema": 1, "devices": [NaN]}', "not JSON"),
+        (b'{"home_id": "\\ud800", }', "not JSON"),  # a surrogate, and broken after it
+        (b'{"home_id": "\\ud83c\\udfe0", "x": NaN}', "not JSON"),  # a pair is no surrogate
         # A lone surrogate first (msgspec stops there), then nesting only the standard
         # library's parser reaches.
         (b'["\\ud800", ' + b"[" * 100_000 + b"]" * 100_000 + b"]", "nested too deeply"),
