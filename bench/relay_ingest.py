@@ -59,7 +59,7 @@ from sqlalchemy import func, select  # noqa: E402
 from relay.admin import Admin  # noqa: E402
 from relay.clock import utcnow  # noqa: E402
 from relay.ingest import Submission, store_batch  # noqa: E402
-from relay.schema import validate_report  # noqa: E402
+from relay.schema import decode_report  # noqa: E402
 from relay.secretbox import SecretBox  # noqa: E402
 from relay.storage.db import create_engine, upgrade  # noqa: E402
 from relay.storage.models import Report  # noqa: E402
@@ -236,7 +236,7 @@ async def storage_floor(db_url: str, workdir: Path) -> float:
             text = body.replace("__RID__", str(uuid.uuid4())).replace(
                 "__NOW__", utcnow().isoformat()
             )
-            report = validate_report(json.loads(text))
+            report = decode_report(text)
             batch.append(Submission(home.id, text, report, loop.create_future()))
         batches.append(batch)
     started = time.perf_counter()

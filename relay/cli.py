@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 import dataclasses
 import functools
-import json
 import os
 from pathlib import Path
 import re
@@ -28,7 +27,7 @@ from .http.dashboard.accounts import AccountError, Accounts, invitation
 from .http.serve import serve
 from .messages import compose
 from .notifications.send import deliver
-from .schema import ReportError, validate_report
+from .schema import ReportError, decode_report
 from .secretbox import (
     KEY_ENV,
     SecretBox,
@@ -60,17 +59,16 @@ def _validate_report(args: argparse.Namespace) -> int:
     failures = 0
     for path in args.files:
         try:
-            payload = json.loads(Path(path).read_text(encoding="utf-8"))
-            report = validate_report(payload)
+            report = decode_report(Path(path).read_bytes())
         except OSError as err:
             _say(f"{path}: cannot read: {err.strerror}", file=sys.stderr)
-        except ValueError as err:  # JSON syntax errors and ReportError alike
+        except ValueError as err:  # ReportError, and BodyError or bad UTF-8 (not JSON)
             kind = "invalid report" if isinstance(err, ReportError) else "not JSON"
             _say(f"{path}: {kind}: {err}", file=sys.stderr)
         else:
             _say(
-                f"{path}: ok (home {report['home_id']}, {len(report['devices'])} devices, "
-                f"{len(report['activity'])} activity events)"
+                f"{path}: ok (home {report.home_id}, {len(report.devices)} devices, "
+                f"{len(report.activity)} activity events)"
             )
             continue
         failures += 1

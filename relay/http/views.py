@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 import time
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import hdrs, web
@@ -21,7 +19,7 @@ from ..ingest import StorageError, UnstorableError, describe
 from ..messages import compose
 from ..messages.document import render_fragment
 from ..messages.facts import AlertFacts, HomeFacts
-from ..schema import ReportError, validate_report
+from ..schema import BodyError, ReportError, decode_report
 from .auth import authorized, bearer_is, refused, too_many_refusals
 from .middleware import problem, unavailable
 from .queries import home_status, notification_gauges
@@ -76,11 +74,6 @@ async def post_report(request: web.Request) -> web.StreamResponse:
 PARSE_INLINE_CHARS = 64 * 1024
 
 
-def _parse(body: str) -> dict[str, Any]:
-    report: dict[str, Any] = validate_report(json.loads(body))
-    return report
-
-
 @authorized()
 async def _store_report(request: web.Request) -> web.Response:
     relay = request.app[RELAY]
@@ -127,9 +120,9 @@ async def _store_report(request: web.Request) -> web.Response:
             # A big body takes milliseconds to parse: in a worker thread, one at a time, so
             # the event loop gets its turn between them.
             async with relay.big_parses:
-                report = await asyncio.to_thread(_parse, body)
+                report = await asyncio.to_thread(decode_report, body)
         else:
-            report = _parse(body)
+            report = decode_report(body)
     except ReportError as err:
         return _reject(
             request,
@@ -137,14 +130,11 @@ async def _store_report(request: web.Request) -> web.Response:
             problem(422, "Unprocessable Content", str(err), field=err.field),
             read=len(body),
         )
-    except (RecursionError, ValueError) as err:
-        detail = (
-            "the JSON is nested too deeply"
-            if isinstance(err, RecursionError)
-            else "the body is not JSON"
+    except BodyError as err:
+        return _reject(
+            request, "invalid_json", problem(400, "Bad Request", str(err)), read=len(body)
         )
-        return _reject(request, "invalid_json", problem(400, "Bad Request", detail), read=len(body))
-    if report["home_id"] != home_id:
+    if report.home_id != home_id:
         return _reject(
             request,
             "forbidden",
@@ -171,10 +161,10 @@ async def _store_report(request: web.Request) -> web.Response:
     if outcome == "duplicate":
         relay.metrics.duplicates += 1
         return web.json_response(
-            {"status": "duplicate", "report_id": report["report_id"]}, status=200
+            {"status": "duplicate", "report_id": str(report.report_id)}, status=200
         )
     relay.metrics.accepted += 1
-    return web.json_response({"status": "stored", "report_id": report["report_id"]}, status=202)
+    return web.json_response({"status": "stored", "report_id": str(report.report_id)}, status=202)
 
 
 @authorized(admin=True)

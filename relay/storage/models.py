@@ -45,6 +45,24 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def bind_processor(self, dialect: Any) -> Any:
+        """On SQLite, ONE function doing what :meth:`process_bind_param` and SQLite's
+        ``DATETIME`` do in turn (the same text, ``2026-07-27 18:55:00.000000``): three Python
+        calls per value were the ingest writer's largest cost (a report binds ~20 times)."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is not UTC:
+                if value.tzinfo is None:
+                    raise ValueError("naive datetime given to a UTC column")
+                value = value.astimezone(UTC)
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
+
 
 class Base(DeclarativeBase):
     """Declarative base of every relay table."""

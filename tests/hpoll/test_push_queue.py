@@ -6,13 +6,14 @@ from datetime import UTC, datetime, timedelta
 import json
 from typing import Any
 
+from homeassistant.helpers.json import json_bytes
 import pytest
 
 from custom_components.hpoll.activity.push_queue import ReportQueue
 from custom_components.hpoll.activity.report import build_report
 from custom_components.hpoll.activity.tracker import ActivityEvent
 from custom_components.hpoll.hue import parse_snapshot
-from relay.schema import validate_report
+from relay.schema import decode_report
 
 NOW = datetime(2026, 7, 27, 19, 0, tzinfo=UTC)
 
@@ -102,7 +103,7 @@ def test_merged_reports_still_pass_the_relay_validator(envelope: dict[str, Any])
         queue.append(report(n, events=4, envelope=envelope))
     merged = next(iter(queue)).report
     assert len(merged["activity"]) == 16
-    validate_report(json.loads(json.dumps(merged)), now=lambda: NOW)
+    decode_report(json_bytes(merged), now=NOW)  # the body the pusher sends
 
 
 def test_export_and_restore() -> None:

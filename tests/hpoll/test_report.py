@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from homeassistant.helpers.json import json_bytes
+
 from custom_components.hpoll.activity.detector import InactivityDetector
 from custom_components.hpoll.activity.report import build_report, device_kind
 from custom_components.hpoll.activity.tracker import ActivityEvent
 from custom_components.hpoll.hue import parse_snapshot
-from relay.schema import validate_report
+from relay.schema import Verdict, decode_report
 
 EXAMPLE = Path(__file__).parents[1] / "fixtures" / "report_v1.json"
 NOW = datetime(2026, 7, 27, 19, 0, tzinfo=UTC)
@@ -36,9 +38,10 @@ def test_report_from_fixture_passes_the_relay_validator(envelope: dict[str, Any]
         counters={"polls": 3},
         verdict=InactivityDetector(UTC).verdict(NOW).as_report(),
     )
-    validated = validate_report(json.loads(json.dumps(report)), now=lambda: NOW)
-    assert validated["home_id"] == "h_1"
-    assert (validated["verdict"]["state"], validated["verdict"]["reason"]) == (
+    validated = decode_report(json_bytes(report), now=NOW)  # the body the pusher sends
+    assert validated.home_id == "h_1"
+    assert isinstance(validated.verdict, Verdict)
+    assert (validated.verdict.state, validated.verdict.reason) == (
         "unknown",
         "no_activity",
     )

@@ -265,7 +265,7 @@ async def test_a_report_the_database_refuses_costs_no_other_report(
 
     def refusing(connection: Any, batch: Any, received_at: Any) -> Any:
         sizes.append(len(batch))
-        if any(s.report["report_id"] == poison["report_id"] for s in batch):
+        if any(s.report_id == poison["report_id"] for s in batch):
             raise DataError("INSERT …", {}, ValueError("unstorable"))
         return real(connection, batch, received_at)
 
