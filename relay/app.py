@@ -19,7 +19,7 @@ from .clock import utcnow
 from .config import Settings
 from .http.dashboard.views import DASHBOARD, Dashboard, setup as setup_dashboard
 from .http.directory import TokenDirectory
-from .http.middleware import request_context
+from .http.middleware import REQUEST_LOG, RequestLog, request_context
 from .http.routes import add_routes
 from .http.state import RELAY, Relay
 from .ingest import IngestWriter
@@ -56,6 +56,7 @@ async def _prune_forever(engine: AsyncEngine, retention_days: int) -> None:
 def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.Application:
     """The aiohttp application; the engine is created (and disposed) by it unless given."""
     app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
+    app[REQUEST_LOG] = requests = RequestLog(every=settings.log_every_request)
     add_routes(app)
     aiohttp_jinja2.setup(
         app, loader=jinja2.PackageLoader("relay.http", "templates"), autoescape=True
@@ -102,6 +103,7 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
                 with contextlib.suppress(asyncio.CancelledError):
                     await pruner
                 await writer.stop()
+                requests.flush()
         finally:
             if own_engine:
                 await db.dispose()

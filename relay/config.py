@@ -59,6 +59,9 @@ class Settings:
     refusal_delay: float = 1.0
     #: Reverse proxies whose X-Forwarded-For names the client (comma-separated addresses).
     trusted_proxies: frozenset[str] = frozenset()
+    #: A log line for every request (else only refused, failed and slow ones, and a summary
+    #: of the others once a minute).
+    log_every_request: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -83,6 +86,7 @@ class Settings:
             refusals_per_second=_env_float("HPOLL_RELAY_REFUSALS_PER_SECOND", 5.0),
             refusals_burst=int(os.environ.get("HPOLL_RELAY_REFUSALS_BURST", "50")),
             refusal_delay=_env_float("HPOLL_RELAY_REFUSAL_DELAY", 1.0),
+            log_every_request=os.environ.get("HPOLL_RELAY_LOG_REQUESTS", "") == "all",
             trusted_proxies=frozenset(
                 part.strip()
                 for part in os.environ.get("HPOLL_RELAY_TRUSTED_PROXIES", "").split(",")

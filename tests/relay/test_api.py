@@ -495,13 +495,17 @@ async def test_a_warm_writer_compiles_no_statement(
 
 
 async def test_logs_are_json_with_request_ids_and_no_secrets(
-    client: Client,
+    aiohttp_client: Callable[..., Any],
+    engine: AsyncEngine,
+    db_url: str,
     home: NewHome,
     make_report: Callable[..., Any],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from relay.logs import JsonFormatter
 
+    settings = Settings(db_url=db_url, log_every_request=True)
+    client: Client = await aiohttp_client(create_app(settings, engine))
     caplog.set_level("INFO", logger="relay.http")
     async with client.post(
         "/api/v1/reports",
@@ -522,6 +526,36 @@ async def test_logs_are_json_with_request_ids_and_no_secrets(
     assert lines[0]["path"] == "/api/v1/reports"
     assert home.token not in caplog.text
     assert all(line["level"] == "info" for line in lines)
+
+
+async def test_by_default_only_refused_failed_and_slow_requests_have_lines_of_their_own(
+    client: Client,
+    home: NewHome,
+    make_report: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from relay.http.middleware import REQUEST_LOG, SUMMARY_SECONDS
+    from relay.logs import JsonFormatter
+
+    caplog.set_level("INFO", logger="relay.http")
+    for _ in range(3):
+        assert (await _post(client, home.token, make_report(home.id)))[0] == 202
+    assert (await _post(client, "hpr_made_up", make_report(home.id)))[0] == 401
+    log = client.server.app[REQUEST_LOG]  # type: ignore[attr-defined]
+    with patch("relay.http.middleware.SLOW_SECONDS", 0.0):  # every request is slow now
+        assert (await _post(client, home.token, make_report(home.id)))[0] == 202
+    with patch("relay.http.middleware.time.monotonic", return_value=log.since + SUMMARY_SECONDS):
+        async with client.get("/healthz") as response:
+            assert response.status == 200
+    lines = [
+        json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "relay.http"
+    ]
+    assert [line.get("status") for line in lines] == [401, 202, None]
+    assert lines[1]["ms"] > 0
+    summary = lines[2]
+    assert summary["requests"] == 4  # three reports and the health check
+    assert summary["statuses"] == {"202": 3, "200": 1}
+    assert "token" not in caplog.text.lower().replace("hpr_made_up", "")
 
 
 async def test_sqlite_wal_is_checkpointed_in_the_background(
