@@ -218,7 +218,7 @@ async def _timed(
 async def measure(db_url: str, floor_dir: Path) -> dict[str, Any]:
     """Warm the cache, then time both pages and their static floors."""
     engine = create_engine(db_url)
-    app = create_app(Settings(db_url=db_url, notify_seconds=0), engine)
+    app = create_app(Settings(db_url=db_url, notify_seconds=0, log_every_request=True), engine)
     app.router.add_static("/floor/", floor_dir)
     times = ServerTimes()
     logging.getLogger("relay.http").addHandler(times)
