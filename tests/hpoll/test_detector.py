@@ -364,3 +364,25 @@ def test_sleep_rooms_and_restless_sensors_are_learned_from_counts() -> None:
     assert history.restless(8.0, 0.1, nightly=0.0) == {"cat", "hall"}
     restored = History.restore(history.export())
     assert (restored.sleeps, restored.strays) == (history.sleeps, history.strays)
+
+
+def test_a_return_seen_by_one_lone_movement_ends_the_absence() -> None:
+    home = Home()
+    end = MONDAY + timedelta(days=14)
+    lived = [e for n in range(14) for e in ordinary_day(MONDAY + timedelta(days=n))]
+    # The hall moves alone now and then at night (a trip to a bathroom without a sensor): a
+    # sensor a pet might visit, whose lone movements wait for a second sign.
+    visits = [motion("Hall", MONDAY + timedelta(days=n, hours=1, minutes=30)) for n in range(14)]
+    home.run(end, [e for e in [*lived, *visits] if e.at <= end])
+    assert "Hall" in home.detector._pet_sensors()[1]
+    leave = end + timedelta(hours=10)
+    out = [motion("Hall", leave - timedelta(minutes=1)), door(leave)]
+    home.run(leave + timedelta(minutes=5), out)
+    assert home.verdict.state == AWAY
+    # Back without a door change seen (it was taken as the leaving one, or missed): the hall
+    # moves once, then nothing more (a fall). The absence ends and the silence is judged.
+    back = leave + timedelta(hours=2)
+    home.run(back + timedelta(minutes=5), [motion("Hall", back)])
+    # ... and the hours away are no run of lone sensors: no alarm the moment they are back.
+    assert (home.verdict.away, home.verdict.inactive, home.detector.last_at) == (False, False, back)
+    assert first_inactive(home.run(back + timedelta(hours=8))) is not None

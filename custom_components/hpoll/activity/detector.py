@@ -298,9 +298,11 @@ class InactivityDetector:
         if pending is not None and self._confirms(event, pending):
             other = event.sensor_id != pending.sensor_id
             self._person(pending, stray=not other, sure=other)
-        elif stray and event.sensor_id in self._pet_sensors()[1]:
+        elif stray and not self.away and event.sensor_id in self._pet_sensors()[1]:
             # Where a pet comes by, one lone movement is not yet a person: it is when a second
-            # one follows in that room, or another sensor within minutes.
+            # one follows in that room, or another sensor within minutes. Not while away: there
+            # ``_back`` judges it (the door's room, or two rooms), and an absence that nothing
+            # can end would hide a fall after a return the door did not tell.
             self._pending, self._moved_room = event, event.room or "?"
             return
         self._person(event, stray=stray)
@@ -318,6 +320,8 @@ class InactivityDetector:
                 return  # the leaver's own motion ending, "still on" from before the door, a pet
             self.away, self._back_at = False, event.at
             self._back_by_door = self._door_returning
+            # Time away is no run of lone sensors: whoever came back starts a new one.
+            self._sure_at, self._sure_room, self._run_clean = event.at, event.room, False
         restless = self._restless()
         previous = self._visit_at.get(event.sensor_id)
         continuing = previous is not None and timedelta(0) <= event.at - previous <= CONTINUE
