@@ -593,7 +593,7 @@ class InactivityDetector:
                 # afternoon's longest ones count, so the limits grow with them.
                 width = DAY_WIDTH if self._doors else NO_DOOR_WIDTH
                 samples = table.per_day_maxima(slot, ANY, width)
-                limit = max(shrink(samples, prior) * margin, MIN_GAP)
+                limit = max(self._shrink(samples, prior) * margin, MIN_GAP)
                 to_night = self._to_night(start)
                 if to_night is not None and to_night < limit:
                     # The night comes first: bedtime where the night is slept; elsewhere the
@@ -605,6 +605,12 @@ class InactivityDetector:
         value = self._cache[key]
         return None if value < 0 else value
 
+    def _shrink(self, samples: list[float], prior: float) -> float:
+        """The learned limit; while the home is still being learned (LEARNING_DAYS), never
+        tighter than the prior: a few days' quiet life says little about the next silence."""
+        learned = shrink(samples, prior)
+        return max(learned, prior) if self.history.learned_days() < LEARNING_DAYS else learned
+
     def _night_limit(self, table: Stretches, slot: int, room: str | None, margin: float) -> float:
         """How long a visit to ``room`` lasts at night; -1 where the night is slept (the room
         that began the night's longest silence on enough nights; any room until 3 nights are
@@ -613,7 +619,7 @@ class InactivityDetector:
         if sleep is None or (room or "?") in sleep:
             return -1.0
         samples = table.per_day_maxima(slot, room or "?", NIGHT_WIDTH)
-        return max(shrink(samples, VISIT_PRIOR) * margin, MIN_NIGHT_GAP)
+        return max(self._shrink(samples, VISIT_PRIOR) * margin, MIN_NIGHT_GAP)
 
     def _wake_due(self) -> float:
         """Minutes into the home's day by which it is usually up, plus a margin."""
@@ -716,7 +722,11 @@ class InactivityDetector:
             run_limit = self._run_limit(sure, self._sure_room)
             if run_limit is not None and _minutes(now - sure) > run_limit * factor:
                 found["one_sensor"] = (sure, run_limit * factor)
-        if self.safety_net is not None and self._net_reached(now, last):
+        if (
+            self.safety_net is not None
+            and self._net_reached(now, last)
+            and not self._unseen_outing(days, limit, factor)
+        ):
             found["safety_net"] = (last, _minutes(self.safety_net))
         for reason in REASONS:
             if reason in found:
@@ -725,6 +735,19 @@ class InactivityDetector:
         resting = not woken or self._night(self._slot(last))
         state = RESTING if resting and gap >= MIN_NIGHT_GAP else ACTIVE
         return verdict(state, last, None, None if limit is None else limit * factor)
+
+    def _unseen_outing(self, days: int, limit: float | None, factor: float) -> bool:
+        """In a home without a door sensor, outings are silences the door cannot tell: once
+        learned (past LEARNING_DAYS), a daytime silence this home has shown to be usual at
+        this time and from this room for longer than the safety net (its outings) is judged
+        by the learned limit alone, as a door's absence would be."""
+        assert self.safety_net is not None
+        return (
+            not self._doors
+            and days >= LEARNING_DAYS
+            and limit is not None
+            and limit * factor > _minutes(self.safety_net)
+        )
 
     def _net_reached(self, now: datetime, last: datetime) -> bool:
         """The user's fixed rule: that long without activity outside quiet hours, counted from
