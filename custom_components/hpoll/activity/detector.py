@@ -28,7 +28,8 @@ Why a verdict is ``inactive`` (``reason``):
 * ``one_sensor``: only one sensor has fired for unusually long (a pet, or a sensor stuck on):
   the silence is judged as if that sensor were not there;
 * ``safety_net``: the user's fixed threshold (outside the quiet hours, which it counts from the
-  end of) was reached, whatever was learned.
+  end of) was reached, whatever was learned; only in a home without a door sensor, once
+  learned, a silence as long as its outings usually are is left to the learned limit.
 A day with far less activity than usual is reported separately (``low_activity_today``), and
 makes gaps that begin on such a day tolerated longer; it never raises an alarm by itself.
 """
@@ -737,10 +738,10 @@ class InactivityDetector:
         return verdict(state, last, None, None if limit is None else limit * factor)
 
     def _unseen_outing(self, days: int, limit: float | None, factor: float) -> bool:
-        """In a home without a door sensor, outings are silences the door cannot tell: once
-        learned (past LEARNING_DAYS), a daytime silence this home has shown to be usual at
-        this time and from this room for longer than the safety net (its outings) is judged
-        by the learned limit alone, as a door's absence would be."""
+        """In a home without a door sensor, outings are silences no door tells: once learned
+        (past LEARNING_DAYS), a silence whose learned limit is longer than the safety net (this
+        home's silences beginning at this time of day last that long: its outings) is judged
+        by that limit alone, as an absence after a door would be."""
         assert self.safety_net is not None
         return (
             not self._doors
