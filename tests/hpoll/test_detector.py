@@ -10,6 +10,7 @@ from datetime import UTC, datetime, time, timedelta
 from custom_components.hpoll.activity.detector import (
     ACTIVE,
     AWAY,
+    DAY_PRIOR,
     INACTIVE,
     RESTING,
     UNKNOWN,
@@ -364,3 +365,68 @@ def test_sleep_rooms_and_restless_sensors_are_learned_from_counts() -> None:
     assert history.restless(8.0, 0.1, nightly=0.0) == {"cat", "hall"}
     restored = History.restore(history.export())
     assert (restored.sleeps, restored.strays) == (history.sleeps, history.strays)
+
+
+def test_a_return_seen_by_one_lone_movement_ends_the_absence() -> None:
+    home = Home()
+    end = MONDAY + timedelta(days=14)
+    lived = [e for n in range(14) for e in ordinary_day(MONDAY + timedelta(days=n))]
+    # The hall moves alone now and then at night (a trip to a bathroom without a sensor): a
+    # sensor a pet might visit, whose lone movements wait for a second sign.
+    visits = [motion("Hall", MONDAY + timedelta(days=n, hours=1, minutes=30)) for n in range(14)]
+    home.run(end, [e for e in [*lived, *visits] if e.at <= end])
+    assert "Hall" in home.detector._pet_sensors()[1]
+    leave = end + timedelta(hours=10)
+    out = [motion("Hall", leave - timedelta(minutes=1)), door(leave)]
+    home.run(leave + timedelta(minutes=5), out)
+    assert home.verdict.state == AWAY
+    # Back without a door change seen (it was taken as the leaving one, or missed): the hall
+    # moves once, then nothing more (a fall). The absence ends and the silence is judged.
+    back = leave + timedelta(hours=2)
+    home.run(back + timedelta(minutes=5), [motion("Hall", back)])
+    # ... and the hours away are no run of lone sensors: no alarm the moment they are back.
+    assert (home.verdict.away, home.verdict.inactive, home.detector.last_at) == (False, False, back)
+    assert first_inactive(home.run(back + timedelta(hours=8))) is not None
+
+
+def outing_day(day: datetime, leave: float = 14.0, hours: float = 4.0) -> list[ActivityEvent]:
+    """An ordinary day with an outing through the hall, in a home without a door sensor."""
+    start, back = day + timedelta(hours=leave), day + timedelta(hours=leave + hours)
+    inside = [e for e in ordinary_day(day) if not start <= e.at <= back]
+    return sorted([*inside, motion("Hall", start), motion("Hall", back)], key=lambda e: e.at)
+
+
+def test_without_a_door_sensor_learned_outings_do_not_trip_the_safety_net() -> None:
+    home = Home()
+    days = 10
+    end = MONDAY + timedelta(days=days)
+    lived = [e for n in range(days) for e in outing_day(MONDAY + timedelta(days=n))]
+    home.run(end, [e for e in lived if e.at <= end])
+    leave = end + timedelta(hours=14)
+    home.run(leave + timedelta(minutes=1), [e for e in ordinary_day(end) if e.at < leave])
+    home.run(leave + timedelta(minutes=2), [motion("Hall", leave + timedelta(minutes=1))])
+    # Out for four and a half hours, as this home often is: no alarm, not even the net's.
+    assert first_inactive(home.run(leave + timedelta(hours=4, minutes=30))) is None
+    # A silence far longer than its outings is still caught, by the learned limit.
+    alarm = first_inactive(home.run(leave + timedelta(hours=12)))
+    assert alarm is not None
+    assert alarm.reason == "unusual_gap"
+    # While still learning, the net holds whatever was seen.
+    early, second = Home(), MONDAY + timedelta(days=2)
+    early.run(
+        second + timedelta(hours=14, minutes=2),
+        [e for e in lived if e.at < second]
+        + [e for e in outing_day(second) if e.at <= second + timedelta(hours=14)],
+    )
+    alarm = first_inactive(early.run(second + timedelta(hours=17, minutes=5)))
+    assert alarm is not None
+    assert alarm.reason == "safety_net"
+
+
+def test_while_learning_a_few_quiet_days_do_not_tighten_the_limits() -> None:
+    home = learned_home(3)
+    at = home.now + timedelta(hours=10)
+    learned = home.detector.history.gaps.per_day_maxima(20, ANY)
+    assert learned
+    assert max(learned) < 60  # three days of short silences
+    assert home.detector._gap_limit(at, "Living") == DAY_PRIOR

@@ -28,7 +28,8 @@ Why a verdict is ``inactive`` (``reason``):
 * ``one_sensor``: only one sensor has fired for unusually long (a pet, or a sensor stuck on):
   the silence is judged as if that sensor were not there;
 * ``safety_net``: the user's fixed threshold (outside the quiet hours, which it counts from the
-  end of) was reached, whatever was learned.
+  end of) was reached, whatever was learned; only in a home without a door sensor, once
+  learned, a silence as long as its outings usually are is left to the learned limit.
 A day with far less activity than usual is reported separately (``low_activity_today``), and
 makes gaps that begin on such a day tolerated longer; it never raises an alarm by itself.
 """
@@ -298,9 +299,11 @@ class InactivityDetector:
         if pending is not None and self._confirms(event, pending):
             other = event.sensor_id != pending.sensor_id
             self._person(pending, stray=not other, sure=other)
-        elif stray and event.sensor_id in self._pet_sensors()[1]:
+        elif stray and not self.away and event.sensor_id in self._pet_sensors()[1]:
             # Where a pet comes by, one lone movement is not yet a person: it is when a second
-            # one follows in that room, or another sensor within minutes.
+            # one follows in that room, or another sensor within minutes. Not while away: there
+            # ``_back`` judges it (the door's room, or two rooms), and an absence that nothing
+            # can end would hide a fall after a return the door did not tell.
             self._pending, self._moved_room = event, event.room or "?"
             return
         self._person(event, stray=stray)
@@ -318,6 +321,8 @@ class InactivityDetector:
                 return  # the leaver's own motion ending, "still on" from before the door, a pet
             self.away, self._back_at = False, event.at
             self._back_by_door = self._door_returning
+            # Time away is no run of lone sensors: whoever came back starts a new one.
+            self._sure_at, self._sure_room, self._run_clean = event.at, event.room, False
         restless = self._restless()
         previous = self._visit_at.get(event.sensor_id)
         continuing = previous is not None and timedelta(0) <= event.at - previous <= CONTINUE
@@ -589,7 +594,7 @@ class InactivityDetector:
                 # afternoon's longest ones count, so the limits grow with them.
                 width = DAY_WIDTH if self._doors else NO_DOOR_WIDTH
                 samples = table.per_day_maxima(slot, ANY, width)
-                limit = max(shrink(samples, prior) * margin, MIN_GAP)
+                limit = max(self._shrink(samples, prior) * margin, MIN_GAP)
                 to_night = self._to_night(start)
                 if to_night is not None and to_night < limit:
                     # The night comes first: bedtime where the night is slept; elsewhere the
@@ -601,6 +606,12 @@ class InactivityDetector:
         value = self._cache[key]
         return None if value < 0 else value
 
+    def _shrink(self, samples: list[float], prior: float) -> float:
+        """The learned limit; while the home is still being learned (LEARNING_DAYS), never
+        tighter than the prior: a few days' quiet life says little about the next silence."""
+        learned = shrink(samples, prior)
+        return max(learned, prior) if self.history.learned_days() < LEARNING_DAYS else learned
+
     def _night_limit(self, table: Stretches, slot: int, room: str | None, margin: float) -> float:
         """How long a visit to ``room`` lasts at night; -1 where the night is slept (the room
         that began the night's longest silence on enough nights; any room until 3 nights are
@@ -609,7 +620,7 @@ class InactivityDetector:
         if sleep is None or (room or "?") in sleep:
             return -1.0
         samples = table.per_day_maxima(slot, room or "?", NIGHT_WIDTH)
-        return max(shrink(samples, VISIT_PRIOR) * margin, MIN_NIGHT_GAP)
+        return max(self._shrink(samples, VISIT_PRIOR) * margin, MIN_NIGHT_GAP)
 
     def _wake_due(self) -> float:
         """Minutes into the home's day by which it is usually up, plus a margin."""
@@ -712,7 +723,11 @@ class InactivityDetector:
             run_limit = self._run_limit(sure, self._sure_room)
             if run_limit is not None and _minutes(now - sure) > run_limit * factor:
                 found["one_sensor"] = (sure, run_limit * factor)
-        if self.safety_net is not None and self._net_reached(now, last):
+        if (
+            self.safety_net is not None
+            and self._net_reached(now, last)
+            and not self._unseen_outing(days, limit, factor)
+        ):
             found["safety_net"] = (last, _minutes(self.safety_net))
         for reason in REASONS:
             if reason in found:
@@ -721,6 +736,19 @@ class InactivityDetector:
         resting = not woken or self._night(self._slot(last))
         state = RESTING if resting and gap >= MIN_NIGHT_GAP else ACTIVE
         return verdict(state, last, None, None if limit is None else limit * factor)
+
+    def _unseen_outing(self, days: int, limit: float | None, factor: float) -> bool:
+        """In a home without a door sensor, outings are silences no door tells: once learned
+        (past LEARNING_DAYS), a silence whose learned limit is longer than the safety net (this
+        home's silences beginning at this time of day last that long: its outings) is judged
+        by that limit alone, as an absence after a door would be."""
+        assert self.safety_net is not None
+        return (
+            not self._doors
+            and days >= LEARNING_DAYS
+            and limit is not None
+            and limit * factor > _minutes(self.safety_net)
+        )
 
     def _net_reached(self, now: datetime, last: datetime) -> bool:
         """The user's fixed rule: that long without activity outside quiet hours, counted from
