@@ -524,6 +524,21 @@ async def _answer(session: ClientSession, method: str, url: str, **kwargs: Any) 
         return None
 
 
+async def _started(
+    session: ClientSession,
+    base: str,
+    process: subprocess.Popen[bytes],
+    why: Callable[[], str] = lambda: "",
+) -> None:
+    """Until the relay in ``process`` answers /healthz, whatever it answers (on a loaded CI
+    machine its start, mostly imports, can take many seconds)."""
+    deadline = time.monotonic() + 90
+    while await _answer(session, "GET", f"{base}/healthz") is None:
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the relay did not start ({process.returncode}): {why()}")
+        await asyncio.sleep(0.1)
+
+
 async def test_idle_and_slow_clients_cannot_starve_the_relay(
     engine: AsyncEngine, db_url: str, home: NewHome, make_report: Callable[..., Any], tmp_path: Path
 ) -> None:
@@ -549,12 +564,7 @@ async def test_idle_and_slow_clients_cannot_starve_the_relay(
     idle: list[socket.socket] = []
     try:
         async with ClientSession() as session:
-            for _ in range(300):
-                if await _answer(session, "GET", f"{base}/healthz") == 200:
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                pytest.fail(f"relay did not start: {log.read_text()[-2000:]}")
+            await _started(session, base, process, lambda: log.read_text()[-2000:])
             for number in range(400):
                 sock = socket.socket()
                 sock.setblocking(False)
@@ -775,10 +785,7 @@ async def test_the_writer_recovers_when_permissions_come_back(
 
     try:
         async with ClientSession() as session:
-            for _ in range(300):
-                if await _answer(session, "GET", f"{base}/healthz") is not None:
-                    break
-                await asyncio.sleep(0.05)
+            await _started(session, base, process)
             async with session.get(f"{base}/healthz") as response:
                 assert response.status == 503
                 assert "readonly" in (await response.json())["detail"]
