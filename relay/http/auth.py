@@ -65,11 +65,15 @@ def refused(
     return response
 
 
-async def too_many_refusals(request: web.Request) -> web.Response | None:
+async def too_many_refusals(
+    request: web.Request, *, home_only: bool = False
+) -> web.Response | None:
     """429 (closing the connection) for a client or home that caused too many refusals, after
-    ``refusal_delay`` (a flood slows to the pace of that delay instead of the relay's)."""
+    ``refusal_delay`` (a flood slows to the pace of that delay instead of the relay's);
+    ``home_only``: the client's address was already checked, the home is known now."""
     relay = request.app[RELAY]
-    waits = [relay.refusals.blocked(key) for key in _refusal_keys(relay, request)]
+    keys = _refusal_keys(relay, request)
+    waits = [relay.refusals.blocked(key) for key in (keys[1:] if home_only else keys)]
     if (wait := max((w for w in waits if w is not None), default=None)) is None:
         return None
     relay.metrics.rejected["address_limited"] += 1

@@ -78,7 +78,7 @@ PARSE_INLINE_CHARS = 64 * 1024
 async def _store_report(request: web.Request) -> web.Response:
     relay = request.app[RELAY]
     home_id: str = request["home_id"]
-    if (limited := await too_many_refusals(request)) is not None:  # now for the home too
+    if (limited := await too_many_refusals(request, home_only=True)) is not None:
         return limited
     # A body without a Content-Type is read as JSON (older clients); any other type is refused.
     if hdrs.CONTENT_TYPE in request.headers and not _is_json(request.content_type):
