@@ -72,7 +72,7 @@ class TokenDirectory:
         is too old, or does not know the token (see the module's docstring)."""
         now = time.monotonic()
         if now - self._checked >= self._max_age:
-            known = digest in self._homes and now - self._checked < OUTAGE_GRACE_SECONDS
+            known = self._vouches_for(digest)
             failing = self._failure is not None
             await self._check_since(
                 # After a failed check, only a newer one will do (and a known token does
@@ -87,6 +87,10 @@ class TokenDirectory:
         await self._check_since(now, MISS_RECHECK_SECONDS, None)
         self._raise_unless_known(digest)
         return self._homes.get(digest)
+
+    def _vouches_for(self, digest: str) -> bool:
+        """Whether the token is known, and the directory recent enough to answer alone."""
+        return digest in self._homes and time.monotonic() - self._checked < OUTAGE_GRACE_SECONDS
 
     async def _check_since(self, since: float, spacing: float, patience: float | None) -> None:
         """Until a check started at or after ``since`` has ended (one is started no sooner
@@ -106,9 +110,7 @@ class TokenDirectory:
     def _raise_unless_known(self, digest: str) -> None:
         """After a failed check: nothing to say for a token known recently enough, else the
         outage is the caller's error (a fresh one each time: the stored failure is shared)."""
-        if self._failure is None:
-            return
-        if digest in self._homes and time.monotonic() - self._checked < OUTAGE_GRACE_SECONDS:
+        if self._failure is None or self._vouches_for(digest):
             return
         raise ConnectionError("the database cannot be asked about tokens") from self._failure
 
