@@ -55,8 +55,6 @@ type VerdictReason = Literal[
     "unusual_gap", "not_up", "one_sensor", "safety_net", "no_activity", "unreachable"
 ]
 
-BATTERY_STATES: Final[tuple[str, ...]] = get_args(BatteryState.__value__)
-CONNECTIVITY: Final[tuple[str, ...]] = get_args(Connectivity.__value__)
 VERDICT_STATES: Final[tuple[str, ...]] = get_args(VerdictState.__value__)
 VERDICT_REASONS: Final[tuple[str, ...]] = get_args(VerdictReason.__value__)
 

@@ -24,7 +24,6 @@ from typing import Any, Literal
 
 type Tone = Literal["urgent", "attention", "good", "normal"]
 type Format = Literal["plain", "markdown", "email"]
-FORMATS: tuple[Format, ...] = ("plain", "markdown", "email")
 
 
 @dataclass(frozen=True, slots=True)

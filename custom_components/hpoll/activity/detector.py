@@ -58,9 +58,8 @@ from .history import (
 from .tracker import ActivityEvent
 
 ACTIVE, RESTING, AWAY, INACTIVE, UNKNOWN = "active", "resting", "away", "inactive", "unknown"
-#: Priors (minutes) while the history is short: day and night gaps, one-sensor runs.
+#: Priors (minutes) while the history is short: day gaps, one-sensor runs.
 DAY_PRIOR = 150.0
-NIGHT_PRIOR = 600.0
 RUN_PRIOR = 240.0
 #: Coming back: motion this long before the door's last change is someone coming in.
 RETURN_WINDOW = timedelta(minutes=1)

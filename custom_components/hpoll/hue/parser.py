@@ -52,7 +52,6 @@ MAX_TIME_ZONE = 64
 
 #: Room-, home- and area-level motion: not tied to one device's sensor.
 AREA_MOTION_TYPES = frozenset({"grouped_motion", "convenience_area_motion", "security_area_motion"})
-DEVICE_MOTION_TYPES = frozenset({"motion", "camera_motion"})
 
 
 def _obj(value: object) -> RawResource:
