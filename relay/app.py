@@ -78,7 +78,7 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
                 metrics,
                 RateLimiter(settings.rate_per_second, settings.rate_burst),
                 RateLimiter(settings.refusals_per_second, settings.refusals_burst),
-                TokenDirectory(db, settings.token_cache_seconds),
+                TokenDirectory(db, settings.token_cache_seconds, writer.recover),
             )
             pruner = asyncio.create_task(_prune_forever(db, settings.retention_days))
             # Caregivers' URLs are decrypted only to send; no key is made up unless needed.

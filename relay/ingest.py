@@ -514,7 +514,7 @@ class IngestWriter:
                     async with self._engine.begin() as connection:
                         await connection.execute(_PROBE)
             except Exception as err:
-                await self._recover()
+                await self.recover()
                 if attempt == 2:
                     return describe(err)
             else:
@@ -526,7 +526,7 @@ class IngestWriter:
         with self._sync_engine.begin() as connection:
             connection.execute(_PROBE)
 
-    async def _recover(self) -> None:
+    async def recover(self) -> None:
         """After a failure of the database itself, open fresh connections next time. On SQLite
         that means closing EVERY connection of this process to the file: SQLite shares one
         memory map of the WAL index per file among them, and one opened while the file was
@@ -596,7 +596,7 @@ class IngestWriter:
             _LOGGER.error("storing %d reports failed: %s", len(batch), describe(err))
             if not _data_error(err):
                 self.last_failure = (time.monotonic(), describe(err))
-                await self._recover()
+                await self.recover()
             elif len(batch) > 1:
                 # One report's data broke the batch: halve until it stands alone, so no other
                 # report pays for it (log2(batch) more transactions, only on this rare path).

@@ -22,6 +22,7 @@ Beyond that, and for a token the directory does not know, the outage is an error
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 import contextlib
 import math
 import time
@@ -50,9 +51,18 @@ _VALID = select(HOME_TOKENS.c.token_hash, HOME_TOKENS.c.home_id).where(
 class TokenDirectory:
     """Token hash -> home id for every valid token, kept in step with the database."""
 
-    def __init__(self, engine: AsyncEngine, max_age: float) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        max_age: float,
+        recover: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.engine = engine
         self._max_age = max_age
+        #: After a failed check: what makes the next connections fresh (the writer's
+        #: ``recover``; on SQLite a connection opened while the file was read-only keeps every
+        #: later one read-only until all are closed).
+        self._recover = recover
         self._homes: dict[str, str] = {}
         self._generation: int | None = None
         #: When the last check started, and when one last succeeded (monotonic).
@@ -127,6 +137,8 @@ class TokenDirectory:
                     self._generation = generation
         except (SQLAlchemyError, OSError) as err:
             self._failure = err
+            if self._recover is not None:
+                await self._recover()
         else:
             self._failure = None
             self._checked = time.monotonic()

@@ -130,3 +130,21 @@ async def test_changes_committed_out_of_order_are_all_seen(
         assert await directory.home(token_hash("hpr_slow")) == "slow"
         assert await directory.home(token_hash(quick.token)) == quick.id
         assert await directory.home(token_hash(removed.token)) is None
+
+
+async def test_a_failed_check_asks_for_fresh_connections(engine: AsyncEngine, admin: Admin) -> None:
+    recovered = 0
+
+    async def recover() -> None:
+        nonlocal recovered
+        recovered += 1
+
+    directory = TokenDirectory(
+        create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none"), 10, recover
+    )
+    try:
+        with pytest.raises(ConnectionError):
+            await directory.home(token_hash("hpr_never_seen"))
+    finally:
+        await directory.engine.dispose()
+    assert recovered == 1
