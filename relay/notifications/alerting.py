@@ -24,7 +24,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import ColumnElement, Connection, and_, func, insert, or_, select, update
 
 from ..messages.words import span as span_words
 from ..storage.models import ALERTS, DEVICES, HOMES
@@ -130,33 +130,70 @@ def conditions(
 
     ``listening_since``: when this relay started. A home cannot have reported to a relay that
     was down, so silence counts from then at the earliest (no "stale" storm after a restart).
+    Only the homes :func:`_may_hold` selects are read: for every other home no rule can hold
+    and no alert is open (reading all 100,000 homes took two thirds of each planning pass).
     """
     devices: defaultdict[str, list[Any]] = defaultdict(list)
-    for row in connection.execute(
-        select(DEVICES).where(
-            DEVICES.c.battery_state.in_(("low", "critical")) | DEVICES.c.offline_since.isnot(None)
-        )
-    ):
+    for row in connection.execute(select(DEVICES).where(_TROUBLED)):
         devices[row.home_id].append(row)
     found: list[Condition] = []
-    # Every column but the counters: decoding 100,000 homes' JSON each minute for nothing.
-    columns = [column for column in HOMES.c if column.name != "counters"]
-    for home in connection.execute(select(*columns)):
-        rules = HomeRules.from_settings(home.settings)
-        zone = ZoneInfo(home.timezone)
-        reporting = _reporting(home, rules, zone, now, listening_since)
-        found += reporting
-        found += _devices(home.id, devices.get(home.id, ()), rules, zone, now)
-        current = (
-            home.last_report_sent_at is not None and now - home.last_report_sent_at <= FRESH_REPORT
-        )
-        # Nothing new can be judged of a home that is silent, behind, or blind to its bridge.
-        blind = not current or home.bridge_reachable is False
-        blind = blind or any(c.kind == "stale" for c in reporting)
-        if home.verdict is not None:
-            found += _judged(home, home.verdict, zone, now, blind=blind)
-        else:
-            found += _fixed_rule(home, rules, zone, now, blind=blind)
+    for home in connection.execute(select(*_JUDGED_COLUMNS).where(_may_hold(now))):
+        found += judge(home, devices.get(home.id, ()), now, listening_since)
+    return found
+
+
+#: Devices some rule may be about: a low battery, or offline (for how long, the rule decides).
+_TROUBLED = DEVICES.c.battery_state.in_(("low", "critical")) | DEVICES.c.offline_since.isnot(None)
+#: Every column but the counters: decoding homes' counters JSON each minute for nothing.
+_JUDGED_COLUMNS = [column for column in HOMES.c if column.name != "counters"]
+
+
+def _may_hold(now: datetime) -> ColumnElement[bool]:
+    """Homes for which some rule may hold now, or whose open alert must be kept or resolved.
+
+    A superset, cheap to decide in SQL: each term is implied by a rule of :func:`judge` under
+    the default settings (a silence of at least ``stale_after``, ``bridge_after``,
+    ``inactivity``; a verdict that says inactive or a quiet day), and homes with their own
+    settings are always read. :func:`judge` decides.
+    """
+    rules = DEFAULT_RULES
+    verdict = HOMES.c.verdict
+    state = verdict["state"].as_string()
+    return or_(
+        HOMES.c.settings.isnot(None),
+        HOMES.c.id.in_(select(ALERTS.c.home_id).where(ALERTS.c.state.in_((OPEN, ACKED)))),
+        HOMES.c.id.in_(select(DEVICES.c.home_id).where(_TROUBLED)),
+        func.coalesce(HOMES.c.last_report_at, HOMES.c.created_at) <= now - rules.stale_after,
+        and_(
+            HOMES.c.bridge_reachable.is_(False),
+            HOMES.c.bridge_offline_since <= now - rules.bridge_after,
+        ),
+        # No verdict (SQL NULL, JSON null, or none stored): the fixed rule.
+        and_(state.is_(None), HOMES.c.last_activity_at <= now - rules.inactivity),
+        state == "inactive",
+        verdict["low_activity_today"].as_boolean().is_(True),
+    )
+
+
+def judge(
+    home: Any, devices: Iterable[Any], now: datetime, listening_since: datetime | None
+) -> list[Condition]:
+    """Every condition that holds now for one home (``home``: its ``homes`` row; ``devices``:
+    its troubled devices)."""
+    rules = HomeRules.from_settings(home.settings)
+    zone = ZoneInfo(home.timezone)
+    reporting = _reporting(home, rules, zone, now, listening_since)
+    found = reporting + _devices(home.id, devices, rules, zone, now)
+    current = (
+        home.last_report_sent_at is not None and now - home.last_report_sent_at <= FRESH_REPORT
+    )
+    # Nothing new can be judged of a home that is silent, behind, or blind to its bridge.
+    blind = not current or home.bridge_reachable is False
+    blind = blind or any(c.kind == "stale" for c in reporting)
+    if home.verdict is not None:
+        found += _judged(home, home.verdict, zone, now, blind=blind)
+    else:
+        found += _fixed_rule(home, rules, zone, now, blind=blind)
     return found
 
 

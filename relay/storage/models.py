@@ -87,9 +87,10 @@ class Home(Base):
     last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: The inactivity verdict of the newest report (the home's detector; None from an
     #: integration that sends none), as sent: alerting follows it.
-    verdict: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    #: Per-home overrides of the alerting defaults (see relay/alerting.py HomeRules).
-    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    verdict: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    #: Per-home overrides of the alerting defaults (see relay/notifications/alerting.py
+    #: HomeRules). None is SQL NULL (not JSON null): alerting selects on it.
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     #: sent_at of the first report: summaries never speak of time before it.
     watching_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
