@@ -389,34 +389,42 @@ def reconcile(
             )
         )
     }
-    for key, condition in current.items():
-        if key in alerted or key in recently_resolved or condition.hold_only:
-            continue
-        alert_id = connection.execute(
-            insert(ALERTS)
-            .values(
-                home_id=condition.home_id,
-                kind=condition.kind,
-                subject=condition.subject,
-                state=OPEN,
-                opened_at=now,
-                urgent=condition.urgent,
-                escalation_level=0,
-                next_escalation_at=now + escalate_after if condition.urgent else None,
-                details={**condition.details, "text": condition.text},
-            )
-            .returning(ALERTS.c.id)
-        ).scalar_one()
-        events.append(
-            AlertEvent(
-                alert_id,
-                condition.home_id,
-                condition.kind,
-                condition.text,
-                condition.urgent,
-                opened=True,
-                opened_at=now,
-                details={**condition.details, "text": condition.text},
-            )
+    opening = [
+        condition
+        for key, condition in current.items()
+        if key not in alerted and key not in recently_resolved and not condition.hold_only
+    ]
+    if not opening:
+        return events
+    # One statement however many open (a regional outage makes every home stale at once).
+    ids = connection.execute(
+        insert(ALERTS).returning(ALERTS.c.id, sort_by_parameter_order=True),
+        [
+            {
+                "home_id": condition.home_id,
+                "kind": condition.kind,
+                "subject": condition.subject,
+                "state": OPEN,
+                "opened_at": now,
+                "urgent": condition.urgent,
+                "escalation_level": 0,
+                "next_escalation_at": now + escalate_after if condition.urgent else None,
+                "details": {**condition.details, "text": condition.text},
+            }
+            for condition in opening
+        ],
+    ).scalars()
+    events += [
+        AlertEvent(
+            alert_id,
+            condition.home_id,
+            condition.kind,
+            condition.text,
+            condition.urgent,
+            opened=True,
+            opened_at=now,
+            details={**condition.details, "text": condition.text},
         )
+        for alert_id, condition in zip(ids, opening, strict=True)
+    ]
     return events

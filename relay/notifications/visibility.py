@@ -56,7 +56,7 @@ def track(connection: Connection, now: datetime, listening_since: datetime | Non
     stale_before = now - FRESH_REPORT
     if listening_since is None or listening_since < stale_before:
         may_change.append(HOMES.c.last_report_sent_at < stale_before)
-    opened: list[Any] = []
+    to_open: list[dict[str, Any]] = []
     for home in connection.execute(
         select(
             HOMES.c.id,
@@ -70,7 +70,7 @@ def track(connection: Connection, now: datetime, listening_since: datetime | Non
         bridge = home.bridge_reachable is False and home.bridge_offline_since is not None
         current = spells.get(home.id, {})
         if bridge and "bridge" not in current:
-            opened.append(_open(connection, home.id, "bridge", home.bridge_offline_since))
+            to_open.append(_spell(home.id, "bridge", home.bridge_offline_since))
         elif not bridge and "bridge" in current:
             end = min(now, home.last_report_sent_at)
             connection.execute(
@@ -79,23 +79,27 @@ def track(connection: Connection, now: datetime, listening_since: datetime | Non
                 .values(ended_at=max(end, current["bridge"].started_at))
             )
         if stale and "reports" not in current:
-            opened.append(_open(connection, home.id, "reports", home.last_report_sent_at))
+            to_open.append(_spell(home.id, "reports", home.last_report_sent_at))
         elif not stale and "reports" in current:
             _close_reports(connection, current["reports"])
-    return opened
-
-
-def _open(connection: Connection, home_id: str, cause: str, start: datetime) -> Any:
-    return connection.execute(
-        insert(BLIND_SPELLS)
-        .values(home_id=home_id, cause=cause, started_at=start)
-        .returning(
-            BLIND_SPELLS.c.id,
-            BLIND_SPELLS.c.home_id,
-            BLIND_SPELLS.c.cause,
-            BLIND_SPELLS.c.started_at,
+    if not to_open:
+        return []
+    # One statement however many open (a regional outage blinds every home at once).
+    return list(
+        connection.execute(
+            insert(BLIND_SPELLS).returning(
+                BLIND_SPELLS.c.id,
+                BLIND_SPELLS.c.home_id,
+                BLIND_SPELLS.c.cause,
+                BLIND_SPELLS.c.started_at,
+            ),
+            to_open,
         )
-    ).one()
+    )
+
+
+def _spell(home_id: str, cause: str, start: datetime) -> dict[str, Any]:
+    return {"home_id": home_id, "cause": cause, "started_at": start}
 
 
 def _close_reports(connection: Connection, spell: Any) -> None:
