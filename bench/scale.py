@@ -14,22 +14,24 @@ homes); the default is a small run (1,000 homes, a 5 s planning interval) that
 ``scripts/test`` runs through tests/relay/test_bench_scale.py to show the bench works.
 ``BENCH_WORKDIR=DIR`` keeps the replicas' and HAProxy's logs and the raw figures there.
 
-The run, in order: the offered load (the homes at the target rate, 1,700 reports/s at full
-size, for 40 s after a warm-up); the closed loop (the highest rate the replicas sustain); then the
-timeline at a rate the replicas sustain (70 % of the higher of the closed loop's rate and the
-rate answered under the offered load, or the target when lower):
-replica 1 killed -9 and restarted, the crowd's summaries, the end of an outage, alerts opening
-and resolving. Then retention, a pg_dump, and the floors.
+The run, in order: the crowd's minute is set (see below); the offered load (the homes at the
+target rate, 1,700 reports/s at full size, for 40 s after a warm-up); the closed loop (the
+highest rate the replicas sustain); then the timeline at a rate the replicas sustain (70 % of
+the higher of the closed loop's rate and the rate answered under the offered load, or the
+target when lower): replica 1 killed -9 and restarted, the end of an outage, alerts opening and
+resolving, the crowd's summaries, a minute of homes after them. Then retention, a pg_dump, and
+the floors. The relay writes the crowd's summaries ahead while all this runs.
 
 Compressed, because one machine with 2 cores hosts homes, balancer, replicas and database, and
 the run lasts minutes, not days (say so with every figure):
   * registration is bulk (COPY into the relay's tables, tokens and encrypted Apprise URLs made
     by the relay's own functions), not 100,000 ``home add`` calls;
   * "the 08:00 crowd": 12,000 subscriptions at one wall-clock minute in Europe/Berlin; the
-    minute is set when the timeline starts, as far ahead as the relay needs to write the crowd
-    ahead (``PLAN_AHEAD_PER_PASS`` a pass: 7 passes for 12,000, the kill falls among them) and
-    never sooner than ``morning_lead`` (the relay treats every HH:MM alike), and their homes
-    have a seeded day of activity to summarise;
+    minute is set when the homes start, as far ahead as the relay needs to write the crowd
+    ahead (``PLAN_AHEAD_PER_PASS`` a pass, and a pass to spare: 4 passes for 12,000; the kill
+    and the outage's end fall among them) and never sooner than ``morning_lead``, the time the
+    phases before it take (the relay treats every HH:MM alike), and their homes have a seeded
+    day of activity to summarise;
   * in the timeline, when the replicas cannot sustain the target rate on this machine, the
     "active" homes report less often than once a minute (``timeline_report_interval_s``); the
     homes whose alerts are watched still report every minute, and planning and summaries run
@@ -177,15 +179,15 @@ class Size:
     kill_at: float
     down_for: float
     morning_lead: float
-    flush_after_morning: float
+    flush_after_kill: float
     tail: float
     closed_seconds: float
     connections: int
     outage_reports: int
 
 
-FULL = Size("full", 100_000, 12_000, 1_700, 60, 10, 40, 45, 5, 75, 65, 30, 15, 64, 20)
-SMALL = Size("small", 1_000, 150, 40, 5, 2, 5, 8, 2, 14, 4, 5, 3, 16, 5)
+FULL = Size("full", 100_000, 12_000, 1_700, 60, 10, 40, 45, 5, 200, 30, 30, 15, 64, 20)
+SMALL = Size("small", 1_000, 150, 40, 5, 2, 5, 8, 2, 40, 4, 5, 3, 16, 5)
 #: The timeline (kill, morning, outage) runs at this share of the rate the replicas sustained
 #: (closed loop or under the offered load, the higher), or at the offered rate when lower.
 SUSTAINABLE = 0.7
@@ -516,12 +518,15 @@ def window(figures: dict[str, Any], lo: float, hi: float) -> list[float]:
 
 
 async def plan_observations(
-    ports: Sequence[int], seen: dict[int, int], out: list[tuple[float, float]]
+    replicas: Sequence[Replica], seen: dict[tuple[str, int], int], out: list[tuple[float, float]]
 ) -> None:
-    """New planning passes on each replica since the last look (when seen, its last pass's
-    seconds)."""
+    """New planning passes on each replica (each start of it apart) since the last look
+    (when seen, its last pass's seconds)."""
     async with ClientSession() as session:
-        for port in ports:
+        for replica in replicas:
+            if replica.process is None:
+                continue
+            port, key = replica.port, (replica.name, replica.starts)
             with contextlib.suppress(ClientError, OSError):
                 async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
                     body = await response.text()
@@ -531,9 +536,9 @@ async def plan_observations(
                     if line.startswith("hpoll_plan_")
                 )
                 count = int(values.get("hpoll_plan_seconds_count", "0"))
-                if count > seen.get(port, 0):
+                if count > seen.get(key, 0):
                     out.append((time.time(), float(values["hpoll_plan_last_seconds"])))
-                seen[port] = count
+                seen[key] = count
 
 
 async def table_sizes(engine: AsyncEngine, since: datetime) -> dict[str, float]:
@@ -742,6 +747,8 @@ class ScaleRun:
         before = await table_sizes(engine, phase_start)
         with balancer(self.haproxy, [r.port for r in self.replicas], self.workdir) as ports:
             await wait_http(f"http://127.0.0.1:{ports[0]}/healthz", None)
+            await self.set_crowd(engine)
+            watching = asyncio.create_task(self.watch_plans())
             offered = await self.offered(ports[0], kinds)
             await self.drained()
             say("closed loop through the balancer to the replicas")
@@ -751,10 +758,11 @@ class ScaleRun:
             self.result["relay_max_failures"] = closed["failures"]
             sustained = max(closed["rps"], self.result["steady_rps"])
             rate = min(self.size.rate, SUSTAINABLE * sustained)
-            timeline = await self.timeline(ports[0], kinds, engine, rate)
+            timeline = await self.timeline(ports[0], kinds, rate)
             self.result |= await balancer_counters(ports[1])
             say("homes done; waiting for the morning crowd's summaries")
             await self.morning_done(engine)
+            watching.cancel()
             after = await table_sizes(engine, bucket_start(phase_start))
             self.result |= await messages(engine, self.sink, self.slot_epoch, self.size.morning)
             self.result["lost_reports"] = sum(
@@ -834,22 +842,34 @@ class ScaleRun:
         }
         return figures
 
-    async def timeline(
-        self, lb_port: int, kinds: dict[str, int], engine: AsyncEngine, rate: float
-    ) -> dict[str, Any]:
-        """The homes at ``rate``: the kill and restart of replica 1, the crowd's summaries on
-        the first planning grid point after the kill, an outage's queues flushed after them."""
+    async def watch_plans(self) -> None:
+        """Every planning pass of the replicas, looked for each second (until cancelled)."""
+        seen: dict[tuple[str, int], int] = {}
+        while True:
+            await plan_observations(self.replicas, seen, self.plans)
+            await asyncio.sleep(1.0)
+
+    async def set_crowd(self, engine: AsyncEngine) -> None:
+        """The crowd's minute: on the planning grid, after enough passes to write the crowd
+        ahead and one to spare, and after the phases before it (``morning_lead``)."""
         size = self.size
         grid = size.notify_seconds
-        # Enough passes before the minute to write the crowd ahead, and one to spare.
         lead = max(size.morning_lead, (math.ceil(size.morning / PLAN_AHEAD_PER_PASS) + 1) * grid)
         self.morning_set = time.time()
         self.slot_epoch = (int((time.time() + lead) / grid) + 1) * grid
         at = await set_morning(engine, size.morning, datetime.fromtimestamp(self.slot_epoch, UTC))
         self.result["morning_at_local"] = f"{at} {MORNING_ZONE}"
-        flush_at = self.slot_epoch - time.time() + size.flush_after_morning
+
+    async def timeline(self, lb_port: int, kinds: dict[str, int], rate: float) -> dict[str, Any]:
+        """The homes at ``rate``: the kill and restart of replica 1, an outage's queues flushed
+        after it, then homes until a minute after the crowd's summaries were due."""
+        size = self.size
+        flush_at = size.kill_at + size.down_for + size.flush_after_kill
+        seconds = max(flush_at + size.tail, self.slot_epoch + size.notify_seconds - time.time())
+        if self.slot_epoch - time.time() < flush_at + size.tail:
+            say("the phases before the crowd's minute took longer than morning_lead")
         interval = active_interval(kinds, rate)
-        config = self.homes_config("timeline", lb_port, flush_at + size.tail, interval)
+        config = self.homes_config("timeline", lb_port, seconds, interval)
         config["events"] = {
             "replace_at": size.kill_at / 2,
             "resume_at": size.kill_at,
@@ -857,11 +877,9 @@ class ScaleRun:
         }
         say(
             f"timeline at {rate:.0f} reports/s for {config['seconds']:.0f} s; "
-            f"the crowd's summaries at {at} {MORNING_ZONE}"
+            f"the crowd's summaries at {self.result['morning_at_local']}"
         )
         process, started = generator(config, self.workdir, "timeline")
-        seen: dict[int, int] = {}
-        ports = [replica.port for replica in self.replicas]
         killed = False
         while process.poll() is None:
             if not killed and time.time() - started >= size.kill_at:
@@ -870,9 +888,7 @@ class ScaleRun:
                 killed = True
                 await asyncio.sleep(size.down_for)
                 await self.replicas[0].start()
-            await plan_observations(ports, seen, self.plans)
             await asyncio.sleep(1.0)
-        await plan_observations(ports, seen, self.plans)
         figures: dict[str, Any] = json.loads((self.workdir / "timeline.out").read_text())
         everything = window(figures, 0, figures["seconds"])
         kill = window(figures, size.kill_at, size.kill_at + size.down_for + 10)

@@ -48,9 +48,10 @@ _LOGGER = logging.getLogger(__name__)
 LATE_AFTER = timedelta(minutes=10)
 #: An acknowledgement older than this is not announced any more (bounds each tick's work).
 ANNOUNCE_ACK_WITHIN = timedelta(days=1)
-#: A pass composes at most this many summaries due after it (about a second of Python each
-#: thousand, measured at 100,000 homes: bench/scale.py); the ones due by then, all of them.
-PLAN_AHEAD_PER_PASS = 2_000
+#: A pass composes at most this many summaries due after it (about half a second of Python
+#: each thousand on an idle machine, measured at 100,000 homes: bench/scale.py); the ones due
+#: by then, all of them.
+PLAN_AHEAD_PER_PASS = 4_000
 #: ... and none due further ahead than this (what a summary misses of its day).
 PLAN_AHEAD = timedelta(minutes=15)
 #: Any 64-bit number that no other application on the same PostgreSQL uses.
