@@ -112,7 +112,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
 from bench.relay_ingest import create_database, storage_floor  # noqa: E402
 from relay.admin import ALERT_KINDS  # noqa: E402
-from relay.app import prune_reports  # noqa: E402
 from relay.ingest import bucket_start  # noqa: E402
 from relay.notifications.plan import PLAN_AHEAD_PER_PASS  # noqa: E402
 from relay.notifications.schedule import next_occurrence, parse_hhmm  # noqa: E402
@@ -128,6 +127,7 @@ from relay.storage.models import (  # noqa: E402
     NOTIFICATIONS,
     SUBSCRIPTIONS,
 )
+from relay.storage.retention import prune  # noqa: E402
 from relay.tokens import new_token, token_hash  # noqa: E402
 from tests.relay.relay_process import free_port, serve_command  # noqa: E402
 from tests.relay.sink import Sink  # noqa: E402
@@ -590,7 +590,7 @@ async def retention(engine: AsyncEngine) -> dict[str, float]:
             )
         )
     started = time.perf_counter()
-    removed = await prune_reports(engine, 30)
+    removed = (await prune(engine, 30)).reports
     seconds = time.perf_counter() - started
     rate = removed / seconds if seconds else 0.0
     hourly = 100_000 * REPORTS_PER_DAY / 24

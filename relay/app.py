@@ -11,11 +11,9 @@ import logging
 from aiohttp import web
 import aiohttp_jinja2
 import jinja2
-from sqlalchemy import delete
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .clock import utcnow
 from .config import Settings
 from .http.dashboard.views import DASHBOARD, Dashboard, setup as setup_dashboard
 from .http.directory import TokenDirectory
@@ -29,25 +27,23 @@ from .notifications.plan import NotifySettings
 from .notifications.worker import Notifier
 from .ratelimit import RateLimiter
 from .storage.db import create_engine, require_current_schema
-from .storage.models import Report
+from .storage.retention import prune
 
 _LOGGER = logging.getLogger(__name__)
 PRUNE_EVERY = timedelta(hours=1)
 
 
-async def prune_reports(engine: AsyncEngine, retention_days: int) -> int:
-    """Delete raw reports older than the retention; aggregates (states, activity) stay."""
-    cutoff = utcnow() - timedelta(days=retention_days)
-    async with engine.begin() as connection:
-        result = await connection.execute(delete(Report).where(Report.received_at < cutoff))
-    return int(result.rowcount or 0)
-
-
 async def _prune_forever(engine: AsyncEngine, retention_days: int) -> None:
     while True:
         try:
-            if removed := await prune_reports(engine, retention_days):
-                _LOGGER.info("pruned %d reports older than %d days", removed, retention_days)
+            pruned = await prune(engine, retention_days)
+            if pruned.reports or pruned.messages:
+                _LOGGER.info(
+                    "pruned %d reports and %d messages older than %d days",
+                    pruned.reports,
+                    pruned.messages,
+                    retention_days,
+                )
         except SQLAlchemyError as err:
             _LOGGER.error("pruning failed: %s", type(err).__name__)
         await asyncio.sleep(PRUNE_EVERY.total_seconds())

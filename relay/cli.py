@@ -21,7 +21,7 @@ from cryptography.fernet import Fernet
 
 from . import __version__, logs
 from .admin import ALERT_KINDS, Admin, AdminError, format_time
-from .app import create_app, prune_reports
+from .app import create_app
 from .config import Settings
 from .http.dashboard.accounts import AccountError, Accounts, invitation
 from .http.serve import serve
@@ -38,6 +38,7 @@ from .secretbox import (
     write_key_file,
 )
 from .storage.db import NotMigratedError, create_engine, require_current_schema, upgrade
+from .storage.retention import prune
 
 type Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
@@ -112,10 +113,13 @@ async def _db_prune(args: argparse.Namespace, settings: Settings) -> int:
     engine = create_engine(settings.db_url)
     try:
         await require_current_schema(engine)
-        removed = await prune_reports(engine, settings.retention_days)
+        pruned = await prune(engine, settings.retention_days)
     finally:
         await engine.dispose()
-    _say(f"removed {removed} reports older than {settings.retention_days} days")
+    _say(
+        f"removed {pruned.reports} reports and {pruned.messages} messages older than "
+        f"{settings.retention_days} days"
+    )
     return 0
 
 
@@ -406,9 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="db_command", required=True
     )
     db.add_parser("upgrade", help="create or migrate the schema").set_defaults(handler=_db_upgrade)
-    db.add_parser("prune", help="delete raw reports past the retention").set_defaults(
-        handler=_db_prune
-    )
+    db.add_parser(
+        "prune", help="delete raw reports and finished messages past the retention"
+    ).set_defaults(handler=_db_prune)
 
     _add_home_commands(commands)
     _add_caregiver_commands(commands)

@@ -19,11 +19,12 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import Admin, NewHome
-from relay.app import create_app, prune_reports
+from relay.app import create_app
 from relay.config import Settings
 from relay.http.state import RELAY
 from relay.storage.db import create_engine
 from relay.storage.models import ActivityBucket, DeviceState, Home, Report
+from relay.storage.retention import prune
 from tests.relay.conftest import ADMIN_TOKEN
 
 type Client = TestClient[Any, Any]
@@ -355,8 +356,8 @@ async def test_retention_prunes_raw_reports_only(
     client: Client, engine: AsyncEngine, home: NewHome, make_report: Callable[..., Any]
 ) -> None:
     assert (await _post(client, home.token, make_report(home.id)))[0] == 202
-    assert await prune_reports(engine, 30) == 0
-    assert await prune_reports(engine, -1) == 1
+    assert (await prune(engine, 30)).reports == 0
+    assert (await prune(engine, -1)).reports == 1
     assert await _count(engine, Report) == 0
     assert await _count(engine, DeviceState) == 2
 

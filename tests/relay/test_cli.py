@@ -119,7 +119,7 @@ def test_notify_test_reports_failure(db: str, capsys: pytest.CaptureFixture[str]
 
 def test_prune(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(db, "db", "prune") == 0
-    assert "removed 0 reports older than 30 days" in capsys.readouterr().out
+    assert "removed 0 reports and 0 messages older than 30 days" in capsys.readouterr().out
 
 
 def test_alerting_settings_ack_and_history(db: str, capsys: pytest.CaptureFixture[str]) -> None:
