@@ -21,13 +21,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+import itertools
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Connection, and_, func, insert, or_, select, update
 
 from ..messages.words import span as span_words
-from ..storage.models import ALERTS, DEVICES, HOMES
+from ..storage.models import ALERTS, DEVICES, HOMES, IN_LIST
 from .schedule import in_window, parse_hhmm, window_start
 
 OPEN, ACKED, RESOLVED = "open", "acked", "resolved"
@@ -345,26 +346,21 @@ def reconcile(
     events: list[AlertEvent] = []
     open_alerts = connection.execute(select(ALERTS).where(ALERTS.c.state.in_((OPEN, ACKED)))).all()
     alerted = set()
+    # Alert ids per change: one statement each for all (the end of a regional outage clears
+    # every home's alert at once).
+    holding, clearing, resolving = [], [], []
     for alert in open_alerts:
         key = (alert.home_id, alert.kind, alert.subject or "")
         alerted.add(key)
         if key in current:
             if alert.clear_since is not None:
-                connection.execute(
-                    update(ALERTS).where(ALERTS.c.id == alert.id).values(clear_since=None)
-                )
+                holding.append(alert.id)
             continue
         if alert.clear_since is None and not alert.urgent:
-            connection.execute(
-                update(ALERTS).where(ALERTS.c.id == alert.id).values(clear_since=now)
-            )
+            clearing.append(alert.id)
             continue
         if alert.urgent or now - alert.clear_since >= CLEAR_FOR:
-            connection.execute(
-                update(ALERTS)
-                .where(ALERTS.c.id == alert.id)
-                .values(state=RESOLVED, resolved_at=now, next_escalation_at=None)
-            )
+            resolving.append(alert.id)
             details = dict(alert.details or {})
             events.append(
                 AlertEvent(
@@ -381,6 +377,9 @@ def reconcile(
                     acked_at=alert.acked_at,
                 )
             )
+    _change(connection, holding, clear_since=None)
+    _change(connection, clearing, clear_since=now)
+    _change(connection, resolving, state=RESOLVED, resolved_at=now, next_escalation_at=None)
     recently_resolved = {
         (row.home_id, row.kind, row.subject or "")
         for row in connection.execute(
@@ -428,3 +427,9 @@ def reconcile(
         for alert_id, condition in zip(ids, opening, strict=True)
     ]
     return events
+
+
+def _change(connection: Connection, alert_ids: list[int], **values: Any) -> None:
+    """Set ``values`` on these alerts (``IN_LIST`` ids a statement)."""
+    for chunk in itertools.batched(alert_ids, IN_LIST):
+        connection.execute(update(ALERTS).where(ALERTS.c.id.in_(chunk)).values(**values))

@@ -11,13 +11,15 @@ count a blind spell as quiet, and urgent messages say when the relay cannot see.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+import itertools
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
 from ..messages.facts import Blindness, Movement
-from ..storage.models import ACTIVITY, BLIND_SPELLS, HOMES, REPORTS
+from ..storage.models import ACTIVITY, BLIND_SPELLS, HOMES, IN_LIST, REPORTS
 from .alerting import FRESH_REPORT
 
 #: Activity buckets are 15 minutes long (relay/ingest.py).
@@ -57,6 +59,7 @@ def track(connection: Connection, now: datetime, listening_since: datetime | Non
     if listening_since is None or listening_since < stale_before:
         may_change.append(HOMES.c.last_report_sent_at < stale_before)
     to_open: list[dict[str, Any]] = []
+    to_close: list[Any] = []
     for home in connection.execute(
         select(
             HOMES.c.id,
@@ -81,7 +84,8 @@ def track(connection: Connection, now: datetime, listening_since: datetime | Non
         if stale and "reports" not in current:
             to_open.append(_spell(home.id, "reports", home.last_report_sent_at))
         elif not stale and "reports" in current:
-            _close_reports(connection, current["reports"])
+            to_close.append(current["reports"])
+    _close_reports(connection, to_close)
     if not to_open:
         return []
     # One statement however many open (a regional outage blinds every home at once).
@@ -102,28 +106,44 @@ def _spell(home_id: str, cause: str, start: datetime) -> dict[str, Any]:
     return {"home_id": home_id, "cause": cause, "started_at": start}
 
 
-def _close_reports(connection: Connection, spell: Any) -> None:
-    """Replace a closed "no reports" spell by the real gaps between the reports sent since
-    (one range of the ``(home_id, sent_at)`` index, whatever the other homes sent)."""
-    times = connection.execute(
-        select(REPORTS.c.sent_at)
-        .where(REPORTS.c.home_id == spell.home_id, REPORTS.c.sent_at > spell.started_at)
-        .order_by(REPORTS.c.sent_at)
-    ).scalars()
-    gaps, previous = [], spell.started_at
-    for sent in times:
-        if sent - previous > FRESH_REPORT:
-            gaps.append((previous, sent))
-        previous = max(previous, sent)
-    connection.execute(delete(BLIND_SPELLS).where(BLIND_SPELLS.c.id == spell.id))
-    if gaps:
+def _close_reports(connection: Connection, spells: Sequence[Any]) -> None:
+    """Replace closed "no reports" spells by the real gaps between the reports sent since
+    (per spell one range of the ``(home_id, sent_at)`` index, whatever the other homes sent);
+    a few statements for ``IN_LIST`` spells, not a few each (the end of a regional outage
+    closes every home's at once)."""
+    gaps: list[dict[str, Any]] = []
+    for chunk in itertools.batched(spells, IN_LIST):
+        starts = {spell.home_id: spell.started_at for spell in chunk}
+        times = connection.execute(
+            select(REPORTS.c.home_id, REPORTS.c.sent_at)
+            .join(
+                BLIND_SPELLS,
+                and_(
+                    BLIND_SPELLS.c.home_id == REPORTS.c.home_id,
+                    REPORTS.c.sent_at > BLIND_SPELLS.c.started_at,
+                ),
+            )
+            .where(BLIND_SPELLS.c.id.in_([spell.id for spell in chunk]))
+            .order_by(REPORTS.c.home_id, REPORTS.c.sent_at)
+        ).tuples()
+        for home_id, sent_times in itertools.groupby(times, key=lambda row: row[0]):
+            previous = starts[home_id]
+            for _, sent in sent_times:
+                if sent - previous > FRESH_REPORT:
+                    gaps.append(
+                        {
+                            "home_id": home_id,
+                            "cause": "reports",
+                            "started_at": previous,
+                            "ended_at": sent,
+                        }
+                    )
+                previous = max(previous, sent)
         connection.execute(
-            insert(BLIND_SPELLS),
-            [
-                {"home_id": spell.home_id, "cause": "reports", "started_at": a, "ended_at": b}
-                for a, b in gaps
-            ],
+            delete(BLIND_SPELLS).where(BLIND_SPELLS.c.id.in_([spell.id for spell in chunk]))
         )
+    if gaps:
+        connection.execute(insert(BLIND_SPELLS), gaps)
 
 
 def last_movement(connection: Connection, home_id: str, at: datetime | None) -> Movement | None:

@@ -227,9 +227,16 @@ async def test_the_end_of_a_blind_spell_reads_only_that_homes_reports(
                 for n, at in enumerate(sent)
             ],
         )
-    spell = SimpleNamespace(id=0, home_id=home.id, started_at=now - timedelta(minutes=40))
     async with engine.begin() as connection:
-        close = connection.run_sync(_close_reports, spell)
+        spell = (
+            await connection.execute(
+                insert(BLIND_SPELLS)
+                .values(home_id=home.id, cause="reports", started_at=now - timedelta(minutes=40))
+                .returning(BLIND_SPELLS.c.id, BLIND_SPELLS.c.home_id, BLIND_SPELLS.c.started_at)
+            )
+        ).one()
+    async with engine.begin() as connection:
+        close = connection.run_sync(_close_reports, [spell])
         plan = await _plan_of_read(engine, "reports", lambda: close)
     async with engine.connect() as connection:
         gaps = (
@@ -326,7 +333,7 @@ async def test_a_pass_looks_only_at_homes_that_may_be_blind(
     assert still_open == 0
 
 
-async def test_a_regional_outage_opens_its_alerts_in_a_few_statements(engine: AsyncEngine) -> None:
+async def test_a_regional_outage_opens_and_ends_in_a_few_statements(engine: AsyncEngine) -> None:
     # Every home stale at once: an alert, a blind spell and a message each were one statement
     # each (163 s of planning at 100,000 homes); now one for all of each.
     admin = Admin(engine, SecretBox(Fernet.generate_key()))
@@ -359,3 +366,48 @@ async def test_a_regional_outage_opens_its_alerts_in_a_few_statements(engine: As
     assert sorted(e.kind for e in result.events) == ["stale"] * homes
     assert result.alert_messages == homes
     assert sorted(inserts) == ["alerts", "blind_spells", "notifications"]
+
+    # The outage ends: every home sends what it queued (one report 50 minutes ago, one now).
+    # Each spell is replaced by its home's real gap (after the report 50 minutes ago; the
+    # 10 minutes before it are no gap), in a few statements for all homes.
+    async with engine.begin() as connection:
+        ids = (await connection.execute(select(HOMES.c.id))).scalars().all()
+        await connection.execute(
+            insert(REPORTS),
+            [
+                {
+                    "home_id": home_id,
+                    "report_id": f"{home_id}-{minutes}",
+                    "sent_at": now - timedelta(minutes=minutes),
+                    "received_at": now,
+                    "payload": "{}",
+                }
+                for home_id in ids
+                for minutes in (50, 0)
+            ],
+        )
+        await connection.execute(update(HOMES).values(last_report_at=now, last_report_sent_at=now))
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        verb, table = statement.split(maxsplit=2)[:2]
+        if "blind_spells" in statement or (verb, table) == ("UPDATE", "alerts"):
+            statements.append(verb if "blind_spells" in statement else "UPDATE alerts")
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(plan, now + timedelta(minutes=1), NotifySettings())
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    assert statements.count("DELETE") == 1
+    assert statements.count("INSERT") == 1
+    assert statements.count("UPDATE alerts") == 1  # every stale alert clearing, at once
+    async with engine.connect() as connection:
+        spells = (
+            await connection.execute(
+                select(BLIND_SPELLS.c.started_at, BLIND_SPELLS.c.ended_at, BLIND_SPELLS.c.cause)
+            )
+        ).all()
+    gap = (now - timedelta(minutes=50), now, "reports")
+    assert [tuple(spell) for spell in spells] == [gap] * homes
