@@ -1,10 +1,11 @@
 """Alert rules: which conditions hold for which homes now, and the alerts they open and resolve.
 
-``conditions`` reads every home at once (set-wide queries). ``reconcile`` turns the conditions
-into alert rows with hysteresis: a condition opens an alert at once (each rule already demands
-that it lasted: 3 hours without activity, 60 minutes offline …), but a cleared condition only
-resolves it after ``CLEAR_FOR`` (good news can wait five minutes; a flapping Zigbee link must not
-send a message a minute), and an alert resolved less than ``COOLDOWN`` ago is not reopened.
+``conditions`` reads the homes some rule may hold for at once (set-wide queries). ``reconcile``
+turns the conditions into alert rows with hysteresis: a condition opens an alert at once (each
+rule already demands that it lasted: 3 hours without activity, 60 minutes offline …), but a
+cleared condition only resolves it after ``CLEAR_FOR`` (good news can wait five minutes; a
+flapping Zigbee link must not send a message a minute), and an alert resolved less than
+``COOLDOWN`` ago is not reopened.
 Inactivity is the urgent one: activity resolves it at once, quiet hours do not hold it back,
 and it walks the escalation chain until someone acknowledges it.
 
@@ -127,12 +128,13 @@ def _since(when: datetime, zone: ZoneInfo) -> str:
 def conditions(
     connection: Connection, now: datetime, listening_since: datetime | None = None
 ) -> list[Condition]:
-    """Every condition that holds now, for every home.
+    """Every condition that holds now and matters, for every home.
 
     ``listening_since``: when this relay started. A home cannot have reported to a relay that
     was down, so silence counts from then at the earliest (no "stale" storm after a restart).
-    Only the homes :func:`_may_hold` selects are read: for every other home no rule can hold
-    and no alert is open (reading all 100,000 homes took two thirds of each planning pass).
+    Only the homes :func:`_may_hold` selects are read: every other home has no open alert and
+    could hold only conditions that keep an open alert open (reading all 100,000 homes took
+    two thirds of each planning pass).
     """
     devices: defaultdict[str, list[Any]] = defaultdict(list)
     for row in connection.execute(select(DEVICES).where(_TROUBLED)):
@@ -395,9 +397,10 @@ def reconcile(
     ]
     if not opening:
         return events
-    # One statement however many open (a regional outage makes every home stale at once).
-    ids = connection.execute(
-        insert(ALERTS).returning(ALERTS.c.id, sort_by_parameter_order=True),
+    # One statement however many open (a regional outage makes every home stale at once); the
+    # rows come back in any order (ordered, SQLite would insert them one at a time).
+    inserted = connection.execute(
+        insert(ALERTS).returning(ALERTS.c.id, ALERTS.c.home_id, ALERTS.c.kind, ALERTS.c.subject),
         [
             {
                 "home_id": condition.home_id,
@@ -412,10 +415,11 @@ def reconcile(
             }
             for condition in opening
         ],
-    ).scalars()
+    )
+    ids = {(row.home_id, row.kind, row.subject or ""): row.id for row in inserted}
     events += [
         AlertEvent(
-            alert_id,
+            ids[condition.key],
             condition.home_id,
             condition.kind,
             condition.text,
@@ -424,7 +428,7 @@ def reconcile(
             opened_at=now,
             details={**condition.details, "text": condition.text},
         )
-        for alert_id, condition in zip(ids, opening, strict=True)
+        for condition in opening
     ]
     return events
 

@@ -408,7 +408,8 @@ def tell_blind(connection: Connection, opened: list[Any], now: datetime) -> int:
     told about the alarm hears at once that we cannot see whether anyone is moving."""
     if not opened:
         return 0
-    by_home = {spell.home_id: spell for spell in opened}
+    # A home that went blind both ways in one tick is told the bridge (the more specific).
+    by_home = {s.home_id: s for s in sorted(opened, key=lambda spell: spell.cause == "bridge")}
     # IN_LIST homes a statement: a regional outage blinds more homes than one may name.
     alerts = [
         alert

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import itertools
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
 
 from ..messages.facts import Blindness, Movement
 from ..storage.models import ACTIVITY, BLIND_SPELLS, HOMES, IN_LIST, REPORTS
@@ -60,6 +60,7 @@ def track(connection: Connection, now: datetime, listening_since: datetime | Non
         may_change.append(HOMES.c.last_report_sent_at < stale_before)
     to_open: list[dict[str, Any]] = []
     to_close: list[Any] = []
+    ends: list[dict[str, Any]] = []
     for home in connection.execute(
         select(
             HOMES.c.id,
@@ -75,16 +76,24 @@ def track(connection: Connection, now: datetime, listening_since: datetime | Non
         if bridge and "bridge" not in current:
             to_open.append(_spell(home.id, "bridge", home.bridge_offline_since))
         elif not bridge and "bridge" in current:
-            end = min(now, home.last_report_sent_at)
-            connection.execute(
-                update(BLIND_SPELLS)
-                .where(BLIND_SPELLS.c.id == current["bridge"].id)
-                .values(ended_at=max(end, current["bridge"].started_at))
+            spell = current["bridge"]
+            ends.append(
+                {
+                    "spell": spell.id,
+                    "end": max(min(now, home.last_report_sent_at), spell.started_at),
+                }
             )
         if stale and "reports" not in current:
             to_open.append(_spell(home.id, "reports", home.last_report_sent_at))
         elif not stale and "reports" in current:
             to_close.append(current["reports"])
+    if ends:  # one executemany (the end of a Hue cloud outage ends every home's at once)
+        connection.execute(
+            update(BLIND_SPELLS)
+            .where(BLIND_SPELLS.c.id == bindparam("spell"))
+            .values(ended_at=bindparam("end")),
+            ends,
+        )
     _close_reports(connection, to_close)
     if not to_open:
         return []

@@ -353,16 +353,16 @@ async def test_a_regional_outage_opens_and_ends_in_a_few_statements(engine: Asyn
         )
     inserts: list[str] = []
 
-    def count(_conn: Any, statement: Any, *_args: Any) -> None:
-        if getattr(statement, "is_insert", False):
-            inserts.append(statement.table.name)
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("INSERT INTO"):
+            inserts.append(statement.split(maxsplit=3)[2])
 
-    event.listen(engine.sync_engine, "before_execute", count)
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
     try:
         async with engine.begin() as connection:
             result = await connection.run_sync(plan, now, NotifySettings())
     finally:
-        event.remove(engine.sync_engine, "before_execute", count)
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
     assert sorted(e.kind for e in result.events) == ["stale"] * homes
     assert result.alert_messages == homes
     assert sorted(inserts) == ["alerts", "blind_spells", "notifications"]
@@ -411,3 +411,54 @@ async def test_a_regional_outage_opens_and_ends_in_a_few_statements(engine: Asyn
         ).all()
     gap = (now - timedelta(minutes=50), now, "reports")
     assert [tuple(spell) for spell in spells] == [gap] * homes
+
+
+async def test_a_hue_cloud_outage_ends_in_a_few_statements(engine: AsyncEngine) -> None:
+    # Every home's integration reports its bridge unreachable while the Hue cloud is down, and
+    # reachable when it is back: each bridge spell was ended by its own UPDATE.
+    admin = Admin(engine, SecretBox(Fernet.generate_key()))
+    for n in range(30):
+        await admin.add_home(f"Home {n}", "Europe/Berlin")
+    now = datetime.now(UTC)
+    down = now - timedelta(minutes=30)
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(HOMES).values(
+                last_report_at=now,
+                last_report_sent_at=now,
+                watching_since=now - timedelta(days=1),
+                bridge_reachable=False,
+                bridge_offline_since=down,
+            )
+        )
+        await connection.run_sync(plan, now, NotifySettings())
+    back = now + timedelta(minutes=1)
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(HOMES).values(
+                last_report_at=back,
+                last_report_sent_at=back,
+                bridge_reachable=True,
+                bridge_offline_since=None,
+            )
+        )
+    updates: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("UPDATE blind_spells"):
+            updates.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(plan, back, NotifySettings())
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+    assert len(updates) == 1
+    async with engine.connect() as connection:
+        spells = (
+            await connection.execute(
+                select(BLIND_SPELLS.c.cause, BLIND_SPELLS.c.started_at, BLIND_SPELLS.c.ended_at)
+            )
+        ).all()
+    assert [tuple(spell) for spell in spells] == [("bridge", down, back)] * 30
