@@ -253,6 +253,8 @@ class Notification(Base):
         Index("ix_notifications_status_due", "status", "due_at"),
         # Who was told about an alert (read every tick for acknowledged alarms).
         Index("ix_notifications_alert", "alert_id"),
+        # Old messages, for the retention (relay/storage/retention.py).
+        Index("ix_notifications_created", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

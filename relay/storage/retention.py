@@ -11,16 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, Table, and_, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..clock import utcnow
-from .models import ALERTS, ATTEMPTS, NOTIFICATIONS, REPORTS
+from .models import ALERTS, NOTIFICATIONS, REPORTS
 
 #: Message states that are over (relay/notifications/outbox.py).
 FINISHED = ("sent", "failed")
 #: Alert states in which the alert is still going on (relay/notifications/alerting.py).
 GOING_ON = ("open", "acked")
+
+
+#: Rows per deleting transaction: the first prune after an upgrade, or after the relay was down
+#: for days, deletes millions, and on SQLite a transaction holds the only write lock (ingest
+#: would wait for all of it).
+PRUNE_BATCH = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,23 +38,32 @@ class Pruned:
 
 
 async def prune(engine: AsyncEngine, retention_days: int, now: datetime | None = None) -> Pruned:
-    """Delete what is older than the retention (one transaction per table)."""
+    """Delete what is older than the retention (``PRUNE_BATCH`` rows a transaction; a message's
+    delivery attempts go with it: ON DELETE CASCADE)."""
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
-    async with engine.begin() as connection:
-        reports = await connection.execute(delete(REPORTS).where(REPORTS.c.received_at < cutoff))
-    old = (
-        select(NOTIFICATIONS.c.id)
-        .where(NOTIFICATIONS.c.created_at < cutoff, NOTIFICATIONS.c.status.in_(FINISHED))
-        .where(
-            NOTIFICATIONS.c.alert_id.is_(None)
-            | NOTIFICATIONS.c.alert_id.not_in(
-                select(ALERTS.c.id).where(ALERTS.c.state.in_(GOING_ON))
-            )
-        )
+    reports = await _delete(engine, REPORTS, REPORTS.c.received_at < cutoff)
+    about_an_alert_going_on = exists().where(
+        ALERTS.c.id == NOTIFICATIONS.c.alert_id, ALERTS.c.state.in_(GOING_ON)
     )
-    async with engine.begin() as connection:
-        await connection.execute(delete(ATTEMPTS).where(ATTEMPTS.c.notification_id.in_(old)))
-        messages = await connection.execute(
-            delete(NOTIFICATIONS).where(NOTIFICATIONS.c.id.in_(old))
-        )
-    return Pruned(int(reports.rowcount or 0), int(messages.rowcount or 0))
+    messages = await _delete(
+        engine,
+        NOTIFICATIONS,
+        and_(
+            NOTIFICATIONS.c.created_at < cutoff,
+            NOTIFICATIONS.c.status.in_(FINISHED),
+            ~about_an_alert_going_on,
+        ),
+    )
+    return Pruned(reports, messages)
+
+
+async def _delete(engine: AsyncEngine, table: Table, old: ColumnElement[bool]) -> int:
+    """Delete ``table``'s rows where ``old`` holds, ``PRUNE_BATCH`` at a time."""
+    removed = 0
+    batch = select(table.c.id).where(old).limit(PRUNE_BATCH).scalar_subquery()
+    while True:
+        async with engine.begin() as connection:
+            result = await connection.execute(delete(table).where(table.c.id.in_(batch)))
+        removed += int(result.rowcount or 0)
+        if (result.rowcount or 0) < PRUNE_BATCH:
+            return removed

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from cryptography.fernet import Fernet
+import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import Admin
 from relay.secretbox import SecretBox
+from relay.storage import retention
 from relay.storage.models import ALERTS, ATTEMPTS, NOTIFICATIONS
 from relay.storage.retention import prune
 
@@ -19,8 +21,9 @@ RECENT = NOW - timedelta(days=29)
 
 
 async def test_finished_messages_go_after_the_retention_unless_their_alert_goes_on(
-    engine: AsyncEngine,
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(retention, "PRUNE_BATCH", 2)  # three to delete: two transactions
     admin = Admin(engine, SecretBox(Fernet.generate_key()))
     home = await admin.add_home("Mum's flat", "Europe/Berlin")
     caregiver = await admin.add_caregiver("Ann", "json://relay-test.example/")
