@@ -9,12 +9,11 @@ A repeated ``report_id`` (per home) is answered as a duplicate and stored once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-import functools
 import itertools
 import json
 import logging
@@ -27,7 +26,7 @@ import time
 from typing import Any, Literal
 
 from sqlalchemy import and_, bindparam, case, event, func, or_, select, text, tuple_, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.cache_key import CacheKey
@@ -135,34 +134,108 @@ def _least(dialect: str, a: Any, b: Any) -> Any:
     return func.least(a, b) if dialect == "postgresql" else func.min(a, b)
 
 
+class _DriverStatement:
+    """A statement compiled ONCE to the driver's own SQL, run as one ``executemany`` on the
+    driver's cursor (``exec_driver_sql``) with rows given as tuples in ``fields`` order.
+
+    The dialect's own bind processors convert the values (the stored text is what SQLAlchemy
+    would have written); nothing else runs per row. Through ``Connection.execute``, SQLAlchemy's
+    per-row parameter handling (a dict per row, ``construct_params``, processors looked up per
+    parameter) was the largest share of the writer's time (py-spy, issue 16).
+    """
+
+    def __init__(self, statement: Any, fields: Sequence[str], dialect: Dialect) -> None:
+        compiled = statement.compile(
+            dialect=dialect,
+            column_keys=list(fields) if statement.is_insert else None,
+            for_executemany=True,
+        )
+        assert compiled.positiontup is not None  # both drivers take positional parameters
+        self.sql = compiled.string
+        where = {name: index for index, name in enumerate(fields)}
+        constants: list[Any] = []
+        #: Per parameter of the SQL: where its value is (the row, then the constants) and how
+        #: the driver wants it.
+        self._plan: list[tuple[int, Callable[[Any], Any] | None]] = []
+        for name in compiled.positiontup:
+            parameter = compiled.binds[name]
+            if name not in where:  # a literal of the statement itself ('connected')
+                constants.append(parameter.value)
+            index = where.get(name, len(fields) + len(constants) - 1)
+            kind = parameter.type.dialect_impl(dialect)
+            self._plan.append((index, kind.bind_processor(dialect)))
+        self._constants = tuple(constants)
+
+    def execute(self, connection: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Run the statement once per row, in one executemany."""
+        if not rows:
+            return
+        plan, constants = self._plan, self._constants
+        bound = [
+            tuple([row[i] if convert is None else convert(row[i]) for i, convert in plan])
+            for row in (row + constants for row in rows)
+        ]
+        connection.exec_driver_sql(self.sql, bound)
+
+
 @dataclass(frozen=True, slots=True)
 class _Statements:
     reports: Any
-    devices: Any
-    activity: Any
-    homes: Any
+    devices: _DriverStatement
+    activity: _DriverStatement
+    homes: _DriverStatement
 
 
-@functools.cache
-def _statements(dialect: str) -> _Statements:
-    """The four statements of a batch, built once per dialect: building them (and their cache
-    keys) for every batch was a measurable share of the writer's time."""
-    return _Statements(
-        _compiled_once(_report_insert(dialect), f"{dialect}.reports"),
-        _compiled_once(_device_upsert(dialect), f"{dialect}.devices"),
-        _compiled_once(_activity_upsert(dialect), f"{dialect}.activity"),
-        _home_update(dialect),
-    )
+_DEVICE_FIELDS = (
+    "home_id",
+    "device_id",
+    "name",
+    "room",
+    "kind",
+    "battery",
+    "battery_state",
+    "connectivity",
+    "last_seen",
+    "offline_since",
+    "updated_at",
+)
+_ACTIVITY_FIELDS = ("home_id", "room", "bucket_start", "count", "first_at", "last_at")
+_HOME_FIELDS = (
+    "b_home",
+    "b_received",
+    "b_sent",
+    "b_reachable",
+    "b_offline_since",
+    "b_counters",
+    "b_verdict",
+    "b_activity",
+)
+_PREPARED: dict[tuple[str, str], _Statements] = {}
+
+
+def _statements(dialect: Dialect) -> _Statements:
+    """The four statements of a batch, built and compiled once per database driver."""
+    key = (dialect.name, dialect.driver)
+    if (prepared := _PREPARED.get(key)) is None:
+        name = dialect.name
+        prepared = _PREPARED[key] = _Statements(
+            _compiled_once(_report_insert(name), f"{name}.reports"),
+            _DriverStatement(_device_upsert(name), _DEVICE_FIELDS, dialect),
+            _DriverStatement(_activity_upsert(name), _ACTIVITY_FIELDS, dialect),
+            _DriverStatement(_home_update(name), _HOME_FIELDS, dialect),
+        )
+    return prepared
 
 
 def _compiled_once(statement: Any, name: str) -> Any:
     """``statement`` (built once, never changed) with a cache key of its own.
 
     SQLAlchemy derives no cache key for ``INSERT … ON CONFLICT`` (its dialects' Insert sets
-    ``inherit_cache = False``), so it compiled these three for every batch: under load a tenth
-    of the relay's GIL time (py-spy). A fixed key per statement lets the engine's compiled
-    cache keep them; no parameters are extracted from it, so the statement's own (constant)
-    literals are the ones every execution uses.
+    ``inherit_cache = False``), so it compiled it for every batch (py-spy: with the two
+    upserts, a tenth of the relay's GIL time). A fixed key lets the engine's compiled cache
+    keep it; no parameters are extracted from it, so the statement's own (constant) literals
+    are the ones every execution uses. (The reports' insert goes through SQLAlchemy because
+    it needs RETURNING over many rows, which executemany cannot give.)
     """
     key = CacheKey(("hpoll.ingest", name), [])
     statement._generate_cache_key = lambda: key
@@ -173,7 +246,7 @@ def store_batch(
     connection: Connection, batch: Sequence[Submission], received_at: datetime
 ) -> list[Outcome]:
     """Store a batch inside the caller's transaction; outcomes in batch order."""
-    statements = _statements(connection.dialect.name)
+    statements = _statements(connection.dialect)
     # Within the batch the first copy of a report counts; against the table, ON CONFLICT DO
     # NOTHING ... RETURNING tells which rows were really new, in one statement.
     first: dict[tuple[str, str], Submission] = {}
@@ -236,31 +309,33 @@ def _report_insert(dialect: str) -> Any:
     )
 
 
-def _store_devices(connection: Connection, statement: Any, fresh: Sequence[Submission]) -> None:
+def _store_devices(
+    connection: Connection, statement: _DriverStatement, fresh: Sequence[Submission]
+) -> None:
     # Newest report wins per device, here and against what is stored (late arrivals lose).
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    latest: dict[tuple[str, str], tuple[Any, ...]] = {}
     for submission in fresh:
+        home_id = submission.home_id
         sent_at = submission.report.sent_at
         for device in submission.report.devices:
-            key = (submission.home_id, device.id)
-            if key in latest and latest[key]["updated_at"] > sent_at:
+            key = (home_id, device.id)
+            if (known := latest.get(key)) is not None and known[-1] > sent_at:
                 continue
-            offline = device.connectivity not in (None, "connected")
-            latest[key] = {
-                "home_id": submission.home_id,
-                "device_id": device.id,
-                "name": device.name,
-                "room": device.room,
-                "kind": device.kind,
-                "battery": device.battery,
-                "battery_state": device.battery_state,
-                "connectivity": device.connectivity,
-                "last_seen": device.last_seen,
-                "offline_since": sent_at if offline else None,
-                "updated_at": sent_at,
-            }
-    if latest:
-        connection.execute(statement, list(latest.values()))
+            connectivity = device.connectivity
+            latest[key] = (  # in _DEVICE_FIELDS order
+                home_id,
+                device.id,
+                device.name,
+                device.room,
+                device.kind,
+                device.battery,
+                device.battery_state,
+                connectivity,
+                device.last_seen,
+                sent_at if connectivity not in (None, "connected") else None,
+                sent_at,
+            )
+    statement.execute(connection, list(latest.values()))
 
 
 def _device_upsert(dialect: str) -> Any:
@@ -289,28 +364,22 @@ def _device_upsert(dialect: str) -> Any:
     )
 
 
-def _store_activity(connection: Connection, statement: Any, fresh: Sequence[Submission]) -> None:
-    buckets: dict[tuple[str, str, datetime], dict[str, Any]] = {}
+def _store_activity(
+    connection: Connection, statement: _DriverStatement, fresh: Sequence[Submission]
+) -> None:
+    # (count, first, last) per home, room and bucket: one row each.
+    buckets: dict[tuple[str, str, datetime], list[Any]] = {}
     for submission in fresh:
         for activity in submission.report.activity:
             at = activity.at
             key = (submission.home_id, activity.room or "", bucket_start(at))
-            row = buckets.get(key)
-            if row is None:
-                buckets[key] = {
-                    "home_id": key[0],
-                    "room": key[1],
-                    "bucket_start": key[2],
-                    "count": 1,
-                    "first_at": at,
-                    "last_at": at,
-                }
+            if (seen := buckets.get(key)) is None:
+                buckets[key] = [1, at, at]
             else:
-                row["count"] += 1
-                row["first_at"] = min(row["first_at"], at)
-                row["last_at"] = max(row["last_at"], at)
-    if buckets:
-        connection.execute(statement, list(buckets.values()))
+                seen[0] += 1
+                seen[1] = min(seen[1], at)
+                seen[2] = max(seen[2], at)
+    statement.execute(connection, [(*key, *seen) for key, seen in buckets.items()])
 
 
 def _activity_upsert(dialect: str) -> Any:
@@ -328,7 +397,10 @@ def _activity_upsert(dialect: str) -> Any:
 
 
 def _store_homes(
-    connection: Connection, statement: Any, fresh: Sequence[Submission], received_at: datetime
+    connection: Connection,
+    statement: _DriverStatement,
+    fresh: Sequence[Submission],
+    received_at: datetime,
 ) -> None:
     newest: dict[str, Report] = {}
     latest_activity: dict[str, datetime] = {}
@@ -345,20 +417,18 @@ def _store_homes(
         bridge = report.bridge
         verdict = report.verdict
         rows.append(
-            {
-                "b_home": home_id,
-                "b_received": received_at,
-                "b_sent": report.sent_at,
-                "b_reachable": bridge.reachable,
-                "b_offline_since": None
-                if bridge.reachable
-                else (bridge.offline_since or report.sent_at),
-                "b_counters": report.counters,
-                "b_verdict": verdict.as_json() if isinstance(verdict, Verdict) else None,
-                "b_activity": latest_activity.get(home_id),
-            }
+            (  # in _HOME_FIELDS order
+                home_id,
+                received_at,
+                report.sent_at,
+                bridge.reachable,
+                None if bridge.reachable else (bridge.offline_since or report.sent_at),
+                report.counters,
+                verdict.as_json() if isinstance(verdict, Verdict) else None,
+                latest_activity.get(home_id),
+            )
         )
-    connection.execute(statement, rows)
+    statement.execute(connection, rows)
 
 
 def _home_update(dialect: str) -> Any:
