@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+import functools
 import itertools
 import json
 import logging
@@ -134,48 +135,100 @@ def _least(dialect: str, a: Any, b: Any) -> Any:
     return func.least(a, b) if dialect == "postgresql" else func.min(a, b)
 
 
+#: A value's place in the rows given (row, field; ``row`` -1: a literal of the statement) and
+#: the driver's conversion of it.
+type _Plan = list[tuple[int, int, Any, Callable[[Any], Any] | None]]
+
+
+def _plan(compiled: Any, where: dict[str, tuple[int, int]], dialect: Dialect) -> _Plan:
+    """Where each positional parameter of ``compiled`` takes its value from."""
+    assert compiled.positiontup is not None  # both drivers take positional parameters
+    plan: _Plan = []
+    for name in compiled.positiontup:
+        parameter = compiled.binds[name]
+        row, field = where.get(name, (-1, -1))  # not a row's: a literal ('connected')
+        convert = parameter.type.dialect_impl(dialect).bind_processor(dialect)
+        plan.append((row, field, parameter.value, convert))
+    return plan
+
+
+def _bind(plan: _Plan, rows: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
+    return tuple(
+        [
+            (value if row < 0 else rows[row][field])
+            if convert is None
+            else convert(value if row < 0 else rows[row][field])
+            for row, field, value, convert in plan
+        ]
+    )
+
+
 class _DriverStatement:
-    """A statement compiled ONCE to the driver's own SQL, run as one ``executemany`` on the
-    driver's cursor (``exec_driver_sql``) with rows given as tuples in ``fields`` order.
+    """A statement compiled ONCE to the driver's own SQL and run on the driver's cursor
+    (``exec_driver_sql``) with rows given as tuples in ``fields`` order.
 
     The dialect's own bind processors convert the values (the stored text is what SQLAlchemy
     would have written); nothing else runs per row. Through ``Connection.execute``, SQLAlchemy's
     per-row parameter handling (a dict per row, ``construct_params``, processors looked up per
     parameter) was the largest share of the writer's time (py-spy, issue 16).
+
+    ``build(n)`` is the statement for ``n`` rows: an upsert takes them in ONE statement (as many
+    VALUES), compiled once per power of two (a batch's rows go as a few of those); an UPDATE,
+    built for one row (``n`` is 1), goes as an executemany. In SQLite's executemany every row
+    is a step of its own that lets go of the GIL and must wait to take it back from the busy
+    event loop: one statement for all rows waits once.
     """
 
-    def __init__(self, statement: Any, fields: Sequence[str], dialect: Dialect) -> None:
-        compiled = statement.compile(
-            dialect=dialect,
-            column_keys=list(fields) if statement.is_insert else None,
-            for_executemany=True,
-        )
-        assert compiled.positiontup is not None  # both drivers take positional parameters
-        self.sql = compiled.string
-        where = {name: index for index, name in enumerate(fields)}
-        constants: list[Any] = []
-        #: Per parameter of the SQL: where its value is (the row, then the constants) and how
-        #: the driver wants it.
-        self._plan: list[tuple[int, Callable[[Any], Any] | None]] = []
-        for name in compiled.positiontup:
-            parameter = compiled.binds[name]
-            if name not in where:  # a literal of the statement itself ('connected')
-                constants.append(parameter.value)
-            index = where.get(name, len(fields) + len(constants) - 1)
-            kind = parameter.type.dialect_impl(dialect)
-            self._plan.append((index, kind.bind_processor(dialect)))
-        self._constants = tuple(constants)
+    #: Rows per statement at most (SQLite and asyncpg allow 32,766 parameters).
+    MAX_ROWS = 256
+
+    def __init__(
+        self, build: Callable[[int], Any], fields: Sequence[str], dialect: Dialect, *, many: bool
+    ) -> None:
+        self._build = build
+        self._fields = tuple(fields)
+        self._dialect = dialect
+        self._many = many
+        self._compiled: dict[int, tuple[str, _Plan]] = {}
+
+    def _sized(self, rows: int) -> tuple[str, _Plan]:
+        """The SQL and parameter plan for ``rows`` rows (compiled on first use)."""
+        if (known := self._compiled.get(rows)) is None:
+            compiled = self._build(rows).compile(dialect=self._dialect)
+            where = {
+                field if self._many else _param(field, row): (row, index)
+                for row in range(rows)
+                for index, field in enumerate(self._fields)
+            }
+            known = self._compiled[rows] = (compiled.string, _plan(compiled, where, self._dialect))
+        return known
 
     def execute(self, connection: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Run the statement once per row, in one executemany."""
-        if not rows:
+        """Store ``rows``."""
+        if self._many:
+            sql, plan = self._sized(1)
+            if rows:
+                connection.exec_driver_sql(sql, [_bind(plan, (row,)) for row in rows])
             return
-        plan, constants = self._plan, self._constants
-        bound = [
-            tuple([row[i] if convert is None else convert(row[i]) for i, convert in plan])
-            for row in (row + constants for row in rows)
-        ]
-        connection.exec_driver_sql(self.sql, bound)
+        start = 0
+        while start < len(rows):
+            size = min(self.MAX_ROWS, 1 << ((len(rows) - start).bit_length() - 1))
+            sql, plan = self._sized(size)
+            connection.exec_driver_sql(sql, _bind(plan, rows[start : start + size]))
+            start += size
+
+
+def _param(field: str, row: int) -> str:
+    """The name of a row's parameter in a statement built for many rows."""
+    return f"{field}__{row}"
+
+
+def _values(table: Any, fields: Sequence[str], rows: int) -> list[dict[str, Any]]:
+    """``rows`` rows of parameters for ``table``'s ``fields`` (see :func:`_param`)."""
+    return [
+        {field: bindparam(_param(field, row), type_=table.c[field].type) for field in fields}
+        for row in range(rows)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,9 +273,13 @@ def _statements(dialect: Dialect) -> _Statements:
         name = dialect.name
         prepared = _PREPARED[key] = _Statements(
             _compiled_once(_report_insert(name), f"{name}.reports"),
-            _DriverStatement(_device_upsert(name), _DEVICE_FIELDS, dialect),
-            _DriverStatement(_activity_upsert(name), _ACTIVITY_FIELDS, dialect),
-            _DriverStatement(_home_update(name), _HOME_FIELDS, dialect),
+            _DriverStatement(
+                functools.partial(_device_upsert, name), _DEVICE_FIELDS, dialect, many=False
+            ),
+            _DriverStatement(
+                functools.partial(_activity_upsert, name), _ACTIVITY_FIELDS, dialect, many=False
+            ),
+            _DriverStatement(lambda _rows: _home_update(name), _HOME_FIELDS, dialect, many=True),
         )
     return prepared
 
@@ -338,9 +395,9 @@ def _store_devices(
     statement.execute(connection, list(latest.values()))
 
 
-def _device_upsert(dialect: str) -> Any:
+def _device_upsert(dialect: str, rows: int) -> Any:
     table = DEVICES
-    insert = insert_or_skip(dialect, DEVICES)
+    insert = insert_or_skip(dialect, DEVICES).values(_values(DEVICES, _DEVICE_FIELDS, rows))
     new = insert.excluded
     still_offline = and_(new.connectivity.is_not(None), new.connectivity != "connected")
     return insert.on_conflict_do_update(
@@ -382,9 +439,9 @@ def _store_activity(
     statement.execute(connection, [(*key, *seen) for key, seen in buckets.items()])
 
 
-def _activity_upsert(dialect: str) -> Any:
+def _activity_upsert(dialect: str, rows: int) -> Any:
     table = ACTIVITY
-    insert = insert_or_skip(dialect, ACTIVITY)
+    insert = insert_or_skip(dialect, ACTIVITY).values(_values(ACTIVITY, _ACTIVITY_FIELDS, rows))
     new = insert.excluded
     return insert.on_conflict_do_update(
         index_elements=[table.c.home_id, table.c.room, table.c.bucket_start],

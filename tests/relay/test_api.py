@@ -459,6 +459,46 @@ async def test_duplicates_inside_one_batch_are_stored_once(
     assert await _count(engine, Report) == 1
 
 
+async def test_a_batch_of_many_rows_is_stored_whole(
+    engine: AsyncEngine, admin: Admin, make_report: Callable[..., Any]
+) -> None:
+    """Devices and activity go as multi-row statements of a few sizes: a batch whose rows
+    need several of them (more than the largest, not a power of two) stores every row, and
+    the newest report of a device wins inside the batch too."""
+    from relay.ingest import Submission, _DriverStatement, store_batch
+    from relay.schema import decode_report
+
+    home = await admin.add_home("Many devices", "Europe/Berlin")
+    loop = asyncio.get_running_loop()
+    now = datetime.now(UTC)
+    count = _DriverStatement.MAX_ROWS + 45
+
+    def report(minutes_ago: int, battery: int) -> Submission:
+        template = make_report(home.id)["devices"][0]
+        devices = [
+            template | {"id": f"device-{n}", "name": f"Sensor {n}", "battery": battery}
+            for n in range(count)
+        ]
+        moments = [
+            {"room": f"Room {n}", "sensor_id": f"device-{n}", "at": now.isoformat()}
+            for n in range(count)
+        ]
+        sent = (now - timedelta(minutes=minutes_ago)).isoformat()
+        body = json.dumps(make_report(home.id, sent_at=sent, devices=devices, activity=moments))
+        return Submission(home.id, body, decode_report(body), loop.create_future())
+
+    # The newest report (battery 70) is in the middle of the batch.
+    batch = [report(5, 50), report(1, 70), report(3, 60)]
+    async with engine.begin() as connection:
+        outcomes = await connection.run_sync(store_batch, batch, now)
+    assert outcomes == ["stored"] * 3
+    async with engine.connect() as connection:
+        batteries = (await connection.execute(select(DeviceState.battery))).scalars().all()
+        counts = (await connection.execute(select(ActivityBucket.count))).scalars().all()
+    assert sorted(batteries) == [70] * count
+    assert sorted(counts) == [3] * count
+
+
 async def test_a_warm_writer_compiles_no_statement(
     engine: AsyncEngine, admin: Admin, make_report: Callable[..., Any]
 ) -> None:
