@@ -495,8 +495,8 @@ async def test_a_batch_of_many_rows_is_stored_whole(
     async with engine.connect() as connection:
         batteries = (await connection.execute(select(DeviceState.battery))).scalars().all()
         counts = (await connection.execute(select(ActivityBucket.count))).scalars().all()
-    assert sorted(batteries) == [70] * count
-    assert sorted(counts) == [3] * count
+    assert batteries == [70] * count
+    assert counts == [3] * count
 
 
 async def test_a_warm_writer_compiles_no_statement(
