@@ -315,6 +315,24 @@ async def test_home_endpoints(client: Client, admin: Admin, home: NewHome) -> No
     assert (await get("/api/v1/home", "nope"))[0] == 401
 
 
+def test_latency_histogram_buckets_are_cumulative() -> None:
+    """Each observation is counted in its own bucket; the exposition adds them up, as
+    Prometheus reads ``le``: a bucket counts every observation up to its bound."""
+    from relay.metrics import Histogram
+
+    histogram = Histogram("h", "test", (0.1, 1.0, 10.0))
+    for seconds in (0.05, 0.1, 0.5, 0.5, 2.0, 20.0):
+        histogram.observe(seconds)
+    assert histogram.lines()[2:] == [
+        'h_bucket{le="0.1"} 2',
+        'h_bucket{le="1.0"} 4',
+        'h_bucket{le="10.0"} 5',
+        'h_bucket{le="+Inf"} 6',
+        "h_sum 23.15",
+        "h_count 6",
+    ]
+
+
 async def test_health_metrics_and_openapi(
     client: Client, home: NewHome, make_report: Callable[..., Any]
 ) -> None:
