@@ -44,8 +44,13 @@ BUCKET = timedelta(minutes=15)
 CHECKPOINT_EVERY = 1.0
 
 
-def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+def _writer_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """The writer never checkpoints (a checkpoint's fsync would stall a batch; a separate
+    connection does it in the background), and keeps its temporary data (a batch's RETURNING
+    rows, statement journals: at most one batch) in memory: in files, SQLite created, wrote
+    and deleted one in /var/tmp for every other batch."""
     dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+    dbapi_connection.execute("PRAGMA temp_store=MEMORY")
 
 
 MAX_BATCH = 512
@@ -569,9 +574,7 @@ class IngestWriter:
         self.last_failure: tuple[float, str] | None = None
         if engine.dialect.name == "sqlite":
             self._sync_engine = create_sync_sqlite_engine(engine.url)
-            # The writer never checkpoints (a checkpoint's fsync would stall a batch); a
-            # separate connection does it in the background instead.
-            event.listen(self._sync_engine, "connect", _no_autocheckpoint)
+            event.listen(self._sync_engine, "connect", _writer_pragmas)
             self._checkpoint_engine = create_sync_sqlite_engine(engine.url)
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="hpoll-ingest")
 
