@@ -304,15 +304,25 @@ def _compiled_once(statement: Any, name: str) -> Any:
     return statement
 
 
+def _home_and_id(submission: Submission) -> tuple[str, str]:
+    return (submission.home_id, submission.report_id)
+
+
 def store_batch(
     connection: Connection, batch: Sequence[Submission], received_at: datetime
 ) -> list[Outcome]:
-    """Store a batch inside the caller's transaction; outcomes in batch order."""
+    """Store a batch inside the caller's transaction; outcomes in batch order.
+
+    Every table's rows are written in key order (reports, devices, activity, homes; each
+    sorted): two replicas' transactions writing at once then lock rows in the same order and
+    cannot deadlock.
+    """
     statements = _statements(connection.dialect)
-    # Within the batch the first copy of a report counts; against the table, ON CONFLICT DO
-    # NOTHING ... RETURNING tells which rows were really new, in one statement.
+    # Within the batch the first copy of a report counts (the sort is stable); against the
+    # table, ON CONFLICT DO NOTHING ... RETURNING tells which rows were really new, in one
+    # statement.
     first: dict[tuple[str, str], Submission] = {}
-    for submission in batch:
+    for submission in sorted(batch, key=_home_and_id):
         first.setdefault((submission.home_id, submission.report_id), submission)
     result = connection.execute(
         statements.reports,
@@ -397,7 +407,7 @@ def _store_devices(
                 sent_at if connectivity not in (None, "connected") else None,
                 sent_at,
             )
-    statement.execute(connection, list(latest.values()))
+    statement.execute(connection, [latest[key] for key in sorted(latest)])
 
 
 def _device_upsert(dialect: str, rows: int) -> Any:
@@ -441,7 +451,7 @@ def _store_activity(
                 seen[0] += 1
                 seen[1] = min(seen[1], at)
                 seen[2] = max(seen[2], at)
-    statement.execute(connection, [(*key, *seen) for key, seen in buckets.items()])
+    statement.execute(connection, [(*key, *buckets[key]) for key in sorted(buckets)])
 
 
 def _activity_upsert(dialect: str, rows: int) -> Any:
@@ -475,7 +485,7 @@ def _store_homes(
             if known is None or moment.at > known:
                 latest_activity[submission.home_id] = moment.at
     rows = []
-    for home_id, report in newest.items():
+    for home_id, report in sorted(newest.items()):
         bridge = report.bridge
         verdict = report.verdict
         rows.append(
@@ -495,7 +505,10 @@ def _store_homes(
 
 def _home_update(dialect: str) -> Any:
     homes = HOMES
+    # Every parameter typed as its column, so that each is bound as the column's type says
+    # (untyped, SQLite's driver wrote a datetime in a format of its own).
     activity = bindparam("b_activity", type_=homes.c.last_activity_at.type)
+    received = bindparam("b_received", type_=homes.c.last_report_at.type)
     # The bridge fields follow the newest report only; a late, older report just counts as
     # "heard from the home".
     newer = or_(
@@ -506,7 +519,10 @@ def _home_update(dialect: str) -> Any:
         update(homes)
         .where(homes.c.id == bindparam("b_home"))
         .values(
-            last_report_at=bindparam("b_received"),
+            # Replicas' batches commit in any order: the latest moment wins.
+            last_report_at=_greatest(
+                dialect, func.coalesce(homes.c.last_report_at, received), received
+            ),
             # Activity may come in any report, late ones too: the newest moment wins.
             last_activity_at=case(
                 (activity.is_(None), homes.c.last_activity_at),
@@ -518,10 +534,12 @@ def _home_update(dialect: str) -> Any:
                 (newer, bindparam("b_sent")), else_=homes.c.last_report_sent_at
             ),
             bridge_reachable=case(
-                (newer, bindparam("b_reachable")), else_=homes.c.bridge_reachable
+                (newer, bindparam("b_reachable", type_=homes.c.bridge_reachable.type)),
+                else_=homes.c.bridge_reachable,
             ),
             bridge_offline_since=case(
-                (newer, bindparam("b_offline_since")), else_=homes.c.bridge_offline_since
+                (newer, bindparam("b_offline_since", type_=homes.c.bridge_offline_since.type)),
+                else_=homes.c.bridge_offline_since,
             ),
             counters=case(
                 (newer, bindparam("b_counters", type_=homes.c.counters.type)),

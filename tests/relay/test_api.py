@@ -517,6 +517,51 @@ async def test_a_batch_of_many_rows_is_stored_whole(
     assert counts == [3] * count
 
 
+async def test_batches_lock_rows_in_one_order_and_last_heard_never_goes_back(
+    engine: AsyncEngine, admin: Admin, make_report: Callable[..., Any]
+) -> None:
+    """Two replicas write batches at once: each writes its rows in key order, whatever the
+    order of its reports, so two transactions cannot wait on each other's rows (a deadlock);
+    and a batch committing after a later one leaves the home's last_report_at at the later
+    time."""
+    from sqlalchemy import event
+
+    from relay.ingest import Submission, store_batch
+    from relay.schema import decode_report
+
+    homes = sorted(
+        [await admin.add_home(f"Home {n}", "Europe/Berlin") for n in range(4)],
+        key=lambda home: home.id,
+    )
+    loop = asyncio.get_running_loop()
+
+    def submission(home: NewHome) -> Submission:
+        body = json.dumps(make_report(home.id))
+        return Submission(home.id, body, decode_report(body), loop.create_future())
+
+    written: list[list[str]] = []
+
+    def record(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE HOMES"):
+            written.append([row[-1] for row in parameters])  # WHERE homes.id = ? (last)
+
+    later = datetime.now(UTC)
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(
+                store_batch, [submission(home) for home in reversed(homes)], later
+            )
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    assert written == [[home.id for home in homes]]
+    async with engine.begin() as connection:
+        await connection.run_sync(store_batch, [submission(homes[0])], later - timedelta(seconds=5))
+    async with engine.connect() as connection:
+        heard = await connection.scalar(select(Home.last_report_at).where(Home.id == homes[0].id))
+    assert heard == later
+
+
 async def test_a_warm_writer_compiles_no_statement(
     engine: AsyncEngine, admin: Admin, make_report: Callable[..., Any]
 ) -> None:
