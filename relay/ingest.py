@@ -30,7 +30,6 @@ from sqlalchemy import and_, bindparam, case, event, func, or_, select, text, tu
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql.cache_key import CacheKey
 
 from .clock import utcnow
 from .metrics import Metrics
@@ -158,14 +157,12 @@ def _plan(compiled: Any, where: dict[str, tuple[int, int]], dialect: Dialect) ->
 
 
 def _bind(plan: _Plan, rows: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
-    return tuple(
-        [
-            (value if row < 0 else rows[row][field])
-            if convert is None
-            else convert(value if row < 0 else rows[row][field])
-            for row, field, value, convert in plan
-        ]
-    )
+    """The parameters of a statement for ``rows``, as the driver takes them."""
+    values = []
+    for row, column, literal, convert in plan:
+        value = literal if row < 0 else rows[row][column]
+        values.append(value if convert is None else convert(value))
+    return tuple(values)
 
 
 class _DriverStatement:
@@ -177,14 +174,15 @@ class _DriverStatement:
     per-row parameter handling (a dict per row, ``construct_params``, processors looked up per
     parameter) was the largest share of the writer's time (py-spy, issue 16).
 
-    ``build(n)`` is the statement for ``n`` rows: an upsert takes them in ONE statement (as many
+    ``build(n)`` is the statement for ``n`` rows: an INSERT takes them in ONE statement (as many
     VALUES), compiled once per power of two (a batch's rows go as a few of those); an UPDATE,
     built for one row (``n`` is 1), goes as an executemany. In SQLite's executemany every row
     is a step of its own that lets go of the GIL and must wait to take it back from the busy
     event loop: one statement for all rows waits once.
     """
 
-    #: Rows per statement at most (SQLite and asyncpg allow 32,766 parameters).
+    #: Rows per statement at most (SQLite and asyncpg allow 32,766 parameters; a device row
+    #: has 11).
     MAX_ROWS = 256
 
     def __init__(
@@ -208,19 +206,25 @@ class _DriverStatement:
             known = self._compiled[rows] = (compiled.string, _plan(compiled, where, self._dialect))
         return known
 
-    def execute(self, connection: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Store ``rows``."""
+    def execute(
+        self, connection: Connection, rows: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        """Store ``rows``; what the statement returns (RETURNING), as plain tuples."""
         if self._many:
             sql, plan = self._sized(1)
             if rows:
                 connection.exec_driver_sql(sql, [_bind(plan, (row,)) for row in rows])
-            return
+            return []
+        returned: list[tuple[Any, ...]] = []
         start = 0
         while start < len(rows):
             size = min(self.MAX_ROWS, 1 << ((len(rows) - start).bit_length() - 1))
             sql, plan = self._sized(size)
-            connection.exec_driver_sql(sql, _bind(plan, rows[start : start + size]))
+            result = connection.exec_driver_sql(sql, _bind(plan, rows[start : start + size]))
+            if result.returns_rows:
+                returned += map(tuple, result)
             start += size
+        return returned
 
 
 def _param(field: str, row: int) -> str:
@@ -238,12 +242,13 @@ def _values(table: Any, fields: Sequence[str], rows: int) -> list[dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class _Statements:
-    reports: Any
+    reports: _DriverStatement
     devices: _DriverStatement
     activity: _DriverStatement
     homes: _DriverStatement
 
 
+_REPORT_FIELDS = ("home_id", "report_id", "sent_at", "received_at", "payload")
 _DEVICE_FIELDS = (
     "home_id",
     "device_id",
@@ -277,7 +282,9 @@ def _statements(dialect: Dialect) -> _Statements:
     if (prepared := _PREPARED.get(key)) is None:
         name = dialect.name
         prepared = _PREPARED[key] = _Statements(
-            _compiled_once(_report_insert(name), f"{name}.reports"),
+            _DriverStatement(
+                functools.partial(_report_insert, name), _REPORT_FIELDS, dialect, many=False
+            ),
             _DriverStatement(
                 functools.partial(_device_upsert, name), _DEVICE_FIELDS, dialect, many=False
             ),
@@ -287,21 +294,6 @@ def _statements(dialect: Dialect) -> _Statements:
             _DriverStatement(lambda _rows: _home_update(name), _HOME_FIELDS, dialect, many=True),
         )
     return prepared
-
-
-def _compiled_once(statement: Any, name: str) -> Any:
-    """``statement`` (built once, never changed) with a cache key of its own.
-
-    SQLAlchemy derives no cache key for ``INSERT … ON CONFLICT`` (its dialects' Insert sets
-    ``inherit_cache = False``), so it compiled it for every batch (py-spy: with the two
-    upserts, a tenth of the relay's GIL time). A fixed key lets the engine's compiled cache
-    keep it; no parameters are extracted from it, so the statement's own (constant) literals
-    are the ones every execution uses. (The reports' insert goes through SQLAlchemy because
-    it needs RETURNING over many rows, which executemany cannot give.)
-    """
-    key = CacheKey(("hpoll.ingest", name), [])
-    statement._generate_cache_key = lambda: key
-    return statement
 
 
 def _home_and_id(submission: Submission) -> tuple[str, str]:
@@ -324,20 +316,8 @@ def store_batch(
     first: dict[tuple[str, str], Submission] = {}
     for submission in sorted(batch, key=_home_and_id):
         first.setdefault((submission.home_id, submission.report_id), submission)
-    result = connection.execute(
-        statements.reports,
-        [
-            {
-                "home_id": s.home_id,
-                "report_id": s.report_id,
-                "sent_at": s.report.sent_at,
-                "received_at": received_at,
-                "payload": s.body,
-            }
-            for s in first.values()
-        ],
-    )
-    stored = set(map(tuple, result))  # plain tuples: Rows hash and compare slowly
+    rows = [(*key, s.report.sent_at, received_at, s.body) for key, s in first.items()]
+    stored = set(statements.reports.execute(connection, rows))
     fresh = [first[key] for key in first if key in stored]
     earlier = _stored_bodies(connection, [key for key in first if key not in stored])
     outcomes: list[Outcome] = []
@@ -372,10 +352,11 @@ def _stored_bodies(
     return found
 
 
-def _report_insert(dialect: str) -> Any:
+def _report_insert(dialect: str, rows: int) -> Any:
     reports = REPORTS
     return (
         insert_or_skip(dialect, REPORTS)
+        .values(_values(REPORTS, _REPORT_FIELDS, rows))
         .on_conflict_do_nothing(index_elements=[reports.c.report_id, reports.c.home_id])
         .returning(reports.c.home_id, reports.c.report_id)
     )
