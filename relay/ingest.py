@@ -9,7 +9,7 @@ A repeated ``report_id`` (per home) is answered as a duplicate and stored once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 import contextlib
 from dataclasses import dataclass, field
@@ -27,10 +27,9 @@ import time
 from typing import Any, Literal
 
 from sqlalchemy import and_, bindparam, case, event, func, or_, select, text, tuple_, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql.cache_key import CacheKey
 
 from .clock import utcnow
 from .metrics import Metrics
@@ -44,8 +43,13 @@ BUCKET = timedelta(minutes=15)
 CHECKPOINT_EVERY = 1.0
 
 
-def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+def _writer_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """The writer never checkpoints (a checkpoint's fsync would stall a batch; a separate
+    connection does it in the background), and keeps its temporary data (a batch's RETURNING
+    rows, statement journals: at most one batch) in memory: in files, SQLite created, wrote
+    and deleted one in /var/tmp for every other batch."""
     dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+    dbapi_connection.execute("PRAGMA temp_store=MEMORY")
 
 
 MAX_BATCH = 512
@@ -135,64 +139,185 @@ def _least(dialect: str, a: Any, b: Any) -> Any:
     return func.least(a, b) if dialect == "postgresql" else func.min(a, b)
 
 
+#: A value's place in the rows given (row, field; ``row`` -1: a literal of the statement) and
+#: the driver's conversion of it.
+type _Plan = list[tuple[int, int, Any, Callable[[Any], Any] | None]]
+
+
+def _plan(compiled: Any, where: dict[str, tuple[int, int]], dialect: Dialect) -> _Plan:
+    """Where each positional parameter of ``compiled`` takes its value from."""
+    assert compiled.positiontup is not None  # both drivers take positional parameters
+    plan: _Plan = []
+    for name in compiled.positiontup:
+        parameter = compiled.binds[name]
+        row, field = where.get(name, (-1, -1))  # not a row's: a literal ('connected')
+        convert = parameter.type.dialect_impl(dialect).bind_processor(dialect)
+        plan.append((row, field, parameter.value, convert))
+    return plan
+
+
+def _bind(plan: _Plan, rows: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The parameters of a statement for ``rows``, as the driver takes them."""
+    values = []
+    for row, column, literal, convert in plan:
+        value = literal if row < 0 else rows[row][column]
+        values.append(value if convert is None else convert(value))
+    return tuple(values)
+
+
+class _DriverStatement:
+    """A statement compiled ONCE to the driver's own SQL and run on the driver's cursor
+    (``exec_driver_sql``) with rows given as tuples in ``fields`` order.
+
+    The dialect's own bind processors convert the values (the stored text is what SQLAlchemy
+    would have written); nothing else runs per row. Through ``Connection.execute``, SQLAlchemy's
+    per-row parameter handling (a dict per row, ``construct_params``, processors looked up per
+    parameter) was the largest share of the writer's time (py-spy, issue 16).
+
+    ``build(n)`` is the statement for ``n`` rows: an INSERT takes them in ONE statement (as many
+    VALUES), compiled once per power of two (a batch's rows go as a few of those); an UPDATE,
+    built for one row (``n`` is 1), goes as an executemany. In SQLite's executemany every row
+    is a step of its own that lets go of the GIL and must wait to take it back from the busy
+    event loop: one statement for all rows waits once.
+    """
+
+    #: Rows per statement at most (SQLite and asyncpg allow 32,766 parameters; a device row
+    #: has 11).
+    MAX_ROWS = 256
+
+    def __init__(
+        self, build: Callable[[int], Any], fields: Sequence[str], dialect: Dialect, *, many: bool
+    ) -> None:
+        self._build = build
+        self._fields = tuple(fields)
+        self._dialect = dialect
+        self._many = many
+        self._compiled: dict[int, tuple[str, _Plan]] = {}
+
+    def _sized(self, rows: int) -> tuple[str, _Plan]:
+        """The SQL and parameter plan for ``rows`` rows (compiled on first use)."""
+        if (known := self._compiled.get(rows)) is None:
+            compiled = self._build(rows).compile(dialect=self._dialect)
+            where = {
+                field if self._many else _param(field, row): (row, index)
+                for row in range(rows)
+                for index, field in enumerate(self._fields)
+            }
+            known = self._compiled[rows] = (compiled.string, _plan(compiled, where, self._dialect))
+        return known
+
+    def execute(
+        self, connection: Connection, rows: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        """Store ``rows``; what the statement returns (RETURNING), as plain tuples."""
+        if self._many:
+            sql, plan = self._sized(1)
+            if rows:
+                connection.exec_driver_sql(sql, [_bind(plan, (row,)) for row in rows])
+            return []
+        returned: list[tuple[Any, ...]] = []
+        start = 0
+        while start < len(rows):
+            size = min(self.MAX_ROWS, 1 << ((len(rows) - start).bit_length() - 1))
+            sql, plan = self._sized(size)
+            result = connection.exec_driver_sql(sql, _bind(plan, rows[start : start + size]))
+            if result.returns_rows:
+                returned += map(tuple, result)
+            start += size
+        return returned
+
+
+def _param(field: str, row: int) -> str:
+    """The name of a row's parameter in a statement built for many rows."""
+    return f"{field}__{row}"
+
+
+def _values(table: Any, fields: Sequence[str], rows: int) -> list[dict[str, Any]]:
+    """``rows`` rows of parameters for ``table``'s ``fields`` (see :func:`_param`)."""
+    return [
+        {field: bindparam(_param(field, row), type_=table.c[field].type) for field in fields}
+        for row in range(rows)
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class _Statements:
-    reports: Any
-    devices: Any
-    activity: Any
-    homes: Any
+    reports: _DriverStatement
+    devices: _DriverStatement
+    activity: _DriverStatement
+    homes: _DriverStatement
 
 
-@functools.cache
-def _statements(dialect: str) -> _Statements:
-    """The four statements of a batch, built once per dialect: building them (and their cache
-    keys) for every batch was a measurable share of the writer's time."""
-    return _Statements(
-        _compiled_once(_report_insert(dialect), f"{dialect}.reports"),
-        _compiled_once(_device_upsert(dialect), f"{dialect}.devices"),
-        _compiled_once(_activity_upsert(dialect), f"{dialect}.activity"),
-        _home_update(dialect),
-    )
+_REPORT_FIELDS = ("home_id", "report_id", "sent_at", "received_at", "payload")
+_DEVICE_FIELDS = (
+    "home_id",
+    "device_id",
+    "name",
+    "room",
+    "kind",
+    "battery",
+    "battery_state",
+    "connectivity",
+    "last_seen",
+    "offline_since",
+    "updated_at",
+)
+_ACTIVITY_FIELDS = ("home_id", "room", "bucket_start", "count", "first_at", "last_at")
+_HOME_FIELDS = (
+    "b_home",
+    "b_received",
+    "b_sent",
+    "b_reachable",
+    "b_offline_since",
+    "b_counters",
+    "b_verdict",
+    "b_activity",
+)
+_PREPARED: dict[tuple[str, str], _Statements] = {}
 
 
-def _compiled_once(statement: Any, name: str) -> Any:
-    """``statement`` (built once, never changed) with a cache key of its own.
+def _statements(dialect: Dialect) -> _Statements:
+    """The four statements of a batch, built and compiled once per database driver."""
+    key = (dialect.name, dialect.driver)
+    if (prepared := _PREPARED.get(key)) is None:
+        name = dialect.name
+        prepared = _PREPARED[key] = _Statements(
+            _DriverStatement(
+                functools.partial(_report_insert, name), _REPORT_FIELDS, dialect, many=False
+            ),
+            _DriverStatement(
+                functools.partial(_device_upsert, name), _DEVICE_FIELDS, dialect, many=False
+            ),
+            _DriverStatement(
+                functools.partial(_activity_upsert, name), _ACTIVITY_FIELDS, dialect, many=False
+            ),
+            _DriverStatement(lambda _rows: _home_update(name), _HOME_FIELDS, dialect, many=True),
+        )
+    return prepared
 
-    SQLAlchemy derives no cache key for ``INSERT … ON CONFLICT`` (its dialects' Insert sets
-    ``inherit_cache = False``), so it compiled these three for every batch: under load a tenth
-    of the relay's GIL time (py-spy). A fixed key per statement lets the engine's compiled
-    cache keep them; no parameters are extracted from it, so the statement's own (constant)
-    literals are the ones every execution uses.
-    """
-    key = CacheKey(("hpoll.ingest", name), [])
-    statement._generate_cache_key = lambda: key
-    return statement
+
+def _home_and_id(submission: Submission) -> tuple[str, str]:
+    return (submission.home_id, submission.report_id)
 
 
 def store_batch(
     connection: Connection, batch: Sequence[Submission], received_at: datetime
 ) -> list[Outcome]:
-    """Store a batch inside the caller's transaction; outcomes in batch order."""
-    statements = _statements(connection.dialect.name)
-    # Within the batch the first copy of a report counts; against the table, ON CONFLICT DO
-    # NOTHING ... RETURNING tells which rows were really new, in one statement.
+    """Store a batch inside the caller's transaction; outcomes in batch order.
+
+    Every table's rows are written in key order (reports, devices, activity, homes; each
+    sorted): two replicas' transactions writing at once then lock rows in the same order and
+    cannot deadlock.
+    """
+    statements = _statements(connection.dialect)
+    # Within the batch the first copy of a report counts (the sort is stable); against the
+    # table, ON CONFLICT DO NOTHING ... RETURNING tells which rows were really new, in one
+    # statement.
     first: dict[tuple[str, str], Submission] = {}
-    for submission in batch:
+    for submission in sorted(batch, key=_home_and_id):
         first.setdefault((submission.home_id, submission.report_id), submission)
-    result = connection.execute(
-        statements.reports,
-        [
-            {
-                "home_id": s.home_id,
-                "report_id": s.report_id,
-                "sent_at": s.report.sent_at,
-                "received_at": received_at,
-                "payload": s.body,
-            }
-            for s in first.values()
-        ],
-    )
-    stored = set(map(tuple, result))  # plain tuples: Rows hash and compare slowly
+    rows = [(*key, s.report.sent_at, received_at, s.body) for key, s in first.items()]
+    stored = set(statements.reports.execute(connection, rows))
     fresh = [first[key] for key in first if key in stored]
     earlier = _stored_bodies(connection, [key for key in first if key not in stored])
     outcomes: list[Outcome] = []
@@ -227,45 +352,48 @@ def _stored_bodies(
     return found
 
 
-def _report_insert(dialect: str) -> Any:
+def _report_insert(dialect: str, rows: int) -> Any:
     reports = REPORTS
     return (
         insert_or_skip(dialect, REPORTS)
+        .values(_values(REPORTS, _REPORT_FIELDS, rows))
         .on_conflict_do_nothing(index_elements=[reports.c.report_id, reports.c.home_id])
         .returning(reports.c.home_id, reports.c.report_id)
     )
 
 
-def _store_devices(connection: Connection, statement: Any, fresh: Sequence[Submission]) -> None:
+def _store_devices(
+    connection: Connection, statement: _DriverStatement, fresh: Sequence[Submission]
+) -> None:
     # Newest report wins per device, here and against what is stored (late arrivals lose).
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    latest: dict[tuple[str, str], tuple[Any, ...]] = {}
     for submission in fresh:
+        home_id = submission.home_id
         sent_at = submission.report.sent_at
         for device in submission.report.devices:
-            key = (submission.home_id, device.id)
-            if key in latest and latest[key]["updated_at"] > sent_at:
+            key = (home_id, device.id)
+            if (known := latest.get(key)) is not None and known[-1] > sent_at:
                 continue
-            offline = device.connectivity not in (None, "connected")
-            latest[key] = {
-                "home_id": submission.home_id,
-                "device_id": device.id,
-                "name": device.name,
-                "room": device.room,
-                "kind": device.kind,
-                "battery": device.battery,
-                "battery_state": device.battery_state,
-                "connectivity": device.connectivity,
-                "last_seen": device.last_seen,
-                "offline_since": sent_at if offline else None,
-                "updated_at": sent_at,
-            }
-    if latest:
-        connection.execute(statement, list(latest.values()))
+            connectivity = device.connectivity
+            latest[key] = (  # in _DEVICE_FIELDS order
+                home_id,
+                device.id,
+                device.name,
+                device.room,
+                device.kind,
+                device.battery,
+                device.battery_state,
+                connectivity,
+                device.last_seen,
+                sent_at if connectivity not in (None, "connected") else None,
+                sent_at,
+            )
+    statement.execute(connection, [latest[key] for key in sorted(latest)])
 
 
-def _device_upsert(dialect: str) -> Any:
+def _device_upsert(dialect: str, rows: int) -> Any:
     table = DEVICES
-    insert = insert_or_skip(dialect, DEVICES)
+    insert = insert_or_skip(dialect, DEVICES).values(_values(DEVICES, _DEVICE_FIELDS, rows))
     new = insert.excluded
     still_offline = and_(new.connectivity.is_not(None), new.connectivity != "connected")
     return insert.on_conflict_do_update(
@@ -289,33 +417,27 @@ def _device_upsert(dialect: str) -> Any:
     )
 
 
-def _store_activity(connection: Connection, statement: Any, fresh: Sequence[Submission]) -> None:
-    buckets: dict[tuple[str, str, datetime], dict[str, Any]] = {}
+def _store_activity(
+    connection: Connection, statement: _DriverStatement, fresh: Sequence[Submission]
+) -> None:
+    # (count, first, last) per home, room and bucket: one row each.
+    buckets: dict[tuple[str, str, datetime], list[Any]] = {}
     for submission in fresh:
         for activity in submission.report.activity:
             at = activity.at
             key = (submission.home_id, activity.room or "", bucket_start(at))
-            row = buckets.get(key)
-            if row is None:
-                buckets[key] = {
-                    "home_id": key[0],
-                    "room": key[1],
-                    "bucket_start": key[2],
-                    "count": 1,
-                    "first_at": at,
-                    "last_at": at,
-                }
+            if (seen := buckets.get(key)) is None:
+                buckets[key] = [1, at, at]
             else:
-                row["count"] += 1
-                row["first_at"] = min(row["first_at"], at)
-                row["last_at"] = max(row["last_at"], at)
-    if buckets:
-        connection.execute(statement, list(buckets.values()))
+                seen[0] += 1
+                seen[1] = min(seen[1], at)
+                seen[2] = max(seen[2], at)
+    statement.execute(connection, [(*key, *buckets[key]) for key in sorted(buckets)])
 
 
-def _activity_upsert(dialect: str) -> Any:
+def _activity_upsert(dialect: str, rows: int) -> Any:
     table = ACTIVITY
-    insert = insert_or_skip(dialect, ACTIVITY)
+    insert = insert_or_skip(dialect, ACTIVITY).values(_values(ACTIVITY, _ACTIVITY_FIELDS, rows))
     new = insert.excluded
     return insert.on_conflict_do_update(
         index_elements=[table.c.home_id, table.c.room, table.c.bucket_start],
@@ -328,7 +450,10 @@ def _activity_upsert(dialect: str) -> Any:
 
 
 def _store_homes(
-    connection: Connection, statement: Any, fresh: Sequence[Submission], received_at: datetime
+    connection: Connection,
+    statement: _DriverStatement,
+    fresh: Sequence[Submission],
+    received_at: datetime,
 ) -> None:
     newest: dict[str, Report] = {}
     latest_activity: dict[str, datetime] = {}
@@ -341,29 +466,30 @@ def _store_homes(
             if known is None or moment.at > known:
                 latest_activity[submission.home_id] = moment.at
     rows = []
-    for home_id, report in newest.items():
+    for home_id, report in sorted(newest.items()):
         bridge = report.bridge
         verdict = report.verdict
         rows.append(
-            {
-                "b_home": home_id,
-                "b_received": received_at,
-                "b_sent": report.sent_at,
-                "b_reachable": bridge.reachable,
-                "b_offline_since": None
-                if bridge.reachable
-                else (bridge.offline_since or report.sent_at),
-                "b_counters": report.counters,
-                "b_verdict": verdict.as_json() if isinstance(verdict, Verdict) else None,
-                "b_activity": latest_activity.get(home_id),
-            }
+            (  # in _HOME_FIELDS order
+                home_id,
+                received_at,
+                report.sent_at,
+                bridge.reachable,
+                None if bridge.reachable else (bridge.offline_since or report.sent_at),
+                report.counters,
+                verdict.as_json() if isinstance(verdict, Verdict) else None,
+                latest_activity.get(home_id),
+            )
         )
-    connection.execute(statement, rows)
+    statement.execute(connection, rows)
 
 
 def _home_update(dialect: str) -> Any:
     homes = HOMES
+    # Every parameter typed as its column, so that each is bound as the column's type says
+    # (untyped, SQLite's driver wrote a datetime in a format of its own).
     activity = bindparam("b_activity", type_=homes.c.last_activity_at.type)
+    received = bindparam("b_received", type_=homes.c.last_report_at.type)
     # The bridge fields follow the newest report only; a late, older report just counts as
     # "heard from the home".
     newer = or_(
@@ -374,7 +500,10 @@ def _home_update(dialect: str) -> Any:
         update(homes)
         .where(homes.c.id == bindparam("b_home"))
         .values(
-            last_report_at=bindparam("b_received"),
+            # Replicas' batches commit in any order: the latest moment wins.
+            last_report_at=_greatest(
+                dialect, func.coalesce(homes.c.last_report_at, received), received
+            ),
             # Activity may come in any report, late ones too: the newest moment wins.
             last_activity_at=case(
                 (activity.is_(None), homes.c.last_activity_at),
@@ -386,10 +515,12 @@ def _home_update(dialect: str) -> Any:
                 (newer, bindparam("b_sent")), else_=homes.c.last_report_sent_at
             ),
             bridge_reachable=case(
-                (newer, bindparam("b_reachable")), else_=homes.c.bridge_reachable
+                (newer, bindparam("b_reachable", type_=homes.c.bridge_reachable.type)),
+                else_=homes.c.bridge_reachable,
             ),
             bridge_offline_since=case(
-                (newer, bindparam("b_offline_since")), else_=homes.c.bridge_offline_since
+                (newer, bindparam("b_offline_since", type_=homes.c.bridge_offline_since.type)),
+                else_=homes.c.bridge_offline_since,
             ),
             counters=case(
                 (newer, bindparam("b_counters", type_=homes.c.counters.type)),
@@ -442,9 +573,7 @@ class IngestWriter:
         self.last_failure: tuple[float, str] | None = None
         if engine.dialect.name == "sqlite":
             self._sync_engine = create_sync_sqlite_engine(engine.url)
-            # The writer never checkpoints (a checkpoint's fsync would stall a batch); a
-            # separate connection does it in the background instead.
-            event.listen(self._sync_engine, "connect", _no_autocheckpoint)
+            event.listen(self._sync_engine, "connect", _writer_pragmas)
             self._checkpoint_engine = create_sync_sqlite_engine(engine.url)
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="hpoll-ingest")
 

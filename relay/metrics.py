@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from dataclasses import dataclass, field
+import itertools
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 #: A planning pass must stay well inside the notify interval (60 s).
@@ -17,6 +19,7 @@ class Histogram:
     name: str
     help: str
     bounds: tuple[float, ...]
+    #: Observations per bucket: above the previous bound, up to this one.
     counts: list[int] = field(init=False)
     sum: float = 0.0
     total: int = 0
@@ -26,13 +29,12 @@ class Histogram:
         self.counts = [0] * len(self.bounds)
 
     def observe(self, seconds: float) -> None:
-        """One more observation."""
+        """One more observation (counted in its own bucket only: :meth:`lines` adds them up)."""
         self.last = seconds
         self.sum += seconds
         self.total += 1
-        for index, bound in enumerate(self.bounds):
-            if seconds <= bound:
-                self.counts[index] += 1
+        if (index := bisect.bisect_left(self.bounds, seconds)) < len(self.bounds):
+            self.counts[index] += 1
 
     def lines(self) -> list[str]:
         """Its text exposition."""
@@ -41,7 +43,7 @@ class Histogram:
             f"# TYPE {self.name} histogram",
             *(
                 f'{self.name}_bucket{{le="{bound}"}} {count}'
-                for bound, count in zip(self.bounds, self.counts, strict=True)
+                for bound, count in zip(self.bounds, itertools.accumulate(self.counts), strict=True)
             ),
             f'{self.name}_bucket{{le="+Inf"}} {self.total}',
             f"{self.name}_sum {self.sum}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 import time
+import uuid
 from zoneinfo import ZoneInfo
 
 from aiohttp import hdrs, web
@@ -97,8 +98,7 @@ async def _store_report(request: web.Request) -> web.Response:
         relay.metrics.rejected["rate_limited"] += 1
         return response
     try:
-        async with asyncio.timeout(relay.settings.body_timeout):
-            body = await request.text()
+        body = await _body(request, relay.settings.body_timeout)
     except web.HTTPRequestEntityTooLarge:
         return _too_large(request)
     except TimeoutError:
@@ -160,11 +160,28 @@ async def _store_report(request: web.Request) -> web.Response:
         )
     if outcome == "duplicate":
         relay.metrics.duplicates += 1
-        return web.json_response(
-            {"status": "duplicate", "report_id": str(report.report_id)}, status=200
-        )
+        return _answer(200, "duplicate", report.report_id)
     relay.metrics.accepted += 1
-    return web.json_response({"status": "stored", "report_id": str(report.report_id)}, status=202)
+    return _answer(202, "stored", report.report_id)
+
+
+async def _body(request: web.Request, seconds: float) -> str:
+    """The body as text, waiting at most ``seconds`` for it to arrive. A report's body has
+    usually arrived with its headers: then nothing waits, and no timer is set."""
+    if request.content.is_eof():
+        return await request.text()
+    async with asyncio.timeout(seconds):
+        return await request.text()
+
+
+def _answer(status: int, outcome: str, report_id: uuid.UUID) -> web.Response:
+    """``{"status": outcome, "report_id": …}`` as ``json.dumps`` writes it, without building
+    a dict to dump: a UUID's text needs no escaping."""
+    return web.Response(
+        status=status,
+        text=f'{{"status": "{outcome}", "report_id": "{report_id}"}}',
+        content_type="application/json",
+    )
 
 
 @authorized(admin=True)

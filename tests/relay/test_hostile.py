@@ -994,6 +994,37 @@ async def test_a_refused_upload_is_not_read(
     assert read < 24 * 65536
 
 
+async def test_a_body_is_waited_for_only_until_the_body_timeout(
+    make_client: MakeClient, home: NewHome, make_report: Callable[..., Any]
+) -> None:
+    """A body that arrives in pieces within ``HPOLL_RELAY_BODY_TIMEOUT`` is stored; one that
+    stalls is answered 408 and nothing is stored."""
+    client: Client = await make_client(body_timeout=1.0)
+    headers = {**JSON, "Authorization": f"Bearer {home.token}"}
+
+    def pieces(body: bytes, pause: float) -> Callable[[], AsyncIterator[bytes]]:
+        async def send() -> AsyncIterator[bytes]:
+            middle = len(body) // 2
+            yield body[:middle]
+            await asyncio.sleep(pause)
+            yield body[middle:]
+
+        return send
+
+    slow = json.dumps(make_report(home.id)).encode()
+    async with client.post("/api/v1/reports", data=pieces(slow, 0.2)(), headers=headers) as answer:
+        assert answer.status == 202
+    stalled = json.dumps(make_report(home.id)).encode()
+    with contextlib.suppress(ClientError):  # the relay may close before the rest is sent
+        async with client.post(
+            "/api/v1/reports", data=pieces(stalled, 3.0)(), headers=headers
+        ) as answer:
+            assert answer.status == 408
+    relay = client.server.app[RELAY]  # type: ignore[union-attr]
+    assert relay.metrics.rejected["timeout"] == 1
+    assert relay.metrics.accepted == 1
+
+
 async def test_a_home_sending_big_garbage_is_limited_by_what_it_costs(
     make_client: MakeClient, engine: AsyncEngine, db_url: str, home: NewHome
 ) -> None:

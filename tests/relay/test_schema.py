@@ -315,3 +315,38 @@ def test_any_mutation_is_a_report_or_names_its_field(report: dict[str, Any]) -> 
     for part in refused.field.split(".")[:-1]:
         node = node[int(part)] if isinstance(node, list) else node[part]
     assert refused.message
+
+
+def _text_paths(report: dict[str, Any]) -> list[str]:
+    """Every Text field of ``report``, found through the model (``relay.schema``)."""
+    from relay.schema import _text_fields
+
+    return [path for path, _ in _text_fields(validate_report(report))]
+
+
+def test_every_text_is_checked_for_blanks_and_nul(report: dict[str, Any]) -> None:
+    """The hand-gathered texts (the fast check) are exactly the model's Text fields, and a
+    blank or NUL-carrying value in any of them is refused naming it."""
+    from relay.schema import _text_fields, _texts
+
+    report["devices"][0]["room"] = "Hall"
+    report["activity"][0]["room"] = "Hall"
+    report["bridge"]["time_zone"] = "Europe/Berlin"
+    validated = validate_report(report)
+    assert sorted(_texts(validated)) == sorted(text for _, text in _text_fields(validated))
+    paths = [path for path in _text_paths(report) if path != "counters"]
+    assert {"home_id", "bridge.name", "devices.1.kind", "activity.0.sensor_id"} <= set(paths)
+    for path in paths:
+        for bad in ("", " \u3000\t", "Hall\x00"):
+            broken = copy.deepcopy(report)
+            _set(broken, path, bad)
+            with pytest.raises(ReportError) as caught:
+                validate_report(broken)
+            assert caught.value.field == path
+            assert "not blank, without NUL" in caught.value.message
+    for bad in ("", " ", "polls\x00"):
+        broken = copy.deepcopy(report)
+        broken["counters"][bad] = 1
+        with pytest.raises(ReportError) as caught:
+            validate_report(broken)
+        assert caught.value.field == "counters"
