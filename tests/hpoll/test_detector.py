@@ -167,6 +167,24 @@ def test_a_late_riser_is_not_alarmed_at_seven() -> None:
     assert first_inactive(home.run(day + timedelta(hours=9, minutes=45), trip)) is None
 
 
+def test_a_long_night_trip_is_not_the_wake_up() -> None:
+    """A quarter of an hour in the bathroom before dawn, then back to bed: the day has not
+    begun, so a person who then does not get up is "not up" at the usual margin, not left to
+    the safety net hours later."""
+    home = learned_home()
+    day = MONDAY + timedelta(days=14)
+    trip = day + timedelta(hours=5, minutes=30)
+    steps = [("Hall", 0), *(("Bathroom", m) for m in (1, 5, 9, 13)), ("Hall", 15), ("Bedroom", 16)]
+    events = [motion(room, trip + timedelta(minutes=m)) for room, m in steps]
+    assert home.now == day
+    verdicts = home.run(day + timedelta(hours=12), events)
+    alarm = first_inactive(verdicts)
+    assert alarm is not None
+    assert alarm.reason == "not_up"
+    assert (minutes_to_alarm(verdicts) or 0) < 10 * 60  # before the 3 h net after 07:00
+    assert home.detector._cycle(trip)[0] not in home.detector.history.wakes
+
+
 def test_a_long_bathroom_visit_at_night_is_caught() -> None:
     home = learned_home()
     day = MONDAY + timedelta(days=14)

@@ -89,10 +89,11 @@ PRIOR_QUIET_SLOT = 8
 PRIOR_WAKE = 330.0
 #: The morning edge: usual (90th percentile) first activity plus at least this.
 WAKE_MARGIN = 45.0
-#: Sustained activity: this many events within WAKE_WINDOW minutes, spread over WAKE_SPAN.
+#: Sustained activity: at least this many events, none more than WAKE_PAUSE minutes after the
+#: one before, spread over WAKE_SPAN minutes (a night trip to the bathroom is over sooner).
 WAKE_EVENTS = 3
-WAKE_WINDOW = 45.0
-WAKE_SPAN = 10.0
+WAKE_PAUSE = 30.0
+WAKE_SPAN = 30.0
 #: "Low activity today": at least this many hours watched today, this many days to compare.
 LOW_HOURS = 4.0
 LOW_DAYS = 5
@@ -503,10 +504,13 @@ class InactivityDetector:
         day, minute = self._cycle(at)
         if day != self._cycle_day:
             self._cycle_day, self._cycle_events = day, []
-        if day in self.history.wakes:
-            return
-        # The first activity of a SUSTAINED stretch after the quietest hour is the wake-up.
-        self._cycle_events = [m for m in self._cycle_events if minute - m <= WAKE_WINDOW] + [minute]
+        if day in self.history.wakes or stray:
+            return  # a pet's lone movements wake nobody
+        # The first activity of a SUSTAINED stretch after the quietest hour is the wake-up; a
+        # night trip (the bathroom, back to bed, then silence) is not.
+        if self._cycle_events and minute - self._cycle_events[-1] > WAKE_PAUSE:
+            self._cycle_events = []
+        self._cycle_events.append(minute)
         first = self._cycle_events[0]
         if len(self._cycle_events) >= WAKE_EVENTS and minute - first >= WAKE_SPAN:
             # Kept as the local time of day: the quietest hour may move as more is learned.
