@@ -203,6 +203,38 @@ def test_sleep_after_a_night_visit_is_no_alarm() -> None:
     assert first_inactive(home.run(day + timedelta(hours=7, minutes=30), ordinary_day(day))) is None
 
 
+def test_an_unseen_last_step_back_to_bed_is_no_alarm() -> None:
+    """Back from the bathroom through the hall, the bedroom sensor misses the last steps: the
+    hall is this home's way to bed, so the silence is judged as sleep (and the morning edge
+    watches it). Getting up into the hall and staying there is still a night visit."""
+    home = learned_home()
+    assert home.detector.history.ways_to_bed() == {"Hall"}
+    day = MONDAY + timedelta(days=14)
+    trip = day + timedelta(hours=3)
+    back = [motion("Hall", trip), motion("Bathroom", trip + timedelta(minutes=1))]
+    back.append(motion("Hall", trip + timedelta(minutes=8)))
+    morning = [e for e in ordinary_day(day) if e.at >= day + timedelta(hours=7)]
+    assert first_inactive(home.run(day + timedelta(hours=8), back + morning)) is None
+    night = day + timedelta(days=1, hours=3)
+    home.run(night - timedelta(hours=1), ordinary_day(day))
+    up = [motion("Bedroom", night - timedelta(minutes=1)), motion("Hall", night)]
+    alarm = first_inactive(home.run(night + timedelta(hours=3), up))
+    assert alarm is not None
+    assert (alarm.reason, alarm.since) == ("unusual_gap", night)
+
+
+def test_the_bedroom_firing_alone_after_a_night_trip_is_the_person_in_bed() -> None:
+    """The hall missed the way back: only the bedroom, alone, says the bathroom visit is over.
+    A sensor where the nights are slept, firing alone, is the person in bed, not a pet."""
+    home = learned_home()
+    day = MONDAY + timedelta(days=14)
+    trip = day + timedelta(hours=3)
+    steps = [("Hall", 0), ("Bathroom", 1), ("Bathroom", 6), ("Bedroom", 12), ("Bedroom", 90)]
+    events = [motion(room, trip + timedelta(minutes=m)) for room, m in steps]
+    events += [e for e in ordinary_day(day) if e.at >= day + timedelta(hours=7)]
+    assert first_inactive(home.run(day + timedelta(hours=8), events)) is None
+
+
 def test_a_lone_sensor_firing_for_hours_is_seen_through() -> None:
     home = learned_home()
     day = MONDAY + timedelta(days=14)
@@ -381,8 +413,16 @@ def test_sleep_rooms_and_restless_sensors_are_learned_from_counts() -> None:
     # 8 hours of night: the cat alone as often at night as by day; one trip a night is a person.
     assert history.restless(8.0) == {"cat"}
     assert history.restless(8.0, 0.1, nightly=0.0) == {"cat", "hall"}
-    restored = History.restore(history.export())
+    history.ways = {1: "Hall", 2: "Hall", 3: "Bathroom"}
+    assert history.ways_to_bed() == {"Hall"}  # the bathroom: 1 night in 3
+    restored = History.restore(
+        {
+            **history.export(),
+            "ways": {"4": 5, "x": "Hall", **{str(day): room for day, room in history.ways.items()}},
+        }
+    )
     assert (restored.sleeps, restored.strays) == (history.sleeps, history.strays)
+    assert restored.ways == history.ways
 
 
 def test_a_return_seen_by_one_lone_movement_ends_the_absence() -> None:
