@@ -310,15 +310,18 @@ def polls(
     latest: dict[str, datetime] = {}
     index = door_index = 0
     step = timedelta(minutes=POLL_MINUTES)
+    # Sensors that changed since the last poll that reached the bridge, and the door's latest
+    # change: a poll during an outage sees nothing, the next one that gets through sees each
+    # sensor's latest change (the bridge keeps it), as the tracker would report it.
+    moved: set[str] = set()
+    door: datetime | None = None
     while t < end:
         t += step
-        moved: set[str] = set()
         while index < len(changes) and changes[index][0] <= t:
             when, room, on = changes[index]
             state[room], latest[room] = on, when
             moved.add(room)
             index += 1
-        door = None
         while door_index < len(doors) and doors[door_index] <= t:
             door = doors[door_index]
             door_index += 1
@@ -341,6 +344,7 @@ def polls(
         was_on = dict(state)
         if door is not None and home.door:
             events.append(ActivityEvent("front-door", "hall", door, "contact"))
+        moved, door = set(), None
         yield t, events, True
 
 
