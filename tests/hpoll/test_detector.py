@@ -235,6 +235,18 @@ def test_the_bedroom_firing_alone_after_a_night_trip_is_the_person_in_bed() -> N
     assert first_inactive(home.run(day + timedelta(hours=8), events)) is None
 
 
+def test_a_lone_movement_at_night_is_the_person_where_no_pet_is_seen() -> None:
+    """The bathroom has no sensor: a night trip is the hall alone, then nothing. Once the home
+    is learned and no pet has shown, that lone movement is the person up, and a stay far
+    longer than a night visit there is an alarm (not left to the morning)."""
+    home = learned_home()
+    assert not home.detector._pet_sensors()[1]
+    night = MONDAY + timedelta(days=14, hours=3)
+    alarm = first_inactive(home.run(night + timedelta(hours=3), [motion("Hall", night)]))
+    assert alarm is not None
+    assert (alarm.reason, alarm.since) == ("unusual_gap", night)
+
+
 def test_a_lone_sensor_firing_for_hours_is_seen_through() -> None:
     home = learned_home()
     day = MONDAY + timedelta(days=14)

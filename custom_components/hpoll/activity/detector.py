@@ -749,9 +749,14 @@ class InactivityDetector:
         limit = self._room_limit(last)
         bed = self._bed_bound()
         pets = self._pet_sensors()[1]
-        lone = self._last_lone or self._moved_room is not None
+        # A lone movement at night (a pet, a turn in bed) is no visit while the home is learned
+        # and where a pet is seen; in a home without one it is the person (whose bathroom,
+        # say, has no sensor).
+        lone = (self._last_lone and (days < LEARNING_DAYS or bool(pets))) or (
+            self._moved_room is not None
+        )
         if limit is not None and self._night(self._slot(last)) and lone:
-            limit = None  # a lone event in the night (a pet, a turn in bed) is not a visit
+            limit = None
         found: dict[str, tuple[datetime, float]] = {}
         if limit is not None and gap > limit * factor:
             found["unusual_gap"] = (last, limit * factor)
