@@ -21,14 +21,18 @@ Detectors, polled with what the poll saw:
   * fixed: 3 h without activity outside quiet hours 22:00-07:00, off after a door (the rule the
     integration had; implemented here on its own);
   * detector: custom_components/hpoll/activity/detector.py (with its 3 h safety net).
-False alarms: alarm episodes that begin before the incident, per home-day watched.
+False alarms: alarm episodes that begin before the incident, per home-day watched. An alarm that
+began before the incident and still stands at it stays a false alarm (it was one when it was
+raised) and detects the incident at the first poll after it (the caregiver is being alerted
+about the home while the person lies there); such incidents are counted apart.
 Low-activity days: illness days the detector flagged ("low activity today") / all illness days,
 and normal days it flagged.
 
 Printed JSON keys:
   homes, days, incidents, seed, poll_minutes
   <detector>_{mean,median,p90}_minutes, <detector>_missed, <detector>_false_alarms_per_home_day,
-  <detector>_night_mean_minutes, <detector>_night_incidents, <detector>_worst_type_ratio
+  <detector>_night_mean_minutes, <detector>_night_incidents, <detector>_worst_type_ratio,
+  <detector>_alarm_standing_at_incident (incidents an earlier alarm was still on at)
   (worst household type's mean / the overall mean), <detector>_<type>_mean_minutes,
   <detector>_<type>_false_alarms_per_home_day, low_days_found, low_days, low_days_false,
   speedup_mean (fixed mean / detector mean, the baseline in the same run)
@@ -310,15 +314,18 @@ def polls(
     latest: dict[str, datetime] = {}
     index = door_index = 0
     step = timedelta(minutes=POLL_MINUTES)
+    # Sensors that changed since the last poll that reached the bridge, and the door's latest
+    # change: a poll during an outage sees nothing, the next one that gets through sees each
+    # sensor's latest change (the bridge keeps it), as the tracker would report it.
+    moved: set[str] = set()
+    door: datetime | None = None
     while t < end:
         t += step
-        moved: set[str] = set()
         while index < len(changes) and changes[index][0] <= t:
             when, room, on = changes[index]
             state[room], latest[room] = on, when
             moved.add(room)
             index += 1
-        door = None
         while door_index < len(doors) and doors[door_index] <= t:
             door = doors[door_index]
             door_index += 1
@@ -341,6 +348,7 @@ def polls(
         was_on = dict(state)
         if door is not None and home.door:
             events.append(ActivityEvent("front-door", "hall", door, "contact"))
+        moved, door = set(), None
         yield t, events, True
 
 
@@ -372,6 +380,8 @@ class Outcome:
     low_found: int
     low_false: int
     low_days: int
+    #: Per detector: 1 when an alarm that began before the incident still stood at it.
+    standing: dict[str, int]
 
 
 def run(home: Home, incident: datetime, night: bool, rng: random.Random) -> Outcome:
@@ -382,6 +392,7 @@ def run(home: Home, incident: datetime, night: bool, rng: random.Random) -> Outc
     fixed = Fixed()
     alarming = {"fixed": False, "detector": False}
     false_alarms = {"fixed": 0, "detector": 0}
+    standing = {"fixed": 0, "detector": 0}
     found: dict[str, datetime] = {}
     low_days: set[int] = set()
     end = incident + timedelta(hours=24)
@@ -391,11 +402,15 @@ def run(home: Home, incident: datetime, night: bool, rng: random.Random) -> Outc
         if verdict.low_activity_today and now < incident:
             low_days.add((now.astimezone(ZONE).date() - FIRST_DAY.date()).days)
         for name, on in states.items():
-            if on and not alarming[name]:
-                if now < incident:
-                    false_alarms[name] += 1
-                else:
-                    found.setdefault(name, now)
+            if on and not alarming[name] and now < incident:
+                false_alarms[name] += 1
+            elif on and now >= incident and name not in found:
+                # An alarm on at the incident: new, or one that began before it and still
+                # stands (counted above as the false alarm it was when it began, and as
+                # standing, below); either way the caregiver is being alerted about this home
+                # while the person lies there.
+                found[name] = now
+                standing[name] += alarming[name]
             alarming[name] = on
     minutes = {
         name: min(MISSED, (found[name] - incident).total_seconds() / 60)
@@ -406,7 +421,14 @@ def run(home: Home, incident: datetime, night: bool, rng: random.Random) -> Outc
     days = (incident - FIRST_DAY).total_seconds() / 86400
     ill = {d for d in home.ill_days if _local(d, 23) < incident}
     return Outcome(
-        minutes, false_alarms, days, night, len(low_days & ill), len(low_days - ill), len(ill)
+        minutes,
+        false_alarms,
+        days,
+        night,
+        len(low_days & ill),
+        len(low_days - ill),
+        len(ill),
+        standing,
     )
 
 
@@ -445,6 +467,7 @@ def main() -> None:
         figures[f"{name}_false_alarms_per_home_day"] = round(
             sum(o.false_alarms[name] for o in every) / home_days, 3
         )
+        figures[f"{name}_alarm_standing_at_incident"] = sum(o.standing[name] for o in every)
         figures[f"{name}_night_incidents"] = len(night)
         figures[f"{name}_night_mean_minutes"] = round(statistics.mean(night), 1) if night else 0
         print(

@@ -167,6 +167,24 @@ def test_a_late_riser_is_not_alarmed_at_seven() -> None:
     assert first_inactive(home.run(day + timedelta(hours=9, minutes=45), trip)) is None
 
 
+def test_a_long_night_trip_is_not_the_wake_up() -> None:
+    """A quarter of an hour in the bathroom before dawn, then back to bed: the day has not
+    begun, so a person who then does not get up is "not up" at the usual margin, not left to
+    the safety net hours later."""
+    home = learned_home()
+    day = MONDAY + timedelta(days=14)
+    trip = day + timedelta(hours=5, minutes=30)
+    steps = [("Hall", 0), *(("Bathroom", m) for m in (1, 5, 9, 13)), ("Hall", 15), ("Bedroom", 16)]
+    events = [motion(room, trip + timedelta(minutes=m)) for room, m in steps]
+    assert home.now == day
+    verdicts = home.run(day + timedelta(hours=12), events)
+    alarm = first_inactive(verdicts)
+    assert alarm is not None
+    assert alarm.reason == "not_up"
+    assert (minutes_to_alarm(verdicts) or 0) < 10 * 60  # before the 3 h net after 07:00
+    assert home.detector._cycle(trip)[0] not in home.detector.history.wakes
+
+
 def test_a_long_bathroom_visit_at_night_is_caught() -> None:
     home = learned_home()
     day = MONDAY + timedelta(days=14)
@@ -183,6 +201,50 @@ def test_sleep_after_a_night_visit_is_no_alarm() -> None:
     home = learned_home()
     day = MONDAY + timedelta(days=14)
     assert first_inactive(home.run(day + timedelta(hours=7, minutes=30), ordinary_day(day))) is None
+
+
+def test_an_unseen_last_step_back_to_bed_is_no_alarm() -> None:
+    """Back from the bathroom through the hall, the bedroom sensor misses the last steps: the
+    hall is this home's way to bed, so the silence is judged as sleep (and the morning edge
+    watches it). Getting up into the hall and staying there is still a night visit."""
+    home = learned_home()
+    assert home.detector.history.ways_to_bed() == {"Hall"}
+    day = MONDAY + timedelta(days=14)
+    trip = day + timedelta(hours=3)
+    back = [motion("Hall", trip), motion("Bathroom", trip + timedelta(minutes=1))]
+    back.append(motion("Hall", trip + timedelta(minutes=8)))
+    morning = [e for e in ordinary_day(day) if e.at >= day + timedelta(hours=7)]
+    assert first_inactive(home.run(day + timedelta(hours=8), back + morning)) is None
+    night = day + timedelta(days=1, hours=3)
+    home.run(night - timedelta(hours=1), ordinary_day(day))
+    up = [motion("Bedroom", night - timedelta(minutes=1)), motion("Hall", night)]
+    alarm = first_inactive(home.run(night + timedelta(hours=3), up))
+    assert alarm is not None
+    assert (alarm.reason, alarm.since) == ("unusual_gap", night)
+
+
+def test_the_bedroom_firing_alone_after_a_night_trip_is_the_person_in_bed() -> None:
+    """The hall missed the way back: only the bedroom, alone, says the bathroom visit is over.
+    A sensor where the nights are slept, firing alone, is the person in bed, not a pet."""
+    home = learned_home()
+    day = MONDAY + timedelta(days=14)
+    trip = day + timedelta(hours=3)
+    steps = [("Hall", 0), ("Bathroom", 1), ("Bathroom", 6), ("Bedroom", 12), ("Bedroom", 90)]
+    events = [motion(room, trip + timedelta(minutes=m)) for room, m in steps]
+    events += [e for e in ordinary_day(day) if e.at >= day + timedelta(hours=7)]
+    assert first_inactive(home.run(day + timedelta(hours=8), events)) is None
+
+
+def test_a_lone_movement_at_night_is_the_person_where_no_pet_is_seen() -> None:
+    """The bathroom has no sensor: a night trip is the hall alone, then nothing. Once the home
+    is learned and no pet has shown, that lone movement is the person up, and a stay far
+    longer than a night visit there is an alarm (not left to the morning)."""
+    home = learned_home()
+    assert not home.detector._pet_sensors()[1]
+    night = MONDAY + timedelta(days=14, hours=3)
+    alarm = first_inactive(home.run(night + timedelta(hours=3), [motion("Hall", night)]))
+    assert alarm is not None
+    assert (alarm.reason, alarm.since) == ("unusual_gap", night)
 
 
 def test_a_lone_sensor_firing_for_hours_is_seen_through() -> None:
@@ -363,8 +425,16 @@ def test_sleep_rooms_and_restless_sensors_are_learned_from_counts() -> None:
     # 8 hours of night: the cat alone as often at night as by day; one trip a night is a person.
     assert history.restless(8.0) == {"cat"}
     assert history.restless(8.0, 0.1, nightly=0.0) == {"cat", "hall"}
-    restored = History.restore(history.export())
+    history.ways = {1: "Hall", 2: "Hall", 3: "Bathroom"}
+    assert history.ways_to_bed() == {"Hall"}  # the bathroom: 1 night in 3
+    restored = History.restore(
+        {
+            **history.export(),
+            "ways": {"4": 5, "x": "Hall", **{str(day): room for day, room in history.ways.items()}},
+        }
+    )
     assert (restored.sleeps, restored.strays) == (history.sleeps, history.strays)
+    assert restored.ways == history.ways
 
 
 def test_a_return_seen_by_one_lone_movement_ends_the_absence() -> None:

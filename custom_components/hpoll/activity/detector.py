@@ -89,10 +89,11 @@ PRIOR_QUIET_SLOT = 8
 PRIOR_WAKE = 330.0
 #: The morning edge: usual (90th percentile) first activity plus at least this.
 WAKE_MARGIN = 45.0
-#: Sustained activity: this many events within WAKE_WINDOW minutes, spread over WAKE_SPAN.
+#: Sustained activity: at least this many events, none more than WAKE_PAUSE minutes after the
+#: one before, spread over WAKE_SPAN minutes (a night trip to the bathroom is over sooner).
 WAKE_EVENTS = 3
-WAKE_WINDOW = 45.0
-WAKE_SPAN = 10.0
+WAKE_PAUSE = 30.0
+WAKE_SPAN = 30.0
 #: "Low activity today": at least this many hours watched today, this many days to compare.
 LOW_HOURS = 4.0
 LOW_DAYS = 5
@@ -177,6 +178,7 @@ class InactivityDetector:
         self.history = history or History()
         self.last_at: datetime | None = None
         self._last_room: str | None = None
+        self._last_sensor: str | None = None
         #: The latest CORROBORATED presence (two sensors within CORROBORATE), and its room:
         #: a pet, or a sensor stuck on, fires alone.
         self._sure_at: datetime | None = None
@@ -192,6 +194,11 @@ class InactivityDetector:
         #: The latest presence that was not a lone movement, its room, and whether the silence
         #: since it was watched at home throughout.
         self._visit_last: tuple[datetime, str] | None = None
+        #: The room of the latest presence in another room than the latest one (where the person
+        #: came from: on the way back from the bathroom, or from the living room to bed).
+        self._came_from: str | None = None
+        #: ... as it was at the latest visit (``_visit_last``).
+        self._visit_from: str | None = None
         self._visit_clean = False
         #: Each sensor's latest presence, and which sensors are doors.
         self._seen: dict[str, datetime] = {}
@@ -413,19 +420,59 @@ class InactivityDetector:
         if not stray and self._visit_last is not None and self._visit_clean:
             # Between visits: a pet's movements do not cut the night in pieces.
             self._learn_sleep(*self._visit_last, at)
-        if self._corroborated(event) if sure is None else sure:
+        corroborated = self._corroborated(event) if sure is None else sure
+        if (
+            not corroborated
+            and self.last_at is not None
+            and self._last_sensor not in self._pet_sensors()[1]
+            and self._room_limit(self.last_at) is None
+        ):
+            # The first movement after a night in bed (not after a pet's movement, where a room
+            # stands for the bed that has no sensor): whoever it is starts a new run of lone
+            # sensors (the night was judged as sleep; it is no run).
+            self._sure_at, self._sure_room, self._run_clean = at, event.room, False
+        if corroborated:
             if self._sure_at is not None and self._run_clean and at > self._sure_at:
                 self._learn(self.history.runs, self._sure_at, at, self._sure_room or "?")
             self._sure_at, self._sure_room, self._run_clean = at, event.room, True
         self._seen[event.sensor_id] = at
+        if self._last_room is not None and self._last_room != event.room:
+            self._came_from = self._last_room
         self.last_at, self._last_room, self._moved_room = at, event.room, None
+        self._last_sensor = event.sensor_id
         blind = self._blind_until is not None and at <= self._blind_until
         self._gap_clean = not (self.away or blind)
         if not stray:
             self._visit_last, self._visit_clean = (at, event.room or "?"), self._gap_clean
+            self._visit_from = self._came_from
         self._visit_clean = self._visit_clean and self._gap_clean
         self._run_clean = self._run_clean and self._gap_clean
         self._gap_low_day = self._low_activity(at)
+
+    def _room_limit(self, last: datetime) -> float | None:
+        """Minutes the silence since the latest presence (at ``last``) may last, judged by the
+        rooms the person may be in: None when that is in bed at night."""
+        limit = self._gap_limit(last, self._last_room)
+        if limit is not None and self._moved_room is not None:
+            # Perhaps the person, perhaps a pet moved there since: the more lenient of both.
+            moved = self._gap_limit(last, self._moved_room)
+            limit = None if moved is None else max(limit, moved)
+        bed = self._bed_bound()
+        if limit is not None and bed is not None:
+            # On the way to bed: as lenient as a silence that began there.
+            in_bed = self._gap_limit(last, bed)
+            limit = None if in_bed is None else max(limit, in_bed)
+        return limit
+
+    def _bed_bound(self) -> str | None:
+        """A room where the nights are slept that the person may have gone on to unseen (its
+        sensor missed the last steps, or saw them too briefly for a poll): the latest presence
+        was in the room through which this home goes to bed, coming from elsewhere in the
+        home, not from bed (that is someone getting up)."""
+        room, sleep = self._last_room or "?", self.history.sleep_rooms()
+        if not sleep or room in sleep or self._came_from in (None, *sleep):
+            return None
+        return min(sleep) if room in self.history.ways_to_bed() else None
 
     def _slot(self, when: datetime) -> int:
         local = when.astimezone(self.timezone)
@@ -474,6 +521,10 @@ class InactivityDetector:
         if minutes > self._night_longest.get(night, 0.0):
             self._night_longest[night] = minutes
             self.history.sleeps[night] = room
+            if self._visit_from is not None and self._visit_from != room:
+                self.history.ways[night] = self._visit_from
+            else:
+                self.history.ways.pop(night, None)
 
     def _to_night(self, start: datetime) -> float | None:
         """Minutes from ``start`` to the home's next night (0 in it; None: no night known)."""
@@ -503,10 +554,13 @@ class InactivityDetector:
         day, minute = self._cycle(at)
         if day != self._cycle_day:
             self._cycle_day, self._cycle_events = day, []
-        if day in self.history.wakes:
-            return
-        # The first activity of a SUSTAINED stretch after the quietest hour is the wake-up.
-        self._cycle_events = [m for m in self._cycle_events if minute - m <= WAKE_WINDOW] + [minute]
+        if day in self.history.wakes or stray:
+            return  # a pet's lone movements wake nobody
+        # The first activity of a SUSTAINED stretch after the quietest hour is the wake-up; a
+        # night trip (the bathroom, back to bed, then silence) is not.
+        if self._cycle_events and minute - self._cycle_events[-1] > WAKE_PAUSE:
+            self._cycle_events = []
+        self._cycle_events.append(minute)
         first = self._cycle_events[0]
         if len(self._cycle_events) >= WAKE_EVENTS and minute - first >= WAKE_SPAN:
             # Kept as the local time of day: the quietest hour may move as more is learned.
@@ -692,14 +746,17 @@ class InactivityDetector:
             return verdict(AWAY, self.door_at, None, None)
         factor = LOW_DAY_FACTOR if self._gap_low_day else 1.0
         gap = _minutes(now - last)
-        limit = self._gap_limit(last, self._last_room)
-        if limit is not None and self._moved_room is not None:
-            # Perhaps the person, perhaps a pet moved there since: the more lenient of both.
-            moved = self._gap_limit(last, self._moved_room)
-            limit = None if moved is None else max(limit, moved)
-        lone = self._last_lone or self._moved_room is not None
+        limit = self._room_limit(last)
+        bed = self._bed_bound()
+        pets = self._pet_sensors()[1]
+        # A lone movement at night (a pet, a turn in bed) is no visit while the home is learned
+        # and where a pet is seen; in a home without one it is the person (whose bathroom,
+        # say, has no sensor).
+        lone = (self._last_lone and (days < LEARNING_DAYS or bool(pets))) or (
+            self._moved_room is not None
+        )
         if limit is not None and self._night(self._slot(last)) and lone:
-            limit = None  # a lone event in the night (a pet, a turn in bed) is not a visit
+            limit = None
         found: dict[str, tuple[datetime, float]] = {}
         if limit is not None and gap > limit * factor:
             found["unusual_gap"] = (last, limit * factor)
@@ -720,6 +777,17 @@ class InactivityDetector:
         if sure is not None and last - sure > CORROBORATE:
             # Only lone sensors have fired since ``sure``, for longer than usual.
             run_limit = self._run_limit(sure, self._sure_room)
+            in_bed_room = (
+                self._last_room
+                if self._last_room in (self.history.sleep_rooms() or ())
+                and self._last_sensor not in pets
+                else bed
+            )
+            if run_limit is not None and in_bed_room is not None:
+                # The lone sensor is where the nights are slept, or on the way there: the
+                # person may be in bed.
+                in_bed = self._run_limit(sure, in_bed_room)
+                run_limit = None if in_bed is None else max(run_limit, in_bed)
             if run_limit is not None and _minutes(now - sure) > run_limit * factor:
                 found["one_sensor"] = (sure, run_limit * factor)
         if (

@@ -28,6 +28,8 @@ MARGIN = 2.0
 PRIOR_DAYS = 5.0
 #: A room is where the night is slept when it began the night's longest silence this often.
 SLEEP_SHARE = 0.2
+#: ... and the way to bed is the room the person came from into it at least this often.
+WAY_SHARE = 0.5
 #: A sensor firing alone at night at least this share of its rate by day (and at least this
 #: many times in the history) is restless: moved by something else than the person.
 RESTLESS_RATIO = 0.5
@@ -178,6 +180,9 @@ class History:
     #: Per day, per sensor: [at night, by day] events that fired ALONE and outside a visit a
     #: sure presence began (a pet's; a person's movements come in corroborated sequences).
     strays: dict[int, dict[str, list[int]]] = field(default_factory=dict)
+    #: Per night: the room the person came from into the room where that night was slept (the
+    #: way to bed: its last step may go unseen).
+    ways: dict[int, str] = field(default_factory=dict)
 
     def sleep_rooms(self) -> set[str] | None:
         """Rooms where this home's nights are slept: those that began its longest night-time
@@ -188,6 +193,16 @@ class History:
         for room in self.sleeps.values():
             counts[room] = counts.get(room, 0) + 1
         return {room for room, n in counts.items() if n >= SLEEP_SHARE * len(self.sleeps)}
+
+    def ways_to_bed(self) -> set[str]:
+        """The room through which this home usually goes to bed: the one it came from into
+        the night's room on at least half of the nights (none while fewer than 3 are known)."""
+        if len(self.ways) < 3:
+            return set()
+        counts: dict[str, int] = {}
+        for room in self.ways.values():
+            counts[room] = counts.get(room, 0) + 1
+        return {room for room, n in counts.items() if n >= WAY_SHARE * len(self.ways)}
 
     def stray(self, day: int, sensor: str, *, night: bool) -> None:
         """A lone event of ``sensor`` outside any visit, on ``day``."""
@@ -235,7 +250,7 @@ class History:
         """Keep ``HISTORY_DAYS``."""
         self.gaps.forget_before(day)
         self.runs.forget_before(day)
-        for table in (self.wakes, self.profiles, self.sleeps, self.strays):
+        for table in (self.wakes, self.profiles, self.sleeps, self.strays, self.ways):
             for old in [d for d in table if d < day]:
                 del table[old]
 
@@ -248,6 +263,7 @@ class History:
             "profiles": {str(day): p.export() for day, p in self.profiles.items()},
             "sleeps": {str(day): room for day, room in self.sleeps.items()},
             "strays": {str(day): sensors for day, sensors in self.strays.items()},
+            "ways": {str(day): room for day, room in self.ways.items()},
         }
 
     @classmethod
@@ -268,6 +284,10 @@ class History:
         for day, room in sleeps.items() if isinstance(sleeps, dict) else ():
             if str(day).isdigit() and isinstance(room, str):
                 history.sleeps[int(day)] = room
+        ways = data.get("ways")
+        for day, room in ways.items() if isinstance(ways, dict) else ():
+            if str(day).isdigit() and isinstance(room, str):
+                history.ways[int(day)] = room
         strays = data.get("strays")
         for day, sensors in strays.items() if isinstance(strays, dict) else ():
             if not (str(day).isdigit() and isinstance(sensors, dict)):
