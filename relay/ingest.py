@@ -9,7 +9,7 @@ A repeated ``report_id`` (per home) is answered as a duplicate and stored once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 import contextlib
 from dataclasses import dataclass, field
@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .clock import utcnow
 from .metrics import Metrics
 from .schema import Report, Verdict
+from .storage.bulk import DriverStatement, row_values
 from .storage.db import checkpoint_sqlite, create_sync_sqlite_engine
 from .storage.models import ACTIVITY, DEVICES, HOMES, IN_LIST, REPORTS, insert_or_skip
 
@@ -139,113 +140,12 @@ def _least(dialect: str, a: Any, b: Any) -> Any:
     return func.least(a, b) if dialect == "postgresql" else func.min(a, b)
 
 
-#: A value's place in the rows given (row, field; ``row`` -1: a literal of the statement) and
-#: the driver's conversion of it.
-type _Plan = list[tuple[int, int, Any, Callable[[Any], Any] | None]]
-
-
-def _plan(compiled: Any, where: dict[str, tuple[int, int]], dialect: Dialect) -> _Plan:
-    """Where each positional parameter of ``compiled`` takes its value from."""
-    assert compiled.positiontup is not None  # both drivers take positional parameters
-    plan: _Plan = []
-    for name in compiled.positiontup:
-        parameter = compiled.binds[name]
-        row, field = where.get(name, (-1, -1))  # not a row's: a literal ('connected')
-        convert = parameter.type.dialect_impl(dialect).bind_processor(dialect)
-        plan.append((row, field, parameter.value, convert))
-    return plan
-
-
-def _bind(plan: _Plan, rows: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
-    """The parameters of a statement for ``rows``, as the driver takes them."""
-    values = []
-    for row, column, literal, convert in plan:
-        value = literal if row < 0 else rows[row][column]
-        values.append(value if convert is None else convert(value))
-    return tuple(values)
-
-
-class _DriverStatement:
-    """A statement compiled ONCE to the driver's own SQL and run on the driver's cursor
-    (``exec_driver_sql``) with rows given as tuples in ``fields`` order.
-
-    The dialect's own bind processors convert the values (the stored text is what SQLAlchemy
-    would have written); nothing else runs per row. Through ``Connection.execute``, SQLAlchemy's
-    per-row parameter handling (a dict per row, ``construct_params``, processors looked up per
-    parameter) was the largest share of the writer's time (py-spy, issue 16).
-
-    ``build(n)`` is the statement for ``n`` rows: an INSERT takes them in ONE statement (as many
-    VALUES), compiled once per power of two (a batch's rows go as a few of those); an UPDATE,
-    built for one row (``n`` is 1), goes as an executemany. In SQLite's executemany every row
-    is a step of its own that lets go of the GIL and must wait to take it back from the busy
-    event loop: one statement for all rows waits once.
-    """
-
-    #: Rows per statement at most (SQLite and asyncpg allow 32,766 parameters; a device row
-    #: has 11).
-    MAX_ROWS = 256
-
-    def __init__(
-        self, build: Callable[[int], Any], fields: Sequence[str], dialect: Dialect, *, many: bool
-    ) -> None:
-        self._build = build
-        self._fields = tuple(fields)
-        self._dialect = dialect
-        self._many = many
-        self._compiled: dict[int, tuple[str, _Plan]] = {}
-
-    def _sized(self, rows: int) -> tuple[str, _Plan]:
-        """The SQL and parameter plan for ``rows`` rows (compiled on first use)."""
-        if (known := self._compiled.get(rows)) is None:
-            compiled = self._build(rows).compile(dialect=self._dialect)
-            where = {
-                field if self._many else _param(field, row): (row, index)
-                for row in range(rows)
-                for index, field in enumerate(self._fields)
-            }
-            known = self._compiled[rows] = (compiled.string, _plan(compiled, where, self._dialect))
-        return known
-
-    def execute(
-        self, connection: Connection, rows: Sequence[tuple[Any, ...]]
-    ) -> list[tuple[Any, ...]]:
-        """Store ``rows``; what the statement returns (RETURNING), as plain tuples."""
-        if self._many:
-            sql, plan = self._sized(1)
-            if rows:
-                connection.exec_driver_sql(sql, [_bind(plan, (row,)) for row in rows])
-            return []
-        returned: list[tuple[Any, ...]] = []
-        start = 0
-        while start < len(rows):
-            size = min(self.MAX_ROWS, 1 << ((len(rows) - start).bit_length() - 1))
-            sql, plan = self._sized(size)
-            result = connection.exec_driver_sql(sql, _bind(plan, rows[start : start + size]))
-            if result.returns_rows:
-                returned += map(tuple, result)
-            start += size
-        return returned
-
-
-def _param(field: str, row: int) -> str:
-    """The name of a row's parameter in a statement built for many rows."""
-    return f"{field}__{row}"
-
-
-def _values(table: Any, fields: Sequence[str], rows: int) -> list[dict[str, Any]]:
-    """``rows`` rows of parameters for ``table``'s ``fields`` (see :func:`_param`)."""
-    return [
-        {field: bindparam(_param(field, row), type_=table.c[field].type) for field in fields}
-        for row in range(rows)
-    ]
-
-
 @dataclass(frozen=True, slots=True)
 class _Statements:
-    reports: _DriverStatement
-    devices: _DriverStatement
-    activity: _DriverStatement
-    homes: _DriverStatement
+    reports: DriverStatement
+    devices: DriverStatement
+    activity: DriverStatement
+    homes: DriverStatement
 
 
 _REPORT_FIELDS = ("home_id", "report_id", "sent_at", "received_at", "payload")
@@ -282,16 +182,16 @@ def _statements(dialect: Dialect) -> _Statements:
     if (prepared := _PREPARED.get(key)) is None:
         name = dialect.name
         prepared = _PREPARED[key] = _Statements(
-            _DriverStatement(
+            DriverStatement(
                 functools.partial(_report_insert, name), _REPORT_FIELDS, dialect, many=False
             ),
-            _DriverStatement(
+            DriverStatement(
                 functools.partial(_device_upsert, name), _DEVICE_FIELDS, dialect, many=False
             ),
-            _DriverStatement(
+            DriverStatement(
                 functools.partial(_activity_upsert, name), _ACTIVITY_FIELDS, dialect, many=False
             ),
-            _DriverStatement(lambda _rows: _home_update(name), _HOME_FIELDS, dialect, many=True),
+            DriverStatement(lambda _rows: _home_update(name), _HOME_FIELDS, dialect, many=True),
         )
     return prepared
 
@@ -356,14 +256,14 @@ def _report_insert(dialect: str, rows: int) -> Any:
     reports = REPORTS
     return (
         insert_or_skip(dialect, REPORTS)
-        .values(_values(REPORTS, _REPORT_FIELDS, rows))
+        .values(row_values(REPORTS, _REPORT_FIELDS, rows))
         .on_conflict_do_nothing(index_elements=[reports.c.report_id, reports.c.home_id])
         .returning(reports.c.home_id, reports.c.report_id)
     )
 
 
 def _store_devices(
-    connection: Connection, statement: _DriverStatement, fresh: Sequence[Submission]
+    connection: Connection, statement: DriverStatement, fresh: Sequence[Submission]
 ) -> None:
     # Newest report wins per device, here and against what is stored (late arrivals lose).
     latest: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -393,7 +293,7 @@ def _store_devices(
 
 def _device_upsert(dialect: str, rows: int) -> Any:
     table = DEVICES
-    insert = insert_or_skip(dialect, DEVICES).values(_values(DEVICES, _DEVICE_FIELDS, rows))
+    insert = insert_or_skip(dialect, DEVICES).values(row_values(DEVICES, _DEVICE_FIELDS, rows))
     new = insert.excluded
     still_offline = and_(new.connectivity.is_not(None), new.connectivity != "connected")
     return insert.on_conflict_do_update(
@@ -418,7 +318,7 @@ def _device_upsert(dialect: str, rows: int) -> Any:
 
 
 def _store_activity(
-    connection: Connection, statement: _DriverStatement, fresh: Sequence[Submission]
+    connection: Connection, statement: DriverStatement, fresh: Sequence[Submission]
 ) -> None:
     # (count, first, last) per home, room and bucket: one row each.
     buckets: dict[tuple[str, str, datetime], list[Any]] = {}
@@ -437,7 +337,7 @@ def _store_activity(
 
 def _activity_upsert(dialect: str, rows: int) -> Any:
     table = ACTIVITY
-    insert = insert_or_skip(dialect, ACTIVITY).values(_values(ACTIVITY, _ACTIVITY_FIELDS, rows))
+    insert = insert_or_skip(dialect, ACTIVITY).values(row_values(ACTIVITY, _ACTIVITY_FIELDS, rows))
     new = insert.excluded
     return insert.on_conflict_do_update(
         index_elements=[table.c.home_id, table.c.room, table.c.bucket_start],
@@ -451,7 +351,7 @@ def _activity_upsert(dialect: str, rows: int) -> Any:
 
 def _store_homes(
     connection: Connection,
-    statement: _DriverStatement,
+    statement: DriverStatement,
     fresh: Sequence[Submission],
     received_at: datetime,
 ) -> None:

@@ -484,13 +484,14 @@ async def test_a_batch_of_many_rows_is_stored_whole(
     """Devices and activity go as multi-row statements of a few sizes: a batch whose rows
     need several of them (more than the largest, not a power of two) stores every row, and
     the newest report of a device wins inside the batch too."""
-    from relay.ingest import Submission, _DriverStatement, store_batch
+    from relay.ingest import Submission, store_batch
     from relay.schema import decode_report
+    from relay.storage.bulk import DriverStatement
 
     home = await admin.add_home("Many devices", "Europe/Berlin")
     loop = asyncio.get_running_loop()
     now = datetime.now(UTC)
-    count = _DriverStatement.MAX_ROWS + 45
+    count = DriverStatement.MAX_ROWS + 45
 
     def report(minutes_ago: int, battery: int) -> Submission:
         template = make_report(home.id)["devices"][0]

@@ -1,0 +1,111 @@
+"""Statements compiled once and run on the database driver's own cursor, rows given as tuples:
+the ingest writer's bulk writes (relay/ingest.py), where SQLAlchemy's per-row parameter handling
+was the largest share of the time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import bindparam
+from sqlalchemy.engine import Connection, Dialect
+
+#: A value's place in the rows given (row, field; ``row`` -1: a literal of the statement) and
+#: the driver's conversion of it.
+type _Plan = list[tuple[int, int, Any, Callable[[Any], Any] | None]]
+
+
+def _plan(compiled: Any, where: dict[str, tuple[int, int]], dialect: Dialect) -> _Plan:
+    """Where each positional parameter of ``compiled`` takes its value from."""
+    assert compiled.positiontup is not None  # both drivers take positional parameters
+    plan: _Plan = []
+    for name in compiled.positiontup:
+        parameter = compiled.binds[name]
+        row, field = where.get(name, (-1, -1))  # not a row's: a literal ('connected')
+        convert = parameter.type.dialect_impl(dialect).bind_processor(dialect)
+        plan.append((row, field, parameter.value, convert))
+    return plan
+
+
+def _bind(plan: _Plan, rows: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The parameters of a statement for ``rows``, as the driver takes them."""
+    values = []
+    for row, column, literal, convert in plan:
+        value = literal if row < 0 else rows[row][column]
+        values.append(value if convert is None else convert(value))
+    return tuple(values)
+
+
+class DriverStatement:
+    """A statement compiled ONCE to the driver's own SQL and run on the driver's cursor
+    (``exec_driver_sql``) with rows given as tuples in ``fields`` order.
+
+    The dialect's own bind processors convert the values (the stored text is what SQLAlchemy
+    would have written); nothing else runs per row. Through ``Connection.execute``, SQLAlchemy's
+    per-row parameter handling (a dict per row, ``construct_params``, processors looked up per
+    parameter) was the largest share of the writer's time (py-spy, issue 16).
+
+    ``build(n)`` is the statement for ``n`` rows: an INSERT takes them in ONE statement (as many
+    VALUES), compiled once per power of two (a batch's rows go as a few of those); an UPDATE,
+    built for one row (``n`` is 1), goes as an executemany. In SQLite's executemany every row
+    is a step of its own that lets go of the GIL and must wait to take it back from the busy
+    event loop: one statement for all rows waits once.
+    """
+
+    #: Rows per statement at most (SQLite and asyncpg allow 32,766 parameters; a device row
+    #: has 11).
+    MAX_ROWS = 256
+
+    def __init__(
+        self, build: Callable[[int], Any], fields: Sequence[str], dialect: Dialect, *, many: bool
+    ) -> None:
+        self._build = build
+        self._fields = tuple(fields)
+        self._dialect = dialect
+        self._many = many
+        self._compiled: dict[int, tuple[str, _Plan]] = {}
+
+    def _sized(self, rows: int) -> tuple[str, _Plan]:
+        """The SQL and parameter plan for ``rows`` rows (compiled on first use)."""
+        if (known := self._compiled.get(rows)) is None:
+            compiled = self._build(rows).compile(dialect=self._dialect)
+            where = {
+                field if self._many else _param(field, row): (row, index)
+                for row in range(rows)
+                for index, field in enumerate(self._fields)
+            }
+            known = self._compiled[rows] = (compiled.string, _plan(compiled, where, self._dialect))
+        return known
+
+    def execute(
+        self, connection: Connection, rows: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        """Store ``rows``; what the statement returns (RETURNING), as plain tuples."""
+        if self._many:
+            sql, plan = self._sized(1)
+            if rows:
+                connection.exec_driver_sql(sql, [_bind(plan, (row,)) for row in rows])
+            return []
+        returned: list[tuple[Any, ...]] = []
+        start = 0
+        while start < len(rows):
+            size = min(self.MAX_ROWS, 1 << ((len(rows) - start).bit_length() - 1))
+            sql, plan = self._sized(size)
+            result = connection.exec_driver_sql(sql, _bind(plan, rows[start : start + size]))
+            if result.returns_rows:
+                returned += map(tuple, result)
+            start += size
+        return returned
+
+
+def _param(field: str, row: int) -> str:
+    """The name of a row's parameter in a statement built for many rows."""
+    return f"{field}__{row}"
+
+
+def row_values(table: Any, fields: Sequence[str], rows: int) -> list[dict[str, Any]]:
+    """``rows`` rows of parameters for ``table``'s ``fields`` (see :func:`_param`)."""
+    return [
+        {field: bindparam(_param(field, row), type_=table.c[field].type) for field in fields}
+        for row in range(rows)
+    ]
