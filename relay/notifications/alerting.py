@@ -29,10 +29,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Connection, and_, func, insert, or_, select, update
 
 from ..messages.words import span as span_words
-from ..storage.models import ALERTS, DEVICES, HOMES, IN_LIST
+from ..storage.models import ACKED, ALERTS, DEVICES, HOMES, IN_LIST, OPEN, RESOLVED
 from .schedule import in_window, parse_hhmm, window_start
 
-OPEN, ACKED, RESOLVED = "open", "acked", "resolved"
 CLEAR_FOR = timedelta(minutes=5)
 COOLDOWN = timedelta(minutes=30)
 #: Activity is judged only while the home's newest report is this fresh: a home sending what it

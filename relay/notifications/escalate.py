@@ -22,11 +22,11 @@ from ..storage.models import (
     CAREGIVERS,
     HOMES,
     IN_LIST,
+    OPEN,
     SUBSCRIPTIONS,
     insert_or_skip,
 )
 from ..tokens import token_hash
-from .alerting import OPEN
 from .outbox import Message, enqueue
 from .visibility import blindness, last_movement
 

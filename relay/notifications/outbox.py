@@ -34,8 +34,12 @@ from ..secretbox import SecretBox, SecretBoxError
 from ..storage.models import (
     ATTEMPTS,
     CAREGIVERS,
+    FAILED,
     IN_LIST,
     NOTIFICATIONS,
+    PENDING,
+    SENDING,
+    SENT,
     SUBSCRIPTIONS,
     insert_or_skip,
 )
@@ -43,7 +47,6 @@ from .send import Delivery, deliver
 
 _LOGGER = logging.getLogger(__name__)
 
-PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
 CLAIM_FOR = timedelta(minutes=5)
 RETRY_FIRST = timedelta(minutes=1)
 RETRY_MAX = timedelta(hours=1)

@@ -33,8 +33,17 @@ from sqlalchemy import Connection, or_, select, text, update
 from ..messages import compose
 from ..messages.document import Document
 from ..messages.facts import AlertFacts, Blindness
-from ..storage.models import ALERTS, CAREGIVERS, HOMES, IN_LIST, NOTIFICATIONS, SUBSCRIPTIONS
-from .alerting import ACKED, OPEN, AlertEvent, conditions, reconcile
+from ..storage.models import (
+    ACKED,
+    ALERTS,
+    CAREGIVERS,
+    HOMES,
+    IN_LIST,
+    NOTIFICATIONS,
+    OPEN,
+    SUBSCRIPTIONS,
+)
+from .alerting import AlertEvent, conditions, reconcile
 from .escalate import Watcher, escalate, home_facts, load_homes, load_watchers, tell_urgent
 from .outbox import Message, enqueue_many
 from .schedule import in_window, next_occurrence, occurrence, parse_hhmm, window_end

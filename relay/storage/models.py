@@ -362,6 +362,11 @@ def table(model: type[Base]) -> Table:
 #: Ids per ``IN (...)`` list: far below every database's parameter limit.
 IN_LIST = 500
 
+#: ``alerts.state``: open, acknowledged (still going on), resolved.
+OPEN, ACKED, RESOLVED = "open", "acked", "resolved"
+#: ``notifications.status``: waiting, claimed by a sender, sent, given up.
+PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+
 HOMES = table(Home)
 HOME_TOKENS = table(HomeToken)
 TOKEN_GENERATION = table(TokenGeneration)

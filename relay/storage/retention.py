@@ -15,12 +15,10 @@ from sqlalchemy import ColumnElement, Table, and_, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..clock import utcnow
-from .models import ALERTS, NOTIFICATIONS, REPORTS
+from .models import ACKED, ALERTS, FAILED, NOTIFICATIONS, OPEN, REPORTS, SENT
 
-#: Message states that are over (relay/notifications/outbox.py).
-FINISHED = ("sent", "failed")
-#: Alert states in which the alert is still going on (relay/notifications/alerting.py).
-GOING_ON = ("open", "acked")
+#: Messages that are over, and alerts still going on.
+FINISHED, GOING_ON = (SENT, FAILED), (OPEN, ACKED)
 
 
 #: Rows per deleting transaction: the first prune after an upgrade, or after the relay was down

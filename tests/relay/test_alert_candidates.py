@@ -10,16 +10,8 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from relay.notifications.alerting import (
-    ACKED,
-    OPEN,
-    RESOLVED,
-    Condition,
-    _may_hold,
-    conditions,
-    judge,
-)
-from relay.storage.models import ALERTS, DEVICES, HOMES
+from relay.notifications.alerting import Condition, _may_hold, conditions, judge
+from relay.storage.models import ACKED, ALERTS, DEVICES, HOMES, OPEN, RESOLVED
 
 NOW = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
 #: Around every default threshold (15, 30 minutes; 3 hours), on both sides, and far away.
