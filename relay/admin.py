@@ -17,7 +17,9 @@ from .notifications.send import validate_apprise_url
 from .secretbox import SecretBox
 from .storage.db import session_factory
 from .storage.models import (
+    ACKED,
     CAREGIVERS,
+    OPEN,
     AckLink,
     Alert,
     Caregiver,
@@ -248,8 +250,8 @@ class Admin:
                 raise AdminError(f"no alert {alert_id} with that code")
             if caregiver is None and by is not None:  # the CLI names a caregiver, or anyone
                 caregiver = await session.scalar(select(Caregiver).where(Caregiver.name == by))
-            if alert.state == "open":
-                alert.state = "acked"
+            if alert.state == OPEN:
+                alert.state = ACKED
                 alert.acked_at = now or utcnow()
                 alert.acked_by = (caregiver.name if caregiver else by or "someone")[:200]
                 alert.acked_by_caregiver_id = caregiver.id if caregiver else None

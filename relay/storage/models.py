@@ -367,6 +367,8 @@ IN_LIST = 500
 
 #: ``alerts.state``: open, acknowledged (still going on), resolved.
 OPEN, ACKED, RESOLVED = "open", "acked", "resolved"
+#: The alerts still going on.
+GOING_ON = (OPEN, ACKED)
 #: ``notifications.status``: waiting, claimed by a sender, sent, given up.
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
 

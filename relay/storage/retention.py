@@ -15,10 +15,10 @@ from sqlalchemy import ColumnElement, Table, and_, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..clock import utcnow
-from .models import ACKED, ALERTS, FAILED, NOTIFICATIONS, OPEN, REPORTS, SENT
+from .models import ALERTS, FAILED, GOING_ON, NOTIFICATIONS, REPORTS, SENT
 
-#: Messages that are over, and alerts still going on.
-FINISHED, GOING_ON = (SENT, FAILED), (OPEN, ACKED)
+#: Messages that are over.
+FINISHED = (SENT, FAILED)
 
 
 #: Rows per deleting transaction: the first prune after an upgrade, or after the relay was down

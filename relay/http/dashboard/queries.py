@@ -17,13 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relay.notifications.alerting import HomeRules
 from relay.storage.models import (
+    ACKED,
     ACTIVITY,
     ALERTS,
     ATTEMPTS,
     CAREGIVERS,
     DEVICES,
+    GOING_ON,
     HOMES,
     NOTIFICATIONS,
+    OPEN,
     SUBSCRIPTIONS,
     UTCDateTime,
 )
@@ -42,7 +45,6 @@ from .usual import (
 )
 
 LOW_BATTERY = ("low", "critical")
-OPEN_STATES = ("open", "acked")
 ALERT_HISTORY = 50
 MESSAGES = 20
 #: How home statuses sort (worst first).
@@ -181,7 +183,7 @@ class HomeLine:
         self.usual = self.band.by(local_now) if self.band else None
         problems: list[str] = []
         for alert in self.alerts:
-            who = f" (acknowledged by {alert.acked_by})" if alert.state == "acked" else ""
+            who = f" (acknowledged by {alert.acked_by})" if alert.state == ACKED else ""
             problems.append(f"{alert.text or alert.kind}{who}")
         if self.bridge_reachable is False and not any(a.kind == "bridge" for a in self.alerts):
             problems.append("bridge unreachable")
@@ -210,7 +212,7 @@ class HomeLine:
             self.rank, self.status = NORMAL, "All normal"
         self.reason = "; ".join(problems)
         self._cells(now, local_now, offline, low)
-        if self.rank == ATTENTION and any(a.urgent and a.state == "open" for a in self.alerts):
+        if self.rank == ATTENTION and any(a.urgent and a.state == OPEN for a in self.alerts):
             self.rank = SILENT  # an unacknowledged urgent alert is as bad as silence
 
     def _cells(
@@ -331,9 +333,7 @@ async def homes_overview(
     ).order_by(DEVICES.c.name)
     for home_id, *device in await connection.execute(problem_devices):
         lines[home_id].devices.append(Device(*device))
-    for row in await connection.execute(
-        _alert_query(viewer).where(ALERTS.c.state.in_(OPEN_STATES))
-    ):
+    for row in await connection.execute(_alert_query(viewer).where(ALERTS.c.state.in_(GOING_ON))):
         lines[row.home_id].alerts.append(_alert(row))
     # Today's activity: local midnight differs by zone. A correlated sum per home seeks the
     # (home_id, bucket_start) index from that home's own midnight (a join would scan).
@@ -482,7 +482,7 @@ async def home_detail(
             _alert_query(viewer).where(ALERTS.c.home_id == home_id).limit(ALERT_HISTORY)
         )
     ]
-    line.alerts = [a for a in history if a.state in OPEN_STATES]
+    line.alerts = [a for a in history if a.state in GOING_ON]
 
     today = now.astimezone(zone).date()
     first_day = today - timedelta(days=DAYS)
