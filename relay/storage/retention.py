@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Table, and_, delete, exists, select
+from sqlalchemy import Column, ColumnElement, Table, and_, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..clock import utcnow
@@ -23,7 +23,9 @@ FINISHED = (SENT, FAILED)
 
 #: Rows per deleting transaction: the first prune after an upgrade, or after the relay was down
 #: for days, deletes millions, and on SQLite a transaction holds the only write lock (ingest
-#: would wait for all of it).
+#: would wait for all of it). Each batch is the oldest rows, read by the time column's index:
+#: unordered, PostgreSQL read the table from its start for each batch, through the rows the
+#: batches before had deleted (not yet vacuumed), 1.4-2x slower at a million rows.
 PRUNE_BATCH = 10_000
 
 
@@ -39,26 +41,33 @@ async def prune(engine: AsyncEngine, retention_days: int, now: datetime | None =
     """Delete what is older than the retention (``PRUNE_BATCH`` rows a transaction; a message's
     delivery attempts go with it: ON DELETE CASCADE)."""
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
-    reports = await _delete(engine, REPORTS, REPORTS.c.received_at < cutoff)
+    reports = await _delete(engine, REPORTS, REPORTS.c.received_at, cutoff)
     about_an_alert_going_on = exists().where(
         ALERTS.c.id == NOTIFICATIONS.c.alert_id, ALERTS.c.state.in_(GOING_ON)
     )
     messages = await _delete(
         engine,
         NOTIFICATIONS,
-        and_(
-            NOTIFICATIONS.c.created_at < cutoff,
-            NOTIFICATIONS.c.status.in_(FINISHED),
-            ~about_an_alert_going_on,
-        ),
+        NOTIFICATIONS.c.created_at,
+        cutoff,
+        NOTIFICATIONS.c.status.in_(FINISHED),
+        ~about_an_alert_going_on,
     )
     return Pruned(reports, messages)
 
 
-async def _delete(engine: AsyncEngine, table: Table, old: ColumnElement[bool]) -> int:
-    """Delete ``table``'s rows where ``old`` holds, ``PRUNE_BATCH`` at a time."""
+async def _delete(
+    engine: AsyncEngine,
+    table: Table,
+    dated: Column[datetime],
+    cutoff: datetime,
+    *also: ColumnElement[bool],
+) -> int:
+    """Delete ``table``'s rows ``dated`` before ``cutoff`` where every clause of ``also``
+    holds, the oldest ``PRUNE_BATCH`` at a time."""
     removed = 0
-    batch = select(table.c.id).where(old).limit(PRUNE_BATCH).scalar_subquery()
+    old = and_(dated < cutoff, *also)
+    batch = select(table.c.id).where(old).order_by(dated).limit(PRUNE_BATCH).scalar_subquery()
     while True:
         async with engine.begin() as connection:
             result = await connection.execute(delete(table).where(table.c.id.in_(batch)))
