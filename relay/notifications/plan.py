@@ -11,8 +11,8 @@ fold into one message about the latest day. A relay that plans every ``interval`
 summary ahead, due at its minute: in the last pass before that minute with room left (each
 pass composes at most ``PLAN_AHEAD_PER_PASS`` ahead), never more than ``PLAN_AHEAD`` early; so
 10,000 summaries at 08:00 are composed in the minutes before and 08:00 only sends them. Such a
-summary tells of the day up to when it was composed, and says so; the next one begins there, so
-no minute falls between two summaries. Alerts opened in one tick fold into one message per
+summary tells of the day up to when it was composed: the minutes until its time are in no
+summary (alerts still watch them). Alerts opened in one tick fold into one message per
 caregiver, so a restart after a long outage is one message each, not a storm.
 """
 
@@ -61,7 +61,7 @@ ANNOUNCE_ACK_WITHIN = timedelta(days=1)
 #: each thousand on an idle machine, measured at 100,000 homes: bench/scale.py); the ones due
 #: by then, all of them.
 PLAN_AHEAD_PER_PASS = 4_000
-#: ... and none due further ahead than this.
+#: ... and none due further ahead than this (what a summary misses of its day).
 PLAN_AHEAD = timedelta(minutes=15)
 #: Any 64-bit number that no other application on the same PostgreSQL uses.
 PLAN_LOCK = 0x68706F6C6C
@@ -122,10 +122,7 @@ def plan_lock(connection: Connection) -> None:
 class _DueSummary:
     subscription_id: int
     caregiver_id: int
-    #: What it tells of: from where the last one ended to its time, or to now if written ahead.
     period: Period
-    #: When it is due.
-    slot: datetime
     day: str
     late: bool
     missed: int
@@ -142,7 +139,6 @@ def plan_summaries(connection: Connection, now: datetime, interval: timedelta | 
             SUBSCRIPTIONS.c.caregiver_id,
             SUBSCRIPTIONS.c.summary_at,
             SUBSCRIPTIONS.c.next_summary_due,
-            SUBSCRIPTIONS.c.summarised_until,
             HOMES.c.timezone,
         )
         .join(HOMES, HOMES.c.id == SUBSCRIPTIONS.c.home_id)
@@ -173,21 +169,17 @@ def plan_summaries(connection: Connection, now: datetime, interval: timedelta | 
             missed, slot = missed + 1, following
         moves[(old, following)].append(row.id)
         day = slot.astimezone(zone).date()
-        start = occurrence(day - timedelta(days=1), at, zone)
-        if row.summarised_until is not None and start - PLAN_AHEAD <= row.summarised_until < start:
-            start = row.summarised_until  # the last one was written ahead: it ended there
         candidates.append(
             _DueSummary(
                 row.id,
                 row.caregiver_id,
-                Period(row.home_id, start, min(slot, now)),
-                slot,
+                Period(row.home_id, occurrence(day - timedelta(days=1), at, zone), slot),
                 day.isoformat(),
                 now - slot > LATE_AFTER,
                 missed,
             )
         )
-    claimed = _claim_slots(connection, moves, now)
+    claimed = _claim_slots(connection, moves)
     due = [summary for summary in candidates if summary.subscription_id in claimed]
     facts = {
         (f.home_id, f.start, f.end): f for f in gather(connection, [d.period for d in due], now)
@@ -210,7 +202,7 @@ def plan_summaries(connection: Connection, now: datetime, interval: timedelta | 
                 "summary",
                 f"summary:{summary.subscription_id}:{summary.day}",
                 document,
-                due_at=max(now, summary.slot),
+                due_at=max(now, summary.period.end),
             )
         )
     messages += [_digest(caregiver, parts, now) for caregiver, parts in bundles.items()]
@@ -261,17 +253,16 @@ def _digest(caregiver_id: int, parts: list[tuple[_DueSummary, Document]], now: d
     slots = ",".join(sorted(f"{s.subscription_id}:{s.day}" for s, _ in parts))
     key = hashlib.sha256(slots.encode()).hexdigest()[:32]
     document = compose.digest([document for _, document in parts])
-    due = max(now, *(summary.slot for summary, _ in parts))
+    due = max(now, *(summary.period.end for summary, _ in parts))
     return Message(caregiver_id, None, "summary", f"digest:{caregiver_id}:{key}", document, due)
 
 
 def _claim_slots(
-    connection: Connection, moves: dict[tuple[datetime | None, datetime], list[int]], now: datetime
+    connection: Connection, moves: dict[tuple[datetime | None, datetime], list[int]]
 ) -> set[int]:
     """Move each subscription's next summary from old to new, if nobody else did (a
-    compare-and-swap; RETURNING says which rows moved), and note where a summary written ahead
-    of its slot ends (now). Subscriptions sharing a timezone and a time share their old and new
-    slot, so this is a few statements, not one per home."""
+    compare-and-swap; RETURNING says which rows moved). Subscriptions sharing a timezone and a
+    time share their old and new slot, so this is a few statements, not one per home."""
     column = SUBSCRIPTIONS.c.next_summary_due
     claimed: set[int] = set()
     for (old, new), ids in moves.items():
@@ -281,10 +272,7 @@ def _claim_slots(
                     update(SUBSCRIPTIONS)
                     .where(SUBSCRIPTIONS.c.id.in_(chunk))
                     .where(column.is_(None) if old is None else column == old)
-                    .values(
-                        next_summary_due=new,
-                        summarised_until=now if old is not None and old > now else None,
-                    )
+                    .values(next_summary_due=new)
                     .returning(SUBSCRIPTIONS.c.id)
                 ).scalars()
             )

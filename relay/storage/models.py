@@ -154,9 +154,6 @@ class Subscription(Base):
     alert_kinds: Mapped[list[str]] = mapped_column(JSON, default=list)
     escalation_order: Mapped[int] = mapped_column(Integer, default=0)
     next_summary_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    #: Where the last summary's facts end when it was written ahead of its time (None: at its
-    #: time); the next summary begins there, so no minute falls between two summaries.
-    summarised_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Report(Base):

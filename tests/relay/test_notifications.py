@@ -693,41 +693,6 @@ async def test_summaries_are_written_ahead_and_sent_at_their_minute(
     assert len(sink.received) == 5
 
 
-async def test_a_summary_written_ahead_ends_where_it_was_written_and_the_next_begins_there(
-    relay: Relay, clock: Clock, sink: Sink, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Two summaries at 08:00 (Berlin), one a pass: Mum's is written at 07:58. Movement at 07:58:30
-    # came too late for it; it must not fall between her two summaries.
-    monkeypatch.setattr(plan_module, "PLAN_AHEAD_PER_PASS", 1)
-    relay.notifier.interval = timedelta(minutes=1)
-    mum, dad = await relay.home("Mum"), await relay.home("Dad")
-    for n, home in enumerate((mum, dad)):
-        await relay.caregiver(f"Carer {n}", sink, home, summary_at="08:00", kinds=())
-    await relay.tick()
-    await relay.at(utc(2026, 3, 28, 7, 0))  # Saturday's 08:00, on time
-    sink.received.clear()
-
-    async def morning(day: int) -> dict[str, str]:
-        written = [(await relay.at(utc(2026, 3, day, 5, m))).summaries for m in (57, 58)]
-        assert written == [0, 1]  # Mum's, at 07:58
-        if day == 29:
-            await relay.activity(mum, utc(2026, 3, 29, 5, 58, 30), room="Hall")
-        for m in (59, 60):
-            await relay.at(utc(2026, 3, day, 5, 0) + timedelta(minutes=m))
-        bodies = {title.split(":")[0]: body for title, body in messages(sink)}
-        sink.received.clear()
-        return bodies
-
-    sunday = await morning(29)
-    assert "From Sat 28 Mar 08:00 to Sun 29 Mar 07:58." in sunday["Mum"]
-    assert "From Sat 28 Mar 08:00 to Sun 29 Mar 07:59." in sunday["Dad"]
-    assert "Hall" not in sunday["Mum"]
-    monday = await morning(30)
-    assert "From Sun 29 Mar 07:58 to Mon 30 Mar 07:58." in monday["Mum"]
-    assert "Hall" in monday["Mum"]  # the movement after Sunday's was written
-    assert "From Sun 29 Mar 07:59 to Mon 30 Mar 07:59." in monday["Dad"]
-
-
 def test_a_pass_writes_ahead_only_what_later_passes_cannot() -> None:
     now, minute = utc(2026, 3, 29, 5, 0), timedelta(minutes=1)
     crowd = [now + 5 * minute] * (4 * plan_module.PLAN_AHEAD_PER_PASS)
