@@ -218,6 +218,8 @@ class Admin:
                 )
             )
             subscription = existing or Subscription(home_id=home.id, caregiver_id=caregiver.id)
+            if subscription.summary_at != summary_at:  # the next summary is at the new time
+                subscription.next_summary_due = None
             subscription.summary_at = summary_at
             subscription.alert_kinds = list(alert_kinds)
             subscription.escalation_order = escalation_order

@@ -7,13 +7,14 @@ summary's slot is also claimed by a compare-and-swap on ``next_summary_due`` and
 has a unique ``dedup_key``, so nothing is planned twice even without the lock.
 
 Summaries missed while the relay was down are sent late (marked so), once: several missed days
-fold into one message about the latest day. A relay that plans every ``interval`` writes each
-summary ahead, due at its minute: in the last pass before that minute with room left (each
-pass composes at most ``PLAN_AHEAD_PER_PASS`` ahead), never more than ``PLAN_AHEAD`` early; so
-10,000 summaries at 08:00 are composed in the minutes before and 08:00 only sends them. Such a
-summary tells of the day up to when it was composed: the minutes until its time are in no
-summary (alerts still watch them). Alerts opened in one tick fold into one message per
-caregiver, so a restart after a long outage is one message each, not a storm.
+fold into one message about the latest day. A relay that plans every ``interval`` composes a
+summary in the pass at its minute, or, when more are due at one minute than a pass composes
+(``PLAN_AHEAD_PER_PASS``), the excess in the passes before, as late as they have room, never
+more than ``PLAN_AHEAD`` early, due at their minute: of 12,000 summaries at 08:00 the pass at
+08:00 composes 4,000, those before it the rest. A summary written ahead tells of the day up to
+when it was written and says so; the minutes until its time are in no summary (alerts still
+watch them). Alerts opened in one tick fold into one message per caregiver, so a restart after
+a long outage is one message each, not a storm.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from datetime import datetime, timedelta
 import hashlib
 import itertools
 import logging
-import math
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,10 +37,10 @@ from ..storage.models import (
     ACKED,
     ALERTS,
     CAREGIVERS,
+    GOING_ON,
     HOMES,
     IN_LIST,
     NOTIFICATIONS,
-    OPEN,
     SUBSCRIPTIONS,
 )
 from .alerting import AlertEvent, conditions, reconcile
@@ -57,12 +57,14 @@ _LOGGER = logging.getLogger(__name__)
 LATE_AFTER = timedelta(minutes=10)
 #: An acknowledgement older than this is not announced any more (bounds each tick's work).
 ANNOUNCE_ACK_WITHIN = timedelta(days=1)
-#: A pass composes at most this many summaries due after it (about half a second of Python
-#: each thousand on an idle machine, measured at 100,000 homes: bench/scale.py); the ones due
-#: by then, all of them.
+#: The summaries of one minute a pass is left to compose (about half a second of Python each
+#: thousand on an idle machine, measured at 100,000 homes: bench/scale.py); a crowd beyond it is
+#: written in the passes before (each composes this many ahead, too) ...
 PLAN_AHEAD_PER_PASS = 4_000
-#: ... and none due further ahead than this (what a summary misses of its day).
+#: ... never further ahead than this (what a summary then misses of its day).
 PLAN_AHEAD = timedelta(minutes=15)
+#: A pass that starts this little after a summary's time composes it as due at its time.
+AT_ITS_TIME = timedelta(seconds=1)
 #: Any 64-bit number that no other application on the same PostgreSQL uses.
 PLAN_LOCK = 0x68706F6C6C
 
@@ -122,8 +124,10 @@ def plan_lock(connection: Connection) -> None:
 class _DueSummary:
     subscription_id: int
     caregiver_id: int
+    #: What it tells of: the day to its time, or to now if written ahead.
     period: Period
-    day: str
+    #: When it is due.
+    slot: datetime
     late: bool
     missed: int
 
@@ -173,17 +177,15 @@ def plan_summaries(connection: Connection, now: datetime, interval: timedelta | 
             _DueSummary(
                 row.id,
                 row.caregiver_id,
-                Period(row.home_id, occurrence(day - timedelta(days=1), at, zone), slot),
-                day.isoformat(),
+                Period(row.home_id, occurrence(day - timedelta(days=1), at, zone), min(slot, now)),
+                slot,
                 now - slot > LATE_AFTER,
                 missed,
             )
         )
     claimed = _claim_slots(connection, moves)
     due = [summary for summary in candidates if summary.subscription_id in claimed]
-    facts = {
-        (f.home_id, f.start, f.end): f for f in gather(connection, [d.period for d in due], now)
-    }
+    facts = {(f.home_id, f.start, f.end): f for f in gather(connection, [d.period for d in due])}
     digests = _digest_caregivers(connection, {summary.caregiver_id for summary in due})
     messages: list[Message] = []
     bundles: defaultdict[int, list[tuple[_DueSummary, Document]]] = defaultdict(list)
@@ -200,9 +202,9 @@ def plan_summaries(connection: Connection, now: datetime, interval: timedelta | 
                 summary.caregiver_id,
                 summary.period.home_id,
                 "summary",
-                f"summary:{summary.subscription_id}:{summary.day}",
+                f"summary:{summary.subscription_id}:{summary.slot.isoformat()}",
                 document,
-                due_at=max(now, summary.period.end),
+                due_at=max(now, summary.slot),
             )
         )
     messages += [_digest(caregiver, parts, now) for caregiver, parts in bundles.items()]
@@ -219,11 +221,13 @@ def _slot_and_id(row: Any) -> tuple[datetime, int]:
 
 def _plan_ahead(slots: list[datetime], now: datetime, interval: timedelta) -> int:
     """How many of the earliest ``slots`` (sorted, all after ``now``) this pass must write: the
-    ones the later passes (one each ``interval``, ``PLAN_AHEAD_PER_PASS`` each, each before the
-    slot) cannot, when every summary is left to the last pass before its minute that has room."""
+    ones the later passes (on the grid of ``interval``, ``PLAN_AHEAD_PER_PASS`` each) cannot,
+    when every summary is left to the last pass at or before its time (``AT_ITS_TIME`` after
+    it counts: passes start a little after the grid), or else the latest before with room."""
+    grid = now - timedelta(seconds=now.timestamp() % interval.total_seconds())  # this pass's
     pass_index, room = 0, 0
     for placed, slot in enumerate(reversed(slots)):
-        latest = math.ceil((slot - now) / interval) - 1  # the last later pass before the slot
+        latest = (slot + AT_ITS_TIME - grid) // interval  # the last later pass by the slot
         if not pass_index or latest < pass_index:
             pass_index, room = latest, PLAN_AHEAD_PER_PASS
         elif room == 0:
@@ -250,10 +254,10 @@ def _digest_caregivers(connection: Connection, caregiver_ids: set[int]) -> set[i
 
 def _digest(caregiver_id: int, parts: list[tuple[_DueSummary, Document]], now: datetime) -> Message:
     """Several homes' summaries as one message: the headlines first, then each home."""
-    slots = ",".join(sorted(f"{s.subscription_id}:{s.day}" for s, _ in parts))
+    slots = ",".join(sorted(f"{s.subscription_id}:{s.slot.isoformat()}" for s, _ in parts))
     key = hashlib.sha256(slots.encode()).hexdigest()[:32]
     document = compose.digest([document for _, document in parts])
-    due = max(now, *(summary.period.end for summary, _ in parts))
+    due = max(now, *(summary.slot for summary, _ in parts))
     return Message(caregiver_id, None, "summary", f"digest:{caregiver_id}:{key}", document, due)
 
 
@@ -427,7 +431,7 @@ def tell_blind(connection: Connection, opened: list[Any], now: datetime) -> int:
             select(ALERTS).where(
                 ALERTS.c.home_id.in_(chunk),
                 ALERTS.c.urgent.is_(True),
-                ALERTS.c.state.in_((OPEN, ACKED)),
+                ALERTS.c.state.in_(GOING_ON),
             )
         )
     ]

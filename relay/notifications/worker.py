@@ -20,7 +20,8 @@ from .plan import NotifySettings, PlanResult, plan, plan_lock
 
 _LOGGER = logging.getLogger(__name__)
 
-#: The sender wakes this long after each point of the grid (a timer may fire a little early).
+#: Passes and the sender wake this long after each point of the grid (a timer may fire a
+#: little early, and a pass at 08:00 must not see 07:59:59.999).
 GRID_LATE = 0.05
 
 
@@ -30,9 +31,9 @@ class Notifier:
     Planning and sending run as two loops, so a morning with thousands of summaries to send
     never holds back the planning of an urgent alert. Plans start on the wall clock's grid of
     the interval (every replica at :00 of each minute); replicas then plan one after the other
-    (the lock). Summaries are written ahead, due at their minute (relay/notifications/plan.py),
-    and the sender wakes on the same grid: a summary due at 08:00 goes at 08:00, not once the
-    08:00 pass is through.
+    (the lock). A summary is composed in the pass at its minute; a crowd's excess is written
+    ahead, due at its minute (relay/notifications/plan.py), and the sender wakes on the same
+    grid: those go at 08:00, not once the 08:00 pass is through.
 
     The planning loop runs in a thread of its own, with its own event loop and engine: a pass
     over 100,000 homes is seconds of Python, which on the serving loop would hold every report
@@ -61,7 +62,7 @@ class Notifier:
         self._stop_planning = threading.Event()
         #: Homes could not report while this relay was down: their silence counts from here.
         self.started_at = clock()
-        #: How often passes run, once started (summaries are then written ahead of their time).
+        #: How often passes run, once started (a crowd's summaries are then written ahead).
         self.interval: timedelta | None = None
         self.ticks = 0
         self.errors = 0
@@ -143,7 +144,7 @@ class Notifier:
             except Exception:
                 self.errors += 1
                 _LOGGER.exception("planning notifications failed; retrying next tick")
-            await asyncio.sleep(interval - time.time() % interval)
+            await asyncio.sleep(interval - time.time() % interval + GRID_LATE)
 
     async def _send_forever(self, interval: float) -> None:
         while True:

@@ -659,9 +659,9 @@ async def test_a_relay_restart_after_an_outage_raises_no_false_alarms(
 async def test_summaries_are_written_ahead_and_sent_at_their_minute(
     relay: Relay, clock: Clock, sink: Sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A crowd at 08:00 (Berlin): composing it at 08:00 took longer than the minute; a relay
-    # planning each minute writes it in the passes before (at most 2 a pass here), as late as
-    # they allow, and sends it at 08:00, once.
+    # A crowd at 08:00 (Berlin) larger than a pass composes (2 here): the pass at 08:00 composes
+    # 2, the passes before the rest, as late as they allow; all are sent at 08:00, once, and each
+    # says up to when it tells.
     monkeypatch.setattr(plan_module, "PLAN_AHEAD_PER_PASS", 2)
     relay.notifier.interval = timedelta(minutes=1)
     homes = [await relay.home(f"Home {n}") for n in range(5)]
@@ -671,10 +671,10 @@ async def test_summaries_are_written_ahead_and_sent_at_their_minute(
     await relay.at(utc(2026, 3, 28, 7, 0))  # Saturday's 08:00
     assert len(sink.received) == 5
     sink.received.clear()
-    # Sunday 08:00 in Berlin is 06:00 UTC: the pass at 05:59 has room for 2, 05:58 for 2, and
-    # the fifth is written at 05:57.
+    # Sunday 08:00 in Berlin is 06:00 UTC: the passes at 06:00 and 05:59 have room for 2 each,
+    # and the fifth is written at 05:58.
     written = [(await relay.at(utc(2026, 3, 29, 5, m))).summaries for m in range(55, 60)]
-    assert written == [0, 0, 1, 2, 2]
+    assert written == [0, 0, 0, 1, 2]
     assert sink.received == []  # written, not due yet
     async with relay.engine.connect() as connection:
         due = (
@@ -684,23 +684,49 @@ async def test_summaries_are_written_ahead_and_sent_at_their_minute(
                 )
             )
         ).scalars()
-        assert list(due) == [utc(2026, 3, 29, 6, 0)] * 5
-    assert (await relay.at(utc(2026, 3, 29, 6, 0))).summaries == 0
+        assert list(due) == [utc(2026, 3, 29, 6, 0)] * 3
+    assert (await relay.at(utc(2026, 3, 29, 6, 0))).summaries == 2
     assert sorted(title.split(":")[0] for title, _ in messages(sink)) == [
         f"Home {n}" for n in range(5)
+    ]
+    ends = sorted(body.split("\n\n")[1] for _, body in messages(sink))
+    assert ends == [
+        "From Sat 28 Mar 08:00 to Sun 29 Mar 07:58.",
+        *["From Sat 28 Mar 08:00 to Sun 29 Mar 07:59."] * 2,
+        *["From Sat 28 Mar 08:00 to Sun 29 Mar 08:00."] * 2,
     ]
     await relay.at(utc(2026, 3, 29, 6, 1))
     assert len(sink.received) == 5
 
 
+async def test_a_summary_moved_to_another_time_comes_at_the_new_time_only(
+    relay: Relay, sink: Sink
+) -> None:
+    home = await relay.home()
+    await relay.caregiver("Ann", sink, home, summary_at="08:00", kinds=())
+    await relay.tick()
+    await relay.at(utc(2026, 7, 4, 6, 0))  # Saturday 08:00 in Berlin
+    assert len(sink.received) == 1
+    await relay.admin.subscribe(home, "Ann", "10:00", [])  # at 09:00: from now on at 10:00
+    for hour in range(7, 33):  # Saturday 09:00 to Sunday 10:00, Berlin
+        await relay.at(utc(2026, 7, 4, 0) + timedelta(hours=hour))
+    periods = [body.split("\n\n")[1] for _, body in messages(sink)]
+    assert periods == [
+        "From Fri 3 Jul 08:00 to Sat 4 Jul 08:00.",
+        "From Fri 3 Jul 10:00 to Sat 4 Jul 10:00.",
+        "From Sat 4 Jul 10:00 to Sun 5 Jul 10:00.",
+    ]
+
+
 def test_a_pass_writes_ahead_only_what_later_passes_cannot() -> None:
-    now, minute = utc(2026, 3, 29, 5, 0), timedelta(minutes=1)
-    crowd = [now + 5 * minute] * (4 * plan_module.PLAN_AHEAD_PER_PASS)
-    assert plan_module._plan_ahead(crowd, now, minute) == 0  # passes at :01 to :04 have room
+    # This pass started (a little late) at 05:00:20; later passes start on the minute's grid.
+    now, minute = utc(2026, 3, 29, 5, 0, 20), timedelta(minutes=1)
+    crowd = [utc(2026, 3, 29, 5, 5)] * (5 * plan_module.PLAN_AHEAD_PER_PASS)
+    assert plan_module._plan_ahead(crowd, now, minute) == 0  # passes at :01 to :05 have room
     crowd.append(crowd[0])
     assert plan_module._plan_ahead(crowd, now, minute) == 1
-    soon = [now + timedelta(seconds=30), now + 90 * timedelta(seconds=1)]
-    assert plan_module._plan_ahead(soon, now, minute) == 1  # no later pass before :00:30
+    soon = [utc(2026, 3, 29, 5, 0, 30), utc(2026, 3, 29, 5, 1)]
+    assert plan_module._plan_ahead(soon, now, minute) == 1  # no later pass by 05:00:30
 
 
 async def test_a_summary_written_ahead_tells_of_its_day_up_to_then(
