@@ -648,11 +648,11 @@ def digest(parts: list[Document]) -> Document:
     """Several homes' summaries in one message: the verdicts first, then each home."""
     parts = sorted(parts, key=lambda part: part.title)
     attention = [doc for doc in parts if doc.tone != "normal"]
-    count = len(parts)
+    homes = plural(len(parts), "home")
     title = (
-        f"{count} homes: all normal"
+        f"{homes}: all normal"
         if not attention
-        else f"{count} homes: {len(attention)} need{'s' if len(attention) == 1 else ''} attention"
+        else f"{homes}: {len(attention)} need{'s' if len(attention) == 1 else ''} attention"
     )
     blocks: list[Block] = list(entries([(doc.title,) for doc in parts]))
     for doc in parts:

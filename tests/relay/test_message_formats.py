@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import apprise
 import pytest
 
-from relay.messages.compose import urgent
+from relay.messages.compose import digest, urgent
 from relay.messages.document import Document, Para, entries, escape_markdown, render
 from relay.messages.facts import AlertFacts, HomeFacts, UrgentFacts
 from relay.messages.words import clean, device_label
@@ -137,3 +137,10 @@ def test_an_alarm_without_a_verdict_gives_no_reason() -> None:
     text = render(urgent(facts), "plain")
     assert not any(why in text for why in WHY.values())
     assert "activity check" not in text
+
+
+def test_a_digest_counts_its_homes_in_words() -> None:
+    normal = Document("Mum: All normal", "normal", (Para(("All normal.",)),))
+    worried = Document("Dad: Needs attention", "attention", (Para(("No movement.",)),))
+    assert digest([normal]).title == "1 home: all normal"
+    assert digest([normal, worried]).title == "2 homes: 1 needs attention"
