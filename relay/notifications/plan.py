@@ -155,8 +155,10 @@ def plan_summaries(connection: Connection, now: datetime, interval: timedelta | 
         )
     ).all()
     if interval:
-        ahead = sorted((row for row in rows if _after(row, now)), key=_slot_and_id)
+        ahead = sorted((row for row in rows if _after(row, now)), key=_slot_and_caregiver)
         count = _plan_ahead([row.next_summary_due for row in ahead], now, interval)
+        while 0 < count < len(ahead) and _same_message(ahead[count - 1], ahead[count]):
+            count += 1  # a caregiver's homes at one minute stay together (a digest is one)
         rows = [row for row in rows if not _after(row, now)] + ahead[:count]
     zones: dict[str, ZoneInfo] = {}
     candidates: list[_DueSummary] = []
@@ -215,8 +217,13 @@ def _after(row: Any, moment: datetime) -> bool:
     return row.next_summary_due is not None and row.next_summary_due > moment
 
 
-def _slot_and_id(row: Any) -> tuple[datetime, int]:
-    return row.next_summary_due, row.id
+def _slot_and_caregiver(row: Any) -> tuple[datetime, int, int]:
+    return row.next_summary_due, row.caregiver_id, row.id
+
+
+def _same_message(row: Any, other: Any) -> bool:
+    """Whether two subscriptions' summaries may go in one digest: one caregiver, one minute."""
+    return bool(_slot_and_caregiver(row)[:2] == _slot_and_caregiver(other)[:2])
 
 
 def _plan_ahead(slots: list[datetime], now: datetime, interval: timedelta) -> int:

@@ -564,6 +564,32 @@ async def test_a_digest_brings_several_homes_in_one_message(relay: Relay, sink: 
     assert len(sink.received) == 2
 
 
+async def test_a_digest_written_ahead_stays_one_message(
+    relay: Relay, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Five summaries at 08:00, two a pass: the care team's three homes must not be cut in two
+    # digests by the passes' room.
+    monkeypatch.setattr(plan_module, "PLAN_AHEAD_PER_PASS", 2)
+    relay.notifier.interval = timedelta(minutes=1)
+    homes = [await relay.home(name) for name in ("Mum", "Dad", "Gran", "Aunt", "Uncle")]
+    await relay.caregiver("Ann", sink, homes[0], summary_at="08:00", kinds=())
+    await relay.caregiver("Care team", sink, homes[1], summary_at="08:00", kinds=())
+    for home in homes[2:4]:
+        await relay.admin.subscribe(home, "Care team", "08:00", [])
+    await relay.admin.set_digest("Care team", digest=True)
+    await relay.caregiver("Bob", sink, homes[4], summary_at="08:00", kinds=())
+    await relay.tick()
+    await relay.at(utc(2026, 3, 28, 7, 0))  # Saturday's 08:00
+    sink.received.clear()
+    for minute in range(55, 62):  # Sunday 07:55 to 08:01 in Berlin
+        await relay.at(utc(2026, 3, 29, 5, 0) + timedelta(minutes=minute))
+    assert sorted(title.split(":")[0] for title, _ in messages(sink)) == [
+        "3 homes",
+        "Mum",
+        "Uncle",
+    ]
+
+
 async def test_a_summary_at_midnight_covers_the_day_before(relay: Relay, sink: Sink) -> None:
     home = await relay.home("Mum")
     await relay.caregiver("Ann", sink, home, summary_at="00:00", kinds=())
