@@ -17,14 +17,19 @@ What counts:
   learned from.
 * pets: a lone motion (no other sensor within minutes, no visit of that sensor going on) is
   learned per sensor at night and by day; a sensor moved alone at night about as often as by
-  day is a pet's and its lone motions are no presence; where a pet only comes by, a lone motion
-  is presence once a second sign follows.
+  day is a pet's and its lone motions are no presence; where such a pet lives and only comes by
+  another sensor, a lone motion there is presence once a second sign follows (without one, lone
+  motions at night are the person's: a hall on the way to a bathroom without a sensor);
+* the room of the latest presence: a motion END in a room the person left (another sensor
+  started seeing movement since this one's began) does not move the person back there.
 
 Why a verdict is ``inactive`` (``reason``):
 * ``unusual_gap``: the gap is longer than this home's gaps usually get when they begin at this
   time of day in this room (at night: how long a visit to the bathroom usually lasts);
 * ``not_up``: the night has not ended: no sustained activity since the home's quietest hour,
-  well past the time the home usually wakes up (the morning edge follows the home, not a clock);
+  well past the time the home usually wakes up (the morning edge follows the home, not a clock),
+  and the latest presence was not someone up (by day, outside the rooms where the nights are
+  slept and the way to them);
 * ``one_sensor``: only one sensor has fired for unusually long (a pet, or a sensor stuck on):
   the silence is judged as if that sensor were not there;
 * ``safety_net``: the user's fixed threshold (outside the quiet hours, which it counts from the
@@ -202,6 +207,8 @@ class InactivityDetector:
         self._visit_clean = False
         #: Each sensor's latest presence, and which sensors are doors.
         self._seen: dict[str, datetime] = {}
+        #: Each motion sensor's latest movement START (where the person went last).
+        self._started: dict[str, datetime] = {}
         self._doors: set[str] = set()
         self.door_at: datetime | None = None
         self._door_room: str | None = None
@@ -374,10 +381,16 @@ class InactivityDetector:
         if self._restless_key != key:
             self._restless_key = key
             night_hours = sum(1 for s in range(SLOTS_PER_DAY) if self._night(s)) / 2
-            self._restless_set = (
-                self.history.restless(night_hours),
-                self.history.restless(night_hours, PET_VISIT_RATIO, nightly=0.0),
+            restless = self.history.restless(night_hours)
+            # A pet comes by other sensors only where one shows it lives here, moving its own
+            # places night after night: without it, lone movements at night are the person's
+            # (the hall on a night trip to a bathroom without a sensor, a turn in bed).
+            visits = (
+                self.history.restless(night_hours, PET_VISIT_RATIO, nightly=0.0)
+                if restless
+                else frozenset()
             )
+            self._restless_set = (restless, visits)
         return self._restless_set
 
     def _back(self, event: ActivityEvent) -> bool:
@@ -436,9 +449,10 @@ class InactivityDetector:
                 self._learn(self.history.runs, self._sure_at, at, self._sure_room or "?")
             self._sure_at, self._sure_room, self._run_clean = at, event.room, True
         self._seen[event.sensor_id] = at
-        if self._last_room is not None and self._last_room != event.room:
+        room = self._room_of(event)
+        if self._last_room is not None and self._last_room != room:
             self._came_from = self._last_room
-        self.last_at, self._last_room, self._moved_room = at, event.room, None
+        self.last_at, self._last_room, self._moved_room = at, room, None
         self._last_sensor = event.sensor_id
         blind = self._blind_until is not None and at <= self._blind_until
         self._gap_clean = not (self.away or blind)
@@ -448,6 +462,28 @@ class InactivityDetector:
         self._visit_clean = self._visit_clean and self._gap_clean
         self._run_clean = self._run_clean and self._gap_clean
         self._gap_low_day = self._low_activity(at)
+
+    def _room_of(self, event: ActivityEvent) -> str | None:
+        """The room the person is in after ``event``. A motion END says only that movement
+        stopped there (10-40 s after it did): when another sensor STARTED seeing movement after
+        this one's movement began, the person left for that room, whose own end may come first
+        (the hall's brief passage ends before the bathroom left behind goes quiet)."""
+        if event.kind != "motion" or event.motion_on is not False:
+            if event.motion_on:
+                self._started[event.sensor_id] = event.at
+            return event.room
+        # This movement began at its seen start, or after the poll before (none seen).
+        began = self._started.get(event.sensor_id) if event.ongoing else self._poll_before
+        if began is None or self._last_room == event.room:
+            return event.room
+        later = [
+            (start, sensor)
+            for sensor, start in self._started.items()
+            if sensor != event.sensor_id and began < start <= event.at
+        ]
+        if not later or self._last_sensor != max(later)[1]:
+            return event.room
+        return self._last_room
 
     def _room_limit(self, last: datetime) -> float | None:
         """Minutes the silence since the latest presence (at ``last``) may last, judged by the
@@ -771,6 +807,7 @@ class InactivityDetector:
             and minute > due
             and last < began + timedelta(minutes=due)
             and gap >= MIN_GAP * factor
+            and not self._up_elsewhere(last)
         ):
             found["not_up"] = (last, gap - (minute - due))
         sure = self._sure_at
@@ -803,6 +840,18 @@ class InactivityDetector:
         resting = not woken or self._night(self._slot(last))
         state = RESTING if resting and gap >= MIN_NIGHT_GAP else ACTIVE
         return verdict(state, last, None, None if limit is None else limit * factor)
+
+    def _up_elsewhere(self, last: datetime) -> bool:
+        """Was the latest presence someone up: by day, in a room where this home's nights are
+        not slept, nor on the way there? Then the night has ended, however little moved since
+        (a slow morning in the armchair); the silence is judged by its own limit."""
+        sleep = self.history.sleep_rooms()
+        return (
+            sleep is not None
+            and (self._last_room or "?") not in sleep
+            and self._bed_bound() is None
+            and not self._night(self._slot(last))
+        )
 
     def _unseen_outing(self, days: int, limit: float | None, factor: float) -> bool:
         """In a home without a door sensor, outings are silences no door tells: once learned
