@@ -576,3 +576,68 @@ def test_the_end_of_a_movement_in_the_room_left_behind_does_not_move_the_person_
     events.append(motion("Bathroom", back + timedelta(seconds=30), on=False, seen=True))
     morning = [e for e in ordinary_day(day) if e.at >= day + timedelta(hours=7)]
     assert first_inactive(home.run(day + timedelta(hours=8), events + morning)) is None
+
+
+def cat_home(room: str, days: int = 14) -> Home:
+    """Ordinary days with a cat moving ``room`` every 37 minutes, day and night."""
+    home = Home()
+    end = MONDAY + timedelta(days=days)
+    lived = [e for n in range(days) for e in ordinary_day(MONDAY + timedelta(days=n))]
+    cat = [motion(room, MONDAY + timedelta(minutes=m)) for m in range(5, days * 1440, 37)]
+    home.run(end, [e for e in sorted([*lived, *cat], key=lambda e: e.at) if e.at <= end])
+    assert home.detector._restless() == {room}
+    return home
+
+
+def test_the_cat_stirring_as_the_person_goes_to_bed_is_not_the_person() -> None:
+    """The person goes to bed through the hall; two minutes later the cat moves its kitchen.
+    A movement elsewhere just BEFORE does not make the cat's the person's: the person is in
+    bed, and the night passes without an alarm."""
+    home = cat_home("Kitchen")
+    day = home.now
+    bed = day + timedelta(hours=22, minutes=30)
+    evening = [e for e in ordinary_day(day) if e.at <= bed + timedelta(minutes=1)]
+    home.run(bed + timedelta(minutes=2), evening)
+    stir = motion("Kitchen", bed + timedelta(minutes=3))
+    home.run(bed + timedelta(minutes=4), [stir])
+    assert home.detector.last_at == bed + timedelta(minutes=1)
+    morning = [motion("Bedroom", day + timedelta(days=1, hours=7))]
+    assert first_inactive(home.run(day + timedelta(days=1, hours=7, minutes=5), morning)) is None
+
+
+def test_a_person_in_the_cats_room_stays_there() -> None:
+    """Two hours in the cat's living room, moving every eight minutes: the visit lasts as
+    long as that sensor keeps moving, so no silence is imagined; once the person is seen in
+    the hall, the cat's movements there are no visit any more."""
+    home = cat_home("Living")
+    day = home.now
+    start = day + timedelta(hours=13)
+    sit = [e for e in ordinary_day(day) if e.at < start - timedelta(minutes=5)]
+    sit += [motion("Hall", start), motion("Living", start + timedelta(minutes=1))]
+    sit += [motion("Living", start + timedelta(minutes=m)) for m in range(9, 120, 8)]
+    assert first_inactive(home.run(start + timedelta(hours=2), sit)) is None
+    assert home.detector.last_at == sit[-1].at
+    out = start + timedelta(hours=2)
+    home.run(out + timedelta(minutes=1), [motion("Hall", out)])
+    home.run(out + timedelta(minutes=10), [motion("Living", out + timedelta(minutes=6))])
+    assert home.detector.last_at == out
+
+
+def test_a_night_trip_there_and_back_is_one_lone_stay() -> None:
+    """A bathroom without a sensor: each night the hall moves alone on the way there, once
+    more, and again on the way back. That is one trip a night, the person's, not a pet moving
+    the hall night after night."""
+    home = Home()
+    for n in range(14):
+        start = MONDAY + timedelta(days=n)
+        lived = [e for e in ordinary_day(start) if e.at < start + timedelta(days=1)]
+        trip = start + timedelta(days=1, hours=3)
+        lived += [motion("Hall", trip + timedelta(minutes=m)) for m in (0, 4, 11)]
+        lived.append(motion("Bedroom", trip + timedelta(minutes=16)))
+        home.run(start + timedelta(days=1, hours=4), lived)
+    assert home.detector._restless() == frozenset()
+    night = home.now.replace(hour=3) + timedelta(days=1)
+    home.run(night - timedelta(minutes=1))
+    alarm = first_inactive(home.run(night + timedelta(hours=4), [motion("Hall", night)]))
+    assert alarm is not None
+    assert (alarm.reason, alarm.since) == ("unusual_gap", night)

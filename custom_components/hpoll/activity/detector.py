@@ -16,10 +16,15 @@ What counts:
 * blind: while the bridge cannot be read nothing is known; gaps that overlap such time are not
   learned from.
 * pets: a lone motion (no other sensor within minutes, no visit of that sensor going on) is
-  learned per sensor at night and by day; a sensor moved alone at night about as often as by
-  day is a pet's and its lone motions are no presence; where such a pet lives and only comes by
-  another sensor, a lone motion there is presence once a second sign follows (without one, lone
-  motions at night are the person's: a hall on the way to a bathroom without a sensor);
+  learned per sensor at night and by day, lone motions of one sensor within STAY counted once
+  (one stay: an armchair, a trip there and back); a sensor moved alone at night about as often
+  as by day is a pet's and its lone motions are no presence. Its motion just AFTER a movement
+  elsewhere (the pet stirring as the person goes to bed) waits for a second sign: that sensor
+  again within minutes (the person's visit there begins, and lasts while it keeps moving,
+  until the person is seen elsewhere), or another sensor after it. Where such a pet lives and
+  only comes by another sensor, a lone motion there is presence once a second sign follows
+  (without one, lone motions at night are the person's: a hall on the way to a bathroom
+  without a sensor);
 * the room of the latest presence: a motion END in a room the person left (another sensor
   started seeing movement since this one's began) does not move the person back there.
 
@@ -73,6 +78,10 @@ CORROBORATE = timedelta(minutes=3)
 #: A lone event this soon after the same sensor's previous presence continues that visit (a
 #: person's movements in one room come every few minutes; a visit begins with a sure event).
 CONTINUE = timedelta(minutes=10)
+#: Lone movements of one sensor no further apart than this are one stay (counted once when
+#: learning which sensors a pet moves): a person in an armchair moves alone every few
+#: minutes, a trip to a bathroom without a sensor passes the hall there and back.
+STAY = timedelta(minutes=20)
 #: Lone sensors are weaker evidence than silence: their runs get this extra margin.
 RUN_MARGIN = 1.5
 #: Never alarm on shorter gaps, whatever the history says.
@@ -242,6 +251,8 @@ class InactivityDetector:
         self._pending: ActivityEvent | None = None
         #: Lone movements that another sensor may still vouch for (see ``_count_strays``).
         self._lone_recent: list[ActivityEvent] = []
+        #: Each sensor's latest lone movement (counted or not: see ``_count_strays``).
+        self._stray_at: dict[str, datetime] = {}
         #: Where a lone movement since the latest presence was (perhaps the person, going to
         #: bed where no sensor sees it): the silence gets the more lenient of both rooms' limits.
         self._moved_room: str | None = None
@@ -306,20 +317,52 @@ class InactivityDetector:
             if lone.sensor_id == event.sensor_id or abs(event.at - lone.at) > CORROBORATE
         ]
         stray = self._stray(event)
-        if stray and event.sensor_id in self._restless():
+        restless = self._restless()
+        pending = self._pending
+        # A visit to the pet's own place: entered just after a movement elsewhere, and that
+        # sensor moves again within minutes.
+        visit = (
+            pending is not None
+            and pending.sensor_id == event.sensor_id
+            and pending.sensor_id in restless
+            and self._confirms(event, pending)
+        )
+        if stray and event.sensor_id in restless and not visit:
             return  # moved by something else than the person (a pet): no presence, no return
-        pending, self._pending = self._pending, None
+        self._pending = None
         if pending is not None and self._confirms(event, pending):
             other = event.sensor_id != pending.sensor_id
-            self._person(pending, stray=not other, sure=other)
-        elif stray and not self.away and event.sensor_id in self._pet_sensors()[1]:
+            self._person(pending, stray=not (other or visit), sure=other)
+            stray = stray and not visit
+        elif not self.away and (
+            (stray and event.sensor_id in self._pet_sensors()[1])
+            or (event.sensor_id in restless and not self._vouched(event))
+        ):
             # Where a pet comes by, one lone movement is not yet a person: it is when a second
             # one follows in that room, or another sensor within minutes. Not while away: there
             # ``_back`` judges it (the door's room, or two rooms), and an absence that nothing
             # can end would hide a fall after a return the door did not tell.
+            # In the pet's own place, the person's movement elsewhere just BEFORE says nothing
+            # (the pet stirs as the person goes to bed): a later one, or a visit, must vouch.
             self._pending, self._moved_room = event, event.room or "?"
             return
         self._person(event, stray=stray)
+
+    def _vouched(self, event: ActivityEvent) -> bool:
+        """Is a movement of a sensor a pet moves the person's: it continues a visit there, or
+        another sensor (not a pet's) moves at the same time or within minutes after it (in
+        this poll: the person went on to another room)?"""
+        visit = self._visit_at.get(event.sensor_id)
+        if visit is not None and timedelta(0) <= event.at - visit <= CONTINUE:
+            return True
+        restless = self._restless()
+        return any(
+            other.sensor_id != event.sensor_id
+            and other.sensor_id not in restless
+            and other.kind in {"motion", "area_motion"}
+            and timedelta(0) <= other.at - event.at <= CORROBORATE
+            for other in self._batch
+        )
 
     def _confirms(self, event: ActivityEvent, pending: ActivityEvent) -> bool:
         """Does ``event`` make the pending lone movement a person's?"""
@@ -345,10 +388,14 @@ class InactivityDetector:
             or event.sensor_id in restless
             or not (continuing or self._corroborated(event, exclude=restless))
         )
-        if not stray and (event.sensor_id not in restless or self._corroborated(event)):
-            # A visit begins with a sure movement; where a pet roams, it lasts as long as
-            # movements sure to be the person's keep coming (the pet does not prolong it).
+        if not stray:
+            # A visit begins with a sure movement and lasts while that sensor keeps moving
+            # within minutes; where a pet roams, it ends when the person is seen elsewhere
+            # (the pet staying behind does not prolong it).
             self._visit_at[event.sensor_id] = event.at
+            if self._corroborated(event, exclude=restless):
+                for sensor in restless & self._visit_at.keys() - {event.sensor_id}:
+                    del self._visit_at[sensor]
         self._presence(event, count=not event.ongoing, stray=stray, sure=sure)
 
     def _stray(self, event: ActivityEvent) -> bool:
@@ -368,6 +415,10 @@ class InactivityDetector:
         the bathroom after the hall) are learned as strays, per sensor, at night and by day."""
         for event in [e for e in self._lone_recent if now - e.at > CORROBORATE]:
             self._lone_recent.remove(event)
+            previous = self._stray_at.get(event.sensor_id)
+            self._stray_at[event.sensor_id] = event.at
+            if previous is not None and timedelta(0) <= event.at - previous <= STAY:
+                continue  # the same stay (a person still in the armchair, a trip there and back)
             day = event.at.astimezone(self.timezone).toordinal()
             self.history.stray(day, event.sensor_id, night=self._night(self._slot(event.at)))
 
