@@ -641,3 +641,20 @@ def test_a_night_trip_there_and_back_is_one_lone_stay() -> None:
     alarm = first_inactive(home.run(night + timedelta(hours=4), [motion("Hall", night)]))
     assert alarm is not None
     assert (alarm.reason, alarm.since) == ("unusual_gap", night)
+
+
+def test_someone_up_then_back_in_bed_is_judged_by_the_day_limit() -> None:
+    """Up at 7 for breakfast, back to bed ten minutes later (an ill day): the night ended when
+    the kitchen saw the person, so the silence in the bedroom is a day silence of this home's
+    (long mornings here), not "not up"."""
+    home = Home()
+    for n in range(14):
+        start = MONDAY + timedelta(days=n)
+        home.run(start + timedelta(days=1), armchair_morning(start))
+    day = MONDAY + timedelta(days=14)
+    steps = (("Bedroom", 0), ("Hall", 1), ("Kitchen", 3), ("Hall", 8), ("Bedroom", 10))
+    up = [motion(room, day + timedelta(hours=7, minutes=m)) for room, m in steps]
+    assert first_inactive(home.run(day + timedelta(hours=9, minutes=30), up)) is None
+    alarm = first_inactive(home.run(day + timedelta(hours=13)))
+    assert alarm is not None
+    assert alarm.reason == "unusual_gap"

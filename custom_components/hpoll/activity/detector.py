@@ -33,8 +33,8 @@ Why a verdict is ``inactive`` (``reason``):
   time of day in this room (at night: how long a visit to the bathroom usually lasts);
 * ``not_up``: the night has not ended: no sustained activity since the home's quietest hour,
   well past the time the home usually wakes up (the morning edge follows the home, not a clock),
-  and the latest presence was not someone up (by day, outside the rooms where the nights are
-  slept and the way to them);
+  and nobody was seen up that day (by day, outside the rooms where the nights are slept and the
+  way to them);
 * ``one_sensor``: only one sensor has fired for unusually long (a pet, or a sensor stuck on):
   the silence is judged as if that sensor were not there;
 * ``safety_net``: the user's fixed threshold (outside the quiet hours, which it counts from the
@@ -230,6 +230,8 @@ class InactivityDetector:
         self._back_sensors: set[str] = set()
         #: The first poll watched: a day that began before it cannot say "not up yet".
         self.watching_since: datetime | None = None
+        #: The latest of the home's days (see ``_cycle``) on which someone was seen up.
+        self._up_day: int | None = None
         self.away = False
         self.reachable = True
         #: Nothing was seen up to here (the bridge was unreachable, or before we watched).
@@ -513,6 +515,8 @@ class InactivityDetector:
         self._visit_clean = self._visit_clean and self._gap_clean
         self._run_clean = self._run_clean and self._gap_clean
         self._gap_low_day = self._low_activity(at)
+        if not stray and self._up_elsewhere(at):
+            self._up_day = self._cycle(at)[0]
 
     def _room_of(self, event: ActivityEvent) -> str | None:
         """The room the person is in after ``event``. A motion END says only that movement
@@ -858,7 +862,7 @@ class InactivityDetector:
             and minute > due
             and last < began + timedelta(minutes=due)
             and gap >= MIN_GAP * factor
-            and not self._up_elsewhere(last)
+            and self._up_day != day
         ):
             found["not_up"] = (last, gap - (minute - due))
         sure = self._sure_at
@@ -892,16 +896,17 @@ class InactivityDetector:
         state = RESTING if resting and gap >= MIN_NIGHT_GAP else ACTIVE
         return verdict(state, last, None, None if limit is None else limit * factor)
 
-    def _up_elsewhere(self, last: datetime) -> bool:
-        """Was the latest presence someone up: by day, in a room where this home's nights are
-        not slept, nor on the way there? Then the night has ended, however little moved since
-        (a slow morning in the armchair); the silence is judged by its own limit."""
+    def _up_elsewhere(self, at: datetime) -> bool:
+        """Is the latest presence (at ``at``) someone up: by day, in a room where this home's
+        nights are not slept, nor on the way there? Then the night has ended for this day,
+        however little moved since (a slow morning, an ill day in bed after breakfast): its
+        silences are judged by their own limits, never as "not up"."""
         sleep = self.history.sleep_rooms()
         return (
             sleep is not None
             and (self._last_room or "?") not in sleep
             and self._bed_bound() is None
-            and not self._night(self._slot(last))
+            and not self._night(self._slot(at))
         )
 
     def _unseen_outing(self, days: int, limit: float | None, factor: float) -> bool:
