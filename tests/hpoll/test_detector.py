@@ -369,9 +369,15 @@ def test_a_lone_movement_where_a_pet_comes_by_waits_for_a_second_sign() -> None:
     home = Home()
     end = MONDAY + timedelta(days=14)
     lived = [e for n in range(14) for e in ordinary_day(MONDAY + timedelta(days=n))]
-    # A cat that visits the bathroom now and then, mostly at night.
+    # A cat that visits the bathroom now and then, mostly at night; the kitchen is its own
+    # place, moved night after night (what shows that a pet lives here).
     visits = [
         motion("Bathroom", MONDAY + timedelta(days=n, hours=1, minutes=30)) for n in range(14)
+    ]
+    visits += [
+        motion("Kitchen", MONDAY + timedelta(days=n, hours=hour, minutes=10))
+        for n in range(14)
+        for hour in (0, 2, 4)
     ]
     home.run(end, [e for e in [*lived, *visits] if e.at <= end])
     fall = end + timedelta(hours=10)
@@ -441,9 +447,14 @@ def test_a_return_seen_by_one_lone_movement_ends_the_absence() -> None:
     home = Home()
     end = MONDAY + timedelta(days=14)
     lived = [e for n in range(14) for e in ordinary_day(MONDAY + timedelta(days=n))]
-    # The hall moves alone now and then at night (a trip to a bathroom without a sensor): a
-    # sensor a pet might visit, whose lone movements wait for a second sign.
+    # The hall moves alone now and then at night, in a home where a pet lives (the kitchen is
+    # its place): a sensor the pet may visit, whose lone movements wait for a second sign.
     visits = [motion("Hall", MONDAY + timedelta(days=n, hours=1, minutes=30)) for n in range(14)]
+    visits += [
+        motion("Kitchen", MONDAY + timedelta(days=n, hours=hour, minutes=10))
+        for n in range(14)
+        for hour in (0, 2, 4)
+    ]
     home.run(end, [e for e in [*lived, *visits] if e.at <= end])
     assert "Hall" in home.detector._pet_sensors()[1]
     leave = end + timedelta(hours=10)
@@ -500,3 +511,150 @@ def test_while_learning_a_few_quiet_days_do_not_tighten_the_limits() -> None:
     assert learned
     assert max(learned) < 60  # three days of short silences
     assert home.detector._gap_limit(at, "Living") == DAY_PRIOR
+
+
+def armchair_morning(day: datetime) -> list[ActivityEvent]:
+    """Up at 7 and about for 40 minutes, then the armchair, still until half past nine."""
+    steps = [("Bedroom", 0), ("Hall", 1), ("Kitchen", 3), ("Hall", 20), ("Kitchen", 22)]
+    steps += [("Kitchen", 38), ("Hall", 40), ("Living", 42)]
+    morning = [motion(room, day + timedelta(hours=7, minutes=m)) for room, m in steps]
+    rest = [e for e in ordinary_day(day) if e.at >= day + timedelta(hours=9, minutes=30)]
+    return morning + rest
+
+
+def test_someone_up_and_still_in_the_armchair_is_not_taken_as_not_up() -> None:
+    """Out of bed at 7 and into the armchair after a few minutes: too little to be the day's
+    sustained start, yet the night is over (the latest presence is in the living room, by
+    day): the silence is judged by this home's long morning silences, not as "not up"."""
+    home = Home()
+    for n in range(14):
+        start = MONDAY + timedelta(days=n)
+        home.run(start + timedelta(days=1), armchair_morning(start))
+    assert home.detector.history.sleep_rooms() == {"Bedroom"}
+    day = MONDAY + timedelta(days=14)
+    steps_up = (("Bedroom", 0), ("Hall", 1), ("Living", 3))
+    up = [motion(room, day + timedelta(hours=7, minutes=m)) for room, m in steps_up]
+    assert first_inactive(home.run(day + timedelta(hours=9, minutes=30), up)) is None
+    alarm = first_inactive(home.run(day + timedelta(hours=13)))
+    assert alarm is not None
+    assert alarm.reason == "unusual_gap"
+
+
+def test_lone_night_movements_are_no_pet_where_none_lives() -> None:
+    """The bathroom has no sensor: every night trip is the hall alone, there and back. With no
+    sensor moved night after night (no pet living here), the hall is no pet's place: a night
+    stay beyond the hall is caught as a night visit, not left to the morning."""
+    home = Home()
+    for n in range(14):
+        start = MONDAY + timedelta(days=n)
+        lived = [e for e in ordinary_day(start) if e.at < start + timedelta(days=1)]
+        trip = start + timedelta(days=1, hours=3)
+        lived += [motion("Hall", trip), motion("Bedroom", trip + timedelta(minutes=12))]
+        home.run(start + timedelta(days=1, hours=4), lived)
+    # The hall alone at night, once a night, and never by day: as a pet coming by would be.
+    assert "Hall" in home.detector.history.restless(8.0, 0.1, nightly=0.0)
+    assert home.detector._pet_sensors() == (frozenset(), frozenset())
+    night = home.now.replace(hour=3) + timedelta(days=1)
+    home.run(night - timedelta(minutes=1))
+    alarm = first_inactive(home.run(night + timedelta(hours=4), [motion("Hall", night)]))
+    assert alarm is not None
+    assert (alarm.reason, alarm.since) == ("unusual_gap", night)
+    assert alarm.limit is not None
+    assert alarm.limit <= timedelta(minutes=90)
+
+
+def test_the_end_of_a_movement_in_the_room_left_behind_does_not_move_the_person_back() -> None:
+    """Back from the bathroom: the hall starts seeing movement, and only then the bathroom's
+    sensor goes quiet (its 10-40 s hold). The person is in the hall on the way to bed, not
+    back in the bathroom: no night-visit alarm for the bathroom."""
+    home = learned_home()
+    day = MONDAY + timedelta(days=14)
+    trip = day + timedelta(hours=3)
+    events = [motion("Hall", trip), motion("Bathroom", trip + timedelta(minutes=1))]
+    back = trip + timedelta(minutes=8)
+    events += [motion("Hall", back), motion("Hall", back + timedelta(seconds=30), on=False)]
+    events.append(motion("Bathroom", back + timedelta(seconds=30), on=False, seen=True))
+    morning = [e for e in ordinary_day(day) if e.at >= day + timedelta(hours=7)]
+    assert first_inactive(home.run(day + timedelta(hours=8), events + morning)) is None
+
+
+def cat_home(room: str, days: int = 14) -> Home:
+    """Ordinary days with a cat moving ``room`` every 37 minutes, day and night."""
+    home = Home()
+    end = MONDAY + timedelta(days=days)
+    lived = [e for n in range(days) for e in ordinary_day(MONDAY + timedelta(days=n))]
+    cat = [motion(room, MONDAY + timedelta(minutes=m)) for m in range(5, days * 1440, 37)]
+    home.run(end, [e for e in sorted([*lived, *cat], key=lambda e: e.at) if e.at <= end])
+    assert home.detector._restless() == {room}
+    return home
+
+
+def test_the_cat_stirring_as_the_person_goes_to_bed_is_not_the_person() -> None:
+    """The person goes to bed through the hall; two minutes later the cat moves its kitchen.
+    A movement elsewhere just BEFORE does not make the cat's the person's: the person is in
+    bed, and the night passes without an alarm."""
+    home = cat_home("Kitchen")
+    day = home.now
+    bed = day + timedelta(hours=22, minutes=30)
+    evening = [e for e in ordinary_day(day) if e.at <= bed + timedelta(minutes=1)]
+    home.run(bed + timedelta(minutes=2), evening)
+    stir = motion("Kitchen", bed + timedelta(minutes=3))
+    home.run(bed + timedelta(minutes=4), [stir])
+    assert home.detector.last_at == bed + timedelta(minutes=1)
+    morning = [motion("Bedroom", day + timedelta(days=1, hours=7))]
+    assert first_inactive(home.run(day + timedelta(days=1, hours=7, minutes=5), morning)) is None
+
+
+def test_a_person_in_the_cats_room_stays_there() -> None:
+    """Two hours in the cat's living room, moving every eight minutes: the visit lasts as
+    long as that sensor keeps moving, so no silence is imagined; once the person is seen in
+    the hall, the cat's movements there are no visit any more."""
+    home = cat_home("Living")
+    day = home.now
+    start = day + timedelta(hours=13)
+    sit = [e for e in ordinary_day(day) if e.at < start - timedelta(minutes=5)]
+    sit += [motion("Hall", start), motion("Living", start + timedelta(minutes=1))]
+    sit += [motion("Living", start + timedelta(minutes=m)) for m in range(9, 120, 8)]
+    assert first_inactive(home.run(start + timedelta(hours=2), sit)) is None
+    assert home.detector.last_at == sit[-1].at
+    out = start + timedelta(hours=2)
+    home.run(out + timedelta(minutes=1), [motion("Hall", out)])
+    home.run(out + timedelta(minutes=10), [motion("Living", out + timedelta(minutes=6))])
+    assert home.detector.last_at == out
+
+
+def test_a_night_trip_there_and_back_is_one_lone_stay() -> None:
+    """A bathroom without a sensor: each night the hall moves alone on the way there, once
+    more, and again on the way back. That is one trip a night, the person's, not a pet moving
+    the hall night after night."""
+    home = Home()
+    for n in range(14):
+        start = MONDAY + timedelta(days=n)
+        lived = [e for e in ordinary_day(start) if e.at < start + timedelta(days=1)]
+        trip = start + timedelta(days=1, hours=3)
+        lived += [motion("Hall", trip + timedelta(minutes=m)) for m in (0, 4, 11)]
+        lived.append(motion("Bedroom", trip + timedelta(minutes=16)))
+        home.run(start + timedelta(days=1, hours=4), lived)
+    assert home.detector._restless() == frozenset()
+    night = home.now.replace(hour=3) + timedelta(days=1)
+    home.run(night - timedelta(minutes=1))
+    alarm = first_inactive(home.run(night + timedelta(hours=4), [motion("Hall", night)]))
+    assert alarm is not None
+    assert (alarm.reason, alarm.since) == ("unusual_gap", night)
+
+
+def test_someone_up_then_back_in_bed_is_judged_by_the_day_limit() -> None:
+    """Up at 7 for breakfast, back to bed ten minutes later (an ill day): the night ended when
+    the kitchen saw the person, so the silence in the bedroom is a day silence of this home's
+    (long mornings here), not "not up"."""
+    home = Home()
+    for n in range(14):
+        start = MONDAY + timedelta(days=n)
+        home.run(start + timedelta(days=1), armchair_morning(start))
+    day = MONDAY + timedelta(days=14)
+    steps = (("Bedroom", 0), ("Hall", 1), ("Kitchen", 3), ("Hall", 8), ("Bedroom", 10))
+    up = [motion(room, day + timedelta(hours=7, minutes=m)) for room, m in steps]
+    assert first_inactive(home.run(day + timedelta(hours=9, minutes=30), up)) is None
+    alarm = first_inactive(home.run(day + timedelta(hours=13)))
+    assert alarm is not None
+    assert alarm.reason == "unusual_gap"

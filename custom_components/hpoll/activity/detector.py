@@ -16,15 +16,25 @@ What counts:
 * blind: while the bridge cannot be read nothing is known; gaps that overlap such time are not
   learned from.
 * pets: a lone motion (no other sensor within minutes, no visit of that sensor going on) is
-  learned per sensor at night and by day; a sensor moved alone at night about as often as by
-  day is a pet's and its lone motions are no presence; where a pet only comes by, a lone motion
-  is presence once a second sign follows.
+  learned per sensor at night and by day, lone motions of one sensor within STAY counted once
+  (one stay: an armchair, a trip there and back); a sensor moved alone at night about as often
+  as by day is a pet's and its lone motions are no presence. Its motion just AFTER a movement
+  elsewhere (the pet stirring as the person goes to bed) waits for a second sign: that sensor
+  again within minutes (the person's visit there begins, and lasts while it keeps moving,
+  until the person is seen elsewhere), or another sensor after it. Where such a pet lives and
+  only comes by another sensor, a lone motion there is presence once a second sign follows
+  (without one, lone motions at night are the person's: a hall on the way to a bathroom
+  without a sensor);
+* the room of the latest presence: a motion END in a room the person left (another sensor
+  started seeing movement since this one's began) does not move the person back there.
 
 Why a verdict is ``inactive`` (``reason``):
 * ``unusual_gap``: the gap is longer than this home's gaps usually get when they begin at this
   time of day in this room (at night: how long a visit to the bathroom usually lasts);
 * ``not_up``: the night has not ended: no sustained activity since the home's quietest hour,
-  well past the time the home usually wakes up (the morning edge follows the home, not a clock);
+  well past the time the home usually wakes up (the morning edge follows the home, not a clock),
+  and nobody was seen up that day (by day, outside the rooms where the nights are slept and the
+  way to them);
 * ``one_sensor``: only one sensor has fired for unusually long (a pet, or a sensor stuck on):
   the silence is judged as if that sensor were not there;
 * ``safety_net``: the user's fixed threshold (outside the quiet hours, which it counts from the
@@ -68,6 +78,10 @@ CORROBORATE = timedelta(minutes=3)
 #: A lone event this soon after the same sensor's previous presence continues that visit (a
 #: person's movements in one room come every few minutes; a visit begins with a sure event).
 CONTINUE = timedelta(minutes=10)
+#: Lone movements of one sensor no further apart than this are one stay (counted once when
+#: learning which sensors a pet moves): a person in an armchair moves alone every few
+#: minutes, a trip to a bathroom without a sensor passes the hall there and back.
+STAY = timedelta(minutes=20)
 #: Lone sensors are weaker evidence than silence: their runs get this extra margin.
 RUN_MARGIN = 1.5
 #: Never alarm on shorter gaps, whatever the history says.
@@ -202,6 +216,8 @@ class InactivityDetector:
         self._visit_clean = False
         #: Each sensor's latest presence, and which sensors are doors.
         self._seen: dict[str, datetime] = {}
+        #: Each motion sensor's latest movement START (where the person went last).
+        self._started: dict[str, datetime] = {}
         self._doors: set[str] = set()
         self.door_at: datetime | None = None
         self._door_room: str | None = None
@@ -214,6 +230,8 @@ class InactivityDetector:
         self._back_sensors: set[str] = set()
         #: The first poll watched: a day that began before it cannot say "not up yet".
         self.watching_since: datetime | None = None
+        #: The latest of the home's days (see ``_cycle``) on which someone was seen up.
+        self._up_day: int | None = None
         self.away = False
         self.reachable = True
         #: Nothing was seen up to here (the bridge was unreachable, or before we watched).
@@ -235,6 +253,8 @@ class InactivityDetector:
         self._pending: ActivityEvent | None = None
         #: Lone movements that another sensor may still vouch for (see ``_count_strays``).
         self._lone_recent: list[ActivityEvent] = []
+        #: Each sensor's latest lone movement (counted or not: see ``_count_strays``).
+        self._stray_at: dict[str, datetime] = {}
         #: Where a lone movement since the latest presence was (perhaps the person, going to
         #: bed where no sensor sees it): the silence gets the more lenient of both rooms' limits.
         self._moved_room: str | None = None
@@ -299,20 +319,52 @@ class InactivityDetector:
             if lone.sensor_id == event.sensor_id or abs(event.at - lone.at) > CORROBORATE
         ]
         stray = self._stray(event)
-        if stray and event.sensor_id in self._restless():
+        restless = self._restless()
+        pending = self._pending
+        # A visit to the pet's own place: entered just after a movement elsewhere, and that
+        # sensor moves again within minutes.
+        visit = (
+            pending is not None
+            and pending.sensor_id == event.sensor_id
+            and pending.sensor_id in restless
+            and self._confirms(event, pending)
+        )
+        if stray and event.sensor_id in restless and not visit:
             return  # moved by something else than the person (a pet): no presence, no return
-        pending, self._pending = self._pending, None
+        self._pending = None
         if pending is not None and self._confirms(event, pending):
             other = event.sensor_id != pending.sensor_id
-            self._person(pending, stray=not other, sure=other)
-        elif stray and not self.away and event.sensor_id in self._pet_sensors()[1]:
+            self._person(pending, stray=not (other or visit), sure=other)
+            stray = stray and not visit
+        elif not self.away and (
+            (stray and event.sensor_id in self._pet_sensors()[1])
+            or (event.sensor_id in restless and not self._vouched(event))
+        ):
             # Where a pet comes by, one lone movement is not yet a person: it is when a second
             # one follows in that room, or another sensor within minutes. Not while away: there
             # ``_back`` judges it (the door's room, or two rooms), and an absence that nothing
             # can end would hide a fall after a return the door did not tell.
+            # In the pet's own place, the person's movement elsewhere just BEFORE says nothing
+            # (the pet stirs as the person goes to bed): a later one, or a visit, must vouch.
             self._pending, self._moved_room = event, event.room or "?"
             return
         self._person(event, stray=stray)
+
+    def _vouched(self, event: ActivityEvent) -> bool:
+        """Is a movement of a sensor a pet moves the person's: it continues a visit there, or
+        another sensor (not a pet's) moves at the same time or within minutes after it (in
+        this poll: the person went on to another room)?"""
+        visit = self._visit_at.get(event.sensor_id)
+        if visit is not None and timedelta(0) <= event.at - visit <= CONTINUE:
+            return True
+        restless = self._restless()
+        return any(
+            other.sensor_id != event.sensor_id
+            and other.sensor_id not in restless
+            and other.kind in {"motion", "area_motion"}
+            and timedelta(0) <= other.at - event.at <= CORROBORATE
+            for other in self._batch
+        )
 
     def _confirms(self, event: ActivityEvent, pending: ActivityEvent) -> bool:
         """Does ``event`` make the pending lone movement a person's?"""
@@ -338,10 +390,14 @@ class InactivityDetector:
             or event.sensor_id in restless
             or not (continuing or self._corroborated(event, exclude=restless))
         )
-        if not stray and (event.sensor_id not in restless or self._corroborated(event)):
-            # A visit begins with a sure movement; where a pet roams, it lasts as long as
-            # movements sure to be the person's keep coming (the pet does not prolong it).
+        if not stray:
+            # A visit begins with a sure movement and lasts while that sensor keeps moving
+            # within minutes; where a pet roams, it ends when the person is seen elsewhere
+            # (the pet staying behind does not prolong it).
             self._visit_at[event.sensor_id] = event.at
+            if self._corroborated(event, exclude=restless):
+                for sensor in restless & self._visit_at.keys() - {event.sensor_id}:
+                    del self._visit_at[sensor]
         self._presence(event, count=not event.ongoing, stray=stray, sure=sure)
 
     def _stray(self, event: ActivityEvent) -> bool:
@@ -361,6 +417,10 @@ class InactivityDetector:
         the bathroom after the hall) are learned as strays, per sensor, at night and by day."""
         for event in [e for e in self._lone_recent if now - e.at > CORROBORATE]:
             self._lone_recent.remove(event)
+            previous = self._stray_at.get(event.sensor_id)
+            self._stray_at[event.sensor_id] = event.at
+            if previous is not None and timedelta(0) <= event.at - previous <= STAY:
+                continue  # the same stay (a person still in the armchair, a trip there and back)
             day = event.at.astimezone(self.timezone).toordinal()
             self.history.stray(day, event.sensor_id, night=self._night(self._slot(event.at)))
 
@@ -374,10 +434,16 @@ class InactivityDetector:
         if self._restless_key != key:
             self._restless_key = key
             night_hours = sum(1 for s in range(SLOTS_PER_DAY) if self._night(s)) / 2
-            self._restless_set = (
-                self.history.restless(night_hours),
-                self.history.restless(night_hours, PET_VISIT_RATIO, nightly=0.0),
+            restless = self.history.restless(night_hours)
+            # A pet comes by other sensors only where one shows it lives here, moving its own
+            # places night after night: without it, lone movements at night are the person's
+            # (the hall on a night trip to a bathroom without a sensor, a turn in bed).
+            visits = (
+                self.history.restless(night_hours, PET_VISIT_RATIO, nightly=0.0)
+                if restless
+                else frozenset()
             )
+            self._restless_set = (restless, visits)
         return self._restless_set
 
     def _back(self, event: ActivityEvent) -> bool:
@@ -436,9 +502,10 @@ class InactivityDetector:
                 self._learn(self.history.runs, self._sure_at, at, self._sure_room or "?")
             self._sure_at, self._sure_room, self._run_clean = at, event.room, True
         self._seen[event.sensor_id] = at
-        if self._last_room is not None and self._last_room != event.room:
+        room = self._room_of(event)
+        if self._last_room is not None and self._last_room != room:
             self._came_from = self._last_room
-        self.last_at, self._last_room, self._moved_room = at, event.room, None
+        self.last_at, self._last_room, self._moved_room = at, room, None
         self._last_sensor = event.sensor_id
         blind = self._blind_until is not None and at <= self._blind_until
         self._gap_clean = not (self.away or blind)
@@ -448,6 +515,30 @@ class InactivityDetector:
         self._visit_clean = self._visit_clean and self._gap_clean
         self._run_clean = self._run_clean and self._gap_clean
         self._gap_low_day = self._low_activity(at)
+        if not stray and self._up_elsewhere(at):
+            self._up_day = self._cycle(at)[0]
+
+    def _room_of(self, event: ActivityEvent) -> str | None:
+        """The room the person is in after ``event``. A motion END says only that movement
+        stopped there (10-40 s after it did): when another sensor STARTED seeing movement after
+        this one's movement began, the person left for that room, whose own end may come first
+        (the hall's brief passage ends before the bathroom left behind goes quiet)."""
+        if event.kind != "motion" or event.motion_on is not False:
+            if event.motion_on:
+                self._started[event.sensor_id] = event.at
+            return event.room
+        # This movement began at its seen start, or after the poll before (none seen).
+        began = self._started.get(event.sensor_id) if event.ongoing else self._poll_before
+        if began is None or self._last_room == event.room:
+            return event.room
+        later = [
+            (start, sensor)
+            for sensor, start in self._started.items()
+            if sensor != event.sensor_id and began < start <= event.at
+        ]
+        if not later or self._last_sensor != max(later)[1]:
+            return event.room
+        return self._last_room
 
     def _room_limit(self, last: datetime) -> float | None:
         """Minutes the silence since the latest presence (at ``last``) may last, judged by the
@@ -771,6 +862,7 @@ class InactivityDetector:
             and minute > due
             and last < began + timedelta(minutes=due)
             and gap >= MIN_GAP * factor
+            and self._up_day != day
         ):
             found["not_up"] = (last, gap - (minute - due))
         sure = self._sure_at
@@ -803,6 +895,19 @@ class InactivityDetector:
         resting = not woken or self._night(self._slot(last))
         state = RESTING if resting and gap >= MIN_NIGHT_GAP else ACTIVE
         return verdict(state, last, None, None if limit is None else limit * factor)
+
+    def _up_elsewhere(self, at: datetime) -> bool:
+        """Is the latest presence (at ``at``) someone up: by day, in a room where this home's
+        nights are not slept, nor on the way there? Then the night has ended for this day,
+        however little moved since (a slow morning, an ill day in bed after breakfast): its
+        silences are judged by their own limits, never as "not up"."""
+        sleep = self.history.sleep_rooms()
+        return (
+            sleep is not None
+            and (self._last_room or "?") not in sleep
+            and self._bed_bound() is None
+            and not self._night(self._slot(at))
+        )
 
     def _unseen_outing(self, days: int, limit: float | None, factor: float) -> bool:
         """In a home without a door sensor, outings are silences no door tells: once learned
