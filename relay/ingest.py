@@ -20,6 +20,7 @@ import json
 import logging
 import os
 from pathlib import Path
+import random
 import shutil
 import sqlite3
 import stat
@@ -92,6 +93,20 @@ def _data_error(err: BaseException) -> bool:
     if isinstance(err, StatementError):  # while binding parameters
         return isinstance(err.orig, UnicodeError | ValueError | TypeError)
     return isinstance(err, UnicodeError | ValueError | TypeError)  # sqlite3 binding, unwrapped
+
+
+#: PostgreSQL rolled the transaction back to let another one through: a deadlock (40P01) or a
+#: serialization failure (40001). Nothing is wrong with the batch or the database.
+_CONFLICTS = frozenset({"40001", "40P01"})
+#: A batch that lost such a conflict is written again up to this many times before its
+#: requests get 503.
+CONFLICT_RETRIES = 3
+#: Before the n-th retry, a random pause of up to n times this (seconds).
+CONFLICT_PAUSE = 0.02
+
+
+def _conflict(err: BaseException) -> bool:
+    return _sqlstate(err) in _CONFLICTS
 
 
 #: The write /healthz commits: alembic's one-row table, set to itself (no schema of its own).
@@ -505,7 +520,7 @@ class IngestWriter:
         self._sync_engine: Engine | None = None
         self._checkpointer: asyncio.Task[None] | None = None
         #: When and why the last batch failed, if the database failed it and none succeeded
-        #: since.
+        #: since (a batch that only lost a conflict to another transaction does not count).
         self.last_failure: tuple[float, str] | None = None
         if engine.dialect.name == "sqlite":
             self._sync_engine = create_sync_sqlite_engine(engine.url)
@@ -627,6 +642,7 @@ class IngestWriter:
 
     async def _write(self, batch: list[Submission], written: _Written) -> None:
         """Store ``batch`` (on the writer's loop), noting each report's outcome in ``written``."""
+        conflicts = 0
         while True:
             # PostgreSQL: the writer's connection, held since an earlier batch, may have been
             # closed meanwhile (a server restart, an administrator): such a batch is written
@@ -640,6 +656,18 @@ class IngestWriter:
                     await self._drop_connection()
                     continue
                 written.failed += 1
+                if _conflict(err) and conflicts < CONFLICT_RETRIES:
+                    conflicts += 1
+                    # Another transaction (the other replica's batch, a planning pass) won a
+                    # deadlock or a serialization conflict; this one was rolled back. Again,
+                    # after a random pause so that the two do not meet again at once.
+                    _LOGGER.warning(
+                        "storing %d reports lost a conflict (%s); writing them again",
+                        len(batch),
+                        describe(err),
+                    )
+                    await asyncio.sleep(random.uniform(0, CONFLICT_PAUSE * conflicts))  # noqa: S311
+                    continue
                 _LOGGER.error("storing %d reports failed: %s", len(batch), describe(err))
                 if _data_error(err):
                     if len(batch) > 1:
@@ -654,7 +682,10 @@ class IngestWriter:
                         UnstorableError("the database cannot store this report's data")
                     )
                     return
-                self.last_failure = (time.monotonic(), describe(err))
+                if not _conflict(err):
+                    # A conflict lost again and again says the database is busy, not that it
+                    # cannot write: /healthz keeps the replica in the load balancer.
+                    self.last_failure = (time.monotonic(), describe(err))
                 await self._after_failure()
                 written.results += [StorageError("the database is unavailable")] * len(batch)
                 return
