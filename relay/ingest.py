@@ -37,7 +37,7 @@ from sqlalchemy.pool import NullPool
 from .clock import utcnow
 from .metrics import Metrics
 from .schema import Report, Verdict
-from .storage.bulk import DriverStatement, bulk_insert
+from .storage.bulk import DriverStatement, bulk_insert, values_cte
 from .storage.db import checkpoint_sqlite, create_sync_sqlite_engine
 from .storage.models import ACTIVITY, DEVICES, HOMES, IN_LIST, REPORTS
 
@@ -218,7 +218,12 @@ def _statements(dialect: Dialect) -> _Statements:
             DriverStatement(
                 functools.partial(_activity_upsert, name), _ACTIVITY_FIELDS, dialect, shape
             ),
-            DriverStatement(lambda _rows: _home_update(name), _HOME_FIELDS, dialect, "many"),
+            DriverStatement(
+                functools.partial(_home_update, name),
+                _HOME_FIELDS,
+                dialect,
+                "many" if name == "postgresql" else "rows",
+            ),
         )
     return prepared
 
@@ -410,53 +415,58 @@ def _store_homes(
     statement.execute(connection, rows)
 
 
-def _home_update(dialect: str) -> Any:
+#: The homes' UPDATE's parameters, typed as their columns (so that each is bound as its column's
+#: type says; untyped, SQLite's driver wrote a datetime in a format of its own).
+_HOME_TYPES = {
+    "b_home": HOMES.c.id.type,
+    "b_received": HOMES.c.last_report_at.type,
+    "b_sent": HOMES.c.last_report_sent_at.type,
+    "b_reachable": HOMES.c.bridge_reachable.type,
+    "b_offline_since": HOMES.c.bridge_offline_since.type,
+    "b_counters": HOMES.c.counters.type,
+    "b_verdict": HOMES.c.verdict.type,
+    "b_activity": HOMES.c.last_activity_at.type,
+}
+
+
+def _home_update(dialect: str, rows: int) -> Any:
+    """The homes' UPDATE: for one row's parameters (PostgreSQL, as an executemany: its rows
+    are locked in the order given), or for ``rows`` rows joined from a VALUES list (SQLite: one
+    statement, where an executemany is a step per home that lets go of the GIL and waits to
+    take it back)."""
     homes = HOMES
-    # Every parameter typed as its column, so that each is bound as the column's type says
-    # (untyped, SQLite's driver wrote a datetime in a format of its own).
-    activity = bindparam("b_activity", type_=homes.c.last_activity_at.type)
-    received = bindparam("b_received", type_=homes.c.last_report_at.type)
+    if dialect == "postgresql":
+        given = {field: bindparam(field, type_=kind) for field, kind in _HOME_TYPES.items()}
+        statement = update(homes)
+    else:
+        batch = values_cte("b", _HOME_TYPES, rows)
+        given = {field: batch.c[field] for field in _HOME_TYPES}
+        statement = update(homes).add_cte(batch)
+    activity = given["b_activity"]
+    received = given["b_received"]
     # The bridge fields follow the newest report only; a late, older report just counts as
     # "heard from the home".
     newer = or_(
         homes.c.last_report_sent_at.is_(None),
-        homes.c.last_report_sent_at <= bindparam("b_sent"),
+        homes.c.last_report_sent_at <= given["b_sent"],
     )
-    return (
-        update(homes)
-        .where(homes.c.id == bindparam("b_home"))
-        .values(
-            # Replicas' batches commit in any order: the latest moment wins.
-            last_report_at=_greatest(
-                dialect, func.coalesce(homes.c.last_report_at, received), received
-            ),
-            # Activity may come in any report, late ones too: the newest moment wins.
-            last_activity_at=case(
-                (activity.is_(None), homes.c.last_activity_at),
-                else_=_greatest(
-                    dialect, func.coalesce(homes.c.last_activity_at, activity), activity
-                ),
-            ),
-            last_report_sent_at=case(
-                (newer, bindparam("b_sent")), else_=homes.c.last_report_sent_at
-            ),
-            bridge_reachable=case(
-                (newer, bindparam("b_reachable", type_=homes.c.bridge_reachable.type)),
-                else_=homes.c.bridge_reachable,
-            ),
-            bridge_offline_since=case(
-                (newer, bindparam("b_offline_since", type_=homes.c.bridge_offline_since.type)),
-                else_=homes.c.bridge_offline_since,
-            ),
-            counters=case(
-                (newer, bindparam("b_counters", type_=homes.c.counters.type)),
-                else_=homes.c.counters,
-            ),
-            verdict=case(
-                (newer, bindparam("b_verdict", type_=homes.c.verdict.type)),
-                else_=homes.c.verdict,
-            ),
-        )
+    return statement.where(homes.c.id == given["b_home"]).values(
+        # Replicas' batches commit in any order: the latest moment wins.
+        last_report_at=_greatest(
+            dialect, func.coalesce(homes.c.last_report_at, received), received
+        ),
+        # Activity may come in any report, late ones too: the newest moment wins.
+        last_activity_at=case(
+            (activity.is_(None), homes.c.last_activity_at),
+            else_=_greatest(dialect, func.coalesce(homes.c.last_activity_at, activity), activity),
+        ),
+        last_report_sent_at=case((newer, given["b_sent"]), else_=homes.c.last_report_sent_at),
+        bridge_reachable=case((newer, given["b_reachable"]), else_=homes.c.bridge_reachable),
+        bridge_offline_since=case(
+            (newer, given["b_offline_since"]), else_=homes.c.bridge_offline_since
+        ),
+        counters=case((newer, given["b_counters"]), else_=homes.c.counters),
+        verdict=case((newer, given["b_verdict"]), else_=homes.c.verdict),
     )
 
 

@@ -4,10 +4,10 @@ was the largest share of the time."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from sqlalchemy import ARRAY, bindparam, func, select
+from sqlalchemy import ARRAY, bindparam, column, func, select, values
 from sqlalchemy.engine import Connection, Dialect
 
 from .models import insert_or_skip
@@ -32,8 +32,8 @@ def _plan(compiled: Any, where: dict[str, tuple[int, int]], dialect: Dialect) ->
 def _bind(plan: _Plan, rows: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
     """The parameters of a statement for ``rows``, as the driver takes them."""
     values = []
-    for row, column, literal, convert in plan:
-        value = literal if row < 0 else rows[row][column]
+    for row, field, literal, convert in plan:
+        value = literal if row < 0 else rows[row][field]
         values.append(value if convert is None else convert(value))
     return tuple(values)
 
@@ -137,3 +137,19 @@ def bulk_insert(dialect: str, table: Any, fields: Sequence[str], rows: int) -> A
         return insert.values(row_values(table, fields, rows))
     arrays = [func.unnest(bindparam(field, type_=ARRAY(table.c[field].type))) for field in fields]
     return insert.from_select(list(fields), select(*arrays))
+
+
+def values_cte(name: str, types: Mapping[str, Any], rows: int) -> Any:
+    """``WITH name(field, …) AS (VALUES (…), …)``: ``rows`` rows of parameters, one typed
+    column per field (parameters named as :func:`row_values` names them), to join into an
+    ``UPDATE … FROM``."""
+    return (
+        values(*(column(field, kind) for field, kind in types.items()), name=name)
+        .data(
+            [
+                tuple(bindparam(_param(field, row), type_=kind) for field, kind in types.items())
+                for row in range(rows)
+            ]
+        )
+        .cte(name)
+    )
