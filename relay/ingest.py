@@ -506,10 +506,10 @@ class IngestWriter:
     it never waits for the busy serving loop. (As a task on that loop it waited for the loop's
     turn between batches, and on PostgreSQL at each of a batch's round trips: under wrk, 1.4 ms
     between SQLite batches of 9 ms, and 4.6 ms of a 10 ms PostgreSQL batch outside its four
-    statements; issue 16.) On SQLite the batch runs on
-    a plain ``sqlite3`` connection (one hand-over per batch instead of aiosqlite's one per
-    statement); on PostgreSQL on an asyncpg connection of the writer's own, held open (no pool
-    checkout and pre-ping per batch), in the thread's own event loop.
+    statements; issue 16.) On SQLite the batch runs on a plain ``sqlite3`` connection (one
+    hand-over per batch instead of aiosqlite's one per statement); on PostgreSQL on an asyncpg
+    connection of the writer's own, held open (no pool checkout and pre-ping per batch), in the
+    thread's own event loop.
     """
 
     def __init__(self, engine: AsyncEngine, metrics: Metrics, max_batch: int = MAX_BATCH) -> None:
