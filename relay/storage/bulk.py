@@ -4,11 +4,13 @@ was the largest share of the time."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
 
-from sqlalchemy import bindparam
+from sqlalchemy import ARRAY, bindparam, column, func, select, values
 from sqlalchemy.engine import Connection, Dialect
+
+from .models import insert_or_skip
 
 #: A value's place in the rows given (row, field; ``row`` -1: a literal of the statement) and
 #: the driver's conversion of it.
@@ -30,8 +32,8 @@ def _plan(compiled: Any, where: dict[str, tuple[int, int]], dialect: Dialect) ->
 def _bind(plan: _Plan, rows: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
     """The parameters of a statement for ``rows``, as the driver takes them."""
     values = []
-    for row, column, literal, convert in plan:
-        value = literal if row < 0 else rows[row][column]
+    for row, field, literal, convert in plan:
+        value = literal if row < 0 else rows[row][field]
         values.append(value if convert is None else convert(value))
     return tuple(values)
 
@@ -45,11 +47,15 @@ class DriverStatement:
     per-row parameter handling (a dict per row, ``construct_params``, processors looked up per
     parameter) was the largest share of the writer's time (py-spy, issue 16).
 
-    ``build(n)`` is the statement for ``n`` rows: an INSERT takes them in ONE statement (as many
-    VALUES), compiled once per power of two (a batch's rows go as a few of those); an UPDATE,
-    built for one row (``n`` is 1), goes as an executemany. In SQLite's executemany every row
-    is a step of its own that lets go of the GIL and must wait to take it back from the busy
-    event loop: one statement for all rows waits once.
+    ``build(n)`` is the statement for ``n`` rows. ``shape`` says how rows are sent:
+    ``"rows"``: an INSERT takes them in ONE statement (as many VALUES), compiled once per power
+    of two (a batch's rows go as a few of those); ``"many"``: an UPDATE, built for one row
+    (``n`` is 1), goes as an executemany; ``"columns"`` (PostgreSQL): an INSERT built with
+    ``n`` = 0 (:func:`bulk_insert`) takes one array per field, any number of rows in ONE
+    statement and one round trip (as VALUES of a few sizes, the reports of a batch of 25 were
+    three round trips, each waited for). In SQLite's executemany every row is a step of its
+    own that lets go of the GIL and must wait to take it back from the busy event loop: one
+    statement for all rows waits once.
     """
 
     #: Rows per statement at most (SQLite and asyncpg allow 32,766 parameters; a device row
@@ -57,12 +63,16 @@ class DriverStatement:
     MAX_ROWS = 256
 
     def __init__(
-        self, build: Callable[[int], Any], fields: Sequence[str], dialect: Dialect, *, many: bool
+        self,
+        build: Callable[[int], Any],
+        fields: Sequence[str],
+        dialect: Dialect,
+        shape: Literal["rows", "many", "columns"],
     ) -> None:
         self._build = build
         self._fields = tuple(fields)
         self._dialect = dialect
-        self._many = many
+        self._shape = shape
         self._compiled: dict[int, tuple[str, _Plan]] = {}
 
     def _sized(self, rows: int) -> tuple[str, _Plan]:
@@ -70,8 +80,8 @@ class DriverStatement:
         if (known := self._compiled.get(rows)) is None:
             compiled = self._build(rows).compile(dialect=self._dialect)
             where = {
-                field if self._many else _param(field, row): (row, index)
-                for row in range(rows)
+                field if self._shape != "rows" else _param(field, row): (row, index)
+                for row in range(max(rows, 1))
                 for index, field in enumerate(self._fields)
             }
             known = self._compiled[rows] = (compiled.string, _plan(compiled, where, self._dialect))
@@ -81,11 +91,18 @@ class DriverStatement:
         self, connection: Connection, rows: Sequence[tuple[Any, ...]]
     ) -> list[tuple[Any, ...]]:
         """Store ``rows``; what the statement returns (RETURNING), as plain tuples."""
-        if self._many:
+        if self._shape == "many":
             sql, plan = self._sized(1)
             if rows:
                 connection.exec_driver_sql(sql, [_bind(plan, (row,)) for row in rows])
             return []
+        if self._shape == "columns":
+            if not rows:
+                return []
+            sql, plan = self._sized(0)
+            columns = tuple(list(column) for column in zip(*rows, strict=True))
+            result = connection.exec_driver_sql(sql, _bind(plan, (columns,)))
+            return list(map(tuple, result)) if result.returns_rows else []
         returned: list[tuple[Any, ...]] = []
         start = 0
         while start < len(rows):
@@ -109,3 +126,30 @@ def row_values(table: Any, fields: Sequence[str], rows: int) -> list[dict[str, A
         {field: bindparam(_param(field, row), type_=table.c[field].type) for field in fields}
         for row in range(rows)
     ]
+
+
+def bulk_insert(dialect: str, table: Any, fields: Sequence[str], rows: int) -> Any:
+    """``INSERT`` into ``table``'s ``fields`` of ``rows`` rows of VALUES; with ``rows`` 0
+    (PostgreSQL), of any number of rows given as one array per field
+    (``SELECT unnest($1), unnest($2), …``: the arrays are read side by side, in order)."""
+    insert = insert_or_skip(dialect, table)
+    if rows:
+        return insert.values(row_values(table, fields, rows))
+    arrays = [func.unnest(bindparam(field, type_=ARRAY(table.c[field].type))) for field in fields]
+    return insert.from_select(list(fields), select(*arrays))
+
+
+def values_cte(name: str, types: Mapping[str, Any], rows: int) -> Any:
+    """``WITH name(field, …) AS (VALUES (…), …)``: ``rows`` rows of parameters, one typed
+    column per field (parameters named as :func:`row_values` names them), to join into an
+    ``UPDATE … FROM``."""
+    return (
+        values(*(column(field, kind) for field, kind in types.items()), name=name)
+        .data(
+            [
+                tuple(bindparam(_param(field, row), type_=kind) for field, kind in types.items())
+                for row in range(rows)
+            ]
+        )
+        .cte(name)
+    )

@@ -528,6 +528,7 @@ async def test_batches_lock_rows_in_one_order_and_last_heard_never_goes_back(
     time."""
     from sqlalchemy import event
 
+    from relay import ingest
     from relay.ingest import Submission, store_batch
     from relay.schema import decode_report
 
@@ -543,9 +544,15 @@ async def test_batches_lock_rows_in_one_order_and_last_heard_never_goes_back(
 
     written: list[list[str]] = []
 
-    def record(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("UPDATE HOMES"):
-            written.append([row[-1] for row in parameters])  # WHERE homes.id = ? (last)
+    def record(
+        _c: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool
+    ) -> None:
+        if "UPDATE homes" not in statement:
+            return
+        if many:  # PostgreSQL: a row per home, WHERE homes.id = $8 (last)
+            written.append([row[-1] for row in parameters])
+        else:  # SQLite: the homes' rows in one VALUES list, each row's home first
+            written.append(list(parameters[:: len(ingest._HOME_TYPES)]))
 
     later = datetime.now(UTC)
     event.listen(engine.sync_engine, "before_cursor_execute", record)

@@ -1,0 +1,155 @@
+"""A batch that loses a deadlock or a serialization conflict (PostgreSQL, SQLSTATE 40P01 /
+40001) to another transaction is written again, a bounded number of times; and such a loss
+never takes the replica out of the load balancer (/healthz)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+import json
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+import asyncpg
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from relay import ingest
+from relay.admin import Admin, NewHome
+from relay.app import create_app
+from relay.config import Settings
+from relay.http.state import RELAY
+from relay.storage.models import REPORTS
+
+type Client = TestClient[Any, Any]
+
+
+def _settings(db_url: str) -> Settings:
+    return Settings(db_url=db_url, rate_per_second=10_000, rate_burst=10_000, notify_seconds=0)
+
+
+async def _post(client: Client, home: NewHome, report: dict[str, Any]) -> int:
+    async with client.post(
+        "/api/v1/reports",
+        data=json.dumps(report),
+        headers={"Authorization": f"Bearer {home.token}", "Content-Type": "application/json"},
+    ) as response:
+        return response.status
+
+
+async def _stored(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return int(await connection.scalar(select(func.count()).select_from(REPORTS)) or 0)
+
+
+class _Lost(Exception):
+    """What asyncpg's adapter carries for a transaction PostgreSQL rolled back."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__("deadlock detected")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001"])
+async def test_a_lost_conflict_is_written_again_a_bounded_number_of_times(
+    aiohttp_client: Callable[..., Any],
+    engine: AsyncEngine,
+    db_url: str,
+    admin: Admin,
+    make_report: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    sqlstate: str,
+) -> None:
+    """Injected at the driver's level: a batch that loses once is stored (202); one that loses
+    every time is tried 1 + CONFLICT_RETRIES times, then 503 — and /healthz stays 200, while a
+    failure of the database itself still makes it 503."""
+    monkeypatch.setattr(ingest, "CONFLICT_PAUSE", 0.0)
+    monkeypatch.setattr("relay.http.views.PROBE_EVERY", 0.0)
+    home = await admin.add_home("Conflicts", "Europe/Berlin")
+    client: Client = await aiohttp_client(create_app(_settings(db_url), engine))
+    writer = client.app[RELAY].writer
+    real = writer._store
+    attempts = 0
+    losses = 0
+
+    async def losing(batch: list[ingest.Submission]) -> list[ingest.Outcome]:
+        nonlocal attempts
+        attempts += 1
+        if attempts <= losses:
+            raise DBAPIError("INSERT …", {}, _Lost(sqlstate))
+        outcomes: list[ingest.Outcome] = await real(batch)
+        return outcomes
+
+    monkeypatch.setattr(writer, "_store", losing)
+    losses = 1
+    assert await _post(client, home, make_report(home.id)) == 202
+    assert attempts == 2
+    assert await _stored(engine) == 1
+
+    attempts, losses = 0, 1_000
+    assert await _post(client, home, make_report(home.id)) == 503
+    assert attempts == 1 + ingest.CONFLICT_RETRIES
+    assert await _stored(engine) == 1
+    async with client.get("/healthz") as response:
+        assert response.status == 200, await response.text()
+
+    async def down(batch: list[ingest.Submission]) -> list[ingest.Outcome]:
+        raise OperationalError("INSERT …", {}, ConnectionRefusedError("down"))
+
+    monkeypatch.setattr(writer, "_store", down)
+    assert await _post(client, home, make_report(home.id)) == 503
+    async with client.get("/healthz") as response:
+        assert response.status == 503
+
+
+async def test_a_batch_that_loses_a_real_deadlock_is_stored(
+    aiohttp_client: Callable[..., Any],
+    engine: AsyncEngine,
+    db_url: str,
+    admin: Admin,
+    make_report: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A real PostgreSQL deadlock: another transaction holds the home's row and then asks for
+    the device row the writer's batch has just upserted, while the batch waits for the home's
+    row. PostgreSQL aborts the batch (the writer waited first, and the other transaction's
+    deadlock_timeout is longer); the writer writes it again once the other is done: 202."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("a deadlock between two transactions needs PostgreSQL")
+    home = await admin.add_home("Deadlock", "Europe/Berlin")
+    client: Client = await aiohttp_client(create_app(_settings(db_url), engine))
+    assert await _post(client, home, make_report(home.id)) == 202  # its devices now exist
+    url = make_url(db_url)
+    other = await asyncpg.connect(
+        host=url.host, port=url.port, user=url.username, database=url.database
+    )
+    try:
+        await other.execute("SET deadlock_timeout = '30s'")  # the writer is the one aborted
+        transaction = other.transaction()
+        await transaction.start()
+        await other.execute("UPDATE homes SET name = name WHERE id = $1", home.id)
+        posted = asyncio.create_task(_post(client, home, make_report(home.id)))
+        for _ in range(500):  # until the batch waits for the home's row
+            waiting = await other.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            if waiting:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            pytest.fail("the batch never waited for the home's row")
+        # Now this transaction waits for the batch's device row: a deadlock, which PostgreSQL
+        # resolves after the batch's deadlock_timeout (1 s) by aborting the batch.
+        await other.execute("UPDATE device_states SET name = name WHERE home_id = $1", home.id)
+        await transaction.rollback()
+        assert await posted == 202
+    finally:
+        await other.close()
+    assert "lost a conflict" in caplog.text
+    assert "40P01" in caplog.text
+    assert await _stored(engine) == 2
+    assert client.app[RELAY].writer.last_failure is None
