@@ -91,6 +91,7 @@ def _home(index: int, now: datetime, rng: random.Random) -> dict[str, Any]:
         "created_at": now - timedelta(days=60),
         "last_report_at": last_report,
         "last_report_sent_at": last_report,
+        "watching_since": now - timedelta(days=60),
         "bridge_reachable": bridge_ok,
         "bridge_offline_since": None if bridge_ok else now - timedelta(hours=1),
         "last_activity_at": None,

@@ -417,6 +417,7 @@ async def register(
                 "last_activity_at": now - timedelta(minutes=10) if inactive else None,
                 "last_report_at": now if inactive else None,
                 "last_report_sent_at": now if inactive else None,
+                "watching_since": now - timedelta(days=60) if inactive else None,
             }
         )
         tokens.append({"home_id": home_id, "token_hash": token_hash(token), "created_at": now})

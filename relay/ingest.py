@@ -467,6 +467,8 @@ def _home_update(dialect: str, rows: int) -> Any:
         ),
         counters=case((newer, given["b_counters"]), else_=homes.c.counters),
         verdict=case((newer, given["b_verdict"]), else_=homes.c.verdict),
+        # The relay watches a home from its first report on.
+        watching_since=func.coalesce(homes.c.watching_since, given["b_sent"]),
     )
 
 

@@ -39,13 +39,10 @@ def blindness(
 
 
 def track(connection: Connection, now: datetime, listening_since: datetime | None) -> list[Any]:
-    """Record when watching began and open/close blind spells; returns the spells opened now
-    (rows with ``id``, ``home_id``, ``cause``, ``started_at``)."""
-    connection.execute(
-        update(HOMES)
-        .where(HOMES.c.watching_since.is_(None), HOMES.c.last_report_sent_at.isnot(None))
-        .values(watching_since=HOMES.c.last_report_sent_at)
-    )
+    """Open and close blind spells; returns the spells opened now (rows with ``id``,
+    ``home_id``, ``cause``, ``started_at``). It writes no ``homes`` row: a pass holds its rows'
+    locks for seconds, and ingest's batches would wait on them (when watching began is written
+    by ingest, with the home's first report)."""
     spells: defaultdict[str, dict[str, Any]] = defaultdict(dict)
     for spell in connection.execute(select(BLIND_SPELLS).where(BLIND_SPELLS.c.ended_at.is_(None))):
         spells[spell.home_id][spell.cause] = spell

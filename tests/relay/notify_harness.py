@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 import uuid
 
-from sqlalchemy import insert, or_, update
+from sqlalchemy import func, insert, or_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import Admin
@@ -99,7 +99,12 @@ class Relay:
             await connection.execute(
                 update(table(Home))
                 .where(table(Home).c.id == home_id)
-                .values(last_report_at=sent, last_report_sent_at=sent, **values)
+                .values(
+                    last_report_at=sent,
+                    last_report_sent_at=sent,
+                    watching_since=func.coalesce(table(Home).c.watching_since, sent),
+                    **values,
+                )
             )
 
     async def activity(

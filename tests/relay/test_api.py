@@ -289,6 +289,20 @@ async def test_the_newest_verdict_is_kept_for_alerting(
     assert stored["since"] == "2026-07-27T18:33:10.223000+00:00"  # moments kept as ISO text
 
 
+async def test_watching_begins_with_the_first_report(
+    client: Client, engine: AsyncEngine, home: NewHome, make_report: Callable[..., Any]
+) -> None:
+    now = datetime.now(UTC)
+    first = make_report(home.id, sent_at=(now - timedelta(minutes=10)).isoformat())
+    async with engine.connect() as connection:
+        assert await connection.scalar(select(Home.watching_since)) is None
+    for report in (first, make_report(home.id)):
+        assert (await _post(client, home.token, report))[0] == 202
+        async with engine.connect() as connection:
+            watching = await connection.scalar(select(Home.watching_since))
+        assert watching == now - timedelta(minutes=10)
+
+
 async def test_home_endpoints(client: Client, admin: Admin, home: NewHome) -> None:
     async def get(path: str, token: str | None) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}

@@ -10,7 +10,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import AdminError
@@ -742,6 +742,34 @@ async def test_a_summary_moved_to_another_time_comes_at_the_new_time_only(
         "From Fri 3 Jul 10:00 to Sat 4 Jul 10:00.",
         "From Sat 4 Jul 10:00 to Sun 5 Jul 10:00.",
     ]
+
+
+async def test_a_planning_pass_locks_no_home(relay: Relay, clock: Clock, sink: Sink) -> None:
+    # A pass holds its row locks for seconds; ingest's batches update homes: a pass that wrote
+    # homes rows made them wait, and deadlocked with them on PostgreSQL.
+    homes = [await relay.home(name) for name in ("Mum", "Dad")]
+    for home in homes:
+        await relay.caregiver(f"Carer of {home}", sink, home, summary_at="08:00")
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()).lower())
+
+    async def tick() -> None:
+        event.listen(relay.engine.sync_engine, "before_cursor_execute", record)
+        try:
+            await relay.tick()
+        finally:
+            event.remove(relay.engine.sync_engine, "before_cursor_execute", record)
+
+    await tick()
+    clock.advance(hours=5)  # stale: alerts and blind spells open
+    await tick()
+    await relay.reported(homes[0])
+    clock.advance(minutes=1)
+    await tick()
+    assert any(s.startswith("insert into blind_spells") for s in statements)
+    assert not [s for s in statements if s.startswith("update homes")]
 
 
 def test_a_pass_writes_ahead_only_what_later_passes_cannot() -> None:
