@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from sqlalchemy import ARRAY, bindparam, column, func, select, values
+from sqlalchemy import ARRAY, String, bindparam, column, func, select, values
 from sqlalchemy.engine import Connection, Dialect
 
 from .models import insert_or_skip
@@ -135,8 +135,20 @@ def bulk_insert(dialect: str, table: Any, fields: Sequence[str], rows: int) -> A
     insert = insert_or_skip(dialect, table)
     if rows:
         return insert.values(row_values(table, fields, rows))
-    arrays = [func.unnest(bindparam(field, type_=ARRAY(table.c[field].type))) for field in fields]
+    arrays = [
+        func.unnest(bindparam(field, type_=_array_of(table.c[field].type))) for field in fields
+    ]
     return insert.from_select(list(fields), select(*arrays))
+
+
+def _array_of(kind: Any) -> Any:
+    """An array of ``kind``, a text type without its length: PostgreSQL's cast to
+    ``VARCHAR(n)[]`` cuts a longer text silently (two device ids would become one row), where
+    the INSERT of a plain text refuses it."""
+    if isinstance(kind, String) and kind.length is not None:
+        kind = kind.copy()
+        kind.length = None
+    return ARRAY(kind)
 
 
 def values_cte(name: str, types: Mapping[str, Any], rows: int) -> Any:

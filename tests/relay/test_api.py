@@ -15,7 +15,7 @@ from unittest.mock import patch
 from aiohttp.test_utils import TestClient
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import Admin, NewHome
@@ -490,6 +490,27 @@ async def test_duplicates_inside_one_batch_are_stored_once(
         outcomes = await connection.run_sync(store_batch, batch[:1], datetime.now(UTC))
     assert outcomes == ["duplicate"]
     assert await _count(engine, Report) == 1
+
+
+async def test_a_text_longer_than_its_column_is_refused_not_cut(engine: AsyncEngine) -> None:
+    """PostgreSQL takes a batch's rows as arrays; a cast to VARCHAR(n)[] would cut a longer
+    text without a word (two devices whose ids differ after 200 characters, one row)."""
+    from relay.storage.bulk import DriverStatement, bulk_insert
+    from relay.storage.models import HOMES
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps a text whole whatever its column's length")
+    fields = ("id", "name", "timezone", "created_at")
+    statement = DriverStatement(
+        lambda rows: bulk_insert("postgresql", HOMES, fields, rows),
+        fields,
+        engine.dialect,
+        "columns",
+    )
+    row = ("h" * 65, "Mum", "Europe/Berlin", datetime.now(UTC))  # homes.id is 64 long
+    with pytest.raises(DBAPIError, match="too long"):
+        async with engine.begin() as connection:
+            await connection.run_sync(lambda sync: statement.execute(sync, [row]))
 
 
 async def test_a_batch_of_many_rows_is_stored_whole(
