@@ -103,6 +103,9 @@ _CONFLICTS = frozenset({"40001", "40P01"})
 CONFLICT_RETRIES = 3
 #: Before the n-th retry, a random pause of up to n times this (seconds).
 CONFLICT_PAUSE = 0.02
+#: A batch still being written after this long (seconds) makes /healthz fail: the database
+#: holds it (a lock nobody releases, a connection gone silent) and reports wait.
+STUCK_AFTER = 30.0
 
 
 def _conflict(err: BaseException) -> bool:
@@ -536,6 +539,8 @@ class IngestWriter:
         #: When and why the last batch failed, if the database failed it and none succeeded
         #: since (a batch that only lost a conflict to another transaction does not count).
         self.last_failure: tuple[float, str] | None = None
+        #: Since when (monotonic) the writer has been writing its current batch, if it is.
+        self._writing_since: float | None = None
         if engine.dialect.name == "sqlite":
             self._sync_engine = create_sync_sqlite_engine(engine.url)
             event.listen(self._sync_engine, "connect", _writer_pragmas)
@@ -636,11 +641,21 @@ class IngestWriter:
                     self._pending.popleft() for _ in range(min(len(self._pending), self._max_batch))
                 ]
                 written = _Written()
+                self._writing_since = time.monotonic()
                 try:
                     await self._write(batch, written)
                 except Exception:  # a bug, not the database: the writer carries on
                     _LOGGER.exception("writing %d reports failed", len(batch))
                     written = _Written([StorageError("the report was not stored")] * len(batch))
+                except BaseException:  # the writer stops for good: its batch is answered too
+                    self._stopping = True
+                    failure = StorageError("the ingest writer stopped")
+                    serving.call_soon_threadsafe(
+                        self._deliver, batch, _Written([failure] * len(batch))
+                    )
+                    raise
+                finally:
+                    self._writing_since = None
                 serving.call_soon_threadsafe(self._deliver, batch, written)
                 # Let a probe waiting for its turn (see probe) run between two batches.
                 await asyncio.sleep(0)
@@ -788,6 +803,12 @@ class IngestWriter:
     async def probe(self) -> str | None:
         """Commit a write that changes nothing, the way reports are written: None when it
         commits, else why not (a fixed description, no SQL or parameters)."""
+        if self._stopping or self._thread is None or not self._thread.is_alive():
+            return "the ingest writer is not running"
+        if (since := self._writing_since) is not None and time.monotonic() - since > STUCK_AFTER:
+            return (
+                f"a batch of reports has waited {time.monotonic() - since:.0f} s for the database"
+            )
         if self._sync_engine is not None:
             try:
                 free = shutil.disk_usage(Path(str(self._sync_engine.url.database)).parent).free

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 import json
+import threading
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -153,3 +154,52 @@ async def test_a_batch_that_loses_a_real_deadlock_is_stored(
     assert "40P01" in caplog.text
     assert await _stored(engine) == 2
     assert client.app[RELAY].writer.last_failure is None
+
+
+async def _health(client: Client) -> tuple[int, str]:
+    async with client.get("/healthz") as response:
+        return response.status, await response.text()
+
+
+async def test_a_stuck_or_dead_writer_shows_on_healthz_and_answers_its_batch(
+    aiohttp_client: Callable[..., Any],
+    engine: AsyncEngine,
+    db_url: str,
+    admin: Admin,
+    make_report: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch the database holds (a lock nobody releases) makes /healthz fail after
+    STUCK_AFTER; a writer that dies answers the batch it was writing (503, not a request left
+    hanging) and /healthz says it is not running."""
+    monkeypatch.setattr(ingest, "STUCK_AFTER", 0.2)
+    monkeypatch.setattr("relay.http.views.PROBE_EVERY", 0.0)
+    home = await admin.add_home("Stuck", "Europe/Berlin")
+    client: Client = await aiohttp_client(create_app(_settings(db_url), engine))
+    writer = client.app[RELAY].writer
+    real = writer._store
+    released = threading.Event()
+
+    async def held(batch: list[ingest.Submission]) -> list[ingest.Outcome]:
+        await asyncio.to_thread(released.wait)  # in the writer's thread: the database holds it
+        return await real(batch)
+
+    monkeypatch.setattr(writer, "_store", held)
+    posted = asyncio.create_task(_post(client, home, make_report(home.id)))
+    await asyncio.sleep(0.5)
+    status, body = await _health(client)
+    assert status == 503
+    assert "waited" in body
+    released.set()
+    assert await posted == 202
+    assert (await _health(client))[0] == 200
+
+    async def dying(batch: list[ingest.Submission]) -> list[ingest.Outcome]:
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(writer, "_store", dying)
+    assert await asyncio.wait_for(_post(client, home, make_report(home.id)), 5) == 503
+    status, body = await _health(client)
+    assert status == 503
+    assert "not running" in body
+    assert await _stored(engine) == 1
