@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 import asyncpg
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -203,3 +203,31 @@ async def test_a_stuck_or_dead_writer_shows_on_healthz_and_answers_its_batch(
     assert status == 503
     assert "not running" in body
     assert await _stored(engine) == 1
+
+
+async def test_a_writer_whose_connection_was_closed_writes_its_batch_again(
+    aiohttp_client: Callable[..., Any],
+    engine: AsyncEngine,
+    db_url: str,
+    admin: Admin,
+    make_report: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """PostgreSQL: the writer holds its connection between batches; one closed meanwhile (a
+    server restart, an administrator) is replaced and the batch written on the new one."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the SQLite writer opens the file, it holds no server connection")
+    home = await admin.add_home("Reconnect", "Europe/Berlin")
+    client: Client = await aiohttp_client(create_app(_settings(db_url), engine))
+    assert await _post(client, home, make_report(home.id)) == 202  # the writer holds one now
+    async with engine.connect() as connection:
+        closed = await connection.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE pid <> pg_backend_pid() AND datname = current_database()"
+            )
+        )
+    assert closed
+    assert await _post(client, home, make_report(home.id)) == 202
+    assert "reconnecting" in caplog.text
+    assert await _stored(engine) == 2
