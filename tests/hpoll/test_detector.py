@@ -540,6 +540,22 @@ def test_someone_up_and_still_in_the_armchair_is_not_taken_as_not_up() -> None:
     assert alarm.reason == "unusual_gap"
 
 
+def test_someone_seen_up_stays_up_across_a_restart() -> None:
+    """Up at 7 and into the armchair, then Home Assistant restarts: the day's "someone was up"
+    is restored with what was learned, so the armchair's silence is still no "not up"."""
+    home = Home()
+    for n in range(14):
+        start = MONDAY + timedelta(days=n)
+        home.run(start + timedelta(days=1), armchair_morning(start))
+    day = MONDAY + timedelta(days=14)
+    steps_up = (("Bedroom", 0), ("Hall", 1), ("Living", 3))
+    up = [motion(room, day + timedelta(hours=7, minutes=m)) for room, m in steps_up]
+    assert first_inactive(home.run(day + timedelta(hours=7, minutes=10), up)) is None
+    home.detector = InactivityDetector.restore(home.detector.export(), UTC)
+    verdicts = home.run(day + timedelta(hours=9, minutes=30))
+    assert [v.reason for v in verdicts if v.inactive] == []
+
+
 def test_lone_night_movements_are_no_pet_where_none_lives() -> None:
     """The bathroom has no sensor: every night trip is the hall alone, there and back. With no
     sensor moved night after night (no pet living here), the hall is no pet's place: a night

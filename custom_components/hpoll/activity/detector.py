@@ -954,6 +954,7 @@ class InactivityDetector:
             "door_room": self._door_room,
             "doors": sorted(self._doors),
             "watching_since": iso(self.watching_since),
+            "up_day": self._up_day,
         }
 
     @classmethod
@@ -988,6 +989,9 @@ class InactivityDetector:
             value = data.get(key)
             setattr(detector, attribute, value if isinstance(value, str) else None)
         detector.away = data.get("away") is True and detector.door_at is not None
+        up_day = data.get("up_day")
+        # Someone seen up today stays so across a restart: no "not up" for the rest of it.
+        detector._up_day = up_day if type(up_day) is int else None
         doors = data.get("doors")
         if isinstance(doors, list):
             detector._doors = {door for door in doors if isinstance(door, str)}
