@@ -869,10 +869,13 @@ class InactivityDetector:
         if sure is not None and last - sure > CORROBORATE:
             # Only lone sensors have fired since ``sure``, for longer than usual.
             run_limit = self._run_limit(sure, self._sure_room)
+            # A sleep room's lone sensor is the person in bed unless it is a pet's own place:
+            # where a pet only comes by, a lone movement was taken as presence only once a
+            # second sign confirmed it (a pet's passing by is one movement).
             in_bed_room = (
                 self._last_room
                 if self._last_room in (self.history.sleep_rooms() or ())
-                and self._last_sensor not in pets
+                and self._last_sensor not in self._restless()
                 else bed
             )
             if run_limit is not None and in_bed_room is not None:
