@@ -540,6 +540,22 @@ def test_someone_up_and_still_in_the_armchair_is_not_taken_as_not_up() -> None:
     assert alarm.reason == "unusual_gap"
 
 
+def test_someone_seen_up_stays_up_across_a_restart() -> None:
+    """Up at 7 and into the armchair, then Home Assistant restarts: the day's "someone was up"
+    is restored with what was learned, so the armchair's silence is still no "not up"."""
+    home = Home()
+    for n in range(14):
+        start = MONDAY + timedelta(days=n)
+        home.run(start + timedelta(days=1), armchair_morning(start))
+    day = MONDAY + timedelta(days=14)
+    steps_up = (("Bedroom", 0), ("Hall", 1), ("Living", 3))
+    up = [motion(room, day + timedelta(hours=7, minutes=m)) for room, m in steps_up]
+    assert first_inactive(home.run(day + timedelta(hours=7, minutes=10), up)) is None
+    home.detector = InactivityDetector.restore(home.detector.export(), UTC)
+    verdicts = home.run(day + timedelta(hours=9, minutes=30))
+    assert [v.reason for v in verdicts if v.inactive] == []
+
+
 def test_lone_night_movements_are_no_pet_where_none_lives() -> None:
     """The bathroom has no sensor: every night trip is the hall alone, there and back. With no
     sensor moved night after night (no pet living here), the hall is no pet's place: a night
@@ -658,3 +674,34 @@ def test_someone_up_then_back_in_bed_is_judged_by_the_day_limit() -> None:
     alarm = first_inactive(home.run(day + timedelta(hours=13)))
     assert alarm is not None
     assert alarm.reason == "unusual_gap"
+
+
+def test_the_person_alone_in_a_bedroom_a_pet_also_visits_is_in_bed() -> None:
+    """The cat lives in the kitchen and now and then comes by the bedroom too. The person
+    goes to bed through the hall (the bedroom's sensor misses the last steps) and moves in
+    bed at dawn, alone, twice. The bedroom is not the cat's own place: a lone movement there,
+    confirmed, is the person in bed, and the night is judged as sleep, not as a run of lone
+    sensors since the hall."""
+    days = 14
+    home = Home()
+    end = MONDAY + timedelta(days=days)
+    lived = [e for n in range(days) for e in ordinary_day(MONDAY + timedelta(days=n))]
+    cat = [motion("Kitchen", MONDAY + timedelta(minutes=m)) for m in range(5, days * 1440, 37)]
+    cat += [
+        motion("Bedroom", MONDAY + timedelta(days=n, hours=hour))
+        for n in range(days)
+        for hour in (2.5, 14.5)
+    ]
+    home.run(end, [e for e in sorted([*lived, *cat], key=lambda e: e.at) if e.at <= end])
+    restless, visited = home.detector._pet_sensors()
+    assert restless == {"Kitchen"}
+    assert "Bedroom" in visited
+    day = end
+    evening = [e for e in ordinary_day(day) if e.at < day + timedelta(hours=22)]
+    bedtime = [("Living", 29), ("Hall", 30)]
+    evening += [motion(room, day + timedelta(hours=22, minutes=m)) for room, m in bedtime]
+    dawn = day + timedelta(days=1, hours=6, minutes=30)
+    in_bed = [motion("Bedroom", dawn), motion("Bedroom", dawn + timedelta(minutes=5))]
+    verdicts = home.run(dawn + timedelta(minutes=15), [*evening, *in_bed])
+    assert home.detector.last_at == dawn + timedelta(minutes=5)
+    assert [(v.reason, v.since) for v in verdicts if v.inactive] == []

@@ -869,10 +869,13 @@ class InactivityDetector:
         if sure is not None and last - sure > CORROBORATE:
             # Only lone sensors have fired since ``sure``, for longer than usual.
             run_limit = self._run_limit(sure, self._sure_room)
+            # A sleep room's lone sensor is the person in bed unless it is a pet's own place:
+            # where a pet only comes by, a lone movement was taken as presence only once a
+            # second sign confirmed it (a pet's passing by is one movement).
             in_bed_room = (
                 self._last_room
                 if self._last_room in (self.history.sleep_rooms() or ())
-                and self._last_sensor not in pets
+                and self._last_sensor not in self._restless()
                 else bed
             )
             if run_limit is not None and in_bed_room is not None:
@@ -954,6 +957,7 @@ class InactivityDetector:
             "door_room": self._door_room,
             "doors": sorted(self._doors),
             "watching_since": iso(self.watching_since),
+            "up_day": self._up_day,
         }
 
     @classmethod
@@ -988,6 +992,9 @@ class InactivityDetector:
             value = data.get(key)
             setattr(detector, attribute, value if isinstance(value, str) else None)
         detector.away = data.get("away") is True and detector.door_at is not None
+        up_day = data.get("up_day")
+        # Someone seen up today stays so across a restart: no "not up" for the rest of it.
+        detector._up_day = up_day if type(up_day) is int else None
         doors = data.get("doors")
         if isinstance(doors, list):
             detector._doors = {door for door in doors if isinstance(door, str)}
