@@ -28,8 +28,8 @@ the run lasts minutes, not days (say so with every figure):
     by the relay's own functions), not 100,000 ``home add`` calls;
   * "the 08:00 crowd": 12,000 subscriptions at one wall-clock minute in Europe/Berlin; the
     minute is set when the timeline starts, as far ahead as the relay needs to write the crowd
-    (``PLAN_AHEAD_PER_PASS`` a pass, the pass at the minute included, and a pass to spare: the
-    8,000 of 12,000 beyond what the minute's pass composes are written ahead; the kill
+    (``PLAN_AHEAD_PER_PASS`` a pass, and a pass to spare: the 11,000 of 12,000 beyond what the
+    minute's own pass composes, ``PLAN_AT_ITS_TIME``, are written ahead; the kill
     and the outage's end fall among them, ``morning_after_events`` says they did) and never
     sooner than ``morning_lead`` (the relay treats every HH:MM alike), and their homes have a
     seeded day of activity to summarise;
@@ -65,7 +65,7 @@ Measured, one JSON line at the end (figures of the homes phase unless said other
                                        the crowd's summaries: delivered (within 3 minutes),
                                        within 60 s, seconds from the slot to arrival
   morning_written_ahead                of those, how many were written before their minute
-                                       (the pass at the minute composes PLAN_AHEAD_PER_PASS)
+                                       (the pass at the minute composes PLAN_AT_ITS_TIME)
   messages_received, messages_sent_db, duplicate_messages   at the sink vs the outbox
   alerts_opened, alerts_resolved       per kind
   db_bytes_per_report, db_bytes_per_activity_row, db_mb_per_home_day, db_mb_total

@@ -8,13 +8,13 @@ has a unique ``dedup_key``, so nothing is planned twice even without the lock.
 
 Summaries missed while the relay was down are sent late (marked so), once: several missed days
 fold into one message about the latest day. A relay that plans every ``interval`` composes a
-summary in the pass at its minute, or, when more are due at one minute than a pass composes
-(``PLAN_AHEAD_PER_PASS``), the excess in the passes before, as late as they have room, never
-more than ``PLAN_AHEAD`` early, due at their minute: of 12,000 summaries at 08:00 the pass at
-08:00 composes 4,000, those before it the rest. A summary written ahead tells of the day up to
-when it was written and says so; the minutes until its time are in no summary (alerts still
-watch them). Alerts opened in one tick fold into one message per caregiver, so a restart after
-a long outage is one message each, not a storm.
+summary in the pass at its minute, or, when more are due at one minute than that pass composes
+(``PLAN_AT_ITS_TIME``), the excess in the passes before (``PLAN_AHEAD_PER_PASS`` each), as late
+as they have room, never more than ``PLAN_AHEAD`` early, due at their minute: of 12,000
+summaries at 08:00 the pass at 08:00 composes 1,000, those before it the rest. A summary
+written ahead tells of the day up to when it was written and says so; the minutes until its
+time are in no summary (alerts still watch them). Alerts opened in one tick fold into one
+message per caregiver, so a restart after a long outage is one message each, not a storm.
 """
 
 from __future__ import annotations
@@ -57,9 +57,12 @@ _LOGGER = logging.getLogger(__name__)
 LATE_AFTER = timedelta(minutes=10)
 #: An acknowledgement older than this is not announced any more (bounds each tick's work).
 ANNOUNCE_ACK_WITHIN = timedelta(days=1)
-#: The summaries of one minute a pass is left to compose (about half a second of Python each
-#: thousand on an idle machine, measured at 100,000 homes: bench/scale.py); a crowd beyond it is
-#: written in the passes before (each composes this many ahead, too) ...
+#: The summaries of one minute its own pass composes (about half a second of Python each
+#: thousand on an idle machine, measured at 100,000 homes: bench/scale.py): that pass also
+#: sends what was written ahead for the minute (with 4,000 of 12,000 left to it, the pass took
+#: 10.5 s) ...
+PLAN_AT_ITS_TIME = 1_000
+#: ... and a pass before composes at most this many ahead of their minute ...
 PLAN_AHEAD_PER_PASS = 4_000
 #: ... never further ahead than this (what a summary then misses of its day).
 PLAN_AHEAD = timedelta(minutes=15)
@@ -228,15 +231,17 @@ def _same_message(row: Any, other: Any) -> bool:
 
 def _plan_ahead(slots: list[datetime], now: datetime, interval: timedelta) -> int:
     """How many of the earliest ``slots`` (sorted, all after ``now``) this pass must write: the
-    ones the later passes (on the grid of ``interval``, ``PLAN_AHEAD_PER_PASS`` each) cannot,
-    when every summary is left to the last pass at or before its time (``AT_ITS_TIME`` after
-    it counts: passes start a little after the grid), or else the latest before with room."""
+    ones the later passes (on the grid of ``interval``) cannot, when every summary is left to
+    the last pass at or before its time (``AT_ITS_TIME`` after it counts: passes start a little
+    after the grid; ``PLAN_AT_ITS_TIME`` of them), or else the latest before with room
+    (``PLAN_AHEAD_PER_PASS`` each)."""
     grid = now - timedelta(seconds=now.timestamp() % interval.total_seconds())  # this pass's
     pass_index, room = 0, 0
     for placed, slot in enumerate(reversed(slots)):
         latest = (slot + AT_ITS_TIME - grid) // interval  # the last later pass by the slot
         if not pass_index or latest < pass_index:
-            pass_index, room = latest, PLAN_AHEAD_PER_PASS
+            at_its_time = grid + latest * interval >= slot - AT_ITS_TIME
+            pass_index, room = latest, PLAN_AT_ITS_TIME if at_its_time else PLAN_AHEAD_PER_PASS
         elif room == 0:
             pass_index, room = pass_index - 1, PLAN_AHEAD_PER_PASS
         if pass_index < 1:

@@ -12,7 +12,7 @@ from pathlib import Path
 import subprocess
 import sys
 
-from relay.notifications.plan import PLAN_AHEAD_PER_PASS
+from relay.notifications.plan import PLAN_AT_ITS_TIME
 
 ROOT = Path(__file__).parents[2]
 
@@ -31,9 +31,9 @@ def test_scale_bench_runs_and_loses_nothing() -> None:
     assert figures["acked_reports"] > 0
     assert figures["lost_reports"] == 0
     assert figures["morning_delivered"] == figures["morning_subscriptions"] > 0
-    # The pass at the minute composes up to PLAN_AHEAD_PER_PASS; only a larger crowd's excess
-    # is written before its minute.
-    excess = figures["morning_subscriptions"] - PLAN_AHEAD_PER_PASS
+    # The pass at the minute composes up to PLAN_AT_ITS_TIME; only a larger crowd's excess is
+    # written before its minute.
+    excess = figures["morning_subscriptions"] - PLAN_AT_ITS_TIME
     assert figures["morning_written_ahead"] == max(0, excess)
     assert figures["messages_received"] >= figures["messages_sent_db"] > 0
     assert figures["plan_ticks"] >= 2

@@ -569,6 +569,7 @@ async def test_a_digest_written_ahead_stays_one_message(
 ) -> None:
     # Five summaries at 08:00, two a pass: the care team's three homes must not be cut in two
     # digests by the passes' room.
+    monkeypatch.setattr(plan_module, "PLAN_AT_ITS_TIME", 2)
     monkeypatch.setattr(plan_module, "PLAN_AHEAD_PER_PASS", 2)
     relay.notifier.interval = timedelta(minutes=1)
     homes = [await relay.home(name) for name in ("Mum", "Dad", "Gran", "Aunt", "Uncle")]
@@ -685,9 +686,10 @@ async def test_a_relay_restart_after_an_outage_raises_no_false_alarms(
 async def test_summaries_are_written_ahead_and_sent_at_their_minute(
     relay: Relay, clock: Clock, sink: Sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A crowd at 08:00 (Berlin) larger than a pass composes (2 here): the pass at 08:00 composes
-    # 2, the passes before the rest, as late as they allow; all are sent at 08:00, once, and each
-    # says up to when it tells.
+    # A crowd at 08:00 (Berlin) larger than its pass composes (2 here): the pass at 08:00
+    # composes 2, the passes before the rest (2 each), as late as they allow; all are sent at
+    # 08:00, once, and each says up to when it tells.
+    monkeypatch.setattr(plan_module, "PLAN_AT_ITS_TIME", 2)
     monkeypatch.setattr(plan_module, "PLAN_AHEAD_PER_PASS", 2)
     relay.notifier.interval = timedelta(minutes=1)
     homes = [await relay.home(f"Home {n}") for n in range(5)]
@@ -775,8 +777,9 @@ async def test_a_planning_pass_locks_no_home(relay: Relay, clock: Clock, sink: S
 def test_a_pass_writes_ahead_only_what_later_passes_cannot() -> None:
     # This pass started (a little late) at 05:00:20; later passes start on the minute's grid.
     now, minute = utc(2026, 3, 29, 5, 0, 20), timedelta(minutes=1)
-    crowd = [utc(2026, 3, 29, 5, 5)] * (5 * plan_module.PLAN_AHEAD_PER_PASS)
-    assert plan_module._plan_ahead(crowd, now, minute) == 0  # passes at :01 to :05 have room
+    room = 4 * plan_module.PLAN_AHEAD_PER_PASS + plan_module.PLAN_AT_ITS_TIME
+    crowd = [utc(2026, 3, 29, 5, 5)] * room
+    assert plan_module._plan_ahead(crowd, now, minute) == 0  # passes at :01 to :04, and :05
     crowd.append(crowd[0])
     assert plan_module._plan_ahead(crowd, now, minute) == 1
     soon = [utc(2026, 3, 29, 5, 0, 30), utc(2026, 3, 29, 5, 1)]
