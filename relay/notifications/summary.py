@@ -44,12 +44,10 @@ def _epoch(connection: Connection, column: Any) -> Any:
     return cast(func.extract("epoch", column), Float)  # not NUMERIC: no Decimal per value
 
 
-def gather(
-    connection: Connection, periods: Sequence[Period], now: datetime | None = None
-) -> list[SummaryFacts]:
-    """The facts of every period, as of ``now`` or its end, whichever is earlier (default: its
-    end); sync: run it with ``run_sync``. Homes are read in chunks, a few statements per chunk,
-    never one per home."""
+def gather(connection: Connection, periods: Sequence[Period]) -> list[SummaryFacts]:
+    """The facts of every period (one written ahead of its time ends when it is written); sync:
+    run it with ``run_sync``. Homes are read in chunks, a few statements per chunk, never one
+    per home."""
     if not periods:
         return []
     homes: dict[str, Any] = {}
@@ -75,7 +73,6 @@ def gather(
         home = homes.get(period.home_id)
         if home is None:
             continue
-        at = min(now, period.end) if now else period.end
         zone = zones.get(home.timezone) or zones.setdefault(home.timezone, ZoneInfo(home.timezone))
         fact = SummaryFacts(
             home.id,
@@ -83,7 +80,7 @@ def gather(
             period.start,
             period.end,
             watching_since=home.watching_since,
-            blind_now=blindness(home, at),
+            blind_now=blindness(home, period.end),
             last_report_at=home.last_report_sent_at,
         )
         rules = HomeRules.from_settings(home.settings)
@@ -92,7 +89,8 @@ def gather(
                 fact.batteries.append(
                     DeviceFacts(row.name, row.room, row.kind, row.battery, row.battery_state)
                 )
-            if row.offline_since is not None and at - row.offline_since >= rules.offline_after:
+            offline = row.offline_since
+            if offline is not None and period.end - offline >= rules.offline_after:
                 fact.offline.append(
                     DeviceFacts(row.name, row.room, row.kind, offline_since=row.offline_since)
                 )
@@ -103,7 +101,7 @@ def gather(
     for (start, end), home_ids in by_window.items():
         for chunk in itertools.batched(sorted(home_ids), IN_LIST):
             _add_incidents(connection, facts, chunk, start, end)
-            _add_activity(connection, facts, chunk, start, end, until=min(now, end) if now else end)
+            _add_activity(connection, facts, chunk, start, end)
     return list(facts.values())
 
 
@@ -148,12 +146,10 @@ def _add_activity(
     home_ids: Sequence[str],
     start: datetime,
     end: datetime,
-    *,
-    until: datetime,
 ) -> None:
-    """Counts per room, first and last movement, and the longest quiet spell the relay saw up to
-    ``until``, of homes sharing a period: one ordered read of the buckets (about 70 a home and
-    day) as plain numbers."""
+    """Counts per room, first and last movement, and the longest quiet spell the relay saw, of
+    homes sharing a period: one ordered read of the buckets (about 70 a home and day) as plain
+    numbers."""
     rows = connection.execute(
         select(
             ACTIVITY.c.home_id,
@@ -178,12 +174,12 @@ def _add_activity(
             fact = facts[(home_id, start, end)]
             if fact.seen_from is None:
                 continue
-            span = spans[home_id] = _Span(fact, until)
+            span = spans[home_id] = _Span(fact)
         span.add(room or "", count, float(first), float(last))
     for home_id in home_ids:
         fact = facts[(home_id, start, end)]
         if fact.seen_from is not None:
-            (spans.get(home_id) or _Span(fact, until)).finish()
+            (spans.get(home_id) or _Span(fact)).finish()
 
 
 class _Span:
@@ -193,12 +189,12 @@ class _Span:
 
     __slots__ = ("blind", "edge", "fact", "first", "latest", "quiet", "until")
 
-    def __init__(self, fact: SummaryFacts, until: datetime) -> None:
+    def __init__(self, fact: SummaryFacts) -> None:
         seen_from = fact.seen_from
         assert seen_from is not None
         self.fact = fact
-        #: The end of the period, or the moment it was summed up if that is earlier.
-        self.until = until.timestamp()
+        #: The end of the period.
+        self.until = fact.end.timestamp()
         self.first: tuple[float, str] | None = None
         self.latest: tuple[float, str] | None = None
         #: The end of everything so far: movement, a blind spell, or where watching began.

@@ -206,7 +206,7 @@ async def test_summary_numbers_match_the_scripted_ground_truth(engine: AsyncEngi
         (local(1, "08:00"), local(2, "08:00")),
     ):
         async with engine.connect() as connection:
-            [fact] = await connection.run_sync(gather, [Period(home.home_id, start, end)], end)
+            [fact] = await connection.run_sync(gather, [Period(home.home_id, start, end)])
         assert _actual(fact) == _expected(home.truth, start, end)
     # The second day could not be seen for 34 min (bridge) and 70 min (no reports), and the
     # longest quiet time is the night, not the stretch that ran into the bridge outage.

@@ -792,10 +792,10 @@ async def test_a_summary_written_ahead_tells_of_its_day_up_to_then(
     home = await relay.home()
     await relay.tick()  # watching from now (Saturday 06:00 UTC)
     await relay.activity(home, utc(2026, 3, 28, 9, 0))
-    written = utc(2026, 3, 29, 5, 50)  # ten minutes before the summary's time
-    period = Period(home, clock.now, utc(2026, 3, 29, 6, 0))
+    written = utc(2026, 3, 29, 5, 50)  # ten minutes before the summary's time: its end
+    period = Period(home, clock.now, written)
     async with relay.engine.connect() as connection:
-        [fact] = await connection.run_sync(gather, [period], written)
+        [fact] = await connection.run_sync(gather, [period])
     assert fact.last is not None
     # Quiet from the last movement until it was written, not through minutes still to come.
     assert fact.longest_quiet == (fact.last.at, written)
