@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
@@ -113,7 +114,11 @@ async def _reported(server: RelayServer, home_id: str, ago: timedelta) -> None:
 
 
 def _wait_for(driver: webdriver.Chrome, text: str) -> None:
-    WebDriverWait(driver, 15).until(
+    # While the page is replaced (a form posted, a link followed), the body read may belong to
+    # the page going away: Chromium then answers "Node with given id does not belong to the
+    # document", a WebDriverException, not the stale element the wait already ignores. Ask again;
+    # a text that never comes still fails the wait after 15 s.
+    WebDriverWait(driver, 15, ignored_exceptions=(WebDriverException,)).until(
         expected_conditions.text_to_be_present_in_element((By.TAG_NAME, "body"), text)
     )
 
