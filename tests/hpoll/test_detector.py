@@ -522,14 +522,20 @@ def armchair_morning(day: datetime) -> list[ActivityEvent]:
     return morning + rest
 
 
-def test_someone_up_and_still_in_the_armchair_is_not_taken_as_not_up() -> None:
-    """Out of bed at 7 and into the armchair after a few minutes: too little to be the day's
-    sustained start, yet the night is over (the latest presence is in the living room, by
-    day): the silence is judged by this home's long morning silences, not as "not up"."""
+def armchair_home() -> Home:
+    """A home that learned two weeks of armchair mornings."""
     home = Home()
     for n in range(14):
         start = MONDAY + timedelta(days=n)
         home.run(start + timedelta(days=1), armchair_morning(start))
+    return home
+
+
+def test_someone_up_and_still_in_the_armchair_is_not_taken_as_not_up() -> None:
+    """Out of bed at 7 and into the armchair after a few minutes: too little to be the day's
+    sustained start, yet the night is over (the latest presence is in the living room, by
+    day): the silence is judged by this home's long morning silences, not as "not up"."""
+    home = armchair_home()
     assert home.detector.history.sleep_rooms() == {"Bedroom"}
     day = MONDAY + timedelta(days=14)
     steps_up = (("Bedroom", 0), ("Hall", 1), ("Living", 3))
@@ -543,10 +549,7 @@ def test_someone_up_and_still_in_the_armchair_is_not_taken_as_not_up() -> None:
 def test_someone_seen_up_stays_up_across_a_restart() -> None:
     """Up at 7 and into the armchair, then Home Assistant restarts: the day's "someone was up"
     is restored with what was learned, so the armchair's silence is still no "not up"."""
-    home = Home()
-    for n in range(14):
-        start = MONDAY + timedelta(days=n)
-        home.run(start + timedelta(days=1), armchair_morning(start))
+    home = armchair_home()
     day = MONDAY + timedelta(days=14)
     steps_up = (("Bedroom", 0), ("Hall", 1), ("Living", 3))
     up = [motion(room, day + timedelta(hours=7, minutes=m)) for room, m in steps_up]
@@ -663,10 +666,7 @@ def test_someone_up_then_back_in_bed_is_judged_by_the_day_limit() -> None:
     """Up at 7 for breakfast, back to bed ten minutes later (an ill day): the night ended when
     the kitchen saw the person, so the silence in the bedroom is a day silence of this home's
     (long mornings here), not "not up"."""
-    home = Home()
-    for n in range(14):
-        start = MONDAY + timedelta(days=n)
-        home.run(start + timedelta(days=1), armchair_morning(start))
+    home = armchair_home()
     day = MONDAY + timedelta(days=14)
     steps = (("Bedroom", 0), ("Hall", 1), ("Kitchen", 3), ("Hall", 8), ("Bedroom", 10))
     up = [motion(room, day + timedelta(hours=7, minutes=m)) for room, m in steps]
