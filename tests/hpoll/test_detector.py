@@ -705,3 +705,106 @@ def test_the_person_alone_in_a_bedroom_a_pet_also_visits_is_in_bed() -> None:
     verdicts = home.run(dawn + timedelta(minutes=15), [*evening, *in_bed])
     assert home.detector.last_at == dawn + timedelta(minutes=5)
     assert [(v.reason, v.since) for v in verdicts if v.inactive] == []
+
+
+def cat_owners_day(day: datetime, bedroom: bool = True) -> list[ActivityEvent]:
+    """An ordinary day, going to bed from the living room (``bedroom``: whether that room has
+    a sensor)."""
+    lived = [*ordinary_day(day), motion("Living", day + timedelta(hours=22, minutes=29))]
+    return sorted((e for e in lived if bedroom or e.sensor_id != "Bedroom"), key=lambda e: e.at)
+
+
+def visited_home(days: int = 14, *, bedroom: bool = True) -> Home:
+    """Ordinary days with a cat: its kitchen every 37 minutes, day and night, and now and then
+    (at 1:30 and 14:30) the bathroom and the hall. ``bedroom``: whether it has a sensor."""
+    home = Home()
+    end = MONDAY + timedelta(days=days)
+    lived = [e for n in range(days) for e in cat_owners_day(MONDAY + timedelta(days=n), bedroom)]
+    cat = [motion("Kitchen", MONDAY + timedelta(minutes=m)) for m in range(5, days * 1440, 37)]
+    cat += [
+        motion(room, MONDAY + timedelta(days=n, hours=hour, minutes=offset))
+        for n in range(days)
+        for hour in (1.5, 14.5)
+        for room, offset in (("Bathroom", 0), ("Hall", 20))
+    ]
+    home.run(end, [e for e in sorted([*lived, *cat], key=lambda e: e.at) if e.at <= end])
+    restless, visited = home.detector._pet_sensors()
+    assert restless == {"Kitchen"}
+    assert {"Bathroom", "Hall"} <= visited
+    return home
+
+
+def test_the_bed_does_not_vouch_for_a_pet_elsewhere() -> None:
+    """The person goes to bed; three minutes after the bedroom's last movement the cat passes
+    the bathroom. The bedroom's movement is the person settling in bed, not on the way to the
+    bathroom (that way goes through the hall): the night is sleep, not a bathroom visit."""
+    home = visited_home()
+    day = home.now
+    bed = day + timedelta(hours=22, minutes=30)
+    evening = [e for e in ordinary_day(day) if e.at <= bed + timedelta(minutes=1)]
+    home.run(bed + timedelta(minutes=2), evening)
+    passing = motion("Bathroom", bed + timedelta(minutes=4))
+    verdicts = home.run(day + timedelta(days=1, hours=6), [passing])
+    assert home.detector.last_at == bed + timedelta(minutes=1)
+    assert [v.reason for v in verdicts if v.inactive] == []
+
+
+def test_a_visit_ends_when_the_person_arrives_elsewhere() -> None:
+    """The person passes the hall into the living room; five minutes later the cat passes the
+    hall. The hall's visit ended when the living room saw the person arrive: the cat's
+    movement there continues nothing and waits for a second sign."""
+    home = visited_home()
+    day = home.now
+    start = day + timedelta(hours=10)
+    before = [e for e in ordinary_day(day) if e.at < start - timedelta(minutes=5)]
+    walk = [motion("Hall", start), motion("Living", start + timedelta(minutes=1))]
+    home.run(start + timedelta(minutes=2), [*before, *walk])
+    home.run(start + timedelta(minutes=7), [motion("Hall", start + timedelta(minutes=6))])
+    assert home.detector.last_at == start + timedelta(minutes=1)
+    assert home.detector._last_room == "Living"
+
+
+def test_back_to_bed_where_the_bedroom_has_no_sensor_is_the_person() -> None:
+    """No sensor in the bedroom, a cat that comes by the hall: back from the bathroom at
+    night the person passes the hall once, four minutes after the bathroom's last movement.
+    That lone movement is the person going back to bed, not a pet: the bathroom's visit is
+    over (and not learned as hours long)."""
+    home = visited_home(bedroom=False)
+    assert home.detector.history.sleep_rooms() == {"Hall"}
+    day = home.now
+    evening = [e for e in cat_owners_day(day, bedroom=False) if e.at < day + timedelta(days=1)]
+    home.run(day + timedelta(hours=23), evening)
+    trip = day + timedelta(days=1, hours=3)
+    steps = [motion("Hall", trip)]
+    steps += [motion("Bathroom", trip + timedelta(minutes=m)) for m in (1, 6, 11)]
+    back = motion("Hall", trip + timedelta(minutes=15))
+    verdicts = home.run(trip + timedelta(hours=3), [*steps, back])
+    assert home.detector.last_at == back.at
+    assert [v.reason for v in verdicts if v.inactive] == []
+
+
+def outing_home(days: int = 14) -> Home:
+    """A home without a door sensor that goes out through the hall for four hours every
+    afternoon (at 14:00)."""
+    home = Home()
+    end = MONDAY + timedelta(days=days)
+    lived = [e for n in range(days) for e in outing_day(MONDAY + timedelta(days=n))]
+    home.run(end, [e for e in lived if e.at <= end])
+    return home
+
+
+def test_without_a_door_silences_from_the_hall_are_learned_over_the_whole_day() -> None:
+    """Its outings begin in the hall, in the afternoon; this morning it goes out at 9:30 for
+    three and a half hours. A silence that begins in the hall is one of its outings at any
+    time of day; one that begins in the living room keeps the morning's own limit."""
+    home = outing_home()
+    day = home.now
+    leave = day + timedelta(hours=9, minutes=30)
+    morning = [e for e in ordinary_day(day) if e.at < leave - timedelta(minutes=5)]
+    morning.append(motion("Hall", leave))
+    verdicts = home.run(leave + timedelta(hours=3, minutes=30), morning)
+    assert [v.reason for v in verdicts if v.inactive and v.since == leave] == []
+    hall, living = (home.detector._gap_limit(leave, room) for room in ("Hall", "Living"))
+    assert hall is not None
+    assert living is not None
+    assert living < 180 < hall

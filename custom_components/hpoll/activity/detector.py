@@ -216,6 +216,8 @@ class InactivityDetector:
         self._visit_clean = False
         #: Each sensor's latest presence, and which sensors are doors.
         self._seen: dict[str, datetime] = {}
+        #: Each sensor's room.
+        self._sensor_rooms: dict[str, str] = {}
         #: Each motion sensor's latest movement START (where the person went last).
         self._started: dict[str, datetime] = {}
         self._doors: set[str] = set()
@@ -291,6 +293,7 @@ class InactivityDetector:
     def _event(self, event: ActivityEvent, now: datetime) -> None:
         if event.kind in _REPEATS:
             return
+        self._sensor_rooms[event.sensor_id] = event.room or "?"
         if event.history:
             # From before we watched: where the silence started, never a sample.
             if self.last_at is None or event.at > self.last_at:
@@ -336,9 +339,13 @@ class InactivityDetector:
             other = event.sensor_id != pending.sensor_id
             self._person(pending, stray=not (other or visit), sure=other)
             stray = stray and not visit
-        elif not self.away and (
-            (stray and event.sensor_id in self._pet_sensors()[1])
-            or (event.sensor_id in restless and not self._vouched(event))
+        elif (
+            not self.away
+            and (
+                (stray and event.sensor_id in self._pet_sensors()[1])
+                or (event.sensor_id in restless and not self._vouched(event))
+            )
+            and not self._back_to_bed(event)
         ):
             # Where a pet comes by, one lone movement is not yet a person: it is when a second
             # one follows in that room, or another sensor within minutes. Not while away: there
@@ -349,6 +356,22 @@ class InactivityDetector:
             self._pending, self._moved_room = event, event.room or "?"
             return
         self._person(event, stray=stray)
+
+    def _back_to_bed(self, event: ActivityEvent) -> bool:
+        """Is this lone movement the person going back to bed: at night, in a room where the
+        nights are slept or the way there, minutes after the person was seen in another room
+        (back from the bathroom; where the bedroom has no sensor, the way back is one
+        movement in the hall)?"""
+        sleep = self.history.sleep_rooms()
+        if not sleep or self.last_at is None or not self._night(self._slot(event.at)):
+            return False
+        room, last = event.room or "?", self._last_room or "?"
+        return (
+            room in sleep | self.history.ways_to_bed()
+            and last not in sleep
+            and room != last
+            and timedelta(0) <= event.at - self.last_at <= CONTINUE
+        )
 
     def _vouched(self, event: ActivityEvent) -> bool:
         """Is a movement of a sensor a pet moves the person's: it continues a visit there, or
@@ -392,11 +415,14 @@ class InactivityDetector:
         )
         if not stray:
             # A visit begins with a sure movement and lasts while that sensor keeps moving
-            # within minutes; where a pet roams, it ends when the person is seen elsewhere
-            # (the pet staying behind does not prolong it).
-            self._visit_at[event.sensor_id] = event.at
-            if self._corroborated(event, exclude=restless):
-                for sensor in restless & self._visit_at.keys() - {event.sensor_id}:
+            # within minutes; where a pet roams or comes by, it ends when the person is seen
+            # going elsewhere (the pet staying behind, or passing by later, does not prolong
+            # it), and the end of a movement in a room the person has left continues none.
+            if self._room_of(event) == event.room:
+                self._visit_at[event.sensor_id] = event.at
+            if event.motion_on is not False and self._corroborated(event, exclude=restless):
+                pets = restless | self._pet_sensors()[1]
+                for sensor in pets & self._visit_at.keys() - {event.sensor_id}:
                     del self._visit_at[sensor]
         self._presence(event, count=not event.ongoing, stray=stray, sure=sure)
 
@@ -577,6 +603,7 @@ class InactivityDetector:
         others = self._seen.keys() - {event.sensor_id} - self._doors
         if not others:
             return True
+        exclude |= self._bedside(event)
         others -= exclude
         if any(abs(event.at - self._seen[other]) <= CORROBORATE for other in others):
             return True
@@ -591,6 +618,24 @@ class InactivityDetector:
             for other in [*self._batch, *pending]
         )
 
+    def _bedside(self, event: ActivityEvent) -> frozenset[str]:
+        """Where a pet comes by, while the person is taken to be in bed (the latest presence
+        is in a room where the nights are slept, and a silence there is the night's), for a
+        movement in another room: the sleep rooms' sensors, which do not vouch for it. The
+        person turns over in bed, or has just gone to bed, as the pet passes elsewhere;
+        whoever gets up is vouched for by the way they go (the hall, then the bathroom)."""
+        sleep = self.history.sleep_rooms()
+        if (
+            not sleep
+            or self.last_at is None
+            or (self._last_room or "?") not in sleep
+            or (event.room or "?") in sleep
+            or not self._pet_sensors()[1]
+            or self._gap_limit(self.last_at, self._last_room) is not None
+        ):
+            return frozenset()
+        return frozenset(sensor for sensor, room in self._sensor_rooms.items() if room in sleep)
+
     def _learn(self, table: Stretches, start: datetime, end: datetime, room: str) -> None:
         """A completed stretch, for its room; for the whole home, only its part before the
         night (a silence that runs into the night is bedtime: how long the day's silences
@@ -599,7 +644,11 @@ class InactivityDetector:
         minutes = _minutes(end - start)
         table.add(day, slot, [room], minutes)
         to_night = self._to_night(start)
-        table.add(day, slot, [ANY], minutes if to_night is None else min(minutes, to_night))
+        by_day = minutes if to_night is None else min(minutes, to_night)
+        table.add(day, slot, [ANY], by_day)
+        if by_day > 0 and self._rooms_apart():
+            # Without a door sensor, also per room by day (see ``_limit``).
+            table.add(day, slot, [ANY + room], by_day)
 
     def _learn_sleep(self, start: datetime, room: str, end: datetime) -> None:
         """The longest silence of each night began where that night was slept."""
@@ -727,7 +776,15 @@ class InactivityDetector:
     ) -> float | None:
         local = start.astimezone(self.timezone)
         slot = (local.hour * 60 + local.minute) // MINUTES_PER_SLOT
-        key = (id(table), local.toordinal(), slot, room, prior, bool(self._doors))
+        key = (
+            id(table),
+            local.toordinal(),
+            slot,
+            room,
+            prior,
+            bool(self._doors),
+            self._rooms_apart(),
+        )
         if key not in self._cache:
             if self._night(slot):
                 self._cache[key] = self._night_limit(table, slot, room, margin)
@@ -739,6 +796,17 @@ class InactivityDetector:
                 width = DAY_WIDTH if self._doors else NO_DOOR_WIDTH
                 samples = table.per_day_maxima(slot, ANY, width)
                 limit = max(self._shrink(samples, prior) * margin, MIN_GAP)
+                own = (
+                    table.per_day_maxima(slot, ANY + (room or "?"), SLOTS_PER_DAY // 2)
+                    if self._rooms_apart()
+                    else []
+                )
+                if own:
+                    # ... and the silences that begin in the room it is left through (the
+                    # hall) are mostly its outings, on some days, at any time of day: learned
+                    # apart over the whole day, pulled toward the home's limit while few, so
+                    # one room's outings do not loosen the others'.
+                    limit = max(limit, shrink(own, limit / margin) * margin)
                 to_night = self._to_night(start)
                 if to_night is not None and to_night < limit:
                     # The night comes first: bedtime where the night is slept; elsewhere the
@@ -749,6 +817,12 @@ class InactivityDetector:
                 self._cache[key] = limit
         value = self._cache[key]
         return None if value < 0 else value
+
+    def _rooms_apart(self) -> bool:
+        """Without a door sensor, in a home whose motion sensors see more than one room: its
+        outings begin in the room it is left through, so day silences are learned per room
+        too (with a single room nothing tells an outing from the rest of the day)."""
+        return not self._doors and len(set(self._sensor_rooms.values())) > 1
 
     def _shrink(self, samples: list[float], prior: float) -> float:
         """The learned limit; while the home is still being learned (LEARNING_DAYS), never
