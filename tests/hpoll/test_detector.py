@@ -734,21 +734,6 @@ def visited_home(days: int = 14, *, bedroom: bool = True) -> Home:
     return home
 
 
-def test_the_bed_does_not_vouch_for_a_pet_elsewhere() -> None:
-    """The person goes to bed; three minutes after the bedroom's last movement the cat passes
-    the bathroom. The bedroom's movement is the person settling in bed, not on the way to the
-    bathroom (that way goes through the hall): the night is sleep, not a bathroom visit."""
-    home = visited_home()
-    day = home.now
-    bed = day + timedelta(hours=22, minutes=30)
-    evening = [e for e in ordinary_day(day) if e.at <= bed + timedelta(minutes=1)]
-    home.run(bed + timedelta(minutes=2), evening)
-    passing = motion("Bathroom", bed + timedelta(minutes=4))
-    verdicts = home.run(day + timedelta(days=1, hours=6), [passing])
-    assert home.detector.last_at == bed + timedelta(minutes=1)
-    assert [v.reason for v in verdicts if v.inactive] == []
-
-
 def test_a_visit_ends_when_the_person_arrives_elsewhere() -> None:
     """The person passes the hall into the living room; five minutes later the cat passes the
     hall. The hall's visit ended when the living room saw the person arrive: the cat's

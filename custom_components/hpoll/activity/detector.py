@@ -603,7 +603,6 @@ class InactivityDetector:
         others = self._seen.keys() - {event.sensor_id} - self._doors
         if not others:
             return True
-        exclude |= self._bedside(event)
         others -= exclude
         if any(abs(event.at - self._seen[other]) <= CORROBORATE for other in others):
             return True
@@ -617,24 +616,6 @@ class InactivityDetector:
             and abs(event.at - other.at) <= CORROBORATE
             for other in [*self._batch, *pending]
         )
-
-    def _bedside(self, event: ActivityEvent) -> frozenset[str]:
-        """Where a pet comes by, while the person is taken to be in bed (the latest presence
-        is in a room where the nights are slept, and a silence there is the night's), for a
-        movement in another room: the sleep rooms' sensors, which do not vouch for it. The
-        person turns over in bed, or has just gone to bed, as the pet passes elsewhere;
-        whoever gets up is vouched for by the way they go (the hall, then the bathroom)."""
-        sleep = self.history.sleep_rooms()
-        if (
-            not sleep
-            or self.last_at is None
-            or (self._last_room or "?") not in sleep
-            or (event.room or "?") in sleep
-            or not self._pet_sensors()[1]
-            or self._gap_limit(self.last_at, self._last_room) is not None
-        ):
-            return frozenset()
-        return frozenset(sensor for sensor, room in self._sensor_rooms.items() if room in sleep)
 
     def _learn(self, table: Stretches, start: datetime, end: datetime, room: str) -> None:
         """A completed stretch, for its room; for the whole home, only its part before the
