@@ -106,6 +106,11 @@ CONFLICT_PAUSE = 0.02
 #: A batch still being written after this long (seconds) makes /healthz fail: the database
 #: holds it (a lock nobody releases, a connection gone silent) and reports wait.
 STUCK_AFTER = 30.0
+#: PostgreSQL: a statement of a batch still unanswered after this long (seconds) fails the
+#: batch (503; the client sends its reports again) and the writer's connection is replaced,
+#: instead of the requests waiting as long as the database holds them. (SQLite's writer waits
+#: at most its busy timeout, 30 s, for a lock.)
+STATEMENT_TIMEOUT = 10.0
 
 
 def _conflict(err: BaseException) -> bool:
@@ -622,7 +627,11 @@ class IngestWriter:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         if self._sync_engine is None:
-            self._own_engine = create_async_engine(self._engine.url, poolclass=NullPool)
+            self._own_engine = create_async_engine(
+                self._engine.url,
+                poolclass=NullPool,
+                connect_args={"command_timeout": STATEMENT_TIMEOUT},
+            )
         started.set()
         serving = self._serving
         assert serving is not None

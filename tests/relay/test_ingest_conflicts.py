@@ -231,3 +231,33 @@ async def test_a_writer_whose_connection_was_closed_writes_its_batch_again(
     assert await _post(client, home, make_report(home.id)) == 202
     assert "reconnecting" in caplog.text
     assert await _stored(engine) == 2
+
+
+async def test_a_batch_the_database_holds_is_answered_503_after_the_statement_timeout(
+    aiohttp_client: Callable[..., Any],
+    engine: AsyncEngine,
+    db_url: str,
+    admin: Admin,
+    make_report: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL: a lock nobody releases holds the writer's batch; its requests are answered
+    503 once a statement waited STATEMENT_TIMEOUT (not for as long as the lock is held), and
+    the writer stores the next batch once the lock is gone."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writer waits for a lock at most its busy timeout")
+    monkeypatch.setattr(ingest, "STATEMENT_TIMEOUT", 0.5)
+    monkeypatch.setattr("relay.http.views.PROBE_EVERY", 0.0)
+    home = await admin.add_home("Locked", "Europe/Berlin")
+    client: Client = await aiohttp_client(create_app(_settings(db_url), engine))
+    async with engine.connect() as holder:
+        await holder.execute(text("LOCK TABLE reports IN ACCESS EXCLUSIVE MODE"))
+        answered = await asyncio.wait_for(_post(client, home, make_report(home.id)), 10)
+        status, body = await _health(client)
+        await holder.rollback()
+    assert answered == 503
+    assert status == 503
+    assert "TimeoutError" in body
+    assert await _post(client, home, make_report(home.id)) == 202
+    assert (await _health(client))[0] == 200
+    assert await _stored(engine) == 1
