@@ -7,7 +7,11 @@ Measured:
   * the relay on SQLite (default settings: WAL, synchronous=FULL) and on PostgreSQL 15 (fsync on);
   * the HTTP floor: a bare aiohttp endpoint that only parses the same JSON (bench/http_floor.py);
   * the storage floor: the same rows written by the relay's batched executemany (store_batch,
-    256 reports a transaction), no HTTP, no validation.
+    256 reports of one home a transaction), no HTTP, no validation; and store_batch at the
+    shape the relay's writer meets in the run: 25 reports a transaction (50 connections come
+    as two alternating halves: one half waits for its answers while the other's batch is
+    written) from the 50 homes, whose devices, activity and home rows do not collapse into
+    one row each as one home's do.
 
 Printed JSON keys:
   connections, seconds_per_run         load shape (each run follows a 2 s unmeasured warm-up)
@@ -16,7 +20,9 @@ Printed JSON keys:
   <db>_non_2xx                         answers that were not 2xx (must be 0)
   <db>_stored                          reports in the database afterwards (the warm-up's and the
                                        measured run's requests, plus those in flight at the end)
-  <db>_storage_floor_rps               reports/s through store_batch alone
+  <db>_storage_floor_rps               reports/s through store_batch alone (256 reports of one
+                                       home a transaction)
+  <db>_storage_floor_relay_shape_rps   the same, 25 reports a transaction from the 50 homes
   <db>_ratio_to_http_floor             <db>_rps / http_floor_rps (ambition >= 0.3)
   sqlite_rps_runs, sqlite_p99_ms_runs  every SQLite run (the figures above are the median run's)
   sqlite_wal_peak_mb                   the largest the WAL file got during the median run
@@ -74,6 +80,9 @@ REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 #: Every server gets this many seconds of the same load first, not measured.
 WARMUP = 2
 STORAGE_REPORTS = 20_000
+#: The batches the relay's writer meets in the run: the connections come as two alternating
+#: halves (one waits for its answers while the other's batch is written).
+RELAY_SHAPE_BATCH = CONNECTIONS // 2
 
 
 def template() -> str:
@@ -220,24 +229,27 @@ async def http_floor(workdir: Path) -> float:
         server.wait()
 
 
-async def storage_floor(db_url: str, workdir: Path) -> float:
-    """Reports/s through store_batch, 256 a transaction, no HTTP."""
+async def storage_floor(db_url: str, workdir: Path, batch_size: int = 256, homes: int = 1) -> float:
+    """Reports/s through store_batch, ``batch_size`` a transaction from ``homes`` homes (each
+    report from the next home in turn), no HTTP."""
     engine = create_engine(db_url)
     await upgrade(engine)
-    home = await Admin(engine, SecretBox.from_environment(workdir / "key2", create=True)).add_home(
-        "Floor", "Europe/Berlin"
-    )
-    body = template().replace("__HOME__", home.id)
+    admin = Admin(engine, SecretBox.from_environment(workdir / "key2", create=True))
+    home_ids = [(await admin.add_home(f"Floor {n}", "Europe/Berlin")).id for n in range(homes)]
     loop = asyncio.get_running_loop()
     batches = []
-    for start in range(0, STORAGE_REPORTS, 256):
+    for start in range(0, STORAGE_REPORTS, batch_size):
         batch = []
-        for _ in range(start, min(start + 256, STORAGE_REPORTS)):
-            text = body.replace("__RID__", str(uuid.uuid4())).replace(
-                "__NOW__", utcnow().isoformat()
+        for number in range(start, min(start + batch_size, STORAGE_REPORTS)):
+            home_id = home_ids[number % homes]
+            text = (
+                template()
+                .replace("__HOME__", home_id)
+                .replace("__RID__", str(uuid.uuid4()))
+                .replace("__NOW__", utcnow().isoformat())
             )
             report = decode_report(text)
-            batch.append(Submission(home.id, text, report, loop.create_future()))
+            batch.append(Submission(home_id, text, report, loop.create_future()))
         batches.append(batch)
     started = time.perf_counter()
     for batch in batches:
@@ -415,6 +427,12 @@ async def main() -> None:
         figures["sqlite_storage_floor_rps"] = round(
             await storage_floor(f"sqlite+aiosqlite:///{work / 'floor.db'}", work), 1
         )
+        figures["sqlite_storage_floor_relay_shape_rps"] = round(
+            await storage_floor(
+                f"sqlite+aiosqlite:///{work / 'shape.db'}", work, RELAY_SHAPE_BATCH, HOMES
+            ),
+            1,
+        )
         figures |= await abuse_run(work)
         pg = postgres()
         if pg is not None:
@@ -422,6 +440,12 @@ async def main() -> None:
                 figures |= await relay_run("postgres", await create_database(pg[0], "bench"), work)
                 figures["postgres_storage_floor_rps"] = round(
                     await storage_floor(await create_database(pg[0], "floor"), work), 1
+                )
+                figures["postgres_storage_floor_relay_shape_rps"] = round(
+                    await storage_floor(
+                        await create_database(pg[0], "shape"), work, RELAY_SHAPE_BATCH, HOMES
+                    ),
+                    1,
                 )
             finally:
                 subprocess.run(
@@ -435,7 +459,8 @@ async def main() -> None:
             print(
                 f"{name:9s} {figures[f'{name}_rps']:8.0f} reports/s  p50 "
                 f"{figures[f'{name}_p50_ms']:6.1f} ms  p99 {figures[f'{name}_p99_ms']:6.1f} ms  "
-                f"storage floor {figures[f'{name}_storage_floor_rps']:8.0f}/s"
+                f"storage floor {figures[f'{name}_storage_floor_rps']:8.0f}/s "
+                f"({figures[f'{name}_storage_floor_relay_shape_rps']:.0f}/s at the relay's shape)"
             )
     print(f"HTTP floor {figures['http_floor_rps']:8.0f} requests/s")
     print(json.dumps(figures, sort_keys=True))
