@@ -793,3 +793,92 @@ def test_without_a_door_silences_from_the_hall_are_learned_over_the_whole_day() 
     assert hall is not None
     assert living is not None
     assert living < 180 < hall
+
+
+def test_without_a_door_the_hall_stays_learned_across_a_restart() -> None:
+    """Out through the hall at 9:30; Home Assistant restarts during the outing (no event
+    comes after it: the tracker kept its marks). The restored detector still learns this
+    home's silences per room: the outing is no alarm."""
+    home = outing_home()
+    day = home.now
+    leave = day + timedelta(hours=9, minutes=30)
+    morning = [e for e in ordinary_day(day) if e.at < leave - timedelta(minutes=5)]
+    home.run(leave + timedelta(minutes=30), [*morning, motion("Hall", leave)])
+    home.detector = InactivityDetector.restore(home.detector.export(), UTC)
+    verdicts = home.run(leave + timedelta(hours=3, minutes=30))
+    assert [v.reason for v in verdicts if v.inactive] == []
+
+
+def test_without_a_door_a_daily_nap_does_not_loosen_the_morning() -> None:
+    """No door sensor; a two-hour nap in the living room every afternoon. A fall in the living
+    room at 8:30 is caught by the morning's own limit, not the afternoon nap's."""
+    home = Home()
+    days = 14
+    end = MONDAY + timedelta(days=days)
+
+    def napping_day(day: datetime) -> list[ActivityEvent]:
+        nap, up = day + timedelta(hours=14), day + timedelta(hours=16)
+        inside = [e for e in ordinary_day(day) if not nap <= e.at <= up]
+        return sorted([*inside, motion("Living", nap), motion("Living", up)], key=lambda e: e.at)
+
+    lived = [e for n in range(days) for e in napping_day(MONDAY + timedelta(days=n))]
+    home.run(end, [e for e in lived if e.at <= end])
+    fall = end + timedelta(hours=8, minutes=30)
+    morning = [e for e in ordinary_day(end) if e.at < fall - timedelta(minutes=5)]
+    walk = [motion("Hall", fall - timedelta(minutes=1)), motion("Living", fall)]
+    alarm = first_inactive(home.run(fall + timedelta(hours=4), [*morning, *walk]))
+    assert alarm is not None
+    assert alarm.since == fall
+    assert alarm.reason == "unusual_gap"
+    assert alarm.limit is not None
+    assert alarm.limit < timedelta(hours=2)
+
+
+def test_a_pet_crossing_the_hall_does_not_end_a_fall_in_the_bathroom() -> None:
+    """The bedroom has a sensor; a cat comes by the hall. At 3:00 the person goes to the
+    bathroom and falls there; six minutes later the cat crosses the hall. That is not the
+    person going back to bed: the bathroom's silence is caught at night."""
+    home = visited_home()
+    day = home.now
+    evening = [e for e in cat_owners_day(day) if e.at < day + timedelta(days=1)]
+    home.run(day + timedelta(hours=23), evening)
+    trip = day + timedelta(days=1, hours=3)
+    steps = [
+        motion("Hall", trip),
+        *(motion("Bathroom", trip + timedelta(minutes=m)) for m in (1, 6)),
+    ]
+    alarm = first_inactive(
+        home.run(trip + timedelta(hours=4), [*steps, motion("Hall", trip + timedelta(minutes=12))])
+    )
+    assert alarm is not None
+    assert alarm.since == trip + timedelta(minutes=6)
+    assert alarm.reason in {"unusual_gap", "one_sensor"}
+
+
+def test_a_button_beside_the_only_motion_sensor_vouches_for_nothing() -> None:
+    """One motion sensor for the home and a dimmer switch pressed every morning: every
+    movement is the person's (nothing else moves to vouch for it), so a fall at 11:00 is
+    caught at the learned limit, long before the safety net."""
+    home = Home()
+    days = 14
+    end = MONDAY + timedelta(days=days)
+
+    def day_with_a_dimmer(day: datetime) -> list[ActivityEvent]:
+        moves = [
+            ActivityEvent("Living", "Living", e.at, "motion", motion_on=True)
+            for e in ordinary_day(day)
+        ]
+        return [*moves, ActivityEvent("dimmer", None, day + timedelta(hours=8), "button")]
+
+    lived = sorted(
+        (e for n in range(days) for e in day_with_a_dimmer(MONDAY + timedelta(days=n))),
+        key=lambda e: e.at,
+    )
+    home.run(end, [e for e in lived if e.at <= end])
+    fall = end + timedelta(hours=11)
+    morning = [e for e in day_with_a_dimmer(end) if e.at < fall]
+    alarm = first_inactive(home.run(fall + timedelta(hours=4), morning))
+    assert alarm is not None
+    assert alarm.reason == "unusual_gap"
+    assert alarm.limit is not None
+    assert alarm.limit < timedelta(hours=2)

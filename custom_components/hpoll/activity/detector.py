@@ -121,6 +121,8 @@ LEARNING_DAYS = 7
 MAX_STEP = timedelta(minutes=15)
 #: Kinds that only repeat what the sensors themselves saw.
 _REPEATS = frozenset({"room_motion", "home_motion"})
+#: Kinds a motion sensor (or a MotionAware area) reports.
+_MOTION = frozenset({"motion", "area_motion"})
 #: Reasons in the order they are reported when several hold.
 REASONS = ("unusual_gap", "not_up", "one_sensor", "safety_net")
 
@@ -216,7 +218,7 @@ class InactivityDetector:
         self._visit_clean = False
         #: Each sensor's latest presence, and which sensors are doors.
         self._seen: dict[str, datetime] = {}
-        #: Each sensor's room.
+        #: Each motion sensor's room ("?": none).
         self._sensor_rooms: dict[str, str] = {}
         #: Each motion sensor's latest movement START (where the person went last).
         self._started: dict[str, datetime] = {}
@@ -293,7 +295,8 @@ class InactivityDetector:
     def _event(self, event: ActivityEvent, now: datetime) -> None:
         if event.kind in _REPEATS:
             return
-        self._sensor_rooms[event.sensor_id] = event.room or "?"
+        if event.kind in _MOTION:
+            self._sensor_rooms[event.sensor_id] = event.room or "?"
         if event.history:
             # From before we watched: where the silence started, never a sample.
             if self.last_at is None or event.at > self.last_at:
@@ -359,15 +362,16 @@ class InactivityDetector:
 
     def _back_to_bed(self, event: ActivityEvent) -> bool:
         """Is this lone movement the person going back to bed: at night, in a room where the
-        nights are slept or the way there, minutes after the person was seen in another room
-        (back from the bathroom; where the bedroom has no sensor, the way back is one
-        movement in the hall)?"""
+        nights are slept, minutes after the person was seen in another room (back from the
+        bathroom; where the bedroom has no sensor, the night's room is the hall and the way
+        back one movement there)? Not the way to bed where the bedroom has a sensor: a pet
+        crossing the hall would end a bathroom visit that a fall has made long."""
         sleep = self.history.sleep_rooms()
         if not sleep or self.last_at is None or not self._night(self._slot(event.at)):
             return False
         room, last = event.room or "?", self._last_room or "?"
         return (
-            room in sleep | self.history.ways_to_bed()
+            room in sleep
             and last not in sleep
             and room != last
             and timedelta(0) <= event.at - self.last_at <= CONTINUE
@@ -384,7 +388,7 @@ class InactivityDetector:
         return any(
             other.sensor_id != event.sensor_id
             and other.sensor_id not in restless
-            and other.kind in {"motion", "area_motion"}
+            and other.kind in _MOTION
             and timedelta(0) <= other.at - event.at <= CORROBORATE
             for other in self._batch
         )
@@ -429,7 +433,7 @@ class InactivityDetector:
     def _stray(self, event: ActivityEvent) -> bool:
         """A motion event that fired alone and continues no visit (counted per sensor, at
         night and by day, to learn which sensors a pet moves)."""
-        if event.kind not in {"motion", "area_motion"} or self._corroborated(event):
+        if event.kind not in _MOTION or self._corroborated(event):
             return False
         visit = self._visit_at.get(event.sensor_id)
         if visit is not None and timedelta(0) <= event.at - visit <= CONTINUE:
@@ -597,10 +601,11 @@ class InactivityDetector:
 
     def _corroborated(self, event: ActivityEvent, exclude: frozenset[str] = frozenset()) -> bool:
         """Is this surely a person: a door, a button, a dial, or motion that another motion
-        sensor saw within CORROBORATE (or in a home with a single motion sensor)?"""
-        if event.kind not in {"motion", "area_motion"}:
+        sensor saw within CORROBORATE (or in a home with a single motion sensor: a button or
+        a dial beside it vouches for nothing, it is pressed too seldom)?"""
+        if event.kind not in _MOTION:
             return True
-        others = self._seen.keys() - {event.sensor_id} - self._doors
+        others = (self._seen.keys() & self._sensor_rooms.keys()) - {event.sensor_id}
         if not others:
             return True
         others -= exclude
@@ -612,7 +617,7 @@ class InactivityDetector:
         return any(
             other.sensor_id != event.sensor_id
             and other.sensor_id not in self._doors | exclude
-            and other.kind in {"motion", "area_motion"}
+            and other.kind in _MOTION
             and abs(event.at - other.at) <= CORROBORATE
             for other in [*self._batch, *pending]
         )
@@ -779,14 +784,15 @@ class InactivityDetector:
                 limit = max(self._shrink(samples, prior) * margin, MIN_GAP)
                 own = (
                     table.per_day_maxima(slot, ANY + (room or "?"), SLOTS_PER_DAY // 2)
-                    if self._rooms_apart()
+                    if self._rooms_apart() and room in self.history.ways_to_bed()
                     else []
                 )
                 if own:
-                    # ... and the silences that begin in the room it is left through (the
-                    # hall) are mostly its outings, on some days, at any time of day: learned
-                    # apart over the whole day, pulled toward the home's limit while few, so
-                    # one room's outings do not loosen the others'.
+                    # ... and the silences that begin in the room it is left through are
+                    # mostly its outings, on some days, at any time of day: learned apart over
+                    # the whole day, pulled toward the home's limit while few. Only for the
+                    # room it passes through to bed (the hall): an afternoon nap in the
+                    # living room must not loosen that room's mornings.
                     limit = max(limit, shrink(own, limit / margin) * margin)
                 to_night = self._to_night(start)
                 if to_night is not None and to_night < limit:
@@ -803,7 +809,7 @@ class InactivityDetector:
         """Without a door sensor, in a home whose motion sensors see more than one room: its
         outings begin in the room it is left through, so day silences are learned per room
         too (with a single room nothing tells an outing from the rest of the day)."""
-        return not self._doors and len(set(self._sensor_rooms.values())) > 1
+        return not self._doors and len(set(self._sensor_rooms.values()) - {"?"}) > 1
 
     def _shrink(self, samples: list[float], prior: float) -> float:
         """The learned limit; while the home is still being learned (LEARNING_DAYS), never
@@ -1011,6 +1017,7 @@ class InactivityDetector:
             "away": self.away,
             "door_room": self._door_room,
             "doors": sorted(self._doors),
+            "sensor_rooms": self._sensor_rooms,
             "watching_since": iso(self.watching_since),
             "up_day": self._up_day,
         }
@@ -1053,4 +1060,13 @@ class InactivityDetector:
         doors = data.get("doors")
         if isinstance(doors, list):
             detector._doors = {door for door in doors if isinstance(door, str)}
+        # Which rooms the motion sensors see (a home without a door sensor learns its day
+        # silences per room when they see more than one) is known from the first poll on.
+        rooms = data.get("sensor_rooms")
+        if isinstance(rooms, dict):
+            detector._sensor_rooms = {
+                sensor: room
+                for sensor, room in rooms.items()
+                if isinstance(sensor, str) and isinstance(room, str)
+            }
         return detector
