@@ -627,11 +627,12 @@ class IngestWriter:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         if self._sync_engine is None:
-            self._own_engine = create_async_engine(
-                self._engine.url,
-                poolclass=NullPool,
-                connect_args={"command_timeout": STATEMENT_TIMEOUT},
+            url = self._engine.url
+            # asyncpg's own bound on every statement (another driver would refuse the option).
+            bound = (
+                {"command_timeout": STATEMENT_TIMEOUT} if url.get_driver_name() == "asyncpg" else {}
             )
+            self._own_engine = create_async_engine(url, poolclass=NullPool, connect_args=bound)
         started.set()
         serving = self._serving
         assert serving is not None
