@@ -218,8 +218,8 @@ class InactivityDetector:
         self._visit_clean = False
         #: Each sensor's latest presence, and which sensors are doors.
         self._seen: dict[str, datetime] = {}
-        #: Each motion sensor's room ("?": none).
-        self._sensor_rooms: dict[str, str] = {}
+        #: The motion sensors seen (buttons, dials and doors vouch for no movement).
+        self._motion_sensors: set[str] = set()
         #: Each motion sensor's latest movement START (where the person went last).
         self._started: dict[str, datetime] = {}
         self._doors: set[str] = set()
@@ -296,7 +296,7 @@ class InactivityDetector:
         if event.kind in _REPEATS:
             return
         if event.kind in _MOTION:
-            self._sensor_rooms[event.sensor_id] = event.room or "?"
+            self._motion_sensors.add(event.sensor_id)
         if event.history:
             # From before we watched: where the silence started, never a sample.
             if self.last_at is None or event.at > self.last_at:
@@ -498,8 +498,9 @@ class InactivityDetector:
         if event.room is not None and event.room == self._door_room:
             return True
         self._back_sensors.add(event.sensor_id)
-        # Two rooms, or as many as the home can show when it has a single motion sensor.
-        return len(self._back_sensors) >= min(2, len(self._seen.keys() - self._doors))
+        # Two rooms, or as many as the home can show when it has a single motion sensor (a
+        # dimmer beside it, pressed now and then, is no second room to wait for).
+        return len(self._back_sensors) >= min(2, len(self._seen.keys() & self._motion_sensors))
 
     def _presence(
         self, event: ActivityEvent, *, count: bool, stray: bool = False, sure: bool | None = None
@@ -605,7 +606,7 @@ class InactivityDetector:
         a dial beside it vouches for nothing, it is pressed too seldom)?"""
         if event.kind not in _MOTION:
             return True
-        others = (self._seen.keys() & self._sensor_rooms.keys()) - {event.sensor_id}
+        others = (self._seen.keys() & self._motion_sensors) - {event.sensor_id}
         if not others:
             return True
         others -= exclude
@@ -630,11 +631,7 @@ class InactivityDetector:
         minutes = _minutes(end - start)
         table.add(day, slot, [room], minutes)
         to_night = self._to_night(start)
-        by_day = minutes if to_night is None else min(minutes, to_night)
-        table.add(day, slot, [ANY], by_day)
-        if by_day > 0 and self._rooms_apart():
-            # Without a door sensor, also per room by day (see ``_limit``).
-            table.add(day, slot, [ANY + room], by_day)
+        table.add(day, slot, [ANY], minutes if to_night is None else min(minutes, to_night))
 
     def _learn_sleep(self, start: datetime, room: str, end: datetime) -> None:
         """The longest silence of each night began where that night was slept."""
@@ -762,15 +759,7 @@ class InactivityDetector:
     ) -> float | None:
         local = start.astimezone(self.timezone)
         slot = (local.hour * 60 + local.minute) // MINUTES_PER_SLOT
-        key = (
-            id(table),
-            local.toordinal(),
-            slot,
-            room,
-            prior,
-            bool(self._doors),
-            self._rooms_apart(),
-        )
+        key = (id(table), local.toordinal(), slot, room, prior, bool(self._doors))
         if key not in self._cache:
             if self._night(slot):
                 self._cache[key] = self._night_limit(table, slot, room, margin)
@@ -782,18 +771,6 @@ class InactivityDetector:
                 width = DAY_WIDTH if self._doors else NO_DOOR_WIDTH
                 samples = table.per_day_maxima(slot, ANY, width)
                 limit = max(self._shrink(samples, prior) * margin, MIN_GAP)
-                own = (
-                    table.per_day_maxima(slot, ANY + (room or "?"), SLOTS_PER_DAY // 2)
-                    if self._rooms_apart() and room in self.history.ways_to_bed()
-                    else []
-                )
-                if own:
-                    # ... and the silences that begin in the room it is left through are
-                    # mostly its outings, on some days, at any time of day: learned apart over
-                    # the whole day, pulled toward the home's limit while few. Only for the
-                    # room it passes through to bed (the hall): an afternoon nap in the
-                    # living room must not loosen that room's mornings.
-                    limit = max(limit, shrink(own, limit / margin) * margin)
                 to_night = self._to_night(start)
                 if to_night is not None and to_night < limit:
                     # The night comes first: bedtime where the night is slept; elsewhere the
@@ -804,12 +781,6 @@ class InactivityDetector:
                 self._cache[key] = limit
         value = self._cache[key]
         return None if value < 0 else value
-
-    def _rooms_apart(self) -> bool:
-        """Without a door sensor, in a home whose motion sensors see more than one room: its
-        outings begin in the room it is left through, so day silences are learned per room
-        too (with a single room nothing tells an outing from the rest of the day)."""
-        return not self._doors and len(set(self._sensor_rooms.values()) - {"?"}) > 1
 
     def _shrink(self, samples: list[float], prior: float) -> float:
         """The learned limit; while the home is still being learned (LEARNING_DAYS), never
@@ -1017,7 +988,6 @@ class InactivityDetector:
             "away": self.away,
             "door_room": self._door_room,
             "doors": sorted(self._doors),
-            "sensor_rooms": self._sensor_rooms,
             "watching_since": iso(self.watching_since),
             "up_day": self._up_day,
         }
@@ -1060,13 +1030,4 @@ class InactivityDetector:
         doors = data.get("doors")
         if isinstance(doors, list):
             detector._doors = {door for door in doors if isinstance(door, str)}
-        # Which rooms the motion sensors see (a home without a door sensor learns its day
-        # silences per room when they see more than one) is known from the first poll on.
-        rooms = data.get("sensor_rooms")
-        if isinstance(rooms, dict):
-            detector._sensor_rooms = {
-                sensor: room
-                for sensor, room in rooms.items()
-                if isinstance(sensor, str) and isinstance(room, str)
-            }
         return detector
