@@ -859,35 +859,37 @@ def test_a_button_beside_the_only_motion_sensor_vouches_for_nothing() -> None:
     assert alarm.limit < timedelta(hours=2)
 
 
-def test_the_end_of_a_movement_elsewhere_does_not_end_a_visit() -> None:
-    """Where a cat comes by the hall and the bathroom: the person passes the hall into the
-    bathroom; the hall's movement ENDS a minute later (seen in the next poll); eight minutes
-    after arriving the person moves in the bathroom again. The end says nobody arrived in the
-    hall: the bathroom visit goes on, and that movement is the person's, not a lone one held
-    as the cat's."""
+def through_the_hall(into: str) -> tuple[Home, datetime, list[ActivityEvent]]:
+    """A home a cat comes by (``visited_home``), the next morning: the person passes the hall
+    at 10:00 into ``into``, and the hall's movement ENDS a minute later (seen in the next
+    poll). The home, 10:00, and the day's events up to that end (not yet run)."""
     home = visited_home()
     day = home.now
     start = day + timedelta(hours=10)
     before = [e for e in ordinary_day(day) if e.at < start - timedelta(minutes=5)]
-    walk = [motion("Hall", start), motion("Bathroom", start + timedelta(minutes=1))]
-    walk += [motion("Hall", start + timedelta(minutes=2), on=False, seen=True)]
+    walk = [motion("Hall", start), motion(into, start + timedelta(minutes=1))]
+    walk.append(motion("Hall", start + timedelta(minutes=2), on=False, seen=True))
+    return home, start, [*before, *walk]
+
+
+def test_the_end_of_a_movement_elsewhere_does_not_end_a_visit() -> None:
+    """The person passes the hall into the bathroom (where the cat also comes by); the hall's
+    movement ends; eight minutes after arriving the person moves in the bathroom again. The
+    end says nobody arrived in the hall: the bathroom visit goes on, and that movement is the
+    person's, not a lone one held as the cat's."""
+    home, start, events = through_the_hall("Bathroom")
     again = motion("Bathroom", start + timedelta(minutes=9))
-    home.run(again.at + timedelta(minutes=1), [*before, *walk, again])
+    home.run(again.at + timedelta(minutes=1), [*events, again])
     assert home.detector.last_at == again.at
     assert home.detector._last_room == "Bathroom"
 
 
 def test_the_end_of_a_movement_in_the_room_left_renews_no_visit_there() -> None:
-    """The person passes the hall into the living room; the hall's movement ends a minute
-    later; nine minutes after that the cat passes the hall. The hall's end renewed no visit
-    there (the person had left it): the cat's movement is a lone one, not the person's."""
-    home = visited_home()
-    day = home.now
-    start = day + timedelta(hours=10)
-    before = [e for e in ordinary_day(day) if e.at < start - timedelta(minutes=5)]
-    walk = [motion("Hall", start), motion("Living", start + timedelta(minutes=1))]
-    walk += [motion("Hall", start + timedelta(minutes=2), on=False, seen=True)]
+    """The person passes the hall into the living room; the hall's movement ends; nine
+    minutes after that the cat passes the hall. The hall's end renewed no visit there (the
+    person had left it): the cat's movement is a lone one, not the person's."""
+    home, start, events = through_the_hall("Living")
     cat_passing = motion("Hall", start + timedelta(minutes=11))
-    home.run(cat_passing.at + timedelta(minutes=1), [*before, *walk, cat_passing])
+    home.run(cat_passing.at + timedelta(minutes=1), [*events, cat_passing])
     assert home.detector.last_at != cat_passing.at
     assert home.detector._last_room == "Living"
