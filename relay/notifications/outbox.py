@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+import functools
 import itertools
 import logging
 import time
@@ -122,9 +124,10 @@ class _Claimed:
 
 class Dispatcher:
     """Sends due messages, batch after batch: one statement claims a batch, a few read what it
-    needs, Apprise sends at most ``concurrency`` at a time, and one transaction records every
-    outcome. A message costs a share of about six statements, not ten of its own (the
-    morning's thousands of summaries: bench/scale.py)."""
+    needs, Apprise sends at most ``concurrency`` at a time (each in a thread of the
+    dispatcher's own pool of that many: relay/notifications/send.py), and one transaction
+    records every outcome. A message costs a share of about six statements, not ten of its own
+    (the morning's thousands of summaries: bench/scale.py)."""
 
     def __init__(
         self,
@@ -138,10 +141,15 @@ class Dispatcher:
         self.engine = engine
         self.box = box
         self._limit = asyncio.Semaphore(concurrency)
-        self._send: Sender = sender or deliver
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="hpoll-send")
+        self._send: Sender = sender or functools.partial(deliver, pool=self._pool)
         self.sent = 0
         self.failed = 0
         self.gave_up = 0
+
+    def close(self) -> None:
+        """Let the sending threads go (a send still running finishes in its thread)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def run_once(self, now: datetime, batch: int = 200) -> int:
         """Send everything due now, batch after batch (urgent alerts first); returns how many

@@ -113,6 +113,7 @@ class Notifier:
             self._stop_planning.set()
             await asyncio.to_thread(self._planner.join)
             self._planner = None
+        self.dispatcher.close()
 
     def _planning_thread(self, interval: float, serving: asyncio.AbstractEventLoop) -> None:
         async def main() -> None:

@@ -10,6 +10,7 @@ import threading
 from types import SimpleNamespace
 from typing import Any
 
+from aiohttp import web
 from cryptography.fernet import Fernet
 import pytest
 from sqlalchemy import Connection, event, func, insert, select, update
@@ -22,7 +23,7 @@ from relay.notifications import visibility, worker
 from relay.notifications.escalate import load_homes, load_watchers
 from relay.notifications.outbox import Dispatcher, Message, enqueue_many
 from relay.notifications.plan import NotifySettings, _digest_caregivers, _told, plan, tell_blind
-from relay.notifications.send import Delivery
+from relay.notifications.send import PRIVATE_ENV, Delivery
 from relay.notifications.visibility import _close_reports
 from relay.secretbox import SecretBox
 from relay.storage.db import create_engine, upgrade
@@ -178,6 +179,61 @@ async def test_a_batch_of_messages_costs_a_few_statements_not_a_few_each(
         attempts = await connection.scalar(select(func.count()).select_from(ATTEMPTS))
     assert rows == ["sent"] * 40
     assert attempts == 40
+
+
+async def test_the_dispatcher_has_as_many_sends_in_flight_as_its_concurrency(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real provider answers in a fraction of a second, so a morning's throughput is the sends
+    # in flight. Through Apprise's own pool (the CPUs + 4 threads for the whole process) the
+    # dispatcher's 32 were six on two cores. The service here answers nobody until 32 wait at
+    # once: with fewer in flight, every send times out (Apprise's read timeout) and fails.
+    monkeypatch.setenv(PRIVATE_ENV, "1")
+    wanted = 32
+    waiting, everyone = 0, asyncio.Event()
+    most = 0
+
+    async def hold(request: web.Request) -> web.Response:
+        nonlocal waiting, most
+        await request.read()
+        waiting += 1
+        most = max(most, waiting)
+        if waiting >= wanted:
+            everyone.set()
+        try:
+            await asyncio.wait_for(everyone.wait(), 8)
+        except TimeoutError:
+            return web.json_response({}, status=503)
+        finally:
+            waiting -= 1
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", hold)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    box = SecretBox(Fernet.generate_key())
+    admin = Admin(engine, box)
+    start = datetime.now(UTC)
+    messages = []
+    for n in range(wanted):
+        home = await admin.add_home(f"Home {n}", "Europe/Berlin")
+        caregiver = await admin.add_caregiver(f"Carer {n}", f"json://127.0.0.1:{port}/{n}")
+        document = Document(f"Summary {n}", "normal", (para("All normal"),))
+        messages.append(Message(caregiver, home.id, "summary", f"k{n}", document, start))
+    async with engine.begin() as connection:
+        await connection.run_sync(enqueue_many, messages, start)
+    dispatcher = Dispatcher(engine, box, concurrency=wanted)
+    try:
+        sent = await dispatcher.run_once(start, batch=wanted)
+    finally:
+        dispatcher.close()
+        await runner.cleanup()
+    assert most == wanted
+    assert sent == wanted
 
 
 async def test_two_dispatchers_claiming_batches_send_each_message_once(db_url: str) -> None:
