@@ -27,11 +27,12 @@ the run lasts minutes, not days (say so with every figure):
   * registration is bulk (COPY into the relay's tables, tokens and encrypted Apprise URLs made
     by the relay's own functions), not 100,000 ``home add`` calls;
   * "the 08:00 crowd": 12,000 subscriptions at one wall-clock minute in Europe/Berlin; the
-    minute is set when the timeline starts, as far ahead as the relay needs to write the crowd
-    (``PLAN_AHEAD_PER_PASS`` a pass, and a pass to spare: the 11,000 of 12,000 beyond what the
-    minute's own pass composes, ``PLAN_AT_ITS_TIME``, are written ahead; the kill
-    and the outage's end fall among them, ``morning_after_events`` says they did) and never
-    sooner than ``morning_lead`` (the relay treats every HH:MM alike), and their homes have a
+    minute is set once the replicas are up, as many passes ahead as the relay needs to write
+    the crowd (``PLAN_AHEAD_PER_PASS`` a pass: the 11,000 of 12,000 beyond what the minute's
+    own pass composes, ``PLAN_AT_ITS_TIME``, are written ahead, in the passes during the
+    offered load, the closed loop and the timeline; the kill and the outage's end fall among
+    them, ``morning_after_events`` says they did) and never sooner than ``morning_lead`` after
+    the timeline's expected start (the relay treats every HH:MM alike), and their homes have a
     seeded day of activity to summarise;
   * in the timeline, when the replicas cannot sustain the target rate on this machine, the
     "active" homes report less often than once a minute (``timeline_report_interval_s``); the
@@ -115,7 +116,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 from bench.relay_ingest import create_database, storage_floor  # noqa: E402
 from relay.admin import ALERT_KINDS  # noqa: E402
 from relay.ingest import bucket_start  # noqa: E402
-from relay.notifications.plan import PLAN_AHEAD_PER_PASS  # noqa: E402
+from relay.notifications.plan import PLAN_AHEAD_PER_PASS, PLAN_AT_ITS_TIME  # noqa: E402
 from relay.notifications.schedule import next_occurrence, parse_hhmm  # noqa: E402
 from relay.notifications.send import PRIVATE_ENV, validate_apprise_url  # noqa: E402
 from relay.secretbox import SecretBox  # noqa: E402
@@ -540,7 +541,9 @@ async def plan_observations(
                 )
                 count = int(values.get("hpoll_plan_seconds_count", "0"))
                 if count > seen.get(key, 0):
-                    out.append((time.time(), float(values["hpoll_plan_last_seconds"])))
+                    seconds = float(values["hpoll_plan_last_seconds"])
+                    out.append((time.time(), seconds))
+                    say(f"{replica.name} planned in {seconds:.2f} s")
                 seen[key] = count
 
 
@@ -746,6 +749,8 @@ class ScaleRun:
         self.replicas = [Replica(f"relay{n}", url, env, self.workdir) for n in (1, 2)]
         await asyncio.gather(*(replica.start() for replica in self.replicas))
         say("replicas up")
+        await self.set_crowd(engine)
+        say(f"the crowd's summaries at {self.result['morning_at_local']}")
         phase_start = datetime.now(UTC)
         before = await table_sizes(engine, phase_start)
         with balancer(self.haproxy, [r.port for r in self.replicas], self.workdir) as ports:
@@ -763,7 +768,6 @@ class ScaleRun:
                 self.result["relay_max_failures"] = closed["failures"]
                 sustained = max(closed["rps"], self.result["steady_rps"])
                 rate = min(self.size.rate, SUSTAINABLE * sustained)
-                await self.set_crowd(engine)
                 timeline = await self.timeline(ports[0], kinds, rate)
                 self.result |= await balancer_counters(ports[1])
                 say("homes done; waiting for the morning crowd's summaries")
@@ -859,11 +863,15 @@ class ScaleRun:
             await asyncio.sleep(1.0)
 
     async def set_crowd(self, engine: AsyncEngine) -> None:
-        """The crowd's minute: on the planning grid, after enough passes to write the crowd
-        ahead and one to spare, and after the timeline's kill and outage (``morning_lead``)."""
+        """The crowd's minute: on the planning grid, after the passes that write the crowd
+        ahead (the minute is the first grid point after ``lead``: that many passes start
+        between), and ``morning_lead`` after the timeline's expected start (the phases before
+        it take up to about twice their measuring time, with warm-ups and the drain)."""
         size = self.size
         grid = size.notify_seconds
-        lead = max(size.morning_lead, (math.ceil(size.morning / PLAN_AHEAD_PER_PASS) + 1) * grid)
+        ahead = math.ceil(max(0, size.morning - PLAN_AT_ITS_TIME) / PLAN_AHEAD_PER_PASS) * grid
+        before_timeline = 2 * (size.warmup + size.offered_seconds + size.closed_seconds)
+        lead = max(ahead, before_timeline + size.morning_lead)
         self.morning_set = time.time()
         self.slot_epoch = (int((time.time() + lead) / grid) + 1) * grid
         at = await set_morning(engine, size.morning, datetime.fromtimestamp(self.slot_epoch, UTC))
