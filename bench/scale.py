@@ -5,7 +5,8 @@ What runs (everything real, on this machine):
     for many homes" recommends), migrated by the relay;
   * two ``hpoll-relay serve`` replicas on it, behind HAProxy (Debian's package, installed when
     missing) started with deploy/haproxy.cfg exactly as committed, health-checked on /healthz;
-  * Apprise (the relay's own sending) delivering json:// to a local sink, one URL per caregiver;
+  * Apprise (the relay's own sending) delivering json:// to a local sink, one URL per caregiver,
+    answering in 50-250 ms as a provider's API does;
   * bench/scale_homes.py, a load generator that behaves like homes (see its docstring).
 
 Sizes: ``BENCH_SCALE=full`` runs 100,000 homes (12,000 subscriptions due at one minute in
@@ -201,6 +202,8 @@ COMPRESSED = (
     "report less often when the replicas cannot take the target rate; size per day scaled from "
     "the run; the prune measured on the run's reports dated back"
 )
+#: How long the Apprise sink takes to answer a message (seconds, uniformly between).
+SINK_ANSWERS_IN = (0.05, 0.25)
 #: Kinds that report once a minute whatever the rate (scale_homes.py): their alerts are watched.
 WATCHED = ("battery", "replaced", "offline", "outage", "inactive")
 
@@ -345,17 +348,21 @@ def start_postgres() -> tuple[str, str]:
 
 
 class RecordingSink(Sink):
-    """The Apprise json:// sink, recording which caregiver's URL got what, and when."""
+    """The Apprise json:// sink, recording which caregiver's URL got what, and when; it answers
+    after ``SINK_ANSWERS_IN`` (a provider's API takes that long: a sink answering at once hid
+    that the relay had six sends in flight, not 32)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.arrivals: list[tuple[float, str, str, str]] = []
+        self._rng = random.Random(5)
 
     async def _handle(self, request: web.Request) -> web.Response:
         payload = await request.json()
         self.arrivals.append(
             (time.time(), request.path, str(payload.get("title")), str(payload.get("message")))
         )
+        await asyncio.sleep(self._rng.uniform(*SINK_ANSWERS_IN))
         return web.json_response({})
 
 
