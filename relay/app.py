@@ -88,7 +88,9 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
             app[RELAY].notifier = notifier
             if settings.notify_seconds > 0:
                 notifier.start(settings.notify_seconds)
-            app[DASHBOARD] = dashboard = Dashboard(db, settings.public_url, settings.secret_box)
+            app[DASHBOARD] = dashboard = Dashboard(
+                db, settings.public_url, settings.secret_box, notifier.dispatcher.send
+            )
             dashboard.bands.start()
             try:
                 yield

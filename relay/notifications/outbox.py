@@ -19,9 +19,9 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-import functools
 import itertools
 import logging
 import time
@@ -122,6 +122,25 @@ class _Claimed:
     document: Document
 
 
+@dataclass(slots=True)
+class _Sending:
+    """A claimed batch whose sends are under way."""
+
+    claimed: list[_Claimed]
+    #: When it was claimed (its attempts and sends are recorded at that time).
+    now: datetime
+    results: asyncio.Future[list[Delivery]]
+
+    @classmethod
+    def start(
+        cls,
+        claimed: list[_Claimed],
+        now: datetime,
+        deliver_one: Callable[[_Claimed], Awaitable[Delivery]],
+    ) -> _Sending:
+        return cls(claimed, now, asyncio.gather(*(deliver_one(item) for item in claimed)))
+
+
 class Dispatcher:
     """Sends due messages, batch after batch: one statement claims a batch, a few read what it
     needs, Apprise sends at most ``concurrency`` at a time (each in a thread of the
@@ -141,30 +160,67 @@ class Dispatcher:
         self.engine = engine
         self.box = box
         self._limit = asyncio.Semaphore(concurrency)
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="hpoll-send")
-        self._send: Sender = sender or functools.partial(deliver, pool=self._pool)
+        self._concurrency = concurrency
+        #: The threads Apprise sends in (made on first use, let go by :meth:`close`).
+        self._pool: ThreadPoolExecutor | None = None
+        self._send: Sender = sender or self.send
         self.sent = 0
         self.failed = 0
         self.gave_up = 0
 
+    async def send(self, url: str, document: Document) -> Delivery:
+        """Send one message now through Apprise, in a thread of this dispatcher's pool (the
+        outbox's messages, and a caregiver's test message from the dashboard)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="hpoll-send")
+        return await deliver(url, document, self._pool)
+
     def close(self) -> None:
-        """Let the sending threads go (a send still running finishes in its thread)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Let the sending threads go (a send still running finishes in its thread); the next
+        send makes new ones."""
+        if (pool := self._pool) is not None:
+            self._pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
 
     async def run_once(self, now: datetime, batch: int = 200) -> int:
         """Send everything due now, batch after batch (urgent alerts first); returns how many
-        this replica sent successfully."""
+        this replica sent successfully.
+
+        The next batch is claimed while one is being sent, and its sends take the places the
+        first one's free (the ``concurrency`` limit is shared by both): no send waits for a
+        batch's slowest answer or for its recording. (A batch at a time, with a provider that
+        answers in 50-250 ms, 12,000 summaries took 61 s; bench/scale.py.)"""
         sent, started = 0, time.monotonic()
-        while claimed := await self._claim(now, batch):
-            results = await asyncio.gather(*(self._deliver_one(item) for item in claimed))
-            await self._record(claimed, results, now)
-            sent += sum(result.ok for result in results)
-            # A morning's thousands of messages take minutes: each batch claims with the time
-            # it is claimed at (a claim dated at the start could run out while being sent,
-            # and another replica would send the message again).
-            now += timedelta(seconds=time.monotonic() - started)
-            started = time.monotonic()
+        in_flight: list[_Sending] = []
+        try:
+            claimed = await self._claim(now, batch)
+            while claimed:
+                in_flight.append(_Sending.start(claimed, now, self._deliver_one))
+                if len(in_flight) > 1:  # the batch before: its sends are the first to end
+                    sent += await self._finish(in_flight[0])
+                    del in_flight[0]
+                # A morning's thousands of messages take minutes: each batch claims with the
+                # time it is claimed at (a claim dated at the start could run out while being
+                # sent, and another replica would send the message again).
+                now += timedelta(seconds=time.monotonic() - started)
+                started = time.monotonic()
+                claimed = await self._claim(now, batch)
+            for sending in in_flight:
+                sent += await self._finish(sending)
+        except Exception:
+            # The database failed meanwhile: the sends under way still end, and are recorded
+            # if the database lets them be (else their claims run out and they are retried).
+            for sending in in_flight:
+                with contextlib.suppress(Exception):
+                    await self._finish(sending)
+            raise
         return sent
+
+    async def _finish(self, sending: _Sending) -> int:
+        """Wait for a batch's sends and record them; how many went out."""
+        results = await sending.results
+        await self._record(sending.claimed, results, sending.now)
+        return sum(result.ok for result in results)
 
     async def _claim(self, now: datetime, batch: int) -> list[_Claimed]:
         """Claim up to ``batch`` due messages by one compare-and-swap, committed before any is

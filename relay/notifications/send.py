@@ -113,6 +113,22 @@ def _check_target(service: NotifyBase, scheme: str) -> None:
             )
 
 
+def _check_timing(service: NotifyBase, scheme: str) -> None:
+    """A URL's own timeouts and retries (``cto``, ``rto``, ``retry``, ``wait``) may not make a
+    send outlast :data:`SEND_TIMEOUT`: the relay would stop waiting, and the send would hold one
+    of the dispatcher's threads on (Apprise's defaults: 4 s to connect, 4 s a read, no retry)."""
+    retries = int(getattr(service, "retry", 0) or 0)
+    attempt = float(getattr(service, "socket_connect_timeout", 0) or 0) + float(
+        getattr(service, "socket_read_timeout", 0) or 0
+    )
+    worst = (retries + 1) * attempt + retries * float(getattr(service, "wait", 0) or 0)
+    if worst > SEND_TIMEOUT:
+        raise ValueError(
+            f"this {scheme}:// URL's timeouts and retries allow a send of {worst:.0f} s; "
+            f"at most {SEND_TIMEOUT:.0f} s (the relay retries failed messages itself)"
+        )
+
+
 def _is_address(host: str) -> bool:
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
@@ -145,6 +161,7 @@ def services(url: str, asset: apprise.AppriseAsset | None = None) -> list[Notify
         if str(details.get("schema", "")).lower() != scheme:
             raise ValueError(f"Apprise reads this {scheme}:// URL differently; check its format")
         _check_target(service, scheme)
+        _check_timing(service, scheme)
         found.append(service)
     return found
 
@@ -169,8 +186,8 @@ class Delivery:
 #: process-wide pool, sized by the machine (the CPUs + 4: six threads on two cores) and shared
 #: by every send: the dispatcher's 32 concurrent sends were six, 27 messages/s to a service that
 #: answers in 200 ms. The threads are the caller's (the dispatcher's pool, ``concurrency``
-#: wide); each plugin's connect and read timeouts bound a send, and :data:`SEND_TIMEOUT` how
-#: long the relay waits for one.
+#: wide); a URL's connect and read timeouts and retries may add up to :data:`SEND_TIMEOUT` at
+#: most (:func:`services` refuses more), and the relay waits that long for a send.
 SENDER = apprise.AppriseAsset(
     app_id="hpoll",
     app_desc="hpoll: watching over a home from afar",
@@ -179,7 +196,9 @@ SENDER = apprise.AppriseAsset(
 )
 #: A send still unanswered after this long (seconds) counts as failed (retried later); its
 #: thread is left to finish (a running send cannot be stopped; Apprise's own limit did the same).
-SEND_TIMEOUT = 60.0
+#: A dispatch batch of 200 at 32 at a time then lasts 7 x 30 s at most, inside its claim
+#: (``outbox.CLAIM_FOR``, 5 minutes): no other replica takes its messages while they are sent.
+SEND_TIMEOUT = 30.0
 
 
 def service_format(service: NotifyBase) -> Format:

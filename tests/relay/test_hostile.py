@@ -510,6 +510,21 @@ async def test_private_targets_need_the_operator_and_are_checked_again_when_send
     assert "127.0.0.1" not in delivery.detail
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["rto=100", "cto=40", "retry=5&wait=10", "retry=4"],
+    ids=["read", "connect", "wait", "retry"],
+)
+def test_a_url_whose_own_timeouts_outlast_a_send_is_refused(query: str) -> None:
+    # Each send holds one of the dispatcher's threads until it ends; the relay retries failed
+    # messages itself. (Apprise's defaults, 4 s to connect and 4 s a read, pass.)
+    assert validate_apprise_url("json://8.8.8.8/hook?rto=8&cto=5&retry=1&wait=2")
+    url = f"json://8.8.8.8/secret-hook?{query}"
+    with pytest.raises(ValueError, match="timeouts and retries") as refused:
+        validate_apprise_url(url)
+    assert "secret-hook" not in str(refused.value)
+
+
 # -- 4. slow and idle clients --------------------------------------------------------------------
 
 

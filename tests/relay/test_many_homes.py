@@ -134,7 +134,8 @@ async def test_a_long_dispatch_claims_each_batch_at_its_own_time(engine: AsyncEn
     async with engine.connect() as connection:
         times = sorted((await connection.execute(select(NOTIFICATIONS.c.sent_at))).scalars().all())
     assert times[0] >= start
-    assert times[2] - times[0] >= timedelta(seconds=0.5)
+    # Two batches are under way at a time: the third is claimed once the first is through.
+    assert times[2] - times[0] >= timedelta(seconds=0.25)
 
 
 async def _morning(engine: AsyncEngine, box: SecretBox, count: int) -> datetime:
@@ -150,6 +151,28 @@ async def _morning(engine: AsyncEngine, box: SecretBox, count: int) -> datetime:
     async with engine.begin() as connection:
         await connection.run_sync(enqueue_many, messages, start)
     return start
+
+
+async def test_the_next_batch_is_sent_while_one_waits_for_its_slowest_answer(
+    engine: AsyncEngine,
+) -> None:
+    # The first message's service answers only once the third message (of the next batch) is
+    # being sent: a batch at a time, it waits for nothing and times out.
+    box = SecretBox(Fernet.generate_key())
+    start = await _morning(engine, box, 4)
+    third_sent = asyncio.Event()
+
+    async def provider(url: str, _document: Document) -> Delivery:
+        if url.endswith("/2"):
+            third_sent.set()
+        if url.endswith("/0"):
+            try:
+                await asyncio.wait_for(third_sent.wait(), 5)
+            except TimeoutError:
+                return Delivery(False, "no answer")
+        return Delivery(True, "delivered")
+
+    assert await Dispatcher(engine, box, sender=provider).run_once(start, batch=2) == 4
 
 
 async def test_a_batch_of_messages_costs_a_few_statements_not_a_few_each(
@@ -185,11 +208,12 @@ async def test_the_dispatcher_has_as_many_sends_in_flight_as_its_concurrency(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A real provider answers in a fraction of a second, so a morning's throughput is the sends
-    # in flight. Through Apprise's own pool (the CPUs + 4 threads for the whole process) the
-    # dispatcher's 32 were six on two cores. The service here answers nobody until 32 wait at
-    # once: with fewer in flight, every send times out (Apprise's read timeout) and fails.
+    # in flight. Through Apprise's own pool (the CPUs + 4 threads for the whole process, 32 at
+    # most) the dispatcher's 32 were six on two cores. The service here answers nobody until 40
+    # wait at once: with fewer in flight, every send times out (Apprise's read timeout) and
+    # fails.
     monkeypatch.setenv(PRIVATE_ENV, "1")
-    wanted = 32
+    wanted = 40
     waiting, everyone = 0, asyncio.Event()
     most = 0
 

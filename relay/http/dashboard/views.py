@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from relay.admin import Admin, AdminError, check_time
 from relay.clock import utcnow
 from relay.messages.compose import test_message
+from relay.notifications.outbox import Sender
 from relay.notifications.send import deliver
 from relay.ratelimit import RateLimiter
 from relay.secretbox import SecretBox, SecretBoxError, SecretKeyError
@@ -46,6 +47,9 @@ class Dashboard:
     public_url: str | None
     #: The relay's secret keys (read only to send a caregiver a test message).
     keys: Callable[[], SecretBox]
+    #: How a test message is sent (the relay's: its dispatcher's threads, not the event loop's
+    #: few shared ones).
+    send: Sender = deliver
     accounts: Accounts = field(init=False)
     bands: UsualBands = field(init=False)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(SIGN_IN_RATE, SIGN_IN_BURST))
@@ -236,7 +240,7 @@ async def send_test(request: web.Request) -> web.Response:
     channel, url = await _channel(dashboard, who.caregiver_id)
     if url is None:
         return await _me_page(request, f"Cannot send: the channel is {channel}.", 500)
-    result = await deliver(url, test_message(who.name))
+    result = await dashboard.send(url, test_message(who.name))
     text = "Test message sent." if result.ok else f"The test message failed: {result.detail}"
     return await _me_page(request, text, 200 if result.ok else 502)
 
