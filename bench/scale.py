@@ -61,8 +61,8 @@ Measured, one JSON line at the end (figures of the homes phase unless said other
   acked_reports, lost_reports          2xx answers, and of those not in the database (must be 0)
   unacked_at_end                       reports still waiting at a home when the run ended
   plan_ticks, plan_max_s, plan_median_s, plan_morning_s   planning passes at full size (the
-                                       last: the longest of those from when the crowd's minute
-                                       was set to a minute after it)
+                                       last: the longest of the passes that write the crowd
+                                       ahead and the pass at its minute)
   morning_subscriptions, morning_delivered, morning_within_60s, morning_p50_s, morning_last_s
                                        the crowd's summaries: delivered (within 3 minutes),
                                        within 60 s, seconds from the slot to arrival
@@ -202,6 +202,8 @@ COMPRESSED = (
     "report less often when the replicas cannot take the target rate; size per day scaled from "
     "the run; the prune measured on the run's reports dated back"
 )
+#: The crowd's minute is written at least this long (seconds) before a planning pass starts.
+SET_BEFORE_GRID = 5.0
 #: How long the Apprise sink takes to answer a message (seconds, uniformly between).
 SINK_ANSWERS_IN = (0.05, 0.25)
 #: Kinds that report once a minute whatever the rate (scale_homes.py): their alerts are watched.
@@ -711,7 +713,7 @@ class ScaleRun:
         self.replicas: list[Replica] = []
         #: (when seen, seconds) of every planning pass of both replicas.
         self.plans: list[tuple[float, float]] = []
-        self.slot_epoch = self.morning_set = 0.0
+        self.slot_epoch = self.morning_set = self.crowd_passes_from = 0.0
 
     async def run(self) -> dict[str, Any]:
         """Everything, in order."""
@@ -807,7 +809,9 @@ class ScaleRun:
                     (
                         seconds
                         for seen, seconds in self.plans
-                        if self.morning_set <= seen <= self.slot_epoch + self.size.notify_seconds
+                        if self.crowd_passes_from
+                        < seen
+                        <= self.slot_epoch + self.size.notify_seconds
                     ),
                     default=0.0,
                 ),
@@ -879,8 +883,13 @@ class ScaleRun:
         ahead = math.ceil(max(0, size.morning - PLAN_AT_ITS_TIME) / PLAN_AHEAD_PER_PASS) * grid
         before_timeline = 2 * (size.warmup + size.offered_seconds + size.closed_seconds)
         lead = max(ahead, before_timeline + size.morning_lead)
+        if (to_next := grid - time.time() % grid) < min(SET_BEFORE_GRID, grid / 2):
+            # A pass starting before the crowd's minute is written would miss the crowd: the
+            # minute is set after that pass has started instead (and counted from there).
+            await asyncio.sleep(to_next + 0.5)
         self.morning_set = time.time()
-        self.slot_epoch = (int((time.time() + lead) / grid) + 1) * grid
+        self.slot_epoch = (int((self.morning_set + lead) / grid) + 1) * grid
+        self.crowd_passes_from = self.slot_epoch - ahead  # the first that writes it ahead
         at = await set_morning(engine, size.morning, datetime.fromtimestamp(self.slot_epoch, UTC))
         self.result["morning_at_local"] = f"{at} {MORNING_ZONE}"
 

@@ -64,9 +64,12 @@ ANNOUNCE_ACK_WITHIN = timedelta(days=1)
 PLAN_AT_ITS_TIME = 1_000
 #: ... and a pass before composes at most this many ahead of their minute (at 100,000 homes
 #: while the replicas ingest at 70 % of what they sustain, a pass took ~3 s plus ~2.5 ms a
-#: summary: 4,000 a pass made passes of 11-13.7 s, over the 10 s a pass may take) ...
+#: summary: 4,000 a pass made passes of 11-13.7 s, over the 10 s of every minute a pass may
+#: take at 100,000 homes, issue 16) ...
 PLAN_AHEAD_PER_PASS = 2_000
-#: ... never further ahead than this (what a summary then misses of its day).
+#: ... never further ahead than this (what a summary then misses of its day): at most 31,000
+#: summaries at one minute are written within these bounds (1,000 + 15 x 2,000); of a larger
+#: crowd, the first pass that sees it writes the excess too (a longer pass, logged).
 PLAN_AHEAD = timedelta(minutes=15)
 #: A pass that starts this little after a summary's time composes it as due at its time.
 AT_ITS_TIME = timedelta(seconds=1)
@@ -162,6 +165,15 @@ def plan_summaries(connection: Connection, now: datetime, interval: timedelta | 
     if interval:
         ahead = sorted((row for row in rows if _after(row, now)), key=_slot_and_caregiver)
         count = _plan_ahead([row.next_summary_due for row in ahead], now, interval)
+        if count > PLAN_AHEAD_PER_PASS:
+            _LOGGER.warning(
+                "%d summaries are due in the next %d minutes, more than the passes before their "
+                "minutes write ahead (%d each); this pass writes %d of them and takes longer",
+                len(ahead),
+                PLAN_AHEAD // timedelta(minutes=1),
+                PLAN_AHEAD_PER_PASS,
+                count,
+            )
         while 0 < count < len(ahead) and _same_message(ahead[count - 1], ahead[count]):
             count += 1  # a caregiver's homes at one minute stay together (a digest is one)
         rows = [row for row in rows if not _after(row, now)] + ahead[:count]

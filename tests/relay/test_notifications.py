@@ -727,6 +727,34 @@ async def test_summaries_are_written_ahead_and_sent_at_their_minute(
     assert len(sink.received) == 5
 
 
+async def test_a_crowd_beyond_what_passes_write_ahead_comes_whole_and_is_logged(
+    relay: Relay,
+    clock: Clock,
+    sink: Sink,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # One a pass ahead, one at the minute, two minutes ahead at most: 3 of a crowd of 5 fit;
+    # the first pass that sees the crowd writes the excess as well, and says so.
+    monkeypatch.setattr(plan_module, "PLAN_AT_ITS_TIME", 1)
+    monkeypatch.setattr(plan_module, "PLAN_AHEAD_PER_PASS", 1)
+    monkeypatch.setattr(plan_module, "PLAN_AHEAD", timedelta(minutes=2))
+    relay.notifier.interval = timedelta(minutes=1)
+    homes = [await relay.home(f"Home {n}") for n in range(5)]
+    for n, home in enumerate(homes):
+        await relay.caregiver(f"Carer {n}", sink, home, summary_at="08:00", kinds=())
+    await relay.tick()  # their first pass: the next summary is at 08:00
+    await relay.at(utc(2026, 3, 28, 7, 0))  # Saturday's 08:00
+    sink.received.clear()
+    caplog.clear()
+    written = [(await relay.at(utc(2026, 3, 29, 5, m))).summaries for m in range(57, 60)]
+    assert written == [0, 3, 1]
+    assert "5 summaries are due in the next 2 minutes" in caplog.text
+    assert "this pass writes 3 of them" in caplog.text
+    assert (await relay.at(utc(2026, 3, 29, 6, 0))).summaries == 1
+    assert len(sink.received) == 5
+
+
 async def test_a_summary_moved_to_another_time_comes_at_the_new_time_only(
     relay: Relay, sink: Sink
 ) -> None:
