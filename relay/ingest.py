@@ -92,7 +92,10 @@ def _data_error(err: BaseException) -> bool:
         return isinstance(err, DataError | IntegrityError)
     if isinstance(err, StatementError):  # while binding parameters
         return isinstance(err.orig, UnicodeError | ValueError | TypeError)
-    return isinstance(err, UnicodeError | ValueError | TypeError)  # sqlite3 binding, unwrapped
+    # sqlite3's own, unwrapped (the writer's batch statements run on its connection directly).
+    return isinstance(
+        err, UnicodeError | ValueError | TypeError | sqlite3.DataError | sqlite3.IntegrityError
+    )
 
 
 #: PostgreSQL rolled the transaction back to let another one through: a deadlock (40P01) or a
