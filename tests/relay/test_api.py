@@ -794,3 +794,32 @@ def test_sqlite_refusing_a_value_is_the_reports_fault_not_the_databases() -> Non
     assert _data_error(sqlite3.DataError("string or blob too big"))
     assert not _data_error(sqlite3.OperationalError("disk I/O error"))
     assert not _data_error(sqlite3.OperationalError("attempt to write a readonly database"))
+
+
+async def test_the_sqlite_writer_holds_its_connection_until_a_recovery(
+    client: Client, engine: AsyncEngine, home: NewHome, make_report: Callable[..., Any]
+) -> None:
+    """The SQLite writer keeps one connection from batch to batch; after a recovery (asked
+    by whoever saw the database fail) its next batch runs on a fresh one, and the old one is
+    closed, not handed out again."""
+    import sqlite3
+
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the PostgreSQL writer's connection has its own tests")
+    writer = client.server.app[RELAY].writer
+
+    def driver() -> sqlite3.Connection:
+        assert writer._held is not None
+        raw: sqlite3.Connection = writer._held.connection.driver_connection
+        return raw
+
+    assert (await _post(client, home.token, make_report(home.id)))[0] == 202
+    first = driver()
+    assert (await _post(client, home.token, make_report(home.id)))[0] == 202
+    assert driver() is first
+    await writer.recover()
+    assert (await _post(client, home.token, make_report(home.id)))[0] == 202
+    assert driver() is not first
+    with pytest.raises(sqlite3.ProgrammingError):  # closed
+        first.execute("SELECT 1")
+    assert await _count(engine, Report) == 3
