@@ -46,8 +46,12 @@ def _refusal_keys(relay: Relay, request: web.Request) -> list[str]:
     reports are refused is limited whichever addresses they come from)."""
     keys = [client_address(relay, request)]
     if (home_id := request.get("home_id")) is not None:
-        keys.append(f"home {home_id}")
+        keys.append(_home_key(home_id))
     return keys
+
+
+def _home_key(home_id: str) -> str:
+    return f"home {home_id}"
 
 
 def refused(
@@ -70,8 +74,9 @@ def refusal_wait(request: web.Request, *, home_only: bool = False) -> float | No
     ``home_only``: the client's address was already checked, the home is known now. (A plain
     function: every request asks, nearly none waits.)"""
     relay = request.app[RELAY]
-    keys = _refusal_keys(relay, request)
-    waits = [relay.refusals.blocked(key) for key in (keys[1:] if home_only else keys)]
+    if home_only:
+        return relay.refusals.blocked(_home_key(request["home_id"]))
+    waits = [relay.refusals.blocked(key) for key in _refusal_keys(relay, request)]
     return max((w for w in waits if w is not None), default=None)
 
 

@@ -85,7 +85,8 @@ class _RowMajor:
 
 class DriverStatement:
     """A statement compiled ONCE to the driver's own SQL and run on the driver's cursor
-    (``exec_driver_sql``) with rows given as tuples in ``fields`` order.
+    (``exec_driver_sql``; on sqlite3, the driver's connection itself) with rows given as
+    tuples in ``fields`` order.
 
     The dialect's own bind processors convert the values (the stored text is what SQLAlchemy
     would have written); nothing else runs per row. Through ``Connection.execute``, SQLAlchemy's
