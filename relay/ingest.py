@@ -92,7 +92,10 @@ def _data_error(err: BaseException) -> bool:
         return isinstance(err, DataError | IntegrityError)
     if isinstance(err, StatementError):  # while binding parameters
         return isinstance(err.orig, UnicodeError | ValueError | TypeError)
-    return isinstance(err, UnicodeError | ValueError | TypeError)  # sqlite3 binding, unwrapped
+    # sqlite3's own, unwrapped (the writer's batch statements run on its connection directly).
+    return isinstance(
+        err, UnicodeError | ValueError | TypeError | sqlite3.DataError | sqlite3.IntegrityError
+    )
 
 
 #: PostgreSQL rolled the transaction back to let another one through: a deadlock (40P01) or a
@@ -540,6 +543,12 @@ class IngestWriter:
         self._own_engine: AsyncEngine | None = None
         self._connection: AsyncConnection | None = None
         self._sync_engine: Engine | None = None
+        #: SQLite: the writer's connection, held from batch to batch (a pool checkout and
+        #: return per batch were a sixth of the writer's time), and the number of recoveries
+        #: it was opened after (a later :meth:`recover` makes the writer open a fresh one).
+        self._held: Connection | None = None
+        self._held_after = 0
+        self._recoveries = 0
         self._checkpointer: asyncio.Task[None] | None = None
         #: When and why the last batch failed, if the database failed it and none succeeded
         #: since (a batch that only lost a conflict to another transaction does not count).
@@ -753,6 +762,7 @@ class IngestWriter:
             )
 
     async def _drop_connection(self) -> None:
+        self._drop_held()
         if (connection := self._connection) is not None:
             self._connection = None
             with contextlib.suppress(Exception):  # it is broken: nothing to save
@@ -761,13 +771,34 @@ class IngestWriter:
                 await connection.close()
 
     def _store_in_thread(self, batch: list[Submission], received_at: datetime) -> list[Outcome]:
-        assert self._sync_engine is not None
-        with self._sync_engine.begin() as connection:
+        connection = self._sqlite_connection()
+        with connection.begin():
             outcomes = store_batch(connection, batch, received_at)
-        self._bound_wal()
+        self._bound_wal(connection)
         return outcomes
 
-    def _bound_wal(self) -> None:
+    def _sqlite_connection(self) -> Connection:
+        """The writer's held SQLite connection; a fresh one after :meth:`recover` (whichever
+        loop called it: the writer's own failures drop theirs at once)."""
+        assert self._sync_engine is not None
+        if self._held is not None and self._held_after != self._recoveries:
+            self._drop_held()
+        if self._held is None:
+            self._held_after = self._recoveries
+            self._held = self._sync_engine.connect()
+        return self._held
+
+    def _drop_held(self) -> None:
+        """Close the held SQLite connection for good (not back into the pool: a connection
+        of the failure's time must not be handed out again)."""
+        if (connection := self._held) is not None:
+            self._held = None
+            with contextlib.suppress(Exception):  # it may be broken: nothing to save
+                connection.invalidate()
+            with contextlib.suppress(Exception):
+                connection.close()
+
+    def _bound_wal(self, connection: Connection) -> None:
         """Checkpoint the WAL from the writer itself once it is large: the background PASSIVE
         checkpoint cannot restart a WAL that a busy writer keeps appending to."""
         assert self._sync_engine is not None
@@ -777,8 +808,8 @@ class IngestWriter:
                 return
         except OSError:
             return
-        with self._sync_engine.connect() as connection:
-            # Readers hold it back only briefly; a writer waiting 30 s for them would not.
+        # Readers hold it back only briefly; a writer waiting 30 s for them would not.
+        with connection.begin():  # SQLAlchemy's; the pragmas change no data
             connection.exec_driver_sql("PRAGMA busy_timeout=200")
             try:
                 connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -855,8 +886,8 @@ class IngestWriter:
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(run(), self._loop))
 
     def _probe_sync(self) -> None:
-        assert self._sync_engine is not None
-        with self._sync_engine.begin() as connection:
+        connection = self._sqlite_connection()
+        with connection.begin():
             connection.execute(_PROBE)
 
     async def recover(self) -> None:
@@ -866,6 +897,7 @@ class IngestWriter:
         read-only keeps every later connection read-only too, until all are closed."""
         if self._sync_engine is None:
             return
+        self._recoveries += 1
         self._sync_engine.dispose()
         self._checkpoint_engine.dispose()
         await self._engine.dispose()

@@ -46,8 +46,12 @@ def _refusal_keys(relay: Relay, request: web.Request) -> list[str]:
     reports are refused is limited whichever addresses they come from)."""
     keys = [client_address(relay, request)]
     if (home_id := request.get("home_id")) is not None:
-        keys.append(f"home {home_id}")
+        keys.append(_home_key(home_id))
     return keys
+
+
+def _home_key(home_id: str) -> str:
+    return f"home {home_id}"
 
 
 def refused(
@@ -65,17 +69,22 @@ def refused(
     return response
 
 
-async def too_many_refusals(
-    request: web.Request, *, home_only: bool = False
-) -> web.Response | None:
-    """429 (closing the connection) for a client or home that caused too many refusals, after
-    ``refusal_delay`` (a flood slows to the pace of that delay instead of the relay's);
-    ``home_only``: the client's address was already checked, the home is known now."""
+def refusal_wait(request: web.Request, *, home_only: bool = False) -> float | None:
+    """The seconds a client or home that caused too many refusals must wait, else None;
+    ``home_only``: the client's address was already checked, the home is known now. (A plain
+    function: every request asks, nearly none waits.)"""
     relay = request.app[RELAY]
-    keys = _refusal_keys(relay, request)
-    waits = [relay.refusals.blocked(key) for key in (keys[1:] if home_only else keys)]
-    if (wait := max((w for w in waits if w is not None), default=None)) is None:
-        return None
+    if home_only:
+        return relay.refusals.blocked(_home_key(request["home_id"]))
+    waits = [relay.refusals.blocked(key) for key in _refusal_keys(relay, request)]
+    return max((w for w in waits if w is not None), default=None)
+
+
+async def too_many_refusals(request: web.Request, wait: float) -> web.Response:
+    """429 (closing the connection) for a client or home that must wait ``wait`` seconds
+    (:func:`refusal_wait`), after ``refusal_delay``: a flood slows to the pace of that delay
+    instead of the relay's."""
+    relay = request.app[RELAY]
     relay.metrics.rejected["address_limited"] += 1
     await asyncio.sleep(relay.settings.refusal_delay)
     response = problem(429, "Too Many Requests", f"too many refused requests; retry in {wait} s")
@@ -86,8 +95,11 @@ async def too_many_refusals(
 
 async def home_for_token(relay: Relay, request: web.Request) -> str | None:
     """The home whose valid token the request carries, else None."""
-    token = _bearer(request)
-    return None if token is None else await relay.tokens.home(token_hash(token))
+    if (token := _bearer(request)) is None:
+        return None
+    digest = token_hash(token)
+    # Nearly always the directory answers at once; only otherwise is there anything to await.
+    return relay.tokens.fresh(digest) or await relay.tokens.home(digest)
 
 
 def bearer_is(request: web.Request, expected: str | None) -> bool:
@@ -105,8 +117,8 @@ def authorized(*, admin: bool = False) -> Callable[[View], View]:
     def decorate(view: View) -> View:
         @functools.wraps(view)
         async def guarded(request: web.Request) -> web.StreamResponse:
-            if (limited := await too_many_refusals(request)) is not None:
-                return limited
+            if (wait := refusal_wait(request)) is not None:
+                return await too_many_refusals(request, wait)
             relay = request.app[RELAY]
             if admin and bearer_is(request, relay.settings.admin_token):
                 request["admin"] = True

@@ -21,7 +21,7 @@ from ..messages import compose
 from ..messages.document import render_fragment
 from ..messages.facts import AlertFacts, HomeFacts
 from ..schema import BodyError, ReportError, decode_report
-from .auth import authorized, bearer_is, refused, too_many_refusals
+from .auth import authorized, bearer_is, refusal_wait, refused, too_many_refusals
 from .middleware import problem, unavailable
 from .queries import home_status, notification_gauges
 from .state import RELAY, Relay
@@ -79,8 +79,8 @@ PARSE_INLINE_CHARS = 64 * 1024
 async def _store_report(request: web.Request) -> web.Response:
     relay = request.app[RELAY]
     home_id: str = request["home_id"]
-    if (limited := await too_many_refusals(request, home_only=True)) is not None:
-        return limited
+    if (blocked := refusal_wait(request, home_only=True)) is not None:
+        return await too_many_refusals(request, blocked)
     # A body without a Content-Type is read as JSON (older clients); any other type is refused.
     if hdrs.CONTENT_TYPE in request.headers and not _is_json(request.content_type):
         return _reject(

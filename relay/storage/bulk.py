@@ -5,6 +5,7 @@ was the largest share of the time."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import ARRAY, String, bindparam, column, func, select, values
@@ -38,9 +39,54 @@ def _bind(plan: _Plan, rows: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
     return tuple(values)
 
 
+def _same(convert: Callable[[Any], Any] | None) -> object:
+    """What makes two bind processors the same conversion: their code."""
+    return getattr(convert, "__code__", convert)
+
+
+@dataclass(frozen=True, slots=True)
+class _RowMajor:
+    """A plan that takes every row's fields in order, row after row, then the statement's
+    literals (a multi-row INSERT on SQLite): bound with one conversion per field looked up
+    once, not a plan entry per value, and the literals converted once."""
+
+    converters: tuple[Callable[[Any], Any] | None, ...]
+    literals: tuple[Any, ...]
+
+    @classmethod
+    def of(cls, plan: _Plan, rows: int, width: int) -> _RowMajor | None:
+        """The row-major form of ``plan``, or None when its parameters come in another order."""
+        cells = rows * width
+        if len(plan) < cells or any(row >= 0 for row, _, _, _ in plan[cells:]):
+            return None
+        if any(plan[n][:2] != (n // width, n % width) for n in range(cells)):
+            return None
+        converters = tuple(convert for _, _, _, convert in plan[:width])
+        # Each parameter has a processor of its own, made by its type: the same function
+        # (code) for every row of a field, as every row's parameters are typed alike.
+        if any(_same(plan[n][3]) != _same(converters[n % width]) for n in range(cells)):
+            return None
+        return cls(
+            converters,
+            tuple(v if c is None else c(v) for _, _, v, c in plan[cells:]),
+        )
+
+    def bind(self, rows: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """The parameters for ``rows``."""
+        converters = self.converters
+        values = [
+            value if convert is None else convert(value)
+            for row in rows
+            for value, convert in zip(row, converters, strict=True)
+        ]
+        values += self.literals
+        return values
+
+
 class DriverStatement:
     """A statement compiled ONCE to the driver's own SQL and run on the driver's cursor
-    (``exec_driver_sql``) with rows given as tuples in ``fields`` order.
+    (``exec_driver_sql``; on sqlite3, the driver's connection itself) with rows given as
+    tuples in ``fields`` order.
 
     The dialect's own bind processors convert the values (the stored text is what SQLAlchemy
     would have written); nothing else runs per row. Through ``Connection.execute``, SQLAlchemy's
@@ -73,10 +119,11 @@ class DriverStatement:
         self._fields = tuple(fields)
         self._dialect = dialect
         self._shape = shape
-        self._compiled: dict[int, tuple[str, _Plan]] = {}
+        self._compiled: dict[int, tuple[str, _Plan, _RowMajor | None]] = {}
 
-    def _sized(self, rows: int) -> tuple[str, _Plan]:
-        """The SQL and parameter plan for ``rows`` rows (compiled on first use)."""
+    def _sized(self, rows: int) -> tuple[str, _Plan, _RowMajor | None]:
+        """The SQL and parameter plan for ``rows`` rows (compiled on first use), and the
+        plan's row-major form when it has one."""
         if (known := self._compiled.get(rows)) is None:
             compiled = self._build(rows).compile(dialect=self._dialect)
             where = {
@@ -84,7 +131,11 @@ class DriverStatement:
                 for row in range(max(rows, 1))
                 for index, field in enumerate(self._fields)
             }
-            known = self._compiled[rows] = (compiled.string, _plan(compiled, where, self._dialect))
+            plan = _plan(compiled, where, self._dialect)
+            row_major = (
+                _RowMajor.of(plan, rows, len(self._fields)) if self._shape == "rows" else None
+            )
+            known = self._compiled[rows] = (compiled.string, plan, row_major)
         return known
 
     def execute(
@@ -92,25 +143,36 @@ class DriverStatement:
     ) -> list[tuple[Any, ...]]:
         """Store ``rows``; what the statement returns (RETURNING), as plain tuples."""
         if self._shape == "many":
-            sql, plan = self._sized(1)
+            sql, plan, _ = self._sized(1)
             if rows:
                 connection.exec_driver_sql(sql, [_bind(plan, (row,)) for row in rows])
             return []
         if self._shape == "columns":
             if not rows:
                 return []
-            sql, plan = self._sized(0)
+            sql, plan, _ = self._sized(0)
             columns = tuple(list(column) for column in zip(*rows, strict=True))
             result = connection.exec_driver_sql(sql, _bind(plan, (columns,)))
             return list(map(tuple, result)) if result.returns_rows else []
+        # sqlite3 (the writer's own connection) is called directly: SQLAlchemy's execution
+        # context and result around each statement cost more than the statement's binding.
+        # Its errors then come unwrapped (relay.ingest reads both forms).
+        raw = (
+            connection.connection.driver_connection if self._dialect.driver == "pysqlite" else None
+        )
         returned: list[tuple[Any, ...]] = []
         start = 0
         while start < len(rows):
             size = min(self.MAX_ROWS, 1 << ((len(rows) - start).bit_length() - 1))
-            sql, plan = self._sized(size)
-            result = connection.exec_driver_sql(sql, _bind(plan, rows[start : start + size]))
-            if result.returns_rows:
-                returned += map(tuple, result)
+            sql, plan, row_major = self._sized(size)
+            chunk = rows[start : start + size]
+            parameters = _bind(plan, chunk) if row_major is None else row_major.bind(chunk)
+            if raw is not None:
+                returned += raw.execute(sql, parameters).fetchall()
+            else:
+                result = connection.exec_driver_sql(sql, tuple(parameters))
+                if result.returns_rows:
+                    returned += map(tuple, result)
             start += size
         return returned
 

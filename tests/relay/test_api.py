@@ -743,3 +743,83 @@ async def test_sqlite_wal_is_checkpointed_in_the_background(
         assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
     await client.close()
     await engine.dispose()
+
+
+@pytest.mark.parametrize("rows", [1, 2, 16])
+def test_sqlite_rows_are_bound_as_the_statement_plan_says(rows: int) -> None:
+    """On SQLite a multi-row statement's parameters are bound row after row with one
+    conversion per field (``_RowMajor``): the same values, in the same places, as the
+    statement's full plan gives."""
+    from sqlalchemy import JSON, Boolean, Integer
+    from sqlalchemy.dialects.sqlite import pysqlite
+
+    from relay import ingest
+    from relay.storage.bulk import _bind
+    from relay.storage.models import ACTIVITY, DEVICES, REPORTS, UTCDateTime
+
+    def sample(kind: Any, field: str, row: int) -> Any:
+        if isinstance(kind, UTCDateTime):
+            return datetime(2026, 7, 27, 18, 55, tzinfo=UTC) + timedelta(seconds=row)
+        if isinstance(kind, JSON):
+            return {"row": row, "field": field}
+        if isinstance(kind, Boolean):
+            return row % 2 == 0
+        if isinstance(kind, Integer):
+            return row
+        return f"{field}-{row}"
+
+    statements = ingest._statements(pysqlite.dialect())
+    for statement, types in (
+        (statements.reports, {f: REPORTS.c[f].type for f in ingest._REPORT_FIELDS}),
+        (statements.devices, {f: DEVICES.c[f].type for f in ingest._DEVICE_FIELDS}),
+        (statements.activity, {f: ACTIVITY.c[f].type for f in ingest._ACTIVITY_FIELDS}),
+        (statements.homes, ingest._HOME_TYPES),
+    ):
+        given = [
+            tuple(sample(kind, field, row) for field, kind in types.items()) for row in range(rows)
+        ]
+        _sql, plan, row_major = statement._sized(rows)
+        assert row_major is not None  # every statement of a batch takes the fast form
+        assert row_major.bind(given) == list(_bind(plan, given))
+
+
+def test_sqlite_refusing_a_value_is_the_reports_fault_not_the_databases() -> None:
+    """The writer's statements run on sqlite3 itself, whose errors come unwrapped: a
+    constraint it refuses is the report's data (422), a failing disk the database's (503)."""
+    import sqlite3
+
+    from relay.ingest import _data_error
+
+    assert _data_error(sqlite3.IntegrityError("NOT NULL constraint failed: reports.payload"))
+    assert _data_error(sqlite3.DataError("string or blob too big"))
+    assert not _data_error(sqlite3.OperationalError("disk I/O error"))
+    assert not _data_error(sqlite3.OperationalError("attempt to write a readonly database"))
+
+
+async def test_the_sqlite_writer_holds_its_connection_until_a_recovery(
+    client: Client, engine: AsyncEngine, home: NewHome, make_report: Callable[..., Any]
+) -> None:
+    """The SQLite writer keeps one connection from batch to batch; after a recovery (asked
+    by whoever saw the database fail) its next batch runs on a fresh one, and the old one is
+    closed, not handed out again."""
+    import sqlite3
+
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the PostgreSQL writer's connection has its own tests")
+    writer = client.server.app[RELAY].writer
+
+    def driver() -> sqlite3.Connection:
+        assert writer._held is not None
+        raw: sqlite3.Connection = writer._held.connection.driver_connection
+        return raw
+
+    assert (await _post(client, home.token, make_report(home.id)))[0] == 202
+    first = driver()
+    assert (await _post(client, home.token, make_report(home.id)))[0] == 202
+    assert driver() is first
+    await writer.recover()
+    assert (await _post(client, home.token, make_report(home.id)))[0] == 202
+    assert driver() is not first
+    with pytest.raises(sqlite3.ProgrammingError):  # closed
+        first.execute("SELECT 1")
+    assert await _count(engine, Report) == 3
