@@ -82,6 +82,10 @@ CONTINUE = timedelta(minutes=10)
 #: learning which sensors a pet moves): a person in an armchair moves alone every few
 #: minutes, a trip to a bathroom without a sensor passes the hall there and back.
 STAY = timedelta(minutes=20)
+#: By day, a pet's own place moving this many times more than the pet alone would within
+#: BUSY (chance BUSY_CHANCE at its night rate) is someone there (see ``_busy``).
+BUSY = timedelta(minutes=30)
+BUSY_CHANCE = 0.01
 #: Lone sensors are weaker evidence than silence: their runs get this extra margin.
 RUN_MARGIN = 1.5
 #: Never alarm on shorter gaps, whatever the history says.
@@ -167,6 +171,19 @@ class Verdict:
 
 def _minutes(delta: timedelta) -> float:
     return delta.total_seconds() / 60
+
+
+def _rarely_reached(rate: float) -> int:
+    """How many movements within BUSY (the latest one included) a pet that moves ``rate``
+    times a minute at random reaches only by a chance of BUSY_CHANCE (Poisson)."""
+    mean = rate * _minutes(BUSY)
+    term = total = math.exp(-mean)
+    others = 0
+    while 1 - total > BUSY_CHANCE:
+        others += 1
+        term *= mean / others
+        total += term
+    return others + 2
 
 
 def in_quiet_hours(local: time, start: time, end: time) -> bool:
@@ -262,7 +279,15 @@ class InactivityDetector:
         #: Where a lone movement since the latest presence was (perhaps the person, going to
         #: bed where no sensor sees it): the silence gets the more lenient of both rooms' limits.
         self._moved_room: str | None = None
-        self._restless_set: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
+        #: (restless sensors, pet-visited ones, per restless sensor how many movements within
+        #: BUSY are more than its pet makes alone): see ``_pet_sensors``.
+        self._restless_set: tuple[frozenset[str], frozenset[str], dict[str, int]] = (
+            frozenset(),
+            frozenset(),
+            {},
+        )
+        #: Each restless sensor's recent lone movements (within BUSY).
+        self._busy_moves: dict[str, list[datetime]] = {}
 
     # --- feeding ---------------------------------------------------------------------------
 
@@ -335,7 +360,8 @@ class InactivityDetector:
             and pending.sensor_id in restless
             and self._confirms(event, pending)
         )
-        if stray and event.sensor_id in restless and not visit:
+        busy = stray and event.sensor_id in restless and not visit and self._busy(event)
+        if stray and event.sensor_id in restless and not visit and not busy:
             return  # moved by something else than the person (a pet): no presence, no return
         self._pending = None
         if pending is not None and self._confirms(event, pending):
@@ -344,6 +370,7 @@ class InactivityDetector:
             stray = stray and not visit
         elif (
             not self.away
+            and not busy
             and (
                 (stray and event.sensor_id in self._pet_sensors()[1])
                 or (event.sensor_id in restless and not self._vouched(event))
@@ -358,7 +385,26 @@ class InactivityDetector:
             # (the pet stirs as the person goes to bed): a later one, or a visit, must vouch.
             self._pending, self._moved_room = event, event.room or "?"
             return
-        self._person(event, stray=stray)
+        # A busy pet's place is someone there as surely as two sensors would say.
+        self._person(event, stray=stray and not busy, sure=True if busy else None)
+
+    def _busy(self, event: ActivityEvent) -> bool:
+        """Is a pet's own place, by day and at home, moving far more often than the pet alone
+        moves it (its lone movements at night, when the person sleeps, say how often: within
+        BUSY, this many only by a chance of BUSY_CHANCE)? Then someone is there: the person
+        sitting in the pet's room, whose visit lapsed in a pause of more than CONTINUE. A fall
+        there leaves the pet alone, at its own pace, which does not reach it."""
+        moves = self._busy_moves.setdefault(event.sensor_id, [])
+        if not event.ongoing:
+            moves.append(event.at)
+        moves[:] = [at for at in moves if timedelta(0) <= event.at - at <= BUSY]
+        need = self._pet_sensors()[2].get(event.sensor_id)
+        return (
+            need is not None
+            and len(moves) >= need
+            and not self.away
+            and not self._night(self._slot(event.at))
+        )
 
     def _back_to_bed(self, event: ActivityEvent) -> bool:
         """Is this lone movement the person going back to bed: at night, in a room where the
@@ -390,6 +436,7 @@ class InactivityDetector:
             and other.sensor_id not in restless
             and other.kind in _MOTION
             and timedelta(0) <= other.at - event.at <= CORROBORATE
+            and not self._ended_before(other, event.at)
             for other in self._batch
         )
 
@@ -397,7 +444,23 @@ class InactivityDetector:
         """Does ``event`` make the pending lone movement a person's?"""
         if event.sensor_id == pending.sensor_id:
             return timedelta(0) <= event.at - pending.at <= CONTINUE
-        return abs(event.at - pending.at) <= CORROBORATE
+        return abs(event.at - pending.at) <= CORROBORATE and not self._ended_before(
+            event, pending.at
+        )
+
+    def _ended_before(self, event: ActivityEvent, at: datetime) -> bool:
+        """Is ``event`` only the end of a movement that a poll saw begin before ``at``? It
+        says that movement stopped (10-40 s later), not that someone arrived after ``at``:
+        the bedroom going quiet as the person settles in bed vouches for no pet's movement
+        elsewhere a minute before."""
+        began = self._started.get(event.sensor_id)
+        return (
+            event.kind == "motion"
+            and event.motion_on is False
+            and event.ongoing
+            and began is not None
+            and began <= at
+        )
 
     def _person(self, event: ActivityEvent, *, stray: bool, sure: bool | None = None) -> None:
         """Motion taken as the person's."""
@@ -449,17 +512,21 @@ class InactivityDetector:
             self._lone_recent.remove(event)
             previous = self._stray_at.get(event.sensor_id)
             self._stray_at[event.sensor_id] = event.at
+            day = event.at.astimezone(self.timezone).toordinal()
+            night = self._night(self._slot(event.at))
+            if night:
+                self.history.move(day, event.sensor_id)
             if previous is not None and timedelta(0) <= event.at - previous <= STAY:
                 continue  # the same stay (a person still in the armchair, a trip there and back)
-            day = event.at.astimezone(self.timezone).toordinal()
-            self.history.stray(day, event.sensor_id, night=self._night(self._slot(event.at)))
+            self.history.stray(day, event.sensor_id, night=night)
 
     def _restless(self) -> frozenset[str]:
         """Sensors a pet moves (see ``History.restless``), learned once a day."""
         return self._pet_sensors()[0]
 
-    def _pet_sensors(self) -> tuple[frozenset[str], frozenset[str]]:
-        """(sensors a pet moves, sensors a pet visits now and then), learned once a day."""
+    def _pet_sensors(self) -> tuple[frozenset[str], frozenset[str], dict[str, int]]:
+        """(sensors a pet moves, sensors a pet visits now and then, per sensor a pet moves the
+        movements within BUSY that its pet alone rarely reaches), learned once a day."""
         key = (len(self.history.profiles), max(self.history.profiles, default=0))
         if self._restless_key != key:
             self._restless_key = key
@@ -473,7 +540,9 @@ class InactivityDetector:
                 if restless
                 else frozenset()
             )
-            self._restless_set = (restless, visits)
+            rates = {sensor: self.history.night_rate(sensor, night_hours) for sensor in restless}
+            busy = {sensor: _rarely_reached(rate) for sensor, rate in rates.items() if rate}
+            self._restless_set = (restless, visits, busy)
         return self._restless_set
 
     def _back(self, event: ActivityEvent) -> bool:
