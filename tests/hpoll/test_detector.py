@@ -798,15 +798,21 @@ def test_without_a_door_a_daily_nap_does_not_loosen_the_morning() -> None:
     assert alarm.limit < timedelta(hours=2)
 
 
-def test_a_pet_crossing_the_hall_does_not_end_a_fall_in_the_bathroom() -> None:
-    """The bedroom has a sensor; a cat comes by the hall. At 3:00 the person goes to the
-    bathroom and falls there; six minutes later the cat crosses the hall. That is not the
-    person going back to bed: the bathroom's silence is caught at night, within the hour."""
+def night_in_a_visited_home() -> tuple[Home, datetime]:
+    """A home a cat comes by (``visited_home``, the bedroom with a sensor), its evening lived
+    up to 23:00; and 3:00 the next night, when the person goes to the bathroom."""
     home = visited_home()
     day = home.now
     evening = [e for e in cat_owners_day(day) if e.at < day + timedelta(days=1)]
     home.run(day + timedelta(hours=23), evening)
-    trip = day + timedelta(days=1, hours=3)
+    return home, day + timedelta(days=1, hours=3)
+
+
+def test_a_pet_crossing_the_hall_does_not_end_a_fall_in_the_bathroom() -> None:
+    """The bedroom has a sensor; a cat comes by the hall. At 3:00 the person goes to the
+    bathroom and falls there; six minutes later the cat crosses the hall. That is not the
+    person going back to bed: the bathroom's silence is caught at night, within the hour."""
+    home, trip = night_in_a_visited_home()
     fall = trip + timedelta(minutes=6)
     steps = [motion("Hall", trip), motion("Bathroom", trip + timedelta(minutes=1))]
     steps += [motion("Bathroom", fall), motion("Hall", fall + timedelta(minutes=6))]
@@ -977,3 +983,20 @@ def test_restore_keeps_how_often_the_pet_moves() -> None:
     assert "Living" in restored._pet_sensors()[2]
     broken = History.restore({"moves": {"3": {"Living": -1, "Hall": 2}, "x": {}, "4": 5}})
     assert broken.moves == {3: {"Hall": 2}}
+
+
+def test_a_pet_passing_after_a_night_fall_leaves_the_visit_judged() -> None:
+    """The bedroom has a sensor; a cat comes by the hall. At 3:00 the person passes the hall
+    into the bathroom and falls there at once; ten minutes later the cat crosses the hall.
+    That movement, perhaps the cat's, does not make the night unjudged: the bathroom's visit
+    is caught at its night limit, not at the morning."""
+    home, trip = night_in_a_visited_home()
+    fall = trip + timedelta(minutes=1)
+    steps = [
+        motion("Hall", trip),
+        motion("Bathroom", fall),
+        motion("Hall", fall + timedelta(minutes=11)),
+    ]
+    alarm = first_inactive(home.run(trip + timedelta(hours=3), steps))
+    assert alarm is not None
+    assert (alarm.reason, alarm.since) == ("unusual_gap", fall)

@@ -943,10 +943,10 @@ class InactivityDetector:
         pets = self._pet_sensors()[1]
         # A lone movement at night (a pet, a turn in bed) is no visit while the home is learned
         # and where a pet is seen; in a home without one it is the person (whose bathroom,
-        # say, has no sensor).
-        lone = (self._last_lone and (days < LEARNING_DAYS or bool(pets))) or (
-            self._moved_room is not None
-        )
+        # say, has no sensor). One since then that is perhaps a pet's only makes the silence
+        # as lenient as that room's (``_room_limit``): the cat passing the kitchen after a
+        # fall in the bathroom leaves that visit judged.
+        lone = self._last_lone and (days < LEARNING_DAYS or bool(pets))
         if limit is not None and self._night(self._slot(last)) and lone:
             limit = None
         found: dict[str, tuple[datetime, float]] = {}
