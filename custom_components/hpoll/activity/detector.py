@@ -24,7 +24,8 @@ What counts:
   until the person is seen elsewhere), or another sensor after it. Where such a pet lives and
   only comes by another sensor, a lone motion there is presence once a second sign follows
   (without one, lone motions at night are the person's: a hall on the way to a bathroom
-  without a sensor);
+  without a sensor). By day, the pet's own place moving far more often than its pet alone
+  moves it at night is someone sitting there;
 * the room of the latest presence: a motion END in a room the person left (another sensor
   started seeing movement since this one's began) does not move the person back there.
 
@@ -82,8 +83,8 @@ CONTINUE = timedelta(minutes=10)
 #: learning which sensors a pet moves): a person in an armchair moves alone every few
 #: minutes, a trip to a bathroom without a sensor passes the hall there and back.
 STAY = timedelta(minutes=20)
-#: By day, a pet's own place moving this many times more than the pet alone would within
-#: BUSY (chance BUSY_CHANCE at its night rate) is someone there (see ``_busy``).
+#: By day, a pet's own place that moves as often within BUSY as its pet alone (at its night
+#: rate) would only by a chance of BUSY_CHANCE is someone there (see ``_busy``).
 BUSY = timedelta(minutes=30)
 BUSY_CHANCE = 0.01
 #: Lone sensors are weaker evidence than silence: their runs get this extra margin.

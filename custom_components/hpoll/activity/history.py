@@ -183,7 +183,7 @@ class History:
     #: Per night: the room the person came from into the room where that night was slept (the
     #: way to bed: its last step may go unseen).
     ways: dict[int, str] = field(default_factory=dict)
-    #: Per day, per sensor: [at night] lone movements, each one (``strays`` counts a stay once):
+    #: Per day, per sensor: lone movements at night, each one (``strays`` counts a stay once):
     #: how often a pet alone moves its own place.
     moves: dict[int, dict[str, int]] = field(default_factory=dict)
 
