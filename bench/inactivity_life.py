@@ -37,7 +37,8 @@ Printed JSON keys:
   <detector>_<type>_false_alarms_per_home_day, low_days_found, low_days, low_days_false,
   speedup_mean (fixed mean / detector mean, the baseline in the same run)
 A missed incident (not detected in 24 h) counts as 1440 min. Environment: BENCH_SEED,
-BENCH_HOMES_PER_TYPE (default 8), BENCH_DAYS (default 42).
+BENCH_HOMES_PER_TYPE (default 8), BENCH_DAYS (default 42); BENCH_DEBUG=1 prints each
+detector false alarm and each incident's outcome to stderr (never to the JSON line).
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ INCIDENTS = 2
 SEED = int(os.environ.get("BENCH_SEED", "11"))
 HOMES_PER_TYPE = int(os.environ.get("BENCH_HOMES_PER_TYPE", "8"))
 DAYS = int(os.environ.get("BENCH_DAYS", "42"))
+DEBUG = os.environ.get("BENCH_DEBUG") == "1"
+#: BENCH_TRACE="<type> d<day> HH:MM" (an incident as BENCH_DEBUG names it): every poll from
+#: a few hours before that incident, to stderr.
+TRACE = os.environ.get("BENCH_TRACE")
+TRACE_BEFORE = timedelta(hours=float(os.environ.get("BENCH_TRACE_HOURS", "6")))
 FIXED = timedelta(hours=3)
 MISSED = 1440.0
 
@@ -398,12 +404,16 @@ def run(home: Home, incident: datetime, night: bool, rng: random.Random) -> Outc
     end = incident + timedelta(hours=24)
     for now, events, reachable in polls(home, changes, doors, end):
         verdict = detector.observe(now, events, reachable=reachable)
+        if TRACE and f"{home.kind} {_when(incident)}" == TRACE and now > incident - TRACE_BEFORE:
+            _trace(now, events, verdict, detector)
         states = {"fixed": fixed.step(now, events, reachable), "detector": verdict.inactive}
         if verdict.low_activity_today and now < incident:
             low_days.add((now.astimezone(ZONE).date() - FIRST_DAY.date()).days)
         for name, on in states.items():
             if on and not alarming[name] and now < incident:
                 false_alarms[name] += 1
+                if DEBUG and name == "detector":
+                    _debug_false_alarm(home, now, verdict, detector)
             elif on and now >= incident and name not in found:
                 # An alarm on at the incident: new, or one that began before it and still
                 # stands (counted above as the false alarm it was when it began, and as
@@ -419,6 +429,14 @@ def run(home: Home, incident: datetime, night: bool, rng: random.Random) -> Outc
         for name in alarming
     }
     days = (incident - FIRST_DAY).total_seconds() / 86400
+    if DEBUG:
+        print(
+            f"INCIDENT {home.kind} night={night} at {_when(incident)} "
+            f"detector {minutes['detector']:.0f} min fixed {minutes['fixed']:.0f} min "
+            f"sensors {sorted(home.sensors)} door={home.door} pet={home.pet_room} "
+            f"where {_where(home, incident)}",
+            file=sys.stderr,
+        )
     ill = {d for d in home.ill_days if _local(d, 23) < incident}
     return Outcome(
         minutes,
@@ -429,6 +447,55 @@ def run(home: Home, incident: datetime, night: bool, rng: random.Random) -> Outc
         len(low_days - ill),
         len(ill),
         standing,
+    )
+
+
+def _when(at: datetime) -> str:
+    local = at.astimezone(ZONE)
+    return f"d{(local.date() - FIRST_DAY.date()).days} {local:%H:%M}"
+
+
+def _where(home: Home, at: datetime) -> str:
+    """Where the person was at ``at`` (the simulator's truth), for BENCH_DEBUG."""
+    if any(a <= at < b for a, b in home.away):
+        return "away"
+    state = "asleep" if any(a <= at < b for a, b in home.asleep) else "awake"
+    if any(a <= at < b for a, b in home.trips):
+        state = "night trip"
+    recent = [bout for bout in home.bouts if bout[1] <= at][-3:]
+    seen = ", ".join(
+        f"{room} {_when(start)}-{end.astimezone(ZONE):%H:%M}" for room, start, end in recent
+    )
+    return f"{state}; last bouts: {seen}"
+
+
+def _debug_false_alarm(
+    home: Home, now: datetime, verdict: object, detector: InactivityDetector
+) -> None:
+    v = verdict  # a Verdict
+    print(
+        f"FALSE {home.kind} at {_when(now)} reason={getattr(v, 'reason', None)} "
+        f"since={_when(getattr(v, 'since', now) or now)} limit={getattr(v, 'limit', None)} "
+        f"learning={getattr(v, 'learning', None)} last_room={detector._last_room} "
+        f"sensors={sorted(home.sensors)} door={home.door} pet={home.pet_room} "
+        f"truth: {_where(home, now)}",
+        file=sys.stderr,
+    )
+
+
+def _trace(
+    now: datetime, events: list[ActivityEvent], verdict: object, detector: InactivityDetector
+) -> None:
+    seen = " ".join(
+        f"{e.sensor_id}{'+' if e.motion_on else '-'}{'o' if e.ongoing else ''}"
+        f"@{e.at.astimezone(ZONE):%H:%M:%S}"
+        for e in sorted(events, key=lambda e: e.at)
+    )
+    print(
+        f"  {_when(now)} {seen:60s} -> {getattr(verdict, 'state', '')} "
+        f"{getattr(verdict, 'reason', '')} last={detector._last_room} "
+        f"limit={getattr(verdict, 'limit', None)} lone={detector._last_lone}",
+        file=sys.stderr,
     )
 
 

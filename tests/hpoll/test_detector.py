@@ -572,7 +572,7 @@ def test_lone_night_movements_are_no_pet_where_none_lives() -> None:
         home.run(start + timedelta(days=1, hours=4), lived)
     # The hall alone at night, once a night, and never by day: as a pet coming by would be.
     assert "Hall" in home.detector.history.restless(8.0, 0.1, nightly=0.0)
-    assert home.detector._pet_sensors() == (frozenset(), frozenset())
+    assert home.detector._pet_sensors()[:2] == (frozenset(), frozenset())
     night = home.now.replace(hour=3) + timedelta(days=1)
     home.run(night - timedelta(minutes=1))
     alarm = first_inactive(home.run(night + timedelta(hours=4), [motion("Hall", night)]))
@@ -597,12 +597,17 @@ def test_the_end_of_a_movement_in_the_room_left_behind_does_not_move_the_person_
     assert first_inactive(home.run(day + timedelta(hours=8), events + morning)) is None
 
 
-def cat_home(room: str, days: int = 14) -> Home:
-    """Ordinary days with a cat moving ``room`` every 37 minutes, day and night."""
+def cat_home(room: str, days: int = 14, burst: int = 1) -> Home:
+    """Ordinary days with a cat moving ``room`` every 37 minutes, day and night (``burst``
+    times, three minutes apart)."""
     home = Home()
     end = MONDAY + timedelta(days=days)
     lived = [e for n in range(days) for e in ordinary_day(MONDAY + timedelta(days=n))]
-    cat = [motion(room, MONDAY + timedelta(minutes=m)) for m in range(5, days * 1440, 37)]
+    cat = [
+        motion(room, MONDAY + timedelta(minutes=m + 3 * k))
+        for m in range(5, days * 1440, 37)
+        for k in range(burst)
+    ]
     home.run(end, [e for e in sorted([*lived, *cat], key=lambda e: e.at) if e.at <= end])
     assert home.detector._restless() == {room}
     return home
@@ -693,7 +698,7 @@ def test_the_person_alone_in_a_bedroom_a_pet_also_visits_is_in_bed() -> None:
         for hour in (2.5, 14.5)
     ]
     home.run(end, [e for e in sorted([*lived, *cat], key=lambda e: e.at) if e.at <= end])
-    restless, visited = home.detector._pet_sensors()
+    restless, visited, _ = home.detector._pet_sensors()
     assert restless == {"Kitchen"}
     assert "Bedroom" in visited
     day = end
@@ -728,7 +733,7 @@ def visited_home(days: int = 14, *, bedroom: bool = True) -> Home:
         for room, offset in (("Bathroom", 0), ("Hall", 20))
     ]
     home.run(end, [e for e in sorted([*lived, *cat], key=lambda e: e.at) if e.at <= end])
-    restless, visited = home.detector._pet_sensors()
+    restless, visited, _ = home.detector._pet_sensors()
     assert restless == {"Kitchen"}
     assert {"Bathroom", "Hall"} <= visited
     return home
@@ -793,15 +798,21 @@ def test_without_a_door_a_daily_nap_does_not_loosen_the_morning() -> None:
     assert alarm.limit < timedelta(hours=2)
 
 
-def test_a_pet_crossing_the_hall_does_not_end_a_fall_in_the_bathroom() -> None:
-    """The bedroom has a sensor; a cat comes by the hall. At 3:00 the person goes to the
-    bathroom and falls there; six minutes later the cat crosses the hall. That is not the
-    person going back to bed: the bathroom's silence is caught at night, within the hour."""
+def night_in_a_visited_home() -> tuple[Home, datetime]:
+    """A home a cat comes by (``visited_home``, the bedroom with a sensor), its evening lived
+    up to 23:00; and 3:00 the next night, when the person goes to the bathroom."""
     home = visited_home()
     day = home.now
     evening = [e for e in cat_owners_day(day) if e.at < day + timedelta(days=1)]
     home.run(day + timedelta(hours=23), evening)
-    trip = day + timedelta(days=1, hours=3)
+    return home, day + timedelta(days=1, hours=3)
+
+
+def test_a_pet_crossing_the_hall_does_not_end_a_fall_in_the_bathroom() -> None:
+    """The bedroom has a sensor; a cat comes by the hall. At 3:00 the person goes to the
+    bathroom and falls there; six minutes later the cat crosses the hall. That is not the
+    person going back to bed: the bathroom's silence is caught at night, within the hour."""
+    home, trip = night_in_a_visited_home()
     fall = trip + timedelta(minutes=6)
     steps = [motion("Hall", trip), motion("Bathroom", trip + timedelta(minutes=1))]
     steps += [motion("Bathroom", fall), motion("Hall", fall + timedelta(minutes=6))]
@@ -893,3 +904,99 @@ def test_the_end_of_a_movement_in_the_room_left_renews_no_visit_there() -> None:
     home.run(cat_passing.at + timedelta(minutes=1), [*events, cat_passing])
     assert home.detector.last_at != cat_passing.at
     assert home.detector._last_room == "Living"
+
+
+def test_the_bedroom_going_quiet_vouches_for_no_pet_elsewhere() -> None:
+    """The person goes to bed through the hall; a minute later the cat moves its kitchen, and
+    in the same poll the bedroom's movement ENDS (its start was seen before). That end says the
+    person settled in bed, not that someone came from the kitchen: the cat's movement is not
+    the person's, and the night passes without an alarm."""
+    home = cat_home("Kitchen")
+    day = home.now
+    bed = day + timedelta(hours=22, minutes=30)
+    evening = [e for e in ordinary_day(day) if e.at <= bed + timedelta(minutes=1)]
+    home.run(bed + timedelta(minutes=2), evening)
+    stir = motion("Kitchen", bed + timedelta(minutes=2, seconds=10))
+    settled = motion("Bedroom", bed + timedelta(minutes=2, seconds=40), on=False, seen=True)
+    home.run(bed + timedelta(minutes=3), [stir, settled])
+    assert home.detector._last_room == "Bedroom"
+    morning = [motion("Bedroom", day + timedelta(days=1, hours=7))]
+    assert first_inactive(home.run(day + timedelta(days=1, hours=7, minutes=5), morning)) is None
+
+
+def sitting_with_the_cat(start: datetime, hours: float) -> list[ActivityEvent]:
+    """Into the cat's living room through the hall at ``start``, then movements there alone,
+    in pauses of 3 to 13 minutes (a book, a nap in the armchair): the visit lapses in every
+    pause over ten minutes."""
+    events = [motion("Hall", start), motion("Living", start + timedelta(minutes=1))]
+    t, pauses = start + timedelta(minutes=1), (13, 4, 6, 3, 12, 5, 4, 11)
+    n = 0
+    while t < start + timedelta(hours=hours):
+        t += timedelta(minutes=pauses[n % len(pauses)])
+        events.append(motion("Living", t))
+        n += 1
+    return events
+
+
+def test_someone_sitting_in_the_pets_room_is_seen_there() -> None:
+    """The cat keeps the living room. The person sits there all afternoon, moving every few
+    minutes, now and then pausing for more than ten: far more often than the cat alone moves
+    it (its nights say how often), so it is someone there, and the afternoon raises no alarm."""
+    home = cat_home("Living")
+    day = home.now
+    start = day + timedelta(hours=12)
+    morning = [e for e in ordinary_day(day) if e.at < start - timedelta(minutes=5)]
+    sit = sitting_with_the_cat(start, 5)
+    verdicts = home.run(start + timedelta(hours=5), [*morning, *sit])
+    assert [v.reason for v in verdicts if v.inactive] == []
+    assert home.detector.last_at is not None
+    assert home.now - home.detector.last_at <= timedelta(minutes=30)
+
+
+def test_a_busy_pet_does_not_hide_a_fall_in_its_room() -> None:
+    """A cat that plays in its living room in bursts: five movements in twelve minutes, every
+    37 minutes, day and night. The person sits there, then falls: the cat alone goes on at
+    its own pace, which its nights taught (a burst is no person here), so the fall is caught,
+    not renewed at every burst."""
+    home = cat_home("Living", burst=5)
+    day = home.now
+    start = day + timedelta(hours=12)
+    fall = start + timedelta(hours=1)
+    morning = [e for e in ordinary_day(day) if e.at < start - timedelta(minutes=5)]
+    sit = [e for e in sitting_with_the_cat(start, 1) if e.at <= fall]
+    pet = [
+        motion("Living", fall + timedelta(minutes=m + 3 * k))
+        for m in range(2, 600, 37)
+        for k in range(5)
+    ]
+    verdicts = home.run(fall + timedelta(hours=6), [*morning, *sit, *pet])
+    alarm = first_inactive(verdicts)
+    assert alarm is not None
+    assert alarm.since is not None
+    assert alarm.since <= fall
+
+
+def test_restore_keeps_how_often_the_pet_moves() -> None:
+    home = cat_home("Living")
+    restored = InactivityDetector.restore(home.detector.export(), UTC)
+    assert restored._pet_sensors() == home.detector._pet_sensors()
+    assert "Living" in restored._pet_sensors()[2]
+    broken = History.restore({"moves": {"3": {"Living": -1, "Hall": 2}, "x": {}, "4": 5}})
+    assert broken.moves == {3: {"Hall": 2}}
+
+
+def test_a_pet_passing_after_a_night_fall_leaves_the_visit_judged() -> None:
+    """The bedroom has a sensor; a cat comes by the hall. At 3:00 the person passes the hall
+    into the bathroom and falls there at once; ten minutes later the cat crosses the hall.
+    That movement, perhaps the cat's, does not make the night unjudged: the bathroom's visit
+    is caught at its night limit, not at the morning."""
+    home, trip = night_in_a_visited_home()
+    fall = trip + timedelta(minutes=1)
+    steps = [
+        motion("Hall", trip),
+        motion("Bathroom", fall),
+        motion("Hall", fall + timedelta(minutes=11)),
+    ]
+    alarm = first_inactive(home.run(trip + timedelta(hours=3), steps))
+    assert alarm is not None
+    assert (alarm.reason, alarm.since) == ("unusual_gap", fall)

@@ -24,7 +24,8 @@ What counts:
   until the person is seen elsewhere), or another sensor after it. Where such a pet lives and
   only comes by another sensor, a lone motion there is presence once a second sign follows
   (without one, lone motions at night are the person's: a hall on the way to a bathroom
-  without a sensor);
+  without a sensor). By day, the pet's own place moving far more often than its pet alone
+  moves it at night is someone sitting there;
 * the room of the latest presence: a motion END in a room the person left (another sensor
   started seeing movement since this one's began) does not move the person back there.
 
@@ -82,6 +83,10 @@ CONTINUE = timedelta(minutes=10)
 #: learning which sensors a pet moves): a person in an armchair moves alone every few
 #: minutes, a trip to a bathroom without a sensor passes the hall there and back.
 STAY = timedelta(minutes=20)
+#: By day, a pet's own place that moves as often within BUSY as its pet alone (at its night
+#: rate) would only by a chance of BUSY_CHANCE is someone there (see ``_busy``).
+BUSY = timedelta(minutes=30)
+BUSY_CHANCE = 0.01
 #: Lone sensors are weaker evidence than silence: their runs get this extra margin.
 RUN_MARGIN = 1.5
 #: Never alarm on shorter gaps, whatever the history says.
@@ -167,6 +172,19 @@ class Verdict:
 
 def _minutes(delta: timedelta) -> float:
     return delta.total_seconds() / 60
+
+
+def _rarely_reached(rate: float) -> int:
+    """How many movements within BUSY (the latest one included) a pet that moves ``rate``
+    times a minute at random reaches only by a chance of BUSY_CHANCE (Poisson)."""
+    mean = rate * _minutes(BUSY)
+    term = total = math.exp(-mean)
+    others = 0
+    while 1 - total > BUSY_CHANCE:
+        others += 1
+        term *= mean / others
+        total += term
+    return others + 2
 
 
 def in_quiet_hours(local: time, start: time, end: time) -> bool:
@@ -262,7 +280,15 @@ class InactivityDetector:
         #: Where a lone movement since the latest presence was (perhaps the person, going to
         #: bed where no sensor sees it): the silence gets the more lenient of both rooms' limits.
         self._moved_room: str | None = None
-        self._restless_set: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
+        #: (restless sensors, pet-visited ones, per restless sensor how many movements within
+        #: BUSY are more than its pet makes alone): see ``_pet_sensors``.
+        self._restless_set: tuple[frozenset[str], frozenset[str], dict[str, int]] = (
+            frozenset(),
+            frozenset(),
+            {},
+        )
+        #: Each restless sensor's recent lone movements (within BUSY).
+        self._busy_moves: dict[str, list[datetime]] = {}
 
     # --- feeding ---------------------------------------------------------------------------
 
@@ -335,7 +361,8 @@ class InactivityDetector:
             and pending.sensor_id in restless
             and self._confirms(event, pending)
         )
-        if stray and event.sensor_id in restless and not visit:
+        busy = stray and event.sensor_id in restless and not visit and self._busy(event)
+        if stray and event.sensor_id in restless and not visit and not busy:
             return  # moved by something else than the person (a pet): no presence, no return
         self._pending = None
         if pending is not None and self._confirms(event, pending):
@@ -344,6 +371,7 @@ class InactivityDetector:
             stray = stray and not visit
         elif (
             not self.away
+            and not busy
             and (
                 (stray and event.sensor_id in self._pet_sensors()[1])
                 or (event.sensor_id in restless and not self._vouched(event))
@@ -358,7 +386,26 @@ class InactivityDetector:
             # (the pet stirs as the person goes to bed): a later one, or a visit, must vouch.
             self._pending, self._moved_room = event, event.room or "?"
             return
-        self._person(event, stray=stray)
+        # A busy pet's place is someone there as surely as two sensors would say.
+        self._person(event, stray=stray and not busy, sure=True if busy else None)
+
+    def _busy(self, event: ActivityEvent) -> bool:
+        """Is a pet's own place, by day and at home, moving far more often than the pet alone
+        moves it (its lone movements at night, when the person sleeps, say how often: within
+        BUSY, this many only by a chance of BUSY_CHANCE)? Then someone is there: the person
+        sitting in the pet's room, whose visit lapsed in a pause of more than CONTINUE. A fall
+        there leaves the pet alone, at its own pace, which does not reach it."""
+        moves = self._busy_moves.setdefault(event.sensor_id, [])
+        if not event.ongoing:
+            moves.append(event.at)
+        moves[:] = [at for at in moves if timedelta(0) <= event.at - at <= BUSY]
+        need = self._pet_sensors()[2].get(event.sensor_id)
+        return (
+            need is not None
+            and len(moves) >= need
+            and not self.away
+            and not self._night(self._slot(event.at))
+        )
 
     def _back_to_bed(self, event: ActivityEvent) -> bool:
         """Is this lone movement the person going back to bed: at night, in a room where the
@@ -390,6 +437,7 @@ class InactivityDetector:
             and other.sensor_id not in restless
             and other.kind in _MOTION
             and timedelta(0) <= other.at - event.at <= CORROBORATE
+            and not self._ended_before(other, event.at)
             for other in self._batch
         )
 
@@ -397,7 +445,23 @@ class InactivityDetector:
         """Does ``event`` make the pending lone movement a person's?"""
         if event.sensor_id == pending.sensor_id:
             return timedelta(0) <= event.at - pending.at <= CONTINUE
-        return abs(event.at - pending.at) <= CORROBORATE
+        return abs(event.at - pending.at) <= CORROBORATE and not self._ended_before(
+            event, pending.at
+        )
+
+    def _ended_before(self, event: ActivityEvent, at: datetime) -> bool:
+        """Is ``event`` only the end of a movement that a poll saw begin before ``at``? It
+        says that movement stopped (10-40 s later), not that someone arrived after ``at``:
+        the bedroom going quiet as the person settles in bed vouches for no pet's movement
+        elsewhere a minute before."""
+        began = self._started.get(event.sensor_id)
+        return (
+            event.kind == "motion"
+            and event.motion_on is False
+            and event.ongoing
+            and began is not None
+            and began <= at
+        )
 
     def _person(self, event: ActivityEvent, *, stray: bool, sure: bool | None = None) -> None:
         """Motion taken as the person's."""
@@ -449,17 +513,21 @@ class InactivityDetector:
             self._lone_recent.remove(event)
             previous = self._stray_at.get(event.sensor_id)
             self._stray_at[event.sensor_id] = event.at
+            day = event.at.astimezone(self.timezone).toordinal()
+            night = self._night(self._slot(event.at))
+            if night:
+                self.history.move(day, event.sensor_id)
             if previous is not None and timedelta(0) <= event.at - previous <= STAY:
                 continue  # the same stay (a person still in the armchair, a trip there and back)
-            day = event.at.astimezone(self.timezone).toordinal()
-            self.history.stray(day, event.sensor_id, night=self._night(self._slot(event.at)))
+            self.history.stray(day, event.sensor_id, night=night)
 
     def _restless(self) -> frozenset[str]:
         """Sensors a pet moves (see ``History.restless``), learned once a day."""
         return self._pet_sensors()[0]
 
-    def _pet_sensors(self) -> tuple[frozenset[str], frozenset[str]]:
-        """(sensors a pet moves, sensors a pet visits now and then), learned once a day."""
+    def _pet_sensors(self) -> tuple[frozenset[str], frozenset[str], dict[str, int]]:
+        """(sensors a pet moves, sensors a pet visits now and then, per sensor a pet moves the
+        movements within BUSY that its pet alone rarely reaches), learned once a day."""
         key = (len(self.history.profiles), max(self.history.profiles, default=0))
         if self._restless_key != key:
             self._restless_key = key
@@ -473,7 +541,9 @@ class InactivityDetector:
                 if restless
                 else frozenset()
             )
-            self._restless_set = (restless, visits)
+            rates = {sensor: self.history.night_rate(sensor, night_hours) for sensor in restless}
+            busy = {sensor: _rarely_reached(rate) for sensor, rate in rates.items() if rate}
+            self._restless_set = (restless, visits, busy)
         return self._restless_set
 
     def _back(self, event: ActivityEvent) -> bool:
@@ -874,10 +944,10 @@ class InactivityDetector:
         pets = self._pet_sensors()[1]
         # A lone movement at night (a pet, a turn in bed) is no visit while the home is learned
         # and where a pet is seen; in a home without one it is the person (whose bathroom,
-        # say, has no sensor).
-        lone = (self._last_lone and (days < LEARNING_DAYS or bool(pets))) or (
-            self._moved_room is not None
-        )
+        # say, has no sensor). One since then that is perhaps a pet's only makes the silence
+        # as lenient as that room's (``_room_limit``): the cat passing the kitchen after a
+        # fall in the bathroom leaves that visit judged.
+        lone = self._last_lone and (days < LEARNING_DAYS or bool(pets))
         if limit is not None and self._night(self._slot(last)) and lone:
             limit = None
         found: dict[str, tuple[datetime, float]] = {}

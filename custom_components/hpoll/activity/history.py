@@ -183,6 +183,9 @@ class History:
     #: Per night: the room the person came from into the room where that night was slept (the
     #: way to bed: its last step may go unseen).
     ways: dict[int, str] = field(default_factory=dict)
+    #: Per day, per sensor: lone movements at night, each one (``strays`` counts a stay once):
+    #: how often a pet alone moves its own place.
+    moves: dict[int, dict[str, int]] = field(default_factory=dict)
 
     def sleep_rooms(self) -> set[str] | None:
         """Rooms where this home's nights are slept: those that began its longest night-time
@@ -208,6 +211,20 @@ class History:
         """A lone event of ``sensor`` outside any visit, on ``day``."""
         counts = self.strays.setdefault(day, {}).setdefault(sensor, [0, 0])
         counts[0 if night else 1] += 1
+
+    def move(self, day: int, sensor: str) -> None:
+        """A lone night-time movement of ``sensor`` on ``day`` (every one, not once a stay)."""
+        sensors = self.moves.setdefault(day, {})
+        sensors[sensor] = sensors.get(sensor, 0) + 1
+
+    def night_rate(self, sensor: str, night_hours: float) -> float | None:
+        """Lone movements of ``sensor`` per minute of the night, over the nights on which any
+        lone movement was seen (a night with none does not count, so the rate errs high): how
+        often a pet alone moves it, the person sleeping. None while fewer than 3 such nights."""
+        if len(self.moves) < RESTLESS_EVENTS or not 0 < night_hours < 24:
+            return None
+        moves = sum(sensors.get(sensor, 0) for sensors in self.moves.values())
+        return moves / (len(self.moves) * night_hours * 60)
 
     def restless(
         self, night_hours: float, ratio: float = RESTLESS_RATIO, nightly: float = RESTLESS_NIGHTLY
@@ -250,7 +267,7 @@ class History:
         """Keep ``HISTORY_DAYS``."""
         self.gaps.forget_before(day)
         self.runs.forget_before(day)
-        for table in (self.wakes, self.profiles, self.sleeps, self.strays, self.ways):
+        for table in (self.wakes, self.profiles, self.sleeps, self.strays, self.ways, self.moves):
             for old in [d for d in table if d < day]:
                 del table[old]
 
@@ -264,6 +281,7 @@ class History:
             "sleeps": {str(day): room for day, room in self.sleeps.items()},
             "strays": {str(day): sensors for day, sensors in self.strays.items()},
             "ways": {str(day): room for day, room in self.ways.items()},
+            "moves": {str(day): sensors for day, sensors in self.moves.items()},
         }
 
     @classmethod
@@ -288,6 +306,12 @@ class History:
         for day, room in ways.items() if isinstance(ways, dict) else ():
             if str(day).isdigit() and isinstance(room, str):
                 history.ways[int(day)] = room
+        moves = data.get("moves")
+        for day, sensors in moves.items() if isinstance(moves, dict) else ():
+            if str(day).isdigit() and isinstance(sensors, dict):
+                history.moves[int(day)] = {
+                    str(sensor): n for sensor, n in sensors.items() if type(n) is int and n >= 0
+                }
         strays = data.get("strays")
         for day, sensors in strays.items() if isinstance(strays, dict) else ():
             if not (str(day).isdigit() and isinstance(sensors, dict)):
