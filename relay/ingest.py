@@ -897,8 +897,15 @@ class IngestWriter:
         read-only keeps every later connection read-only too, until all are closed."""
         if self._sync_engine is None:
             return
-        self._recoveries += 1
+        if self._thread is not None and self._thread.is_alive() and self._loop is not None:
+            # The writer's held connection too, between two batches (its loop awaits, never
+            # blocks, while its own failure waits for this recovery).
+            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile: it stopped
+                await self._between_batches(self._drop_held)
         self._sync_engine.dispose()
         self._checkpoint_engine.dispose()
         await self._engine.dispose()
         _align_sidecars(Path(str(self._sync_engine.url.database)))
+        # A connection the writer opened meanwhile (before the side files were repaired) is
+        # dropped at its next use.
+        self._recoveries += 1

@@ -74,10 +74,13 @@ class _RowMajor:
     def bind(self, rows: Sequence[tuple[Any, ...]]) -> list[Any]:
         """The parameters for ``rows``."""
         converters = self.converters
+        if any(len(row) != len(converters) for row in rows):
+            # A bug of ours, not the report's data (a ValueError would be answered 422).
+            raise RuntimeError(f"rows of {len(converters)} fields expected")
         values = [
             value if convert is None else convert(value)
             for row in rows
-            for value, convert in zip(row, converters, strict=True)
+            for value, convert in zip(row, converters, strict=False)
         ]
         values += self.literals
         return values
