@@ -939,18 +939,57 @@ def sitting_with_the_cat(start: datetime, hours: float) -> list[ActivityEvent]:
 
 
 def test_someone_sitting_in_the_pets_room_is_seen_there() -> None:
-    """The cat keeps the living room. The person sits there all afternoon, moving every few
-    minutes, now and then pausing for more than ten: far more often than the cat alone moves
-    it (its nights say how often), so it is someone there, and the afternoon raises no alarm."""
+    """The cat keeps the living room. The person sits there, moving every few minutes, now and
+    then pausing for more than ten: far more often than the cat alone moves it (its nights say
+    how often), so it is someone there, and two and a half hours raise no alarm. A whole
+    afternoon with only that sensor moving is also what a cat upset beside a fallen person
+    looks like: there the lone-sensor limit speaks, counted from the person's coming in."""
     home = cat_home("Living")
     day = home.now
     start = day + timedelta(hours=12)
     morning = [e for e in ordinary_day(day) if e.at < start - timedelta(minutes=5)]
     sit = sitting_with_the_cat(start, 5)
-    verdicts = home.run(start + timedelta(hours=5), [*morning, *sit])
+    verdicts = home.run(start + timedelta(hours=2, minutes=30), [*morning, *sit])
     assert [v.reason for v in verdicts if v.inactive] == []
     assert home.detector.last_at is not None
     assert home.now - home.detector.last_at <= timedelta(minutes=30)
+    later = first_inactive(home.run(start + timedelta(hours=5), sit))
+    assert later is not None
+    assert later.reason == "one_sensor"
+
+
+def test_a_busy_pet_does_not_hide_a_fall_elsewhere() -> None:
+    """The person falls in the bathroom; an hour later the cat has a lively half hour in the
+    living room, as busy as a person there. The person was last seen in the bathroom: the
+    cat's place says nothing of them, and the fall is caught at the bathroom's limit."""
+    home = cat_home("Living")
+    day = home.now
+    fall = day + timedelta(hours=10)
+    morning = [e for e in ordinary_day(day) if e.at < fall - timedelta(minutes=5)]
+    pet = [motion("Living", fall + timedelta(minutes=60 + 5 * k)) for k in range(7)]
+    verdicts = home.run(fall + timedelta(hours=4), [*morning, motion("Bathroom", fall), *pet])
+    alarm = first_inactive(verdicts)
+    assert alarm is not None
+    assert alarm.reason == "unusual_gap"
+    assert alarm.since is not None
+    assert alarm.since <= fall + timedelta(minutes=1)
+
+
+def test_an_upset_pet_beside_a_fall_in_its_room_does_not_hide_it() -> None:
+    """The person falls in the cat's living room and the cat, upset, moves it every three
+    minutes, busier than any person sitting there: only that sensor moves, and the lone-sensor
+    limit, counted from the person's coming in, raises the alarm."""
+    home = cat_home("Living")
+    day = home.now
+    start = day + timedelta(hours=12)
+    fall = start + timedelta(hours=1)
+    morning = [e for e in ordinary_day(day) if e.at < start - timedelta(minutes=5)]
+    sit = [e for e in sitting_with_the_cat(start, 1) if e.at <= fall]
+    pet = [motion("Living", fall + timedelta(minutes=2 + 3 * k)) for k in range(200)]
+    verdicts = home.run(fall + timedelta(hours=4), [*morning, *sit, *pet])
+    alarm = first_inactive(verdicts)
+    assert alarm is not None
+    assert alarm.reason == "one_sensor"
 
 
 def test_a_busy_pet_does_not_hide_a_fall_in_its_room() -> None:

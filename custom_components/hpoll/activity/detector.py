@@ -386,15 +386,20 @@ class InactivityDetector:
             # (the pet stirs as the person goes to bed): a later one, or a visit, must vouch.
             self._pending, self._moved_room = event, event.room or "?"
             return
-        # A busy pet's place is someone there as surely as two sensors would say.
-        self._person(event, stray=stray and not busy, sure=True if busy else None)
+        # A busy pet's place is the person still there; not as sure as two sensors: the
+        # lone-sensor limit counts on from the person's coming in (a pet upset beside a fallen
+        # person moves its place as busily).
+        self._person(event, stray=stray and not busy)
 
     def _busy(self, event: ActivityEvent) -> bool:
         """Is a pet's own place, by day and at home, moving far more often than the pet alone
         moves it (its lone movements at night, when the person sleeps, say how often: within
         BUSY, this many only by a chance of BUSY_CHANCE)? Then someone is there: the person
-        sitting in the pet's room, whose visit lapsed in a pause of more than CONTINUE. A fall
-        there leaves the pet alone, at its own pace, which does not reach it."""
+        sitting in the pet's room, whose visit lapsed in a pause of more than CONTINUE. Only
+        where the person was last seen (or is about to be): a pet lively in its place says
+        nothing of a person who went elsewhere (a fall in the bathroom would wait for the pet
+        to calm down). A pet upset beside a person fallen in its room moves as busily: the
+        lone-sensor limit, counted from the person's coming in, still holds there."""
         moves = self._busy_moves.setdefault(event.sensor_id, [])
         if not event.ongoing:
             moves.append(event.at)
@@ -404,6 +409,7 @@ class InactivityDetector:
             need is not None
             and len(moves) >= need
             and not self.away
+            and (event.room or "?") in (self._last_room or "?", self._moved_room)
             and not self._night(self._slot(event.at))
         )
 
