@@ -138,14 +138,17 @@ async def test_a_long_dispatch_claims_each_batch_at_its_own_time(engine: AsyncEn
     assert times[2] - times[0] >= timedelta(seconds=0.25)
 
 
-async def _morning(engine: AsyncEngine, box: SecretBox, count: int) -> datetime:
-    """``count`` summaries due now, each to its own caregiver about its own home."""
+async def _morning(
+    engine: AsyncEngine, box: SecretBox, count: int, url: str = "json://relay-test.example/{n}"
+) -> datetime:
+    """``count`` summaries due now, each to its own caregiver (``url`` with its number) about
+    its own home."""
     admin = Admin(engine, box)
     start = datetime.now(UTC)
     messages = []
     for n in range(count):
         home = await admin.add_home(f"Home {n}", "Europe/Berlin")
-        caregiver = await admin.add_caregiver(f"Carer {n}", f"json://relay-test.example/{n}")
+        caregiver = await admin.add_caregiver(f"Carer {n}", url.format(n=n))
         document = Document(f"Summary {n}", "normal", (para("All normal"),))
         messages.append(Message(caregiver, home.id, "summary", f"k{n}", document, start))
     async with engine.begin() as connection:
@@ -240,16 +243,7 @@ async def test_the_dispatcher_has_as_many_sends_in_flight_as_its_concurrency(
     await site.start()
     port = runner.addresses[0][1]
     box = SecretBox(Fernet.generate_key())
-    admin = Admin(engine, box)
-    start = datetime.now(UTC)
-    messages = []
-    for n in range(wanted):
-        home = await admin.add_home(f"Home {n}", "Europe/Berlin")
-        caregiver = await admin.add_caregiver(f"Carer {n}", f"json://127.0.0.1:{port}/{n}")
-        document = Document(f"Summary {n}", "normal", (para("All normal"),))
-        messages.append(Message(caregiver, home.id, "summary", f"k{n}", document, start))
-    async with engine.begin() as connection:
-        await connection.run_sync(enqueue_many, messages, start)
+    start = await _morning(engine, box, wanted, f"json://127.0.0.1:{port}/{{n}}")
     dispatcher = Dispatcher(engine, box, concurrency=wanted)
     try:
         sent = await dispatcher.run_once(start, batch=wanted)

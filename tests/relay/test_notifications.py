@@ -683,6 +683,17 @@ async def test_a_relay_restart_after_an_outage_raises_no_false_alarms(
     assert "We have heard nothing from Home 2 since 09:00." in messages(sink)[0][1]
 
 
+async def _crowd_at_eight(relay: Relay, sink: Sink, count: int) -> None:
+    """``count`` homes, each with a caregiver whose summary is at 08:00 (Berlin), planned with
+    passes every minute, run through Saturday's 08:00."""
+    relay.notifier.interval = timedelta(minutes=1)
+    homes = [await relay.home(f"Home {n}") for n in range(count)]
+    for n, home in enumerate(homes):
+        await relay.caregiver(f"Carer {n}", sink, home, summary_at="08:00", kinds=())
+    await relay.tick()  # their first pass: the next summary is at 08:00
+    await relay.at(utc(2026, 3, 28, 7, 0))  # Saturday's 08:00
+
+
 async def test_summaries_are_written_ahead_and_sent_at_their_minute(
     relay: Relay, clock: Clock, sink: Sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -691,12 +702,7 @@ async def test_summaries_are_written_ahead_and_sent_at_their_minute(
     # 08:00, once, and each says up to when it tells.
     monkeypatch.setattr(plan_module, "PLAN_AT_ITS_TIME", 2)
     monkeypatch.setattr(plan_module, "PLAN_AHEAD_PER_PASS", 2)
-    relay.notifier.interval = timedelta(minutes=1)
-    homes = [await relay.home(f"Home {n}") for n in range(5)]
-    for n, home in enumerate(homes):
-        await relay.caregiver(f"Carer {n}", sink, home, summary_at="08:00", kinds=())
-    await relay.tick()  # their first pass: the next summary is at 08:00
-    await relay.at(utc(2026, 3, 28, 7, 0))  # Saturday's 08:00
+    await _crowd_at_eight(relay, sink, 5)
     assert len(sink.received) == 5
     sink.received.clear()
     # Sunday 08:00 in Berlin is 06:00 UTC: the passes at 06:00 and 05:59 have room for 2 each,
@@ -739,12 +745,7 @@ async def test_a_crowd_beyond_what_passes_write_ahead_comes_whole_and_is_logged(
     monkeypatch.setattr(plan_module, "PLAN_AT_ITS_TIME", 1)
     monkeypatch.setattr(plan_module, "PLAN_AHEAD_PER_PASS", 1)
     monkeypatch.setattr(plan_module, "PLAN_AHEAD", timedelta(minutes=2))
-    relay.notifier.interval = timedelta(minutes=1)
-    homes = [await relay.home(f"Home {n}") for n in range(5)]
-    for n, home in enumerate(homes):
-        await relay.caregiver(f"Carer {n}", sink, home, summary_at="08:00", kinds=())
-    await relay.tick()  # their first pass: the next summary is at 08:00
-    await relay.at(utc(2026, 3, 28, 7, 0))  # Saturday's 08:00
+    await _crowd_at_eight(relay, sink, 5)
     sink.received.clear()
     caplog.clear()
     written = [(await relay.at(utc(2026, 3, 29, 5, m))).summaries for m in range(57, 60)]
