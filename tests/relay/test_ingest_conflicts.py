@@ -41,6 +41,15 @@ async def _post(client: Client, home: NewHome, report: dict[str, Any]) -> int:
         return response.status
 
 
+async def _relay(
+    aiohttp_client: Callable[..., Any], engine: AsyncEngine, db_url: str, admin: Admin, name: str
+) -> tuple[Client, NewHome]:
+    """A relay on ``engine`` (started now: settings the test patched before count) and a home
+    named ``name`` reporting to it."""
+    home = await admin.add_home(name, "Europe/Berlin")
+    return await aiohttp_client(create_app(_settings(db_url), engine)), home
+
+
 async def _stored(engine: AsyncEngine) -> int:
     async with engine.connect() as connection:
         return int(await connection.scalar(select(func.count()).select_from(REPORTS)) or 0)
@@ -69,8 +78,7 @@ async def test_a_lost_conflict_is_written_again_a_bounded_number_of_times(
     failure of the database itself still makes it 503."""
     monkeypatch.setattr(ingest, "CONFLICT_PAUSE", 0.0)
     monkeypatch.setattr("relay.http.views.PROBE_EVERY", 0.0)
-    home = await admin.add_home("Conflicts", "Europe/Berlin")
-    client: Client = await aiohttp_client(create_app(_settings(db_url), engine))
+    client, home = await _relay(aiohttp_client, engine, db_url, admin, "Conflicts")
     writer = client.app[RELAY].writer
     real = writer._store
     attempts = 0
@@ -120,8 +128,7 @@ async def test_a_batch_that_loses_a_real_deadlock_is_stored(
     deadlock_timeout is longer); the writer writes it again once the other is done: 202."""
     if not db_url.startswith("postgresql"):
         pytest.skip("a deadlock between two transactions needs PostgreSQL")
-    home = await admin.add_home("Deadlock", "Europe/Berlin")
-    client: Client = await aiohttp_client(create_app(_settings(db_url), engine))
+    client, home = await _relay(aiohttp_client, engine, db_url, admin, "Deadlock")
     assert await _post(client, home, make_report(home.id)) == 202  # its devices now exist
     url = make_url(db_url)
     other = await asyncpg.connect(
@@ -174,8 +181,7 @@ async def test_a_stuck_or_dead_writer_shows_on_healthz_and_answers_its_batch(
     hanging) and /healthz says it is not running."""
     monkeypatch.setattr(ingest, "STUCK_AFTER", 0.2)
     monkeypatch.setattr("relay.http.views.PROBE_EVERY", 0.0)
-    home = await admin.add_home("Stuck", "Europe/Berlin")
-    client: Client = await aiohttp_client(create_app(_settings(db_url), engine))
+    client, home = await _relay(aiohttp_client, engine, db_url, admin, "Stuck")
     writer = client.app[RELAY].writer
     real = writer._store
     released = threading.Event()
@@ -217,8 +223,7 @@ async def test_a_writer_whose_connection_was_closed_writes_its_batch_again(
     server restart, an administrator) is replaced and the batch written on the new one."""
     if engine.dialect.name != "postgresql":
         pytest.skip("the SQLite writer opens the file, it holds no server connection")
-    home = await admin.add_home("Reconnect", "Europe/Berlin")
-    client: Client = await aiohttp_client(create_app(_settings(db_url), engine))
+    client, home = await _relay(aiohttp_client, engine, db_url, admin, "Reconnect")
     assert await _post(client, home, make_report(home.id)) == 202  # the writer holds one now
     async with engine.connect() as connection:
         closed = await connection.scalar(
@@ -248,8 +253,7 @@ async def test_a_batch_the_database_holds_is_answered_503_after_the_statement_ti
         pytest.skip("SQLite's writer waits for a lock at most its busy timeout")
     monkeypatch.setattr(ingest, "STATEMENT_TIMEOUT", 0.5)
     monkeypatch.setattr("relay.http.views.PROBE_EVERY", 0.0)
-    home = await admin.add_home("Locked", "Europe/Berlin")
-    client: Client = await aiohttp_client(create_app(_settings(db_url), engine))
+    client, home = await _relay(aiohttp_client, engine, db_url, admin, "Locked")
     async with engine.connect() as holder:
         await holder.execute(text("LOCK TABLE reports IN ACCESS EXCLUSIVE MODE"))
         answered = await asyncio.wait_for(_post(client, home, make_report(home.id)), 10)
