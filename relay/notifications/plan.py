@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 import hashlib
 import itertools
 import logging
+import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -94,6 +95,23 @@ class PlanResult:
     alert_messages: int = 0
     escalations: int = 0
     events: list[AlertEvent] = field(default_factory=list)
+    #: Seconds each step took, in order (what a slow pass spent its time on).
+    steps: dict[str, float] = field(default_factory=dict)
+
+    def step(self, name: str, started: float) -> float:
+        """Record that step ``name`` ran from ``started`` (a ``perf_counter``) to now; returns
+        now, where the next step starts."""
+        now = time.perf_counter()
+        self.steps[name] = now - started
+        return now
+
+    def describe(self) -> str:
+        """What the pass wrote and where its time went, for a log line."""
+        steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.steps.items())
+        return (
+            f"summaries {self.summaries}, alert events {len(self.events)}, "
+            f"alert messages {self.alert_messages}, escalations {self.escalations} ({steps})"
+        )
 
 
 def plan(
@@ -107,14 +125,21 @@ def plan(
     ``interval``: how often passes run (summaries of a crowded minute are then written ahead)."""
     plan_lock(connection)
     result = PlanResult()
+    started = time.perf_counter()
     blind = track(connection, now, listening_since)
+    started = result.step("visibility", started)
     result.summaries = plan_summaries(connection, now, interval)
+    started = result.step("summaries", started)
     found = conditions(connection, now, listening_since)
+    started = result.step("conditions", started)
     result.events = reconcile(connection, found, now, settings.escalate_after)
+    started = result.step("reconcile", started)
     result.alert_messages = tell_about(connection, result.events, now, settings)
     result.alert_messages += tell_blind(connection, blind, now)
     result.alert_messages += tell_acknowledged(connection, now)
+    started = result.step("alert messages", started)
     result.escalations = escalate(connection, now, settings)
+    result.step("escalations", started)
     return result
 
 

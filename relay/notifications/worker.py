@@ -23,6 +23,9 @@ _LOGGER = logging.getLogger(__name__)
 #: Passes and the sender wake this long after each point of the grid (a timer may fire a
 #: little early, and a pass at 08:00 must not see 07:59:59.999).
 GRID_LATE = 0.05
+#: A pass longer than this share of the interval (10 s of a minute) is logged as a warning,
+#: with what it wrote and where its time went: passes of one minute must not run into the next.
+SLOW_PASS = 1 / 6
 
 
 class Notifier:
@@ -76,8 +79,13 @@ class Notifier:
             result = await connection.run_sync(
                 plan, self.clock(), self.settings, self.started_at, self.interval
             )
-        self.metrics.plan.observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.metrics.plan.observe(seconds)
         self.ticks += 1
+        if self.interval is not None and seconds > SLOW_PASS * self.interval.total_seconds():
+            _LOGGER.warning("planning took %.1f s: %s", seconds, result.describe())
+        else:
+            _LOGGER.debug("planned in %.1f s: %s", seconds, result.describe())
         return result
 
     async def tick(self) -> PlanResult:

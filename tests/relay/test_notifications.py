@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+import logging
+import re
 from typing import Any
 
 from cryptography.fernet import Fernet
@@ -14,7 +16,7 @@ from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import AdminError
-from relay.notifications import plan as plan_module
+from relay.notifications import plan as plan_module, worker
 from relay.notifications.escalate import ack_link
 from relay.notifications.plan import NotifySettings, plan
 from relay.notifications.summary import Period, gather
@@ -130,6 +132,31 @@ async def test_a_summary_says_what_needs_attention(relay: Relay, sink: Sink) -> 
         "We cannot see whether anyone is moving in Dad right now: the Hue Bridge, the small hub "
         "the sensors talk to, has not answered since yesterday 22:00." in body
     )
+
+
+async def test_a_slow_planning_pass_says_what_it_wrote_and_where_its_time_went(
+    relay: Relay, clock: Clock, sink: Sink, caplog: pytest.LogCaptureFixture
+) -> None:
+    home = await relay.home("Dad")
+    await relay.caregiver("Ann", sink, home, summary_at="07:00", kinds=("stale",))
+    await relay.tick()
+    clock.advance(days=1)  # the summary is due, and the home has been silent for a day
+    relay.notifier.interval = timedelta(hours=1)  # a pass may take 10 minutes
+    with caplog.at_level(logging.DEBUG, logger=worker.__name__):
+        await relay.tick()
+    [quiet] = [r for r in caplog.records if r.name == worker.__name__]
+    assert quiet.levelno == logging.DEBUG
+    assert "summaries 1, alert events 1, alert messages 1, escalations 0" in quiet.message
+    caplog.clear()
+    clock.advance(hours=2)
+    relay.notifier.interval = timedelta(microseconds=6)  # no pass takes under a microsecond
+    with caplog.at_level(logging.DEBUG, logger=worker.__name__):
+        await relay.tick()
+    [slow] = [r for r in caplog.records if r.name == worker.__name__]
+    assert slow.levelno == logging.WARNING
+    assert slow.message.startswith("planning took ")
+    steps = ["visibility", "summaries", "conditions", "reconcile", "alert messages", "escalations"]
+    assert re.search(" ".join(rf"{step} [0-9.]+ s[,)]" for step in steps), slow.message)
 
 
 async def test_missed_summaries_come_late_once_and_fold_into_one(relay: Relay, sink: Sink) -> None:
