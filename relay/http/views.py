@@ -250,6 +250,7 @@ async def metrics(request: web.Request) -> web.Response:
         gauges["hpoll_notifications_sent_total"] = notifier.dispatcher.sent
         gauges["hpoll_notification_attempts_failed_total"] = notifier.dispatcher.failed
         gauges["hpoll_notify_tick_errors_total"] = notifier.errors
+        gauges["hpoll_plan_running_seconds"] = round(notifier.planning_for(), 3)
     text = relay.metrics.render(gauges)
     return web.Response(
         text=text,

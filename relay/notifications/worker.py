@@ -69,16 +69,22 @@ class Notifier:
         self.interval: timedelta | None = None
         self.ticks = 0
         self.errors = 0
+        #: When the pass in progress began (``time.monotonic``; waiting for the lock counts).
+        self._pass_began: float | None = None
 
     async def plan(self, engine: AsyncEngine | None = None) -> PlanResult:
         """Decide what is due and write it to the outbox (on ``engine``, default the relay's)."""
-        async with (engine or self.engine).begin() as connection:
-            # 'now' is read once this replica may plan: after the other's plan committed.
-            await connection.run_sync(plan_lock)
-            started = time.perf_counter()
-            result = await connection.run_sync(
-                plan, self.clock(), self.settings, self.started_at, self.interval
-            )
+        self._pass_began = time.monotonic()
+        try:
+            async with (engine or self.engine).begin() as connection:
+                # 'now' is read once this replica may plan: after the other's plan committed.
+                await connection.run_sync(plan_lock)
+                started = time.perf_counter()
+                result = await connection.run_sync(
+                    plan, self.clock(), self.settings, self.started_at, self.interval
+                )
+        finally:
+            self._pass_began = None
         seconds = time.perf_counter() - started
         self.metrics.plan.observe(seconds)
         self.ticks += 1
@@ -87,6 +93,12 @@ class Notifier:
         else:
             _LOGGER.debug("planned in %.1f s: %s", seconds, result.describe())
         return result
+
+    def planning_for(self) -> float:
+        """How long the pass in progress has run, waiting for the lock included (0 when none):
+        a pass that hangs shows here before it ends, if it ever does."""
+        began = self._pass_began
+        return 0.0 if began is None else time.monotonic() - began
 
     async def tick(self) -> PlanResult:
         """Plan, then send what is due (what the two loops do, once, in order)."""

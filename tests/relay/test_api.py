@@ -367,6 +367,8 @@ async def test_health_metrics_and_openapi(
     assert "hpoll_notifications_failed 0" in text
     assert "hpoll_caregivers_failing 0" in text
     assert "hpoll_notifications_sent_total 0" in text
+    # A pass may be running at this moment (the relay plans as it starts): its age, or 0.
+    assert re.search(r"^hpoll_plan_running_seconds [0-9.]+$", text, re.MULTILINE)
     async with client.get("/api/v1/openapi.json") as response:
         assert await response.json() == OPENAPI
         SEEN.add(("/api/v1/openapi.json", "get", 200))

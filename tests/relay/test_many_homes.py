@@ -103,6 +103,42 @@ async def test_planning_runs_beside_the_serving_loop_and_is_timed(
     assert float(lines["hpoll_plan_last_seconds"]) > 0
 
 
+async def test_a_pass_that_hangs_shows_while_it_hangs(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # hpoll_plan_seconds only learns of a pass when it ends: one stuck on the database would
+    # never show there. The running pass's age does.
+    release = threading.Event()
+
+    def hanging_plan(connection: Connection, *args: Any) -> Any:
+        release.wait(10)
+        return plan(connection, *args)
+
+    monkeypatch.setattr(worker, "plan", hanging_plan)
+    notifier = worker.Notifier(
+        engine, Dispatcher(engine, SecretBox(Fernet.generate_key())), NotifySettings()
+    )
+    assert notifier.planning_for() == 0
+    notifier.start(60)
+    try:
+        for _ in range(200):
+            if notifier.planning_for() > 0.5:
+                break
+            await asyncio.sleep(0.05)
+        hung_for = notifier.planning_for()
+        release.set()
+        for _ in range(200):
+            if notifier.ticks:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        release.set()
+        await notifier.stop()
+    assert hung_for > 0.5
+    assert notifier.ticks == 1
+    assert notifier.planning_for() == 0
+
+
 async def test_a_long_dispatch_claims_each_batch_at_its_own_time(engine: AsyncEngine) -> None:
     # Thousands of summaries take minutes to send; a claim dated at the start of the run could
     # expire while its message is still being sent, and another replica would send it again.
