@@ -16,12 +16,12 @@ homes); the default is a small run (1,000 homes, a 5 s planning interval) that
 ``BENCH_WORKDIR=DIR`` keeps the replicas' and HAProxy's logs and the raw figures there.
 
 The run, in order: the offered load (the homes at the target rate, 1,700 reports/s at full
-size, for 40 s after a warm-up); the closed loop (the highest rate the replicas sustain); then
-the timeline at a rate the replicas sustain (70 % of the higher of the closed loop's rate and
-the rate answered under the offered load, or the target when lower): replica 1 killed -9 and
+size, for 40 s after a warm-up); then the timeline at a rate the replicas sustain (70 % of the
+rate answered under the offered load, or the target when lower): replica 1 killed -9 and
 restarted, the end of an outage, alerts opening and resolving, while the relay writes the
-crowd's summaries ahead; the crowd's minute; a minute of homes after it. Then retention, a
-pg_dump, and the floors.
+crowd's summaries ahead; the crowd's minute; a minute of homes after it. Then the closed loop
+(the highest rate the replicas sustain: past it, planning shares the replicas with more ingest
+than they can take, so its passes are reported apart), retention, a pg_dump, and the floors.
 
 Compressed, because one machine with 2 cores hosts homes, balancer, replicas and database, and
 the run lasts minutes, not days (say so with every figure):
@@ -31,7 +31,7 @@ the run lasts minutes, not days (say so with every figure):
     minute is set once the replicas are up, as many passes ahead as the relay needs to write
     the crowd (``PLAN_AHEAD_PER_PASS`` a pass: the 11,000 of 12,000 beyond what the minute's
     own pass composes, ``PLAN_AT_ITS_TIME``, are written ahead, in the passes during the
-    offered load, the closed loop and the timeline; the kill and the outage's end fall among
+    offered load and the timeline; the kill and the outage's end fall among
     them, ``morning_after_events`` says they did) and never sooner than ``morning_lead`` after
     the timeline's expected start (the relay treats every HH:MM alike), and their homes have a
     seeded day of activity to summarise;
@@ -58,11 +58,14 @@ Measured, one JSON line at the end (figures of the homes phase unless said other
   non_2xx, send_errors, failure_kinds  not 2xx / connection failures, whole run (each retried by
                                        the home, like the integration)
   lb_retries, lb_redispatches          what HAProxy retried on the other replica
-  acked_reports, lost_reports          2xx answers, and of those not in the database (must be 0)
+  acked_reports, lost_reports          2xx answers to the homes (offered load, timeline), and of
+                                       those and the closed loop's, not in the database (must be 0)
   unacked_at_end                       reports still waiting at a home when the run ended
-  plan_ticks, plan_max_s, plan_median_s, plan_morning_s   planning passes at full size (the
-                                       last: the longest of the passes that write the crowd
-                                       ahead and the pass at its minute)
+  plan_ticks, plan_max_s, plan_median_s, plan_morning_s   planning passes at full size under the
+                                       homes' load (the last: the longest of the passes that
+                                       write the crowd ahead and the pass at its minute)
+  plan_saturated_s                     the passes that ran while the closed loop drove the
+                                       replicas past what they sustain (longest, each)
   morning_subscriptions, morning_delivered, morning_within_60s, morning_p50_s, morning_last_s
                                        the crowd's summaries: delivered (within 3 minutes),
                                        within 60 s, seconds from the slot to arrival
@@ -192,8 +195,8 @@ class Size:
 
 FULL = Size("full", 100_000, 12_000, 1_700, 60, 10, 40, 45, 5, 120, 30, 30, 15, 64, 20)
 SMALL = Size("small", 1_000, 150, 40, 5, 2, 5, 8, 2, 20, 4, 5, 3, 16, 5)
-#: The timeline (kill, morning, outage) runs at this share of the rate the replicas sustained
-#: (closed loop or under the offered load, the higher), or at the offered rate when lower.
+#: The timeline (kill, morning, outage) runs at this share of the rate the replicas answered
+#: under the offered load, or at the offered rate when lower.
 SUSTAINABLE = 0.7
 #: What the run compresses to fit one machine and minutes (the module docstring says more).
 COMPRESSED = (
@@ -530,6 +533,15 @@ def window(figures: dict[str, Any], lo: float, hi: float) -> list[float]:
     ]
 
 
+def metric(body: str, name: str) -> float:
+    """One unlabelled value of a Prometheus text exposition (0 when absent)."""
+    prefix = name + " "
+    for line in body.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix) :])
+    return 0.0
+
+
 async def plan_observations(
     replicas: Sequence[Replica], seen: dict[tuple[str, int], int], out: list[tuple[float, float]]
 ) -> None:
@@ -543,14 +555,9 @@ async def plan_observations(
             with contextlib.suppress(ClientError, OSError):
                 async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
                     body = await response.text()
-                values = dict(
-                    line.split(" ", 1)
-                    for line in body.splitlines()
-                    if line.startswith("hpoll_plan_")
-                )
-                count = int(values.get("hpoll_plan_seconds_count", "0"))
+                count = int(metric(body, "hpoll_plan_seconds_count"))
                 if count > seen.get(key, 0):
-                    seconds = float(values["hpoll_plan_last_seconds"])
+                    seconds = metric(body, "hpoll_plan_last_seconds")
                     out.append((time.time(), seconds))
                     say(f"{replica.name} planned in {seconds:.2f} s")
                 seen[key] = count
@@ -714,6 +721,8 @@ class ScaleRun:
         #: (when seen, seconds) of every planning pass of both replicas.
         self.plans: list[tuple[float, float]] = []
         self.slot_epoch = self.morning_set = self.crowd_passes_from = 0.0
+        #: When the closed loop ran (epoch seconds).
+        self.closed_loop_from = self.closed_loop_to = 0.0
 
     async def run(self) -> dict[str, Any]:
         """Everything, in order."""
@@ -739,8 +748,8 @@ class ScaleRun:
         return self.result
 
     async def relays(self, engine: AsyncEngine) -> None:
-        """Register, start the replicas and the balancer; the closed loop, the offered load,
-        then the timeline at a rate the replicas sustain."""
+        """Register, start the replicas and the balancer; the offered load, the timeline at a
+        rate the replicas sustain, then the closed loop."""
         await upgrade(engine)
         say(f"registering {self.size.homes} homes")
         key = Fernet.generate_key()
@@ -767,20 +776,12 @@ class ScaleRun:
             watching = asyncio.create_task(self.watch_plans())
             try:
                 offered = await self.offered(ports[0], kinds)
-                await self.drained()
-                say("closed loop through the balancer to the replicas")
-                closed = await closed_loop(
-                    ports[0], self.homes_file, self.size, self.workdir, "relay"
-                )
-                self.result["relay_max_rps"] = round(closed["rps"], 1)
-                self.result["relay_max_p99_ms"] = round(closed["p99_ms"], 1)
-                self.result["relay_max_failures"] = closed["failures"]
-                sustained = max(closed["rps"], self.result["steady_rps"])
-                rate = min(self.size.rate, SUSTAINABLE * sustained)
+                rate = min(self.size.rate, SUSTAINABLE * self.result["steady_rps"])
                 timeline = await self.timeline(ports[0], kinds, rate)
                 self.result |= await balancer_counters(ports[1])
                 say("homes done; waiting for the morning crowd's summaries")
                 await self.morning_done(engine)
+                await self.saturated(ports[0])
             finally:
                 watching.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -790,25 +791,63 @@ class ScaleRun:
             self.result["lost_reports"] = sum(
                 [
                     await lost_reports(engine, self.workdir / f"{name}.acked")
-                    for name in ("offered", "timeline")
+                    for name in ("offered", "timeline", "relay")
                 ]
             )
         failures = Counter(what for _, what in offered["failures"] + timeline["failures"])
-        self.result |= {
+        self.result |= self.plan_figures() | {
             "non_2xx": sum(n for what, n in failures.items() if what.isdigit()),
             "send_errors": sum(n for what, n in failures.items() if not what.isdigit()),
             "failure_kinds": dict(failures),
             "acked_reports": len(offered["latency_ms"]) + len(timeline["latency_ms"]),
             "unacked_at_end": offered["unacked_at_end"] + timeline["unacked_at_end"],
             "generator_cpu_s": round(offered["cpu_seconds"] + timeline["cpu_seconds"], 1),
-            "plan_ticks": len(self.plans),
-            "plan_max_s": round(max((s for _, s in self.plans), default=0.0), 2),
-            "plan_median_s": round(statistics.median([s for _, s in self.plans] or [0.0]), 2),
+        }
+        for replica in self.replicas:
+            replica.stop()
+        self.result["replica_peak_rss_mb"] = [rss for r in self.replicas for rss in r.rss]
+        self.result |= db_figures(before, after)
+
+    async def saturated(self, lb_port: int) -> None:
+        """The closed loop through the balancer (the highest rate the replicas sustain), and
+        until the planning passes that ran meanwhile are through."""
+        await self.drained()
+        say("closed loop through the balancer to the replicas")
+        self.closed_loop_from = time.time()
+        closed = await closed_loop(lb_port, self.homes_file, self.size, self.workdir, "relay")
+        self.closed_loop_to = time.time()
+        self.result["relay_max_rps"] = round(closed["rps"], 1)
+        self.result["relay_max_p99_ms"] = round(closed["p99_ms"], 1)
+        self.result["relay_max_failures"] = closed["failures"]
+        async with ClientSession() as session:
+            for _ in range(int(2 * self.size.notify_seconds)):
+                running = 0.0
+                for replica in self.replicas:
+                    async with session.get(f"http://127.0.0.1:{replica.port}/metrics") as r:
+                        running += metric(await r.text(), "hpoll_plan_running_seconds")
+                if not running:
+                    break
+                await asyncio.sleep(1.0)
+        await asyncio.sleep(1.5)  # watch_plans looks each second
+
+    def plan_figures(self) -> dict[str, Any]:
+        """The planning passes under the homes' load, and those during the closed loop."""
+        # A pass is seen up to a second after it ended (watch_plans looks each second).
+        saturated = [
+            (seen, seconds)
+            for seen, seconds in self.plans
+            if seen - seconds - 1 < self.closed_loop_to and seen > self.closed_loop_from
+        ]
+        homes_load = [observed for observed in self.plans if observed not in saturated]
+        return {
+            "plan_ticks": len(homes_load),
+            "plan_max_s": round(max((s for _, s in homes_load), default=0.0), 2),
+            "plan_median_s": round(statistics.median([s for _, s in homes_load] or [0.0]), 2),
             "plan_morning_s": round(
                 max(
                     (
                         seconds
-                        for seen, seconds in self.plans
+                        for seen, seconds in homes_load
                         if self.crowd_passes_from
                         < seen
                         <= self.slot_epoch + self.size.notify_seconds
@@ -817,11 +856,8 @@ class ScaleRun:
                 ),
                 2,
             ),
+            "plan_saturated_s": [round(seconds, 2) for _, seconds in saturated],
         }
-        for replica in self.replicas:
-            replica.stop()
-        self.result["replica_peak_rss_mb"] = [rss for r in self.replicas for rss in r.rss]
-        self.result |= db_figures(before, after)
 
     def homes_config(
         self, name: str, lb_port: int, seconds: float, interval: float
@@ -876,12 +912,12 @@ class ScaleRun:
     async def set_crowd(self, engine: AsyncEngine) -> None:
         """The crowd's minute: on the planning grid, after the passes that write the crowd
         ahead (the minute is the first grid point after ``lead``: that many passes start
-        between), and ``morning_lead`` after the timeline's expected start (the phases before
-        it take up to about twice their measuring time, with warm-ups and the drain)."""
+        between), and ``morning_lead`` after the timeline's expected start (the offered load
+        takes up to about twice its measuring time, with its warm-up)."""
         size = self.size
         grid = size.notify_seconds
         ahead = math.ceil(max(0, size.morning - PLAN_AT_ITS_TIME) / PLAN_AHEAD_PER_PASS) * grid
-        before_timeline = 2 * (size.warmup + size.offered_seconds + size.closed_seconds)
+        before_timeline = 2 * (size.warmup + size.offered_seconds)
         lead = max(ahead, before_timeline + size.morning_lead)
         if (to_next := grid - time.time() % grid) < min(SET_BEFORE_GRID, grid / 2):
             # A pass starting before the crowd's minute is written would miss the crowd: the
