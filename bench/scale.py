@@ -809,9 +809,13 @@ class ScaleRun:
         self.result |= db_figures(before, after)
 
     async def saturated(self, lb_port: int) -> None:
-        """The closed loop through the balancer (the highest rate the replicas sustain), and
-        until the planning passes that ran meanwhile are through."""
+        """The closed loop through the balancer (the highest rate the replicas sustain) across
+        a planning pass's start, and until the passes that ran meanwhile are through."""
         await self.drained()
+        # Its first third spans a point of the planning grid: the passes there run saturated.
+        grid, span = self.size.notify_seconds, self.size.closed_seconds
+        if (to_next := grid - time.time() % grid) > span / 3:
+            await asyncio.sleep(to_next - span / 3)
         say("closed loop through the balancer to the replicas")
         self.closed_loop_from = time.time()
         closed = await closed_loop(lb_port, self.homes_file, self.size, self.workdir, "relay")

@@ -37,7 +37,9 @@ def test_scale_bench_runs_and_loses_nothing() -> None:
     assert figures["morning_written_ahead"] == max(0, excess)
     assert figures["messages_received"] >= figures["messages_sent_db"] > 0
     assert figures["plan_ticks"] >= 2
-    assert all(seconds > 0 for seconds in figures["plan_saturated_s"])  # those in the closed loop
+    # The closed loop spans a point of the planning grid: passes ran while it saturated both.
+    assert len(figures["plan_saturated_s"]) >= 1
+    assert all(seconds > 0 for seconds in figures["plan_saturated_s"])
     assert {"battery", "inactivity"} <= set(figures["alerts_opened"])
     assert "inactivity" in figures["alerts_resolved"]
     assert len(figures["replica_peak_rss_mb"]) == 3  # the killed one, its restart, the other
