@@ -49,7 +49,7 @@ from .escalate import Watcher, escalate, home_facts, load_homes, load_watchers, 
 from .outbox import Message, enqueue_many
 from .schedule import in_window, next_occurrence, occurrence, parse_hhmm, window_end
 from .summary import Period, gather
-from .visibility import movement_after, track
+from .visibility import movements_after, track
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -337,21 +337,29 @@ def _claim_slots(
 # -- alerts ----------------------------------------------------------------------------------
 
 
-def _facts(event: AlertEvent, connection: Connection, now: datetime) -> AlertFacts:
-    """What a message says about an alert event (the movement that ended a silence, too)."""
-    facts = AlertFacts(
-        event.alert_id,
-        event.kind,
-        event.opened_at or now,
-        event.details,
-        event.urgent,
-        None if event.opened else event.ended_at,
-        event.acked_by,
-        event.acked_at,
-    )
-    if not event.opened and event.kind == "inactivity":
-        since = facts.detail_time() or facts.opened_at
-        facts = replace(facts, new_movement=movement_after(connection, event.home_id, since))
+def _facts(connection: Connection, events: list[AlertEvent], now: datetime) -> list[AlertFacts]:
+    """What messages say about alert events (the movement that ended a silence, too), in
+    order; the movements in a few statements for all."""
+    facts = [
+        AlertFacts(
+            event.alert_id,
+            event.kind,
+            event.opened_at or now,
+            event.details,
+            event.urgent,
+            None if event.opened else event.ended_at,
+            event.acked_by,
+            event.acked_at,
+        )
+        for event in events
+    ]
+    silences = {
+        index: (event.home_id, fact.detail_time() or fact.opened_at)
+        for index, (event, fact) in enumerate(zip(events, facts, strict=True))
+        if not event.opened and event.kind == "inactivity"
+    }
+    for index, movement in movements_after(connection, silences).items():
+        facts[index] = replace(facts[index], new_movement=movement)
     return facts
 
 
@@ -363,13 +371,13 @@ def tell_about(
         return 0
     home_ids = {event.home_id for event in events}
     watchers, homes = load_watchers(connection, home_ids), load_homes(connection, home_ids)
+    told = _told(connection, [e.alert_id for e in events if e.urgent and not e.opened])
     written = 0
     messages: list[Message] = []
     folded: defaultdict[int, list[tuple[AlertEvent, AlertFacts, Watcher]]] = defaultdict(list)
-    for event in events:
+    for event, facts in zip(events, _facts(connection, events, now), strict=True):
         home = homes[event.home_id]
         chain = [w for w in watchers.get(event.home_id, ()) if event.kind in w.kinds]
-        facts = _facts(event, connection, now)
         if event.urgent and event.opened:
             if chain:
                 written += tell_urgent(
@@ -388,7 +396,7 @@ def tell_about(
                     due_at=now,
                     alert_id=event.alert_id,
                 )
-                for caregiver_id in _told(connection, event.alert_id)
+                for caregiver_id in told.get(event.alert_id, ())
             ]
             continue
         for watcher in chain:
@@ -400,29 +408,25 @@ def tell_about(
     return written + enqueue_many(connection, messages, now)
 
 
-def _told(connection: Connection, alert_id: int) -> list[int]:
-    """The caregivers who were sent something about an alert."""
-    return list(
-        connection.execute(
-            select(NOTIFICATIONS.c.caregiver_id)
-            .where(NOTIFICATIONS.c.alert_id == alert_id)
+def _told(connection: Connection, alert_ids: list[int]) -> dict[int, list[int]]:
+    """The caregivers who were sent something about each alert (IN_LIST alerts a statement)."""
+    told: defaultdict[int, list[int]] = defaultdict(list)
+    for chunk in itertools.batched(sorted(set(alert_ids)), IN_LIST):
+        rows = connection.execute(
+            select(NOTIFICATIONS.c.alert_id, NOTIFICATIONS.c.caregiver_id)
+            .where(NOTIFICATIONS.c.alert_id.in_(chunk))
             .distinct()
-            .order_by(NOTIFICATIONS.c.caregiver_id)
-        ).scalars()
-    )
+            .order_by(NOTIFICATIONS.c.alert_id, NOTIFICATIONS.c.caregiver_id)
+        )
+        for alert_id, caregiver_id in rows:
+            told[alert_id].append(caregiver_id)
+    return told
 
 
 def _to_told(
-    connection: Connection,
-    alert: Any,
-    document: Document,
-    *,
-    kind: str,
-    key: str,
-    now: datetime,
-    but: int | None = None,
+    alert: Any, document: Document, told: list[int], *, kind: str, key: str, now: datetime
 ) -> list[Message]:
-    """The same message about an alert to everyone who was told about it (but one)."""
+    """The same message about an alert to each of ``told``."""
     return [
         Message(
             caregiver_id,
@@ -433,21 +437,33 @@ def _to_told(
             due_at=now,
             alert_id=alert.id,
         )
-        for caregiver_id in _told(connection, alert.id)
-        if caregiver_id != but
+        for caregiver_id in told
     ]
 
 
 def tell_acknowledged(connection: Connection, now: datetime) -> int:
     """'Ann is on it' to everyone else who was told about an urgent alert Ann acknowledged
-    (by her link, the CLI or the dashboard); once per alert and caregiver (dedup key)."""
+    (by her link, the CLI or the dashboard); once per alert and caregiver (dedup key). An
+    alert announced already is not composed again: one pass writes all of its messages."""
+    announced = (
+        select(NOTIFICATIONS.c.id)
+        .where(NOTIFICATIONS.c.alert_id == ALERTS.c.id, NOTIFICATIONS.c.kind == "acknowledged")
+        .exists()
+    )
     rows = connection.execute(
         select(ALERTS).where(
             ALERTS.c.state == ACKED,
             ALERTS.c.urgent.is_(True),
             ALERTS.c.acked_at >= now - ANNOUNCE_ACK_WITHIN,
+            ~announced,
         )
     ).all()
+    told = _told(connection, [alert.id for alert in rows])
+    others = {
+        alert.id: [c for c in told.get(alert.id, ()) if c != alert.acked_by_caregiver_id]
+        for alert in rows
+    }
+    rows = [alert for alert in rows if others[alert.id]]
     if not rows:
         return 0
     homes = load_homes(connection, {row.home_id for row in rows})
@@ -456,13 +472,7 @@ def tell_acknowledged(connection: Connection, now: datetime) -> int:
         facts = AlertFacts.of(alert)
         document = compose.acknowledged(facts, home_facts(homes[alert.home_id]), now)
         messages += _to_told(
-            connection,
-            alert,
-            document,
-            kind="acknowledged",
-            key="acked",
-            now=now,
-            but=alert.acked_by_caregiver_id,
+            alert, document, others[alert.id], kind="acknowledged", key="acked", now=now
         )
     return enqueue_many(connection, messages, now)
 
@@ -489,6 +499,7 @@ def tell_blind(connection: Connection, opened: list[Any], now: datetime) -> int:
     if not alerts:
         return 0
     homes = load_homes(connection, {alert.home_id for alert in alerts})
+    told = _told(connection, [alert.id for alert in alerts])
     messages = []
     for alert in alerts:
         spell = by_home[alert.home_id]
@@ -497,7 +508,7 @@ def tell_blind(connection: Connection, opened: list[Any], now: datetime) -> int:
             facts, home_facts(homes[alert.home_id]), Blindness(spell.cause, spell.started_at), now
         )
         messages += _to_told(
-            connection, alert, document, kind="alert", key=f"blind:{spell.id}", now=now
+            alert, document, told.get(alert.id, []), kind="alert", key=f"blind:{spell.id}", now=now
         )
     return enqueue_many(connection, messages, now)
 

@@ -11,12 +11,25 @@ count a blind spell as quiet, and urgent messages say when the relay cannot see.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 import itertools
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    literal_column,
+    or_,
+    select,
+    union_all,
+    update,
+)
 
 from ..messages.facts import Blindness, Movement
 from ..storage.models import ACTIVITY, BLIND_SPELLS, HOMES, IN_LIST, REPORTS
@@ -169,10 +182,38 @@ def last_movement(connection: Connection, home_id: str, at: datetime | None) -> 
     return Movement(at, room or None)
 
 
-def movement_after(connection: Connection, home_id: str, after: datetime) -> Movement | None:
-    """The first movement after a moment, and its room (what ended a silence)."""
-    row = connection.execute(
-        select(ACTIVITY.c.room, ACTIVITY.c.first_at, ACTIVITY.c.last_at)
+#: Homes whose first movement one statement looks up (a UNION ALL of one-row lookups).
+MOVEMENTS_PER_STATEMENT = 100
+
+
+def movements_after[K](
+    connection: Connection, wanted: Mapping[K, tuple[str, datetime]]
+) -> dict[K, Movement]:
+    """For each key of ``wanted`` (a home and a moment), the home's first movement after that
+    moment and its room (what ended a silence); keys without one are left out. A statement per
+    ``MOVEMENTS_PER_STATEMENT``, not one per home: the silences of hundreds of homes can end
+    in one tick."""
+    keys = list(wanted)
+    found: dict[K, Movement] = {}
+    for chunk in itertools.batched(range(len(keys)), MOVEMENTS_PER_STATEMENT):
+        lookups = [_first_after(index, *wanted[keys[index]]) for index in chunk]
+        for row in connection.execute(union_all(*lookups) if len(lookups) > 1 else lookups[0]):
+            after = wanted[keys[row.n]][1]
+            found[keys[row.n]] = Movement(
+                row.first_at if row.first_at > after else row.last_at, row.room or None
+            )
+    return found
+
+
+def _first_after(index: int, home_id: str, after: datetime) -> Select[Any]:
+    """One home's first activity row after a moment, as ``n`` (its index), room and times."""
+    first = (
+        select(
+            literal_column(str(index), Integer).label("n"),
+            ACTIVITY.c.room,
+            ACTIVITY.c.first_at,
+            ACTIVITY.c.last_at,
+        )
         .where(
             ACTIVITY.c.home_id == home_id,
             ACTIVITY.c.bucket_start > after - BUCKET,
@@ -180,7 +221,6 @@ def movement_after(connection: Connection, home_id: str, after: datetime) -> Mov
         )
         .order_by(ACTIVITY.c.bucket_start, ACTIVITY.c.first_at)
         .limit(1)
-    ).first()
-    if row is None:
-        return None
-    return Movement(row.first_at if row.first_at > after else row.last_at, row.room or None)
+        .subquery()
+    )
+    return select(first)  # a subquery: SQLite's UNION ALL takes no ORDER BY or LIMIT of its own

@@ -24,7 +24,7 @@ from relay.notifications.escalate import load_homes, load_watchers
 from relay.notifications.outbox import Dispatcher, Message, enqueue_many
 from relay.notifications.plan import NotifySettings, _digest_caregivers, _told, plan, tell_blind
 from relay.notifications.send import PRIVATE_ENV, Delivery
-from relay.notifications.visibility import _close_reports
+from relay.notifications.visibility import _close_reports, movements_after
 from relay.secretbox import SecretBox
 from relay.storage.db import create_engine, upgrade
 from relay.storage.models import ATTEMPTS, BLIND_SPELLS, HOMES, NOTIFICATIONS, REPORTS
@@ -361,10 +361,22 @@ async def test_the_end_of_a_blind_spell_reads_only_that_homes_reports(
 
 
 async def test_who_was_told_about_an_alert_is_read_by_index(engine: AsyncEngine) -> None:
-    # Every tick asks it for each acknowledged alarm; the outbox keeps every message sent.
+    # Every tick asks it for the alarms it tells about; the outbox keeps every message sent.
     async with engine.begin() as connection:
-        plan = await _plan_of_read(engine, "notifications", lambda: connection.run_sync(_told, 1))
+        plan = await _plan_of_read(
+            engine, "notifications", lambda: connection.run_sync(_told, [1, 2])
+        )
     assert "ix_notifications_alert" in plan, plan
+
+
+async def test_the_movements_that_ended_silences_are_read_by_index(engine: AsyncEngine) -> None:
+    now = datetime.now(UTC)
+    wanted = {n: (f"h{n}", now - timedelta(hours=n)) for n in range(3)}
+    async with engine.begin() as connection:
+        plan = await _plan_of_read(
+            engine, "activity", lambda: connection.run_sync(movements_after, wanted)
+        )
+    assert plan.count("ix_activity_home_time") == 3, plan
 
 
 async def _plan_of_read(

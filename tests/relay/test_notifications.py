@@ -16,7 +16,7 @@ from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import AdminError
-from relay.notifications import plan as plan_module, worker
+from relay.notifications import plan as plan_module, visibility, worker
 from relay.notifications.escalate import ack_link
 from relay.notifications.plan import NotifySettings, plan
 from relay.notifications.summary import Period, gather
@@ -337,6 +337,84 @@ async def test_inactivity_is_urgent_escalates_and_stops_when_acknowledged(
     assert "Ben was looking into it" in messages(sink)[3][1]
     alerts = await relay.admin.list_alerts()
     assert [(a.kind, a.state, a.acked_by) for a in alerts] == [("inactivity", "resolved", "Ben")]
+
+
+async def test_silences_ending_together_are_told_in_a_few_statements(
+    relay: Relay, clock: Clock, sink: Sink, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each ended silence read its movement and who was told one statement at a time: 500 homes
+    # resuming in one minute were 1,000 round trips of one planning pass.
+    monkeypatch.setattr(visibility, "MOVEMENTS_PER_STATEMENT", 5)
+    homes = [await relay.home(f"Home {n}") for n in range(12)]
+    for n, home in enumerate(homes):
+        await relay.caregiver(f"Carer {n}", sink, home, kinds=("inactivity",))
+    clock.set(utc(2026, 7, 1, 7, 0))  # 09:00 in Berlin
+    for home in homes:
+        await relay.activity(home, clock.now)
+        await relay.reported(home)
+    await relay.tick()
+    clock.advance(minutes=181)
+    for home in homes:
+        await relay.reported(home)
+    await relay.tick()
+    assert len(messages(sink)) == len(homes)  # each caregiver's urgent alarm
+    clock.advance(minutes=1)
+    for n, home in enumerate(homes):
+        await relay.activity(home, clock.now, room=f"Room {n}")
+        await relay.reported(home)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        await relay.tick()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    over = dict(messages(sink)[len(homes) :])
+    assert sorted(over) == sorted(
+        f"Home {n}: over \u2013 no movement since 09:00" for n in range(12)
+    )
+    for n in range(12):
+        assert (
+            f"Movement again at 12:02 in the Room {n}."
+            in over[f"Home {n}: over \u2013 no movement since 09:00"]
+        )
+    movements = [s for s in statements if "FROM activity" in s and "UNION ALL" in s]
+    assert len(movements) == 3  # 12 homes, 5 a statement
+    told = [s for s in statements if "FROM notifications" in s and "alert_id IN" in s]
+    assert len(told) == 1
+
+
+async def test_an_acknowledgement_is_announced_once_and_not_composed_again(
+    relay: Relay, clock: Clock, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every pass composed "Ben is on it" again for each alarm acknowledged in the last day,
+    # for the outbox to drop as a duplicate.
+    home = await relay.home("Mum")
+    await relay.caregiver("Ann", sink, home, kinds=("inactivity",), order=0)
+    await relay.caregiver("Ben", sink, home, kinds=("inactivity",), order=1)
+    clock.set(utc(2026, 7, 1, 7, 0))
+    await relay.activity(home, clock.now)
+    for minutes in (0, 181, 15):  # Ann is told after 3 hours, Ben 15 minutes later
+        clock.advance(minutes=minutes)
+        await relay.reported(home)
+        await relay.tick()
+    await relay.admin.acknowledge(1, by="Ben")
+    composed: list[object] = []
+    acknowledged = plan_module.compose.acknowledged
+    monkeypatch.setattr(
+        plan_module.compose,
+        "acknowledged",
+        lambda *args: composed.append(args) or acknowledged(*args),
+    )
+    for _ in range(3):
+        clock.advance(minutes=1)
+        await relay.reported(home)
+        await relay.tick()
+    assert [title for title, _ in messages(sink)[2:]] == ["Mum: Ben is on it"]
+    assert len(composed) == 1
 
 
 async def test_inactivity_counts_only_active_hours(relay: Relay, clock: Clock, sink: Sink) -> None:
