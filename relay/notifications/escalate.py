@@ -27,8 +27,8 @@ from ..storage.models import (
     insert_or_skip,
 )
 from ..tokens import token_hash
-from .outbox import Message, enqueue
-from .visibility import blindness, last_movement
+from .outbox import Message, enqueue_many
+from .visibility import blindness, last_movements
 
 if TYPE_CHECKING:
     from .plan import NotifySettings
@@ -86,78 +86,102 @@ def home_facts(home: Any) -> HomeFacts:
     return HomeFacts(home.name, ZoneInfo(home.timezone))
 
 
-def ack_link(
+def ack_links(
     connection: Connection,
-    alert_id: int,
-    caregiver_id: int,
+    wanted: list[tuple[int, int]],
     now: datetime,
     settings: NotifySettings,
-) -> str | None:
-    """A new acknowledgement link of this caregiver for this alert (only its hash is stored);
-    None when the caregiver already has one (they were told already) or the relay has no
-    public address. The link names who acknowledged: it is sent to one caregiver only."""
+) -> dict[tuple[int, int], str]:
+    """New acknowledgement links, by (alert, caregiver) of ``wanted`` (only their hashes are
+    stored; IN_LIST a statement); none for a caregiver who has one already (they were told
+    already), nor when the relay has no public address. A link names who acknowledged: it is
+    sent to one caregiver only."""
     if not settings.public_url:
-        return None
-    code = secrets.token_urlsafe(16)
-    created = connection.execute(
-        insert_or_skip(connection.dialect.name, ACK_LINKS)
-        .values(
-            alert_id=alert_id, caregiver_id=caregiver_id, code_hash=token_hash(code), created_at=now
+        return {}
+    codes = {pair: secrets.token_urlsafe(16) for pair in wanted}
+    created: set[tuple[int, int]] = set()
+    for chunk in itertools.batched(codes.items(), IN_LIST):
+        rows = connection.execute(
+            insert_or_skip(connection.dialect.name, ACK_LINKS)
+            .values(
+                [
+                    {
+                        "alert_id": alert_id,
+                        "caregiver_id": caregiver_id,
+                        "code_hash": token_hash(code),
+                        "created_at": now,
+                    }
+                    for (alert_id, caregiver_id), code in chunk
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["alert_id", "caregiver_id"])
+            .returning(ACK_LINKS.c.alert_id, ACK_LINKS.c.caregiver_id)
         )
-        .on_conflict_do_nothing(index_elements=["alert_id", "caregiver_id"])
-        .returning(ACK_LINKS.c.id)
-    ).first()
-    if created is None:
-        return None
-    return f"{settings.public_url.rstrip('/')}/api/v1/alerts/{alert_id}/ack?code={code}"
+        created.update((row.alert_id, row.caregiver_id) for row in rows)
+    base = settings.public_url.rstrip("/")
+    return {
+        (alert_id, caregiver_id): f"{base}/api/v1/alerts/{alert_id}/ack?code={code}"
+        for (alert_id, caregiver_id), code in codes.items()
+        if (alert_id, caregiver_id) in created
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Urgent:
+    """An urgent alert to tell the caregiver at ``level`` of its ``chain`` about."""
+
+    alert: AlertFacts
+    #: Its ``homes`` row.
+    home: Any
+    chain: list[Watcher]
+    level: int
 
 
 def tell_urgent(
-    connection: Connection,
-    alert: AlertFacts,
-    home: Any,
-    chain: list[Watcher],
-    *,
-    level: int,
-    now: datetime,
-    settings: NotifySettings,
+    connection: Connection, urgent: list[Urgent], *, now: datetime, settings: NotifySettings
 ) -> int:
-    """The urgent message to the caregiver at ``level`` of the chain (with their own link)."""
-    caregiver = chain[level]
-    link = ack_link(connection, alert.alert_id, caregiver.caregiver_id, now, settings)
-    if settings.public_url and link is None:
-        return 0  # this caregiver was told already (another replica, or a retry)
-    since = alert.detail_time()
-    facts = UrgentFacts(
-        home_facts(home),
-        AlertFacts(
-            alert.alert_id,
-            alert.kind,
-            alert.opened_at,
-            alert.details,
-            urgent=True,
-            last_movement=last_movement(connection, home.id, since),
-        ),
-        now,
-        blindness(home, now),
-        link,
-        chain[level + 1].name if level + 1 < len(chain) else None,
-        settings.escalate_after,
-        level,
+    """The urgent messages, each to the caregiver at its level (with their own link); a few
+    statements for all (the relay can see hundreds of homes fall silent in one tick)."""
+    pairs = [(u.alert.alert_id, u.chain[u.level].caregiver_id) for u in urgent]
+    links = ack_links(connection, pairs, now, settings)
+    movements = last_movements(
+        connection, {n: (u.home.id, u.alert.detail_time()) for n, u in enumerate(urgent)}
     )
-    return enqueue(
-        connection,
-        Message(
-            caregiver.caregiver_id,
-            home.id,
-            "alert",
-            f"alert:{alert.alert_id}:level:{level}",
-            compose.urgent(facts),
-            due_at=now,
-            alert_id=alert.alert_id,
-        ),
-        now,
-    )
+    messages = []
+    for n, (u, pair) in enumerate(zip(urgent, pairs, strict=True)):
+        link = links.get(pair)
+        if settings.public_url and link is None:
+            continue  # this caregiver was told already (another replica, or a retry)
+        alert = u.alert
+        facts = UrgentFacts(
+            home_facts(u.home),
+            AlertFacts(
+                alert.alert_id,
+                alert.kind,
+                alert.opened_at,
+                alert.details,
+                urgent=True,
+                last_movement=movements.get(n),
+            ),
+            now,
+            blindness(u.home, now),
+            link,
+            u.chain[u.level + 1].name if u.level + 1 < len(u.chain) else None,
+            settings.escalate_after,
+            u.level,
+        )
+        messages.append(
+            Message(
+                pair[1],
+                u.home.id,
+                "alert",
+                f"alert:{alert.alert_id}:level:{u.level}",
+                compose.urgent(facts),
+                due_at=now,
+                alert_id=alert.alert_id,
+            )
+        )
+    return enqueue_many(connection, messages, now)
 
 
 def escalate(connection: Connection, now: datetime, settings: NotifySettings) -> int:
@@ -173,7 +197,7 @@ def escalate(connection: Connection, now: datetime, settings: NotifySettings) ->
         return 0
     home_ids = {row.home_id for row in rows}
     watchers, homes = load_watchers(connection, home_ids), load_homes(connection, home_ids)
-    written = 0
+    urgent = []
     for alert in rows:
         chain = [w for w in watchers.get(alert.home_id, ()) if alert.kind in w.kinds]
         level = alert.escalation_level + 1
@@ -188,9 +212,5 @@ def escalate(connection: Connection, now: datetime, settings: NotifySettings) ->
         )
         if moved.rowcount != 1 or not more:
             continue
-        facts = AlertFacts.of(alert)
-        home = homes[alert.home_id]
-        written += tell_urgent(
-            connection, facts, home, chain, level=level, now=now, settings=settings
-        )
-    return written
+        urgent.append(Urgent(AlertFacts.of(alert), homes[alert.home_id], chain, level))
+    return tell_urgent(connection, urgent, now=now, settings=settings)

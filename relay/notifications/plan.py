@@ -45,7 +45,15 @@ from ..storage.models import (
     SUBSCRIPTIONS,
 )
 from .alerting import AlertEvent, conditions, reconcile
-from .escalate import Watcher, escalate, home_facts, load_homes, load_watchers, tell_urgent
+from .escalate import (
+    Urgent,
+    Watcher,
+    escalate,
+    home_facts,
+    load_homes,
+    load_watchers,
+    tell_urgent,
+)
 from .outbox import Message, enqueue_many
 from .schedule import in_window, next_occurrence, occurrence, parse_hhmm, window_end
 from .summary import Period, gather
@@ -372,7 +380,7 @@ def tell_about(
     home_ids = {event.home_id for event in events}
     watchers, homes = load_watchers(connection, home_ids), load_homes(connection, home_ids)
     told = _told(connection, [e.alert_id for e in events if e.urgent and not e.opened])
-    written = 0
+    urgent: list[Urgent] = []
     messages: list[Message] = []
     folded: defaultdict[int, list[tuple[AlertEvent, AlertFacts, Watcher]]] = defaultdict(list)
     for event, facts in zip(events, _facts(connection, events, now), strict=True):
@@ -380,9 +388,7 @@ def tell_about(
         chain = [w for w in watchers.get(event.home_id, ()) if event.kind in w.kinds]
         if event.urgent and event.opened:
             if chain:
-                written += tell_urgent(
-                    connection, facts, home, chain, level=0, now=now, settings=settings
-                )
+                urgent.append(Urgent(facts, home, chain, level=0))
             continue
         if event.urgent:  # over: everybody who was told hears the good news
             document = compose.urgent_over(facts, home_facts(home), now)
@@ -405,6 +411,7 @@ def tell_about(
         _folded_message(caregiver_id, items, homes, now) for caregiver_id, items in folded.items()
     ]
     # One statement for all (a regional outage tells 100,000 caregivers at once).
+    written = tell_urgent(connection, urgent, now=now, settings=settings)
     return written + enqueue_many(connection, messages, now)
 
 

@@ -11,12 +11,13 @@ count a blind spell as quiet, and urgent messages say when the relay cannot see.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 import itertools
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Integer,
     Select,
@@ -165,48 +166,76 @@ def _close_reports(connection: Connection, spells: Sequence[Any]) -> None:
         connection.execute(insert(BLIND_SPELLS), gaps)
 
 
-def last_movement(connection: Connection, home_id: str, at: datetime | None) -> Movement | None:
-    """The movement at ``at`` (a home's ``last_activity_at``) and its room."""
-    if at is None:
-        return None
-    room = connection.execute(
-        select(ACTIVITY.c.room)
-        .where(
-            ACTIVITY.c.home_id == home_id,
-            ACTIVITY.c.bucket_start > at - BUCKET,
-            ACTIVITY.c.bucket_start <= at,
-            ACTIVITY.c.last_at == at,
-        )
-        .limit(1)
-    ).scalar()
-    return Movement(at, room or None)
-
-
-#: Homes whose first movement one statement looks up (a UNION ALL of one-row lookups).
+#: Homes whose movement one statement looks up (a UNION ALL of one-row lookups).
 MOVEMENTS_PER_STATEMENT = 100
+
+
+def last_movements[K](
+    connection: Connection, wanted: Mapping[K, tuple[str, datetime | None]]
+) -> dict[K, Movement]:
+    """For each key of ``wanted`` (a home and its ``last_activity_at``), that movement and its
+    room (None when the activity row is gone); keys without a moment are left out."""
+    known = {key: (home, at) for key, (home, at) in wanted.items() if at is not None}
+    rooms = _first_rows(connection, known, _room_at)
+    return {
+        key: Movement(at, rooms[key].room or None if key in rooms else None)
+        for key, (_, at) in known.items()
+    }
 
 
 def movements_after[K](
     connection: Connection, wanted: Mapping[K, tuple[str, datetime]]
 ) -> dict[K, Movement]:
     """For each key of ``wanted`` (a home and a moment), the home's first movement after that
-    moment and its room (what ended a silence); keys without one are left out. A statement per
-    ``MOVEMENTS_PER_STATEMENT``, not one per home: the silences of hundreds of homes can end
-    in one tick."""
+    moment and its room (what ended a silence); keys without one are left out."""
+    rows = _first_rows(connection, wanted, _first_after)
+    return {
+        key: Movement(
+            row.first_at if row.first_at > wanted[key][1] else row.last_at, row.room or None
+        )
+        for key, row in rows.items()
+    }
+
+
+def _first_rows[K](
+    connection: Connection,
+    wanted: Mapping[K, tuple[str, datetime]],
+    lookup: Callable[[int, str, datetime], Select[Any]],
+) -> dict[K, Any]:
+    """The one activity row ``lookup`` finds for each key's home and moment: a statement per
+    ``MOVEMENTS_PER_STATEMENT`` homes, not one per home (the silences of hundreds of homes can
+    begin or end in one tick)."""
     keys = list(wanted)
-    found: dict[K, Movement] = {}
+    found: dict[K, Any] = {}
     for chunk in itertools.batched(range(len(keys)), MOVEMENTS_PER_STATEMENT):
-        lookups = [_first_after(index, *wanted[keys[index]]) for index in chunk]
+        lookups = [lookup(index, *wanted[keys[index]]) for index in chunk]
         for row in connection.execute(union_all(*lookups) if len(lookups) > 1 else lookups[0]):
-            after = wanted[keys[row.n]][1]
-            found[keys[row.n]] = Movement(
-                row.first_at if row.first_at > after else row.last_at, row.room or None
-            )
+            found[keys[row.n]] = row
     return found
 
 
 def _first_after(index: int, home_id: str, after: datetime) -> Select[Any]:
-    """One home's first activity row after a moment, as ``n`` (its index), room and times."""
+    """A home's first activity row after a moment, as ``n`` (its index), room and times."""
+    return _one_row(
+        index,
+        ACTIVITY.c.home_id == home_id,
+        ACTIVITY.c.bucket_start > after - BUCKET,
+        ACTIVITY.c.last_at > after,
+    )
+
+
+def _room_at(index: int, home_id: str, at: datetime) -> Select[Any]:
+    """The activity row of a home's movement at ``at`` (its ``last_activity_at``)."""
+    return _one_row(
+        index,
+        ACTIVITY.c.home_id == home_id,
+        ACTIVITY.c.bucket_start > at - BUCKET,
+        ACTIVITY.c.bucket_start <= at,
+        ACTIVITY.c.last_at == at,
+    )
+
+
+def _one_row(index: int, *where: ColumnElement[bool]) -> Select[Any]:
     first = (
         select(
             literal_column(str(index), Integer).label("n"),
@@ -214,11 +243,7 @@ def _first_after(index: int, home_id: str, after: datetime) -> Select[Any]:
             ACTIVITY.c.first_at,
             ACTIVITY.c.last_at,
         )
-        .where(
-            ACTIVITY.c.home_id == home_id,
-            ACTIVITY.c.bucket_start > after - BUCKET,
-            ACTIVITY.c.last_at > after,
-        )
+        .where(*where)
         .order_by(ACTIVITY.c.bucket_start, ACTIVITY.c.first_at)
         .limit(1)
         .subquery()

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import AdminError
 from relay.notifications import plan as plan_module, visibility, worker
-from relay.notifications.escalate import ack_link
+from relay.notifications.escalate import ack_links
 from relay.notifications.plan import NotifySettings, plan
 from relay.notifications.summary import Period, gather
 from relay.secretbox import SecretBox
@@ -339,52 +339,65 @@ async def test_inactivity_is_urgent_escalates_and_stops_when_acknowledged(
     assert [(a.kind, a.state, a.acked_by) for a in alerts] == [("inactivity", "resolved", "Ben")]
 
 
-async def test_silences_ending_together_are_told_in_a_few_statements(
+async def test_silences_beginning_and_ending_together_take_a_few_statements(
     relay: Relay, clock: Clock, sink: Sink, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Each ended silence read its movement and who was told one statement at a time: 500 homes
-    # resuming in one minute were 1,000 round trips of one planning pass.
+    # Each alarm wrote its link and read its last movement, and each ended silence read its
+    # movement and who was told, one statement at a time: 500 homes falling silent (or
+    # resuming) in one minute were 1,000-1,500 round trips of one planning pass.
     monkeypatch.setattr(visibility, "MOVEMENTS_PER_STATEMENT", 5)
     homes = [await relay.home(f"Home {n}") for n in range(12)]
     for n, home in enumerate(homes):
         await relay.caregiver(f"Carer {n}", sink, home, kinds=("inactivity",))
     clock.set(utc(2026, 7, 1, 7, 0))  # 09:00 in Berlin
-    for home in homes:
-        await relay.activity(home, clock.now)
-        await relay.reported(home)
-    await relay.tick()
-    clock.advance(minutes=181)
-    for home in homes:
-        await relay.reported(home)
-    await relay.tick()
-    assert len(messages(sink)) == len(homes)  # each caregiver's urgent alarm
-    clock.advance(minutes=1)
     for n, home in enumerate(homes):
-        await relay.activity(home, clock.now, room=f"Room {n}")
+        await relay.activity(home, clock.now, room=f"Hall {n}")
         await relay.reported(home)
+    await relay.tick()
     statements: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         statements.append(statement)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        await relay.tick()
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    async def tick_after(minutes: int, room: str | None = None) -> list[str]:
+        clock.advance(minutes=minutes)
+        for n, home in enumerate(homes):
+            if room:
+                await relay.activity(home, clock.now, room=f"{room} {n}")
+            await relay.reported(home)
+        statements.clear()
+        event.listen(engine.sync_engine, "before_cursor_execute", record)
+        try:
+            await relay.tick()
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", record)
+        return list(statements)
+
+    def of(statements: list[str], *parts: str) -> int:
+        return sum(all(part in statement for part in parts) for statement in statements)
+
+    began = await tick_after(181)
+    alarms = dict(messages(sink))
+    assert sorted(alarms) == sorted(
+        f"URGENT \u2013 Home {n}: no movement since 09:00" for n in range(12)
+    )
+    for n in range(12):
+        body = alarms[f"URGENT \u2013 Home {n}: no movement since 09:00"]
+        assert f"The last movement was in the Hall {n} at 09:00." in body
+        assert "/api/v1/alerts/" in body
+    assert of(began, "INSERT INTO ack_links") == 1
+    assert of(began, "FROM activity", "UNION ALL") == 3  # 12 homes, 5 a statement
+
+    ended = await tick_after(1, room="Room")
     over = dict(messages(sink)[len(homes) :])
     assert sorted(over) == sorted(
         f"Home {n}: over \u2013 no movement since 09:00" for n in range(12)
     )
     for n in range(12):
-        assert (
-            f"Movement again at 12:02 in the Room {n}."
-            in over[f"Home {n}: over \u2013 no movement since 09:00"]
-        )
-    movements = [s for s in statements if "FROM activity" in s and "UNION ALL" in s]
-    assert len(movements) == 3  # 12 homes, 5 a statement
-    told = [s for s in statements if "FROM notifications" in s and "alert_id IN" in s]
-    assert len(told) == 1
+        title = f"Home {n}: over \u2013 no movement since 09:00"
+        assert f"Movement again at 12:02 in the Room {n}." in over[title]
+    assert of(ended, "FROM activity", "UNION ALL") == 3
+    assert of(ended, "FROM notifications", "alert_id IN") == 1
 
 
 async def test_an_acknowledgement_is_announced_once_and_not_composed_again(
@@ -601,10 +614,10 @@ async def test_acknowledgement_needs_the_caregivers_own_link(
                 urgent=True,
             )
         )
-        link = await connection.run_sync(ack_link, 1, 1, clock.now, relay.settings)
-        assert link is not None
+        links = await connection.run_sync(ack_links, [(1, 1)], clock.now, relay.settings)
+        link = links[(1, 1)]
         # One link per caregiver and alert: a second is never made.
-        assert await connection.run_sync(ack_link, 1, 1, clock.now, relay.settings) is None
+        assert await connection.run_sync(ack_links, [(1, 1)], clock.now, relay.settings) == {}
     code = link.rpartition("code=")[2]
     with pytest.raises(AdminError, match="no alert 1 with that code"):
         await relay.admin.acknowledge(1, code="wrong")
