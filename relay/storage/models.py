@@ -220,7 +220,11 @@ class Alert(Base):
     """An alert about a home (opened, acknowledged, resolved); used by the alerting rules."""
 
     __tablename__ = "alerts"
-    __table_args__ = (Index("ix_alerts_home_kind_state", "home_id", "kind", "state"),)
+    __table_args__ = (
+        Index("ix_alerts_home_kind_state", "home_id", "kind", "state"),
+        # Each planning pass reads the alerts going on, acknowledged, due or resolved lately.
+        Index("ix_alerts_state_resolved", "state", "resolved_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     home_id: Mapped[str] = mapped_column(ForeignKey("homes.id", ondelete="CASCADE"))

@@ -20,9 +20,16 @@ from relay.admin import Admin
 from relay.messages.document import Document, para
 from relay.metrics import Metrics
 from relay.notifications import visibility, worker
-from relay.notifications.escalate import load_homes, load_watchers
+from relay.notifications.escalate import escalate, load_homes, load_watchers
 from relay.notifications.outbox import Dispatcher, Message, enqueue_many
-from relay.notifications.plan import NotifySettings, _digest_caregivers, _told, plan, tell_blind
+from relay.notifications.plan import (
+    NotifySettings,
+    _digest_caregivers,
+    _told,
+    plan,
+    tell_acknowledged,
+    tell_blind,
+)
 from relay.notifications.send import PRIVATE_ENV, Delivery
 from relay.notifications.visibility import _close_reports, movements_after
 from relay.secretbox import SecretBox
@@ -367,6 +374,23 @@ async def test_who_was_told_about_an_alert_is_read_by_index(engine: AsyncEngine)
             engine, "notifications", lambda: connection.run_sync(_told, [1, 2])
         )
     assert "ix_notifications_alert" in plan, plan
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda connection: escalate(connection, datetime.now(UTC), NotifySettings()),
+        lambda connection: tell_acknowledged(connection, datetime.now(UTC)),
+    ],
+    ids=["escalate", "acknowledged"],
+)
+async def test_a_pass_reads_the_alerts_of_one_state_by_index(
+    engine: AsyncEngine, read: Callable[[Connection], int]
+) -> None:
+    # Alerts are kept: each pass scanned all of them several times for the few going on.
+    async with engine.begin() as connection:
+        plan = await _plan_of_read(engine, "alerts", lambda: connection.run_sync(read))
+    assert "ix_alerts_state_resolved" in plan, plan
 
 
 async def test_the_movements_that_ended_silences_are_read_by_index(engine: AsyncEngine) -> None:

@@ -42,4 +42,4 @@ async def test_downgrade_to_nothing_and_up_again(engine: AsyncEngine) -> None:
         await connection.run_sync(run, "base", True)
     assert await current_revision(engine) is None
     await upgrade(engine)
-    assert await current_revision(engine) == head_revision() == "0008"
+    assert await current_revision(engine) == head_revision() == "0009"
