@@ -38,7 +38,7 @@ from .clock import utcnow
 from .metrics import Metrics
 from .schema import Report, Verdict
 from .storage.bulk import DriverStatement, bulk_insert, values_cte
-from .storage.db import checkpoint_sqlite, create_sync_sqlite_engine
+from .storage.db import checkpoint_sqlite, create_sync_sqlite_engine, file_identity
 from .storage.models import ACTIVITY, DEVICES, HOMES, IN_LIST, REPORTS
 
 _LOGGER = logging.getLogger(__name__)
@@ -783,6 +783,16 @@ class IngestWriter:
         assert self._sync_engine is not None
         if self._held is not None and self._held_after != self._recoveries:
             self._drop_held()
+        # Held, it is not checked out per batch (where the pool checks its file): a file put
+        # in its place (a restore while running) or removed would take the batch into the file
+        # that was there, answered 202 and never seen. The batch fails (503) and every
+        # connection of the process is replaced (recover).
+        database = self._sync_engine.url.database or ""
+        if database not in ("", ":memory:"):
+            found = file_identity(database)
+            if found is None or (self._held is not None and found != self._held.info["file"]):
+                self._drop_held()
+                raise sqlite3.OperationalError("the database file was replaced or removed")
         if self._held is None:
             self._held_after = self._recoveries
             self._held = self._sync_engine.connect()

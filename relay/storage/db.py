@@ -8,7 +8,9 @@ PostgreSQL (``postgresql+asyncpg://``) is used as is.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+import sqlite3
 from typing import Any
 
 from alembic import command
@@ -17,6 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine as sa_create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -44,23 +47,69 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def file_identity(database: str) -> tuple[int, int] | None:
+    """A database file's identity (device, inode); None when there is no such file."""
+    try:
+        found = os.stat(database)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _watch_file(engine: Engine, database: str | None) -> None:
+    """Never hand out a pooled connection whose database file has been replaced (a restore
+    from a backup while the relay runs) or removed since it was opened: it would go on reading
+    and writing the file that was there, and what it wrote would never be seen. The pool opens
+    a fresh one instead."""
+    if not database or database == ":memory:":
+        return
+
+    def opened(_dbapi_connection: Any, record: Any) -> None:
+        record.info["file"] = file_identity(database)
+
+    def checked_out(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if file_identity(database) != record.info.get("file"):
+            raise DisconnectionError("the database file was replaced or removed")
+
+    event.listen(engine, "connect", opened)
+    event.listen(engine, "checkout", checked_out)
+
+
 def create_engine(url: str) -> AsyncEngine:
     """An async engine with the pragmas SQLite needs to be a safe default."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        _watch_file(engine.sync_engine, parsed.database)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
 def create_sync_sqlite_engine(url: URL) -> Engine:
-    """A plain-sqlite3 engine on the same file and pragmas (for the ingest writer's thread)."""
+    """A plain-sqlite3 engine on the same file and pragmas (for the ingest writer's thread),
+    which never creates the file."""
     engine = sa_create_engine(
         url.set(drivername="sqlite"), connect_args={"timeout": 30, "check_same_thread": False}
     )
     event.listen(engine, "connect", _sqlite_pragmas)
+    _watch_file(engine, url.database)
+    never_create(engine)
     return engine
+
+
+def never_create(engine: Engine) -> None:
+    """A SQLite engine that never makes its database file: 'db upgrade' makes it; one gone
+    while the relay runs is not made again, empty, beside the WAL of the one that was there
+    (its queries fail instead, and /healthz says so)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return
+
+    @event.listens_for(engine, "do_connect")
+    def refuse_missing(*_args: Any) -> None:
+        if file_identity(database) is None:
+            raise sqlite3.OperationalError("the database file was replaced or removed")
 
 
 def checkpoint_sqlite(engine: Engine) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import resource
 import shutil
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import tempfile
 import time
 from types import SimpleNamespace
 from typing import Any
+from unittest import mock
 from unittest.mock import patch
 import uuid
 
@@ -830,6 +832,65 @@ async def test_the_writer_recovers_when_permissions_come_back(
         process.terminate()
         await asyncio.to_thread(process.wait, 10)
         shutil.rmtree(data, ignore_errors=True)
+
+
+async def test_a_database_file_replaced_or_removed_while_running_gets_no_202(
+    aiohttp_client: Callable[..., Any],
+    make_report: Callable[..., Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SQLite: an operator restores a backup over the database file, or moves it away, while
+    the relay runs. Its open connections went on writing into the file that was there: reports
+    were answered 202 and were in no file anyone would read. Now such a batch gets 503 and
+    /healthz says why; once a file is back, every report answered 202 is in it."""
+    monkeypatch.setattr("relay.http.views.PROBE_EVERY", 0.0)
+    database = tmp_path / "relay.db"
+    url = f"sqlite+aiosqlite:///{database}"
+    assert await asyncio.to_thread(relay_cli, ["--db", url, "db", "upgrade"]) == 0
+    engine = create_engine(url)
+
+    async def post() -> tuple[int, str]:
+        report = make_report(home.id)
+        return (await _post(client, home.token, report))[0], report["report_id"]
+
+    async def stored() -> set[str]:
+        return {json.loads(payload)["report_id"] for payload in await _payloads(engine)}
+
+    try:
+        home = await Admin(engine).add_home("Restored", "Europe/Berlin")
+        client: Client = await aiohttp_client(create_app(_settings(url), engine))
+        assert (await post())[0] == 202
+        backup = tmp_path / "backup.db"
+        with (
+            contextlib.closing(sqlite3.connect(database)) as live,
+            contextlib.closing(sqlite3.connect(backup)) as copy,
+        ):
+            live.backup(copy)
+        backup.replace(database)
+        assert await post() == (503, mock.ANY)
+        accepted = [
+            report_id for status, report_id in [await post() for _ in range(5)] if status == 202
+        ]
+        assert accepted
+        assert set(accepted) <= await stored()
+
+        moved = tmp_path / "moved.db"
+        database.rename(moved)
+        assert (await post())[0] == 503
+        status, detail, _ = await _health(client)
+        assert status == 503
+        assert "the database file was replaced or removed" in detail, detail
+        assert not database.exists()  # not made afresh, empty
+        moved.rename(database)
+        accepted = [
+            report_id for status, report_id in [await post() for _ in range(5)] if status == 202
+        ]
+        assert accepted
+        assert set(accepted) <= await stored()
+        assert (await _health(client))[0] == 200
+    finally:
+        await engine.dispose()
 
 
 # -- 6. a bounded WAL --------------------------------------------------------------------------
