@@ -57,7 +57,8 @@ Measured, one JSON line at the end (figures of the homes phase unless said other
   kill_p99_ms, flush_p99_ms            latency while a replica is down / while outage queues flush
   non_2xx, send_errors, failure_kinds  not 2xx / connection failures, whole run (each retried by
                                        the home, like the integration)
-  lb_retries, lb_redispatches          what HAProxy retried on the other replica
+  lb_retries, lb_redispatches          what HAProxy retried on the other replica (before the
+                                       closed loop)
   acked_reports, lost_reports          2xx answers to the homes (offered load, timeline), and of
                                        those and the closed loop's, not in the database (must be 0)
   unacked_at_end                       reports still waiting at a home when the run ended
@@ -687,10 +688,11 @@ async def closed_loop(
         "acked_file": str(workdir / f"{name}.acked"),
         "out": str(workdir / f"{name}.out"),
     }
-    process, _ = generator(config, workdir, name)
+    process, started = generator(config, workdir, name)
     await asyncio.to_thread(process.wait)
     figures: dict[str, Any] = json.loads((workdir / f"{name}.out").read_text())
     return {
+        "started": started,
         "rps": len(figures["latency_ms"]) / figures["seconds"],
         "p99_ms": percentile(figures["latency_ms"], 0.99),
         "failures": len(figures["failures"]),
@@ -817,9 +819,8 @@ class ScaleRun:
         if (to_next := grid - time.time() % grid) > span / 3:
             await asyncio.sleep(to_next - span / 3)
         say("closed loop through the balancer to the replicas")
-        self.closed_loop_from = time.time()
         closed = await closed_loop(lb_port, self.homes_file, self.size, self.workdir, "relay")
-        self.closed_loop_to = time.time()
+        self.closed_loop_from, self.closed_loop_to = closed["started"], time.time()
         self.result["relay_max_rps"] = round(closed["rps"], 1)
         self.result["relay_max_p99_ms"] = round(closed["p99_ms"], 1)
         self.result["relay_max_failures"] = closed["failures"]
@@ -827,8 +828,9 @@ class ScaleRun:
             for _ in range(int(2 * self.size.notify_seconds)):
                 running = 0.0
                 for replica in self.replicas:
-                    async with session.get(f"http://127.0.0.1:{replica.port}/metrics") as r:
-                        running += metric(await r.text(), "hpoll_plan_running_seconds")
+                    with contextlib.suppress(ClientError, OSError):
+                        async with session.get(f"http://127.0.0.1:{replica.port}/metrics") as r:
+                            running += metric(await r.text(), "hpoll_plan_running_seconds")
                 if not running:
                     break
                 await asyncio.sleep(1.0)
@@ -836,11 +838,12 @@ class ScaleRun:
 
     def plan_figures(self) -> dict[str, Any]:
         """The planning passes under the homes' load, and those during the closed loop."""
-        # A pass is seen up to a second after it ended (watch_plans looks each second).
+        # A pass is seen up to a second after it ended (watch_plans looks each second): one
+        # ran saturated if it began before the loop ended and surely ended after it began.
         saturated = [
             (seen, seconds)
             for seen, seconds in self.plans
-            if seen - seconds - 1 < self.closed_loop_to and seen > self.closed_loop_from
+            if seen - seconds < self.closed_loop_to and seen - 1 > self.closed_loop_from
         ]
         homes_load = [observed for observed in self.plans if observed not in saturated]
         return {
