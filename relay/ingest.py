@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -192,9 +192,6 @@ class _Statements:
     devices: DriverStatement
     activity: DriverStatement
     homes: DriverStatement
-    #: SQLite: the stored bodies of a batch's (home, report_id) keys, looked up before the
-    #: reports are inserted (PostgreSQL: None; its insert says which rows were new).
-    stored: DriverStatement | None
 
 
 _REPORT_FIELDS = ("home_id", "report_id", "sent_at", "received_at", "payload")
@@ -249,7 +246,6 @@ def _statements(dialect: Dialect) -> _Statements:
                 dialect,
                 "many" if name == "postgresql" else "rows",
             ),
-            None if name == "postgresql" else DriverStatement(_stored, _KEY_FIELDS, dialect, shape),
         )
     return prepared
 
@@ -275,21 +271,9 @@ def store_batch(
     for submission in sorted(batch, key=_home_and_id):
         first.setdefault((submission.home_id, submission.report_id), submission)
     rows = [(*key, s.report.sent_at, received_at, s.body) for key, s in first.items()]
-    if statements.stored is None:
-        stored = set(statements.reports.execute(connection, rows))
-        earlier = _stored_bodies(connection, [key for key in first if key not in stored])
-    else:
-        # SQLite: which reports are stored already, then the others inserted without
-        # RETURNING, whose every row was a step that let go of the GIL and waited to take it
-        # back from the busy event loop (the lookup finds nothing, usually: one step). The
-        # writer alone inserts reports: should its insert find one stored meanwhile, the batch
-        # fails (503) rather than answer for a report it cannot tell from a new one.
-        earlier = dict(_keyed(statements.stored.execute(connection, list(first))))
-        rows = [row for row in rows if row[:2] not in earlier]
-        if statements.reports.count(connection, rows) != len(rows):
-            raise StorageError("reports were stored meanwhile by another connection")
-        stored = {row[:2] for row in rows}
+    stored = set(statements.reports.execute(connection, rows))
     fresh = [first[key] for key in first if key in stored]
+    earlier = _stored_bodies(connection, [key for key in first if key not in stored])
     outcomes: list[Outcome] = []
     for s in batch:
         key = (s.home_id, s.report_id)
@@ -322,31 +306,12 @@ def _stored_bodies(
     return found
 
 
-def _keyed(rows: Sequence[tuple[Any, ...]]) -> Iterator[tuple[tuple[str, str], str]]:
-    """((home_id, report_id), payload) of the rows :func:`_stored` found."""
-    for home_id, report_id, payload in rows:
-        yield (home_id, report_id), payload
-
-
 def _report_insert(dialect: str, rows: int) -> Any:
     reports = REPORTS
-    insert = bulk_insert(dialect, REPORTS, _REPORT_FIELDS, rows).on_conflict_do_nothing(
-        index_elements=[reports.c.report_id, reports.c.home_id]
-    )
-    if dialect == "postgresql":
-        return insert.returning(reports.c.home_id, reports.c.report_id)
-    return insert
-
-
-_KEY_FIELDS = ("home_id", "report_id")
-
-
-def _stored(rows: int) -> Any:
-    """SQLite: (home_id, report_id, payload) of the reports stored under ``rows`` keys."""
-    reports = REPORTS
-    keys = values_cte("k", {field: reports.c[field].type for field in _KEY_FIELDS}, rows)
-    return select(reports.c.home_id, reports.c.report_id, reports.c.payload).join(
-        keys, and_(reports.c.report_id == keys.c.report_id, reports.c.home_id == keys.c.home_id)
+    return (
+        bulk_insert(dialect, REPORTS, _REPORT_FIELDS, rows)
+        .on_conflict_do_nothing(index_elements=[reports.c.report_id, reports.c.home_id])
+        .returning(reports.c.home_id, reports.c.report_id)
     )
 
 

@@ -148,29 +148,18 @@ class DriverStatement:
         self, connection: Connection, rows: Sequence[tuple[Any, ...]]
     ) -> list[tuple[Any, ...]]:
         """Store ``rows``; what the statement returns (RETURNING), as plain tuples."""
-        return self._run(connection, rows)[0]
-
-    def count(self, connection: Connection, rows: Sequence[tuple[Any, ...]]) -> int:
-        """Store ``rows`` with a statement that returns nothing; the rows it changed."""
-        return self._run(connection, rows)[1]
-
-    def _run(
-        self, connection: Connection, rows: Sequence[tuple[Any, ...]]
-    ) -> tuple[list[tuple[Any, ...]], int]:
-        """What the statement returns for ``rows`` (RETURNING), and the rows it changed."""
         if self._shape == "many":
             sql, plan, _ = self._sized(1)
-            if not rows:
-                return [], 0
-            result = connection.exec_driver_sql(sql, [_bind(plan, (row,)) for row in rows])
-            return [], result.rowcount
+            if rows:
+                connection.exec_driver_sql(sql, [_bind(plan, (row,)) for row in rows])
+            return []
         if self._shape == "columns":
             if not rows:
-                return [], 0
+                return []
             sql, plan, _ = self._sized(0)
             columns = tuple(list(column) for column in zip(*rows, strict=True))
             result = connection.exec_driver_sql(sql, _bind(plan, (columns,)))
-            return (list(map(tuple, result)) if result.returns_rows else []), result.rowcount
+            return list(map(tuple, result)) if result.returns_rows else []
         # sqlite3 (the writer's own connection) is called directly: SQLAlchemy's execution
         # context and result around each statement cost more than the statement's binding.
         # Its errors then come unwrapped (relay.ingest reads both forms).
@@ -178,23 +167,20 @@ class DriverStatement:
             connection.connection.driver_connection if self._dialect.driver == "pysqlite" else None
         )
         returned: list[tuple[Any, ...]] = []
-        changed = start = 0
+        start = 0
         while start < len(rows):
             size = min(self.MAX_ROWS, 1 << ((len(rows) - start).bit_length() - 1))
             sql, plan, row_major = self._sized(size)
             chunk = rows[start : start + size]
             parameters = _bind(plan, chunk) if row_major is None else row_major.bind(chunk)
             if raw is not None:
-                cursor = raw.execute(sql, parameters)
-                returned += cursor.fetchall()
-                changed += cursor.rowcount
+                returned += raw.execute(sql, parameters).fetchall()
             else:
                 result = connection.exec_driver_sql(sql, tuple(parameters))
                 if result.returns_rows:
                     returned += map(tuple, result)
-                changed += result.rowcount
             start += size
-        return returned, changed
+        return returned
 
 
 def _param(field: str, row: int) -> str:

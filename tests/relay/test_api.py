@@ -492,33 +492,6 @@ async def test_duplicates_inside_one_batch_are_stored_once(
     assert await _count(engine, Report) == 1
 
 
-async def test_a_report_stored_between_the_writers_look_and_its_insert_fails_the_batch(
-    engine: AsyncEngine, admin: Admin, make_report: Callable[..., Any]
-) -> None:
-    """On SQLite the writer looks up which reports are stored, then inserts the others
-    without RETURNING: a report that another connection stored in between is not answered
-    as stored by this batch; the batch fails whole (503: the clients send it again)."""
-    from relay.ingest import StorageError, Submission, store_batch
-    from relay.schema import decode_report
-
-    if engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL's insert says itself which rows were new (RETURNING)")
-    home = await admin.add_home("Raced home", "Europe/Berlin")
-    loop = asyncio.get_running_loop()
-
-    def submission() -> Submission:
-        body = json.dumps(make_report(home.id))
-        return Submission(home.id, body, decode_report(body), loop.create_future())
-
-    earlier, later = submission(), submission()
-    async with engine.begin() as connection:
-        await connection.run_sync(store_batch, [earlier], datetime.now(UTC))
-    with patch("relay.ingest._keyed", return_value=iter(())), pytest.raises(StorageError):
-        async with engine.begin() as connection:  # the look finds nothing stored
-            await connection.run_sync(store_batch, [earlier, later], datetime.now(UTC))
-    assert await _count(engine, Report) == 1  # the batch was rolled back whole
-
-
 async def test_a_text_longer_than_its_column_is_refused_not_cut(engine: AsyncEngine) -> None:
     """PostgreSQL takes a batch's rows as arrays; a cast to VARCHAR(n)[] would cut a longer
     text without a word (two devices whose ids differ after 200 characters, one row)."""
