@@ -39,6 +39,7 @@ def test_shared_example_is_valid(report: dict[str, Any]) -> None:
     assert str(validated.report_id) == report["report_id"]
     assert isinstance(validated.verdict, Verdict)
     assert validated.verdict.as_json() == report["verdict"]
+    assert list(validated.verdict.as_json()) == list(Verdict.__struct_fields__)  # every field
 
 
 def _set(report: dict[str, Any], path: str, value: object) -> None:
