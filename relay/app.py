@@ -26,7 +26,7 @@ from .notifications.outbox import Dispatcher
 from .notifications.plan import NotifySettings
 from .notifications.worker import Notifier
 from .ratelimit import RateLimiter
-from .storage.db import create_engine, never_create, require_current_schema
+from .storage.db import create_engine, guard_file, require_current_schema
 from .storage.retention import prune
 
 _LOGGER = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         own_engine = engine is None
         db = engine or create_engine(settings.db_url)
-        never_create(db.sync_engine)
+        guard_file(db.sync_engine)
         try:
             await require_current_schema(db)
             metrics = Metrics()

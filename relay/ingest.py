@@ -40,7 +40,7 @@ from .clock import utcnow
 from .metrics import Metrics
 from .schema import Report, Verdict
 from .storage.bulk import DriverStatement, bulk_insert, values_cte
-from .storage.db import checkpoint_sqlite, create_sync_sqlite_engine, file_identity
+from .storage.db import FileGuard, checkpoint_sqlite, create_sync_sqlite_engine, guard_file
 from .storage.models import ACTIVITY, DEVICES, HOMES, IN_LIST, REPORTS
 
 _LOGGER = logging.getLogger(__name__)
@@ -569,6 +569,8 @@ class IngestWriter:
         self._own_engine: AsyncEngine | None = None
         self._connection: AsyncConnection | None = None
         self._sync_engine: Engine | None = None
+        #: SQLite: the database file the writer works on (see FileGuard).
+        self._guard: FileGuard | None = None
         #: SQLite: the writer's connection, held from batch to batch (a pool checkout and
         #: return per batch were a sixth of the writer's time), and the number of recoveries
         #: it was opened after (a later :meth:`recover` makes the writer open a fresh one).
@@ -585,6 +587,7 @@ class IngestWriter:
             self._sync_engine = create_sync_sqlite_engine(engine.url)
             event.listen(self._sync_engine, "connect", _writer_pragmas)
             self._checkpoint_engine = create_sync_sqlite_engine(engine.url)
+            self._guard = guard_file(self._sync_engine)
 
     @property
     def pending(self) -> int:
@@ -800,6 +803,10 @@ class IngestWriter:
         connection = self._sqlite_connection()
         with connection.begin():
             outcomes = store_batch(connection, batch, received_at)
+        if self._guard is not None:
+            # Committed into the file the relay opened; if another was put in its place
+            # meanwhile, nobody will read these: 503, not 202 (the homes send them again).
+            self._guard.check()
         self._bound_wal(connection)
         return outcomes
 
@@ -809,16 +816,14 @@ class IngestWriter:
         assert self._sync_engine is not None
         if self._held is not None and self._held_after != self._recoveries:
             self._drop_held()
-        # Held, it is not checked out per batch (where the pool checks its file): a file put
-        # in its place (a restore while running) or removed would take the batch into the file
-        # that was there, answered 202 and never seen. The batch fails (503) and every
-        # connection of the process is replaced (recover).
-        database = self._sync_engine.url.database or ""
-        if database not in ("", ":memory:"):
-            found = file_identity(database)
-            if found is None or (self._held is not None and found != self._held.info["file"]):
+        if self._guard is not None:
+            # Held, it is not checked out per batch (where the pool checks the file): a file
+            # put in its place or moved away fails the batch (503) before it is written.
+            try:
+                self._guard.check()
+            except sqlite3.OperationalError:
                 self._drop_held()
-                raise sqlite3.OperationalError("the database file was replaced or removed")
+                raise
         if self._held is None:
             self._held_after = self._recoveries
             self._held = self._sync_engine.connect()
@@ -838,7 +843,8 @@ class IngestWriter:
         """Checkpoint the WAL from the writer itself once it is large: the background PASSIVE
         checkpoint cannot restart a WAL that a busy writer keeps appending to."""
         assert self._sync_engine is not None
-        wal = f"{self._sync_engine.url.database}-wal"
+        # Beside the file itself: SQLite follows a symbolic link to it.
+        wal = f"{os.path.realpath(str(self._sync_engine.url.database))}-wal"
         try:
             if os.path.getsize(wal) < WAL_CHECKPOINT_BYTES:
                 return
@@ -941,7 +947,7 @@ class IngestWriter:
         self._sync_engine.dispose()
         self._checkpoint_engine.dispose()
         await self._engine.dispose()
-        _align_sidecars(Path(str(self._sync_engine.url.database)))
+        _align_sidecars(Path(str(self._sync_engine.url.database)).resolve())
         # A connection the writer opened meanwhile (before the side files were repaired) is
         # dropped at its next use.
         self._recoveries += 1

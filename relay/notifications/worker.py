@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..clock import utcnow
 from ..metrics import Metrics
-from ..storage.db import create_engine, never_create
+from ..storage.db import create_engine, guard_file
 from .outbox import Dispatcher
 from .plan import NotifySettings, PlanResult, plan, plan_lock
 
@@ -138,7 +138,7 @@ class Notifier:
     def _planning_thread(self, interval: float, serving: asyncio.AbstractEventLoop) -> None:
         async def main() -> None:
             engine = create_engine(self.engine.url.render_as_string(hide_password=False))
-            never_create(engine.sync_engine)
+            guard_file(engine.sync_engine)
             planning = asyncio.create_task(self._plan_forever(interval, engine, serving))
             try:
                 await asyncio.to_thread(self._stop_planning.wait)

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 import sqlite3
 from typing import Any
+import weakref
 
 from alembic import command
 from alembic.config import Config
@@ -56,23 +57,73 @@ def file_identity(database: str) -> tuple[int, int] | None:
     return found.st_dev, found.st_ino
 
 
-def _watch_file(engine: Engine, database: str | None) -> None:
-    """Never hand out a pooled connection whose database file has been replaced (a restore
-    from a backup while the relay runs) or removed since it was opened: it would go on reading
-    and writing the file that was there, and what it wrote would never be seen. The pool opens
-    a fresh one instead."""
-    if not database or database == ":memory:":
-        return
+#: What a relay whose database file was swapped under it says until it is restarted.
+FILE_REPLACED = (
+    "the database file was replaced while the relay ran: restart the relay (a restore: stop "
+    "it, remove the old -wal and -shm files, put the file in place, start it)"
+)
+FILE_MISSING = "the database file is missing"
 
-    def opened(_dbapi_connection: Any, record: Any) -> None:
-        record.info["file"] = file_identity(database)
 
-    def checked_out(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        if file_identity(database) != record.info.get("file"):
-            raise DisconnectionError("the database file was replaced or removed")
+class FileGuard:
+    """The SQLite file an engine works on, as it was when the engine first opened it.
 
-    event.listen(engine, "connect", opened)
-    event.listen(engine, "checkout", checked_out)
+    A file put in its place while the relay runs (a restore) is never opened, nor written into
+    by connections still open on the old one: they would write where nobody reads again, and
+    the old file's WAL, left beside the new one, would be read into it (a malformed database).
+    Once seen, that refusal stays until the relay restarts. A file moved away is refused while
+    it is away (nothing is made in its place) and used again when the same file is back.
+
+    Not caught: a file copied over the old one in place (same inode). Never do that to a
+    database in use."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.file: tuple[int, int] | None = None
+        self.replaced = False
+
+    def check(self) -> None:
+        """Raise (``sqlite3.OperationalError``) unless the file is the one first opened."""
+        found = file_identity(self.database)
+        if self.file is None:
+            self.file = found
+        elif found is not None and found != self.file:
+            self.replaced = True
+        if self.replaced:
+            raise sqlite3.OperationalError(FILE_REPLACED)
+        if found is None:
+            raise sqlite3.OperationalError(FILE_MISSING)
+
+
+_GUARDS: weakref.WeakKeyDictionary[Engine, FileGuard] = weakref.WeakKeyDictionary()
+
+
+def guard_file(engine: Engine) -> FileGuard | None:
+    """The engine's :class:`FileGuard` (made and hooked in once): it checks before every new
+    connection (so the file is never made, nor a replaced one opened) and every checkout (so
+    a pooled connection to a file since replaced or moved away is not handed out). None for
+    databases that are not a plain file (in memory, ``file:`` URIs)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None
+    if (guard := _GUARDS.get(engine)) is not None:
+        return guard
+    guard = _GUARDS[engine] = FileGuard(database)
+
+    @event.listens_for(engine, "do_connect")
+    def before_connecting(*_args: Any) -> None:
+        guard.check()
+
+    @event.listens_for(engine, "checkout")
+    def handed_out(*_args: Any) -> None:
+        try:
+            guard.check()
+        except sqlite3.OperationalError as err:
+            raise DisconnectionError(str(err)) from err  # the pool drops it, connects anew
+
+    return guard
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -81,35 +132,19 @@ def create_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        _watch_file(engine.sync_engine, parsed.database)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
 def create_sync_sqlite_engine(url: URL) -> Engine:
     """A plain-sqlite3 engine on the same file and pragmas (for the ingest writer's thread),
-    which never creates the file."""
+    guarded (:func:`guard_file`)."""
     engine = sa_create_engine(
         url.set(drivername="sqlite"), connect_args={"timeout": 30, "check_same_thread": False}
     )
     event.listen(engine, "connect", _sqlite_pragmas)
-    _watch_file(engine, url.database)
-    never_create(engine)
+    guard_file(engine)
     return engine
-
-
-def never_create(engine: Engine) -> None:
-    """A SQLite engine that never makes its database file: 'db upgrade' makes it; one gone
-    while the relay runs is not made again, empty, beside the WAL of the one that was there
-    (its queries fail instead, and /healthz says so)."""
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-        return
-
-    @event.listens_for(engine, "do_connect")
-    def refuse_missing(*_args: Any) -> None:
-        if file_identity(database) is None:
-            raise sqlite3.OperationalError("the database file was replaced or removed")
 
 
 def checkpoint_sqlite(engine: Engine) -> None:
