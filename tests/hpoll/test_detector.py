@@ -1106,3 +1106,24 @@ def test_a_pets_movements_are_counted_per_night() -> None:
     cat = [motion("Kitchen", MONDAY + timedelta(hours=23, minutes=40 * k)) for k in range(10)]
     home.run(MONDAY + timedelta(days=1, hours=8), [motion("Hall", evening), *cat])
     assert home.detector.history.moves == {MONDAY.toordinal(): {"Kitchen": 10}}
+
+
+def test_a_passage_no_poll_saw_begin_moves_the_person_on() -> None:
+    """Back from the bathroom at night the person passes the hall so briefly that no poll
+    sees it begin: the poll after sees the hall's end, then the bathroom going quiet behind
+    it (its start seen before). The person is in the hall on the way to bed, not back in the
+    bathroom, and the night passes without an alarm (the bedroom's sensor missed them)."""
+    home = learned_home()
+    day = home.now
+    trip = day + timedelta(days=1, hours=3)
+    evening = [e for e in ordinary_day(day) if e.at < trip - timedelta(hours=1)]
+    home.run(trip - timedelta(minutes=1), evening)
+    steps = [
+        motion("Hall", trip),
+        motion("Bathroom", trip + timedelta(minutes=1, seconds=10)),
+        motion("Hall", trip + timedelta(minutes=7, seconds=20), on=False),
+        motion("Bathroom", trip + timedelta(minutes=7, seconds=40), on=False, seen=True),
+    ]
+    verdicts = home.run(day + timedelta(days=1, hours=6, minutes=55), steps)
+    assert home.detector._last_room == "Hall"
+    assert [v.reason for v in verdicts if v.inactive] == []
