@@ -31,7 +31,8 @@ What counts:
 
 Why a verdict is ``inactive`` (``reason``):
 * ``unusual_gap``: the gap is longer than this home's gaps usually get when they begin at this
-  time of day in this room (at night: how long a visit to the bathroom usually lasts);
+  time of day in this room (at night: how long a visit to the bathroom usually lasts, or how
+  long the night stays quiet after getting up where it is slept: a night trip's way out);
 * ``not_up``: the night has not ended: no sustained activity since the home's quietest hour,
   well past the time the home usually wakes up (the morning edge follows the home, not a clock),
   and nobody was seen up that day (by day, outside the rooms where the nights are slept and the
