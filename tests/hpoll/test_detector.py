@@ -1039,3 +1039,91 @@ def test_a_pet_passing_after_a_night_fall_leaves_the_visit_judged() -> None:
     alarm = first_inactive(home.run(trip + timedelta(hours=3), steps))
     assert alarm is not None
     assert (alarm.reason, alarm.since) == ("unusual_gap", fall)
+
+
+def hall_only_day(day: datetime) -> list[ActivityEvent]:
+    """``ordinary_day`` where only the hall, the kitchen and the living room have sensors: to
+    bed from the living room through the hall into a bedroom without one, and at 3:00 a night
+    trip through the hall to a bathroom without one and back eight minutes later."""
+    kept = [e for e in ordinary_day(day) if e.room not in ("Bathroom", "Bedroom")]
+    return [*kept, motion("Living", day + timedelta(hours=22, minutes=29))]
+
+
+def hall_only_home(days: int) -> tuple[Home, datetime]:
+    """``days`` of ``hall_only_day``, and the next evening lived up to 3:00 the night after."""
+    home = Home()
+    end = MONDAY + timedelta(days=days)
+    lived = [e for n in range(days) for e in hall_only_day(MONDAY + timedelta(days=n))]
+    home.run(end, [e for e in lived if e.at <= end])
+    assert home.detector.history.sleep_rooms() == {"Hall"}
+    trip = end + timedelta(days=1, hours=3)
+    evening = [e for e in [*lived, *hall_only_day(end)] if end < e.at < trip]
+    home.run(trip - timedelta(minutes=1), evening)
+    return home, trip
+
+
+def test_a_fall_on_a_night_trip_through_the_hall_where_the_night_is_slept_is_caught() -> None:
+    """Neither bedroom nor bathroom has a sensor, so the hall is where the nights are slept
+    and a night trip is one movement there and one back. Getting up (a hall movement after
+    the night's silence there, its end seen at the next poll) and then nothing is a fall on
+    the way: caught within the hour, not at the morning; the same trip with its way back is
+    sleep until the morning."""
+    home, trip = hall_only_home(14)
+    up = [motion("Hall", trip), motion("Hall", trip + timedelta(seconds=40), on=False, seen=True)]
+    alarm = first_inactive(home.run(trip + timedelta(hours=3), up))
+    assert alarm is not None
+    assert (alarm.reason, alarm.since) == ("unusual_gap", trip + timedelta(seconds=40))
+    assert alarm.limit is not None
+    assert alarm.limit <= timedelta(hours=1)
+
+    home, trip = hall_only_home(14)
+    back = motion("Hall", trip + timedelta(minutes=8))
+    verdicts = home.run(trip + timedelta(hours=3, minutes=55), [*up, back])
+    assert [v.reason for v in verdicts if v.inactive] == []
+
+
+def test_a_home_with_no_pet_after_three_days_has_its_lone_night_movements_judged() -> None:
+    """Four days lived, no pet seen. At night the hall misses the person on the way to the
+    bathroom, where they fall: the bathroom's lone movement is the person (a pet would have
+    shown by now), so the fall is caught at the first week's cautious limit, not at the
+    morning."""
+    home = learned_home(4)
+    trip = home.now + timedelta(days=1, hours=3)
+    evening = [e for e in ordinary_day(home.now) if e.at < trip]
+    home.run(trip - timedelta(minutes=1), evening)
+    verdicts = home.run(trip + timedelta(hours=3, minutes=55), [motion("Bathroom", trip)])
+    alarm = first_inactive(verdicts)
+    assert alarm is not None
+    assert alarm.learning
+    assert (alarm.reason, alarm.since) == ("unusual_gap", trip)
+
+
+def test_a_pets_movements_are_counted_per_night() -> None:
+    """A cat moves the kitchen through one night, before and after midnight: that is one
+    night of its movements (per calendar day it was two, and its rate half)."""
+    home = Home()
+    evening = MONDAY + timedelta(hours=21)
+    cat = [motion("Kitchen", MONDAY + timedelta(hours=23, minutes=40 * k)) for k in range(10)]
+    home.run(MONDAY + timedelta(days=1, hours=8), [motion("Hall", evening), *cat])
+    assert home.detector.history.moves == {MONDAY.toordinal(): {"Kitchen": 10}}
+
+
+def test_a_passage_no_poll_saw_begin_moves_the_person_on() -> None:
+    """Back from the bathroom at night the person passes the hall so briefly that no poll
+    sees it begin: the poll after sees the hall's end, then the bathroom going quiet behind
+    it (its start seen before). The person is in the hall on the way to bed, not back in the
+    bathroom, and the night passes without an alarm (the bedroom's sensor missed them)."""
+    home = learned_home()
+    day = home.now
+    trip = day + timedelta(days=1, hours=3)
+    evening = [e for e in ordinary_day(day) if e.at < trip - timedelta(hours=1)]
+    home.run(trip - timedelta(minutes=1), evening)
+    steps = [
+        motion("Hall", trip),
+        motion("Bathroom", trip + timedelta(minutes=1, seconds=10)),
+        motion("Hall", trip + timedelta(minutes=7, seconds=20), on=False),
+        motion("Bathroom", trip + timedelta(minutes=7, seconds=40), on=False, seen=True),
+    ]
+    verdicts = home.run(day + timedelta(days=1, hours=6, minutes=55), steps)
+    assert home.detector._last_room == "Hall"
+    assert [v.reason for v in verdicts if v.inactive] == []

@@ -31,7 +31,8 @@ What counts:
 
 Why a verdict is ``inactive`` (``reason``):
 * ``unusual_gap``: the gap is longer than this home's gaps usually get when they begin at this
-  time of day in this room (at night: how long a visit to the bathroom usually lasts);
+  time of day in this room (at night: how long a visit to the bathroom usually lasts, or how
+  long the night stays quiet after getting up where it is slept: a night trip's way out);
 * ``not_up``: the night has not ended: no sustained activity since the home's quietest hour,
   well past the time the home usually wakes up (the morning edge follows the home, not a clock),
   and nobody was seen up that day (by day, outside the rooms where the nights are slept and the
@@ -99,6 +100,11 @@ NO_DOOR_WIDTH = 6
 NIGHT_WIDTH = 6
 #: How long a night-time visit to a room may last before anything is learned about it.
 VISIT_PRIOR = 120.0
+#: Nights a home must show getting up in a room where its nights are slept (see ``_up_limit``)
+#: before a silence after getting up there is judged at all.
+UP_NIGHTS = 3
+#: The gap tables' key of the silences that began with getting up in a room (+ its name).
+UP = "up:"
 #: Half hours active on fewer than this share of days are the home's night.
 NIGHT_SHARE = 0.35
 #: Prior for the night when nothing is learned yet (local half hours 22:00-07:00).
@@ -119,6 +125,9 @@ LOW_DAYS = 5
 LOW_FRACTION = 0.5
 #: Gaps that begin on a low-activity day may last this much longer.
 LOW_DAY_FACTOR = 1.6
+#: A pet shows within this many days (its places move alone every night): before, a lone
+#: movement at night may be a pet's.
+PET_DAYS = 3
 #: Days of history for full confidence; below LEARNING_DAYS the verdict says "learning".
 CONFIDENT_DAYS = 14
 LEARNING_DAYS = 7
@@ -222,7 +231,9 @@ class InactivityDetector:
         self._visit_at: dict[str, datetime] = {}
         #: The latest presence may have been a pet's: a lone movement outside any visit, a sensor
         #: a pet moves, or one only such a sensor vouched for. At night that is no visit.
-        self._last_lone = False
+        #: ... and ``_last_up``: it was someone getting up at night where the nights are slept
+        #: (the silence before it was judged as bed): see ``_up_limit``.
+        self._last_lone = self._last_up = False
         #: Per night: the longest silence between visits so far (its room: that night's sleep).
         self._night_longest: dict[int, float] = {}
         #: The latest presence that was not a lone movement, its room, and whether the silence
@@ -522,7 +533,10 @@ class InactivityDetector:
             day = event.at.astimezone(self.timezone).toordinal()
             night = self._night(self._slot(event.at))
             if night:
-                self.history.move(day, event.sensor_id)
+                # Per night (the local day it began), not per calendar day, which would count
+                # each night twice while there are few: the pet's rate, halved.
+                evening = event.at.astimezone(self.timezone) - timedelta(hours=12)
+                self.history.move(evening.toordinal(), event.sensor_id)
             if previous is not None and timedelta(0) <= event.at - previous <= STAY:
                 continue  # the same stay (a person still in the armchair, a trip there and back)
             self.history.stray(day, event.sensor_id, night=night)
@@ -590,16 +604,19 @@ class InactivityDetector:
             return  # reported late: counted, but the silence had already ended
         if self.last_at is not None and self._gap_clean and at > self.last_at:
             self._learn(self.history.gaps, self.last_at, at, self._last_room or "?")
+            if self._last_up:
+                # Only the room's own key: how long a night is left quiet after getting up.
+                day = self.last_at.astimezone(self.timezone).toordinal()
+                key = UP + (self._last_room or "?")
+                minutes = _minutes(at - self.last_at)
+                self.history.gaps.add(day, self._slot(self.last_at), [key], minutes)
         if not stray and self._visit_last is not None and self._visit_clean:
             # Between visits: a pet's movements do not cut the night in pieces.
             self._learn_sleep(*self._visit_last, at)
+        # The silence that this presence ends was judged as bed.
+        in_bed = self.last_at is not None and self._room_limit(self.last_at) is None
         corroborated = self._corroborated(event) if sure is None else sure
-        if (
-            not corroborated
-            and self.last_at is not None
-            and self._last_sensor not in self._pet_sensors()[1]
-            and self._room_limit(self.last_at) is None
-        ):
+        if not corroborated and in_bed and self._last_sensor not in self._pet_sensors()[1]:
             # The first movement after a night in bed (not after a pet's movement, where a room
             # stands for the bed that has no sensor): whoever it is starts a new run of lone
             # sensors (the night was judged as sleep; it is no run).
@@ -610,6 +627,19 @@ class InactivityDetector:
             self._sure_at, self._sure_room, self._run_clean = at, event.room, True
         self._seen[event.sensor_id] = at
         room = self._room_of(event)
+        # Someone getting up: after a silence judged as bed, at night, a movement in the same
+        # room, one where the nights are slept (where the bedroom has no sensor, the hall on
+        # the way to a bathroom without one; from the armchair to bed is no getting up). The
+        # end of that movement, seen at the next poll, is still the getting up.
+        ending = event.ongoing and event.motion_on is False and event.sensor_id == self._last_sensor
+        self._last_up = (self._last_up and ending) or (
+            in_bed
+            and self.last_at is not None
+            and room == self._last_room
+            and _minutes(at - self.last_at) >= MIN_NIGHT_GAP
+            and (room or "?") in (self.history.sleep_rooms() or ())
+            and self._night(self._slot(at))
+        )
         if self._last_room is not None and self._last_room != room:
             self._came_from = self._last_room
         self.last_at, self._last_room, self._moved_room = at, room, None
@@ -636,6 +666,11 @@ class InactivityDetector:
             return event.room
         # This movement began at its seen start, or after the poll before (none seen).
         began = self._started.get(event.sensor_id) if event.ongoing else self._poll_before
+        if not event.ongoing and began is not None:
+            # A start no poll saw is a start all the same (a brief passage through the hall,
+            # begun and ended between two polls): the room left behind, going quiet after it,
+            # does not take the person back there.
+            self._started[event.sensor_id] = began
         if began is None or self._last_room == event.room:
             return event.room
         later = [
@@ -651,6 +686,8 @@ class InactivityDetector:
         """Minutes the silence since the latest presence (at ``last``) may last, judged by the
         rooms the person may be in: None when that is in bed at night."""
         limit = self._gap_limit(last, self._last_room)
+        if limit is None and self._last_up:
+            limit = self._up_limit(last)
         if limit is not None and self._moved_room is not None:
             # Perhaps the person, perhaps a pet moved there since: the more lenient of both.
             moved = self._gap_limit(last, self._moved_room)
@@ -661,6 +698,26 @@ class InactivityDetector:
             in_bed = self._gap_limit(last, bed)
             limit = None if in_bed is None else max(limit, in_bed)
         return limit
+
+    def _up_limit(self, start: datetime) -> float | None:
+        """How long the night may stay quiet after someone got up where it is slept (at
+        ``start``): as long as it usually does after getting up there, once UP_NIGHTS nights
+        show it (None before: bed). Where the bedroom has no sensor and the bathroom none, a
+        night trip is one movement in the hall there and one back: a fall on the way is a hall
+        movement that nothing follows, and the rest of the night is sleep only once the person
+        is back. Where a sleep room's sensor sees the person turn in bed, its silences after
+        getting up are long and so is this limit."""
+        slot, room = self._slot(start), UP + (self._last_room or "?")
+        key = ("up", start.astimezone(self.timezone).toordinal(), slot, room)
+        if key not in self._cache:
+            samples = self.history.gaps.per_day_maxima(slot, room, NIGHT_WIDTH)
+            self._cache[key] = (
+                max(self._shrink(samples, VISIT_PRIOR), MIN_NIGHT_GAP)
+                if len(samples) >= UP_NIGHTS and self._night(slot)
+                else -1.0
+            )
+        value = self._cache[key]
+        return None if value < 0 else value
 
     def _bed_bound(self) -> str | None:
         """A room where the nights are slept that the person may have gone on to unseen (its
@@ -948,12 +1005,13 @@ class InactivityDetector:
         limit = self._room_limit(last)
         bed = self._bed_bound()
         pets = self._pet_sensors()[1]
-        # A lone movement at night (a pet, a turn in bed) is no visit while the home is learned
-        # and where a pet is seen; in a home without one it is the person (whose bathroom,
-        # say, has no sensor). One since then that is perhaps a pet's only makes the silence
-        # as lenient as that room's (``_room_limit``): the cat passing the kitchen after a
-        # fall in the bathroom leaves that visit judged.
-        lone = self._last_lone and (days < LEARNING_DAYS or bool(pets))
+        # A lone movement at night (a pet, a turn in bed) is no visit for the first PET_DAYS
+        # (a pet shows by then: it moves its places every night) and where a pet is seen; in
+        # a home without one it is the person (whose bathroom, say, has no sensor). One since
+        # then that is perhaps a pet's only makes the silence as lenient as that room's
+        # (``_room_limit``): the cat passing the kitchen after a fall in the bathroom leaves
+        # that visit judged.
+        lone = self._last_lone and (days < PET_DAYS or bool(pets))
         if limit is not None and self._night(self._slot(last)) and lone:
             limit = None
         found: dict[str, tuple[datetime, float]] = {}

@@ -183,8 +183,8 @@ class History:
     #: Per night: the room the person came from into the room where that night was slept (the
     #: way to bed: its last step may go unseen).
     ways: dict[int, str] = field(default_factory=dict)
-    #: Per day, per sensor: lone movements at night, each one (``strays`` counts a stay once):
-    #: how often a pet alone moves its own place.
+    #: Per night (the local day it began), per sensor: lone movements at night, each one
+    #: (``strays`` counts a stay once): how often a pet alone moves its own place.
     moves: dict[int, dict[str, int]] = field(default_factory=dict)
 
     def sleep_rooms(self) -> set[str] | None:
@@ -212,9 +212,9 @@ class History:
         counts = self.strays.setdefault(day, {}).setdefault(sensor, [0, 0])
         counts[0 if night else 1] += 1
 
-    def move(self, day: int, sensor: str) -> None:
-        """A lone night-time movement of ``sensor`` on ``day`` (every one, not once a stay)."""
-        sensors = self.moves.setdefault(day, {})
+    def move(self, night: int, sensor: str) -> None:
+        """A lone movement of ``sensor`` in ``night`` (every one, not once a stay)."""
+        sensors = self.moves.setdefault(night, {})
         sensors[sensor] = sensors.get(sensor, 0) + 1
 
     def night_rate(self, sensor: str, night_hours: float) -> float | None:
