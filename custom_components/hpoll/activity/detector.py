@@ -666,11 +666,6 @@ class InactivityDetector:
             return event.room
         # This movement began at its seen start, or after the poll before (none seen).
         began = self._started.get(event.sensor_id) if event.ongoing else self._poll_before
-        if not event.ongoing and began is not None:
-            # A start no poll saw is a start all the same (a brief passage through the hall,
-            # begun and ended between two polls): the room left behind, going quiet after it,
-            # does not take the person back there.
-            self._started[event.sensor_id] = began
         if began is None or self._last_room == event.room:
             return event.room
         later = [
