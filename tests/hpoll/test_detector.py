@@ -1125,3 +1125,35 @@ def test_a_passage_no_poll_saw_begin_does_not_take_the_person_from_the_room_left
     verdicts = home.run(day + timedelta(days=1, hours=2), steps)
     assert home.detector._last_room == "Living"
     assert minutes_to_alarm(verdicts) is not None
+
+
+def test_a_silence_after_getting_up_leaves_the_safety_net_on_without_a_door_sensor() -> None:
+    """A home without a door sensor whose bedroom sensor sees a turn in bed at 4:30 every
+    night: the silences after it ("getting up" in the sleep room) are long. Back in bed after
+    an early start, a bedroom movement at 6:45, then nothing: that silence's limit is no
+    outing's, and the user's safety net still holds at its time."""
+    home = Home()
+    days = [MONDAY + timedelta(days=n) for n in range(15)]
+    lived = [
+        e
+        for day in days
+        for e in [*ordinary_day(day), motion("Bedroom", day + timedelta(days=1, hours=4.5))]
+    ]
+    test = days[-1] + timedelta(days=1)
+    home.run(
+        test + timedelta(hours=4, minutes=59),
+        [e for e in lived if e.at < test + timedelta(hours=2)],
+    )
+    up = test + timedelta(hours=5)
+    steps = [
+        motion(["Hall", "Kitchen", "Living"][k % 3], up + timedelta(minutes=2 * k))
+        for k in range(20)
+    ]
+    steps += [
+        motion("Hall", up + timedelta(minutes=44)),
+        motion("Bedroom", up + timedelta(minutes=45)),
+    ]
+    steps += [motion("Bedroom", up + timedelta(minutes=105))]
+    alarm = first_inactive(home.run(test + timedelta(hours=14), steps))
+    assert alarm is not None
+    assert alarm.reason == "safety_net"

@@ -677,11 +677,12 @@ class InactivityDetector:
             return event.room
         return self._last_room
 
-    def _room_limit(self, last: datetime) -> float | None:
+    def _room_limit(self, last: datetime, *, up: bool = True) -> float | None:
         """Minutes the silence since the latest presence (at ``last``) may last, judged by the
-        rooms the person may be in: None when that is in bed at night."""
+        rooms the person may be in: None when that is in bed at night (``up``: or after
+        getting up there, as long as the night usually stays quiet then: ``_up_limit``)."""
         limit = self._gap_limit(last, self._last_room)
-        if limit is None and self._last_up:
+        if limit is None and up and self._last_up:
             limit = self._up_limit(last)
         if limit is not None and self._moved_room is not None:
             # Perhaps the person, perhaps a pet moved there since: the more lenient of both.
@@ -1049,7 +1050,7 @@ class InactivityDetector:
         if (
             self.safety_net is not None
             and self._net_reached(now, last)
-            and not self._unseen_outing(days, limit, factor)
+            and not self._unseen_outing(days, limit, factor, last)
         ):
             found["safety_net"] = (last, _minutes(self.safety_net))
         for reason in REASONS:
@@ -1073,12 +1074,15 @@ class InactivityDetector:
             and not self._night(self._slot(at))
         )
 
-    def _unseen_outing(self, days: int, limit: float | None, factor: float) -> bool:
+    def _unseen_outing(self, days: int, limit: float | None, factor: float, last: datetime) -> bool:
         """In a home without a door sensor, outings are silences no door tells: once learned
         (past LEARNING_DAYS), a silence whose learned limit is longer than the safety net (this
         home's silences beginning at this time of day last that long: its outings) is judged
-        by that limit alone, as an absence after a door would be."""
+        by that limit alone, as an absence after a door would be. The silences after getting
+        up at night are no outings: their limit (``_up_limit``) never stands in for the net."""
         assert self.safety_net is not None
+        if limit is not None and self._last_up:
+            limit = self._room_limit(last, up=False)
         return (
             not self._doors
             and days >= LEARNING_DAYS
