@@ -1157,3 +1157,26 @@ def test_a_silence_after_getting_up_leaves_the_safety_net_on_without_a_door_sens
     alarm = first_inactive(home.run(test + timedelta(hours=14), steps))
     assert alarm is not None
     assert alarm.reason == "safety_net"
+
+
+def test_a_turn_in_bed_is_no_getting_up_where_the_bedroom_has_a_sensor() -> None:
+    """The bedroom's sensor sees the person get out of bed before each night's trip (the
+    silence after it ends in the hall). One night they only turn over at 5:00 and sleep on
+    until 7:00: the bedroom's silence is bed, not a night trip's way out."""
+    home = Home()
+    days = [MONDAY + timedelta(days=n) for n in range(15)]
+    lived = [
+        e
+        for day in days
+        for e in [*ordinary_day(day), motion("Bedroom", day + timedelta(days=1, hours=2.98))]
+    ]
+    test = days[-1] + timedelta(days=1)
+    home.run(
+        test + timedelta(hours=4, minutes=59),
+        [e for e in lived if e.at < test + timedelta(hours=2)],
+    )
+    morning = [e for e in ordinary_day(test) if e.at < test + timedelta(hours=9)]
+    verdicts = home.run(
+        test + timedelta(hours=9), [motion("Bedroom", test + timedelta(hours=5)), *morning]
+    )
+    assert first_inactive(verdicts) is None

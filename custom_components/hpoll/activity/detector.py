@@ -105,6 +105,8 @@ VISIT_PRIOR = 120.0
 UP_NIGHTS = 3
 #: The gap tables' key of the silences that began with getting up in a room (+ its name).
 UP = "up:"
+#: ... and of those of them that a new movement in the same room ended (+ its name).
+BACK = "back:"
 #: Half hours active on fewer than this share of days are the home's night.
 NIGHT_SHARE = 0.35
 #: Prior for the night when nothing is learned yet (local half hours 22:00-07:00).
@@ -605,11 +607,15 @@ class InactivityDetector:
         if self.last_at is not None and self._gap_clean and at > self.last_at:
             self._learn(self.history.gaps, self.last_at, at, self._last_room or "?")
             if self._last_up:
-                # Only the room's own key: how long a night is left quiet after getting up.
+                # Only the room's own keys: how long a night is left quiet after getting up,
+                # and (BACK) whether a new movement in that room ended it: the way back.
                 day = self.last_at.astimezone(self.timezone).toordinal()
-                key = UP + (self._last_room or "?")
+                room = self._last_room or "?"
+                keys = [UP + room]
+                if event.room == self._last_room and event.motion_on is not False:
+                    keys.append(BACK + room)
                 minutes = _minutes(at - self.last_at)
-                self.history.gaps.add(day, self._slot(self.last_at), [key], minutes)
+                self.history.gaps.add(day, self._slot(self.last_at), keys, minutes)
         if not stray and self._visit_last is not None and self._visit_clean:
             # Between visits: a pet's movements do not cut the night in pieces.
             self._learn_sleep(*self._visit_last, at)
@@ -698,18 +704,20 @@ class InactivityDetector:
     def _up_limit(self, start: datetime) -> float | None:
         """How long the night may stay quiet after someone got up where it is slept (at
         ``start``): as long as it usually does after getting up there, once UP_NIGHTS nights
-        show it (None before: bed). Where the bedroom has no sensor and the bathroom none, a
-        night trip is one movement in the hall there and one back: a fall on the way is a hall
-        movement that nothing follows, and the rest of the night is sleep only once the person
-        is back. Where a sleep room's sensor sees the person turn in bed, its silences after
-        getting up are long and so is this limit."""
-        slot, room = self._slot(start), UP + (self._last_room or "?")
+        show it and most of them ended back in that room (None otherwise: bed). Where the
+        bedroom has no sensor and the bathroom none, a night trip is one movement in the hall
+        there and one back: a fall on the way is a hall movement that nothing follows, and the
+        rest of the night is sleep only once the person is back. Where the bedroom has its own
+        sensor, a movement there is a turn in bed as often as getting up, and the silences
+        after it end elsewhere (the hall on the way out, the kitchen in the morning): no rule."""
+        slot, room = self._slot(start), self._last_room or "?"
         key = ("up", start.astimezone(self.timezone).toordinal(), slot, room)
         if key not in self._cache:
-            samples = self.history.gaps.per_day_maxima(slot, room, NIGHT_WIDTH)
+            samples = self.history.gaps.per_day_maxima(slot, UP + room, NIGHT_WIDTH)
+            back = len(self.history.gaps.per_day_maxima(slot, BACK + room, NIGHT_WIDTH))
             self._cache[key] = (
                 max(self._shrink(samples, VISIT_PRIOR), MIN_NIGHT_GAP)
-                if len(samples) >= UP_NIGHTS and self._night(slot)
+                if back >= UP_NIGHTS and 2 * back > len(samples) and self._night(slot)
                 else -1.0
             )
         value = self._cache[key]
