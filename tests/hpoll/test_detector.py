@@ -1168,3 +1168,18 @@ def test_a_silence_after_getting_up_leaves_the_safety_net_on_without_a_door_sens
     )
     assert alarm is not None
     assert alarm.reason == "safety_net"
+
+
+def test_a_lone_night_movement_on_the_way_to_bed_is_sleep_in_the_first_week() -> None:
+    """Four days lived, no pet seen yet. At 2:00 the hall (the way to bed) sees a lone
+    movement, then the night is quiet until the morning: in the first week that is no visit
+    judged (a pet not shown yet, the person seen on the way back to bed), no alarm at 4:00."""
+    home = learned_home(4)
+    day = home.now
+    home.run(
+        day + timedelta(days=1), [e for e in ordinary_day(day) if e.at < day + timedelta(days=1)]
+    )
+    lone = motion("Hall", day + timedelta(days=1, hours=2))
+    verdicts = home.run(day + timedelta(days=1, hours=6, minutes=59), [lone])
+    assert home.detector.history.ways_to_bed() == {"Hall"}
+    assert first_inactive(verdicts) is None

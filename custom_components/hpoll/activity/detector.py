@@ -1009,13 +1009,13 @@ class InactivityDetector:
         limit = self._room_limit(last)
         bed = self._bed_bound()
         pets = self._pet_sensors()[1]
-        # A lone movement at night (a pet, a turn in bed) is no visit for the first PET_DAYS
-        # (a pet shows by then: it moves its places every night) and where a pet is seen; in
+        # A lone movement at night (a pet, a turn in bed) is no visit while the home is learned
+        # (``_lone_judged``: from PET_DAYS outside the way to bed) and where a pet is seen; in
         # a home without one it is the person (whose bathroom, say, has no sensor). One since
         # then that is perhaps a pet's only makes the silence as lenient as that room's
         # (``_room_limit``): the cat passing the kitchen after a fall in the bathroom leaves
         # that visit judged.
-        lone = self._last_lone and (days < PET_DAYS or bool(pets))
+        lone = self._last_lone and (not self._lone_judged(days) or bool(pets))
         if limit is not None and self._night(self._slot(last)) and lone:
             limit = None
         found: dict[str, tuple[datetime, float]] = {}
@@ -1068,6 +1068,21 @@ class InactivityDetector:
         resting = not woken or self._night(self._slot(last))
         state = RESTING if resting and gap >= MIN_NIGHT_GAP else ACTIVE
         return verdict(state, last, None, None if limit is None else limit * factor)
+
+    def _lone_judged(self, days: int) -> bool:
+        """Is a lone movement at night in a home without a pet the person, after ``days`` of
+        history? Once learned, yes; from PET_DAYS (a pet shows by then), only once the rooms
+        where the nights are slept are known and the movement is neither in one of them nor
+        on the way there (a turn in bed, the hall on the way to bed: sleep all the same)."""
+        if days >= LEARNING_DAYS:
+            return True
+        room, sleep = self._last_room or "?", self.history.sleep_rooms()
+        return (
+            days >= PET_DAYS
+            and bool(sleep)
+            and room not in (sleep or ())
+            and room not in self.history.ways_to_bed()
+        )
 
     def _up_elsewhere(self, at: datetime) -> bool:
         """Is the latest presence (at ``at``) someone up: by day, in a room where this home's
