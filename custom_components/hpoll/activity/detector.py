@@ -610,10 +610,10 @@ class InactivityDetector:
                 # Only the room's own keys: how long a night is left quiet after getting up,
                 # and (BACK) whether a new movement in that room ended it: the way back.
                 day = self.last_at.astimezone(self.timezone).toordinal()
-                room = self._last_room or "?"
-                keys = [UP + room]
+                up_room = self._last_room or "?"
+                keys = [UP + up_room]
                 if event.room == self._last_room and event.motion_on is not False:
-                    keys.append(BACK + room)
+                    keys.append(BACK + up_room)
                 minutes = _minutes(at - self.last_at)
                 self.history.gaps.add(day, self._slot(self.last_at), keys, minutes)
         if not stray and self._visit_last is not None and self._visit_clean:
