@@ -105,6 +105,8 @@ VISIT_PRIOR = 120.0
 UP_NIGHTS = 3
 #: The gap tables' key of the silences that began with getting up in a room (+ its name).
 UP = "up:"
+#: ... and of those of them that a new movement in the same room ended (+ its name).
+BACK = "back:"
 #: Half hours active on fewer than this share of days are the home's night.
 NIGHT_SHARE = 0.35
 #: Prior for the night when nothing is learned yet (local half hours 22:00-07:00).
@@ -605,11 +607,15 @@ class InactivityDetector:
         if self.last_at is not None and self._gap_clean and at > self.last_at:
             self._learn(self.history.gaps, self.last_at, at, self._last_room or "?")
             if self._last_up:
-                # Only the room's own key: how long a night is left quiet after getting up.
+                # Only the room's own keys: how long a night is left quiet after getting up,
+                # and (BACK) whether a new movement in that room ended it: the way back.
                 day = self.last_at.astimezone(self.timezone).toordinal()
-                key = UP + (self._last_room or "?")
+                up_room = self._last_room or "?"
+                keys = [UP + up_room]
+                if event.room == self._last_room and event.motion_on is not False:
+                    keys.append(BACK + up_room)
                 minutes = _minutes(at - self.last_at)
-                self.history.gaps.add(day, self._slot(self.last_at), [key], minutes)
+                self.history.gaps.add(day, self._slot(self.last_at), keys, minutes)
         if not stray and self._visit_last is not None and self._visit_clean:
             # Between visits: a pet's movements do not cut the night in pieces.
             self._learn_sleep(*self._visit_last, at)
@@ -666,11 +672,6 @@ class InactivityDetector:
             return event.room
         # This movement began at its seen start, or after the poll before (none seen).
         began = self._started.get(event.sensor_id) if event.ongoing else self._poll_before
-        if not event.ongoing and began is not None:
-            # A start no poll saw is a start all the same (a brief passage through the hall,
-            # begun and ended between two polls): the room left behind, going quiet after it,
-            # does not take the person back there.
-            self._started[event.sensor_id] = began
         if began is None or self._last_room == event.room:
             return event.room
         later = [
@@ -682,11 +683,12 @@ class InactivityDetector:
             return event.room
         return self._last_room
 
-    def _room_limit(self, last: datetime) -> float | None:
+    def _room_limit(self, last: datetime, *, up: bool = True) -> float | None:
         """Minutes the silence since the latest presence (at ``last``) may last, judged by the
-        rooms the person may be in: None when that is in bed at night."""
+        rooms the person may be in: None when that is in bed at night (``up``: or after
+        getting up there, as long as the night usually stays quiet then: ``_up_limit``)."""
         limit = self._gap_limit(last, self._last_room)
-        if limit is None and self._last_up:
+        if limit is None and up and self._last_up:
             limit = self._up_limit(last)
         if limit is not None and self._moved_room is not None:
             # Perhaps the person, perhaps a pet moved there since: the more lenient of both.
@@ -702,18 +704,20 @@ class InactivityDetector:
     def _up_limit(self, start: datetime) -> float | None:
         """How long the night may stay quiet after someone got up where it is slept (at
         ``start``): as long as it usually does after getting up there, once UP_NIGHTS nights
-        show it (None before: bed). Where the bedroom has no sensor and the bathroom none, a
-        night trip is one movement in the hall there and one back: a fall on the way is a hall
-        movement that nothing follows, and the rest of the night is sleep only once the person
-        is back. Where a sleep room's sensor sees the person turn in bed, its silences after
-        getting up are long and so is this limit."""
-        slot, room = self._slot(start), UP + (self._last_room or "?")
+        show it and most of them ended back in that room (None otherwise: bed). Where the
+        bedroom has no sensor and the bathroom none, a night trip is one movement in the hall
+        there and one back: a fall on the way is a hall movement that nothing follows, and the
+        rest of the night is sleep only once the person is back. Where the bedroom has its own
+        sensor, a movement there is a turn in bed as often as getting up, and the silences
+        after it end elsewhere (the hall on the way out, the kitchen in the morning): no rule."""
+        slot, room = self._slot(start), self._last_room or "?"
         key = ("up", start.astimezone(self.timezone).toordinal(), slot, room)
         if key not in self._cache:
-            samples = self.history.gaps.per_day_maxima(slot, room, NIGHT_WIDTH)
+            samples = self.history.gaps.per_day_maxima(slot, UP + room, NIGHT_WIDTH)
+            back = len(self.history.gaps.per_day_maxima(slot, BACK + room, NIGHT_WIDTH))
             self._cache[key] = (
                 max(self._shrink(samples, VISIT_PRIOR), MIN_NIGHT_GAP)
-                if len(samples) >= UP_NIGHTS and self._night(slot)
+                if back >= UP_NIGHTS and 2 * back > len(samples) and self._night(slot)
                 else -1.0
             )
         value = self._cache[key]
@@ -1005,13 +1009,13 @@ class InactivityDetector:
         limit = self._room_limit(last)
         bed = self._bed_bound()
         pets = self._pet_sensors()[1]
-        # A lone movement at night (a pet, a turn in bed) is no visit for the first PET_DAYS
-        # (a pet shows by then: it moves its places every night) and where a pet is seen; in
+        # A lone movement at night (a pet, a turn in bed) is no visit while the home is learned
+        # (``_lone_judged``: from PET_DAYS outside the way to bed) and where a pet is seen; in
         # a home without one it is the person (whose bathroom, say, has no sensor). One since
         # then that is perhaps a pet's only makes the silence as lenient as that room's
         # (``_room_limit``): the cat passing the kitchen after a fall in the bathroom leaves
         # that visit judged.
-        lone = self._last_lone and (days < PET_DAYS or bool(pets))
+        lone = self._last_lone and (not self._lone_judged(days) or bool(pets))
         if limit is not None and self._night(self._slot(last)) and lone:
             limit = None
         found: dict[str, tuple[datetime, float]] = {}
@@ -1054,7 +1058,7 @@ class InactivityDetector:
         if (
             self.safety_net is not None
             and self._net_reached(now, last)
-            and not self._unseen_outing(days, limit, factor)
+            and not self._unseen_outing(days, limit, factor, last)
         ):
             found["safety_net"] = (last, _minutes(self.safety_net))
         for reason in REASONS:
@@ -1064,6 +1068,21 @@ class InactivityDetector:
         resting = not woken or self._night(self._slot(last))
         state = RESTING if resting and gap >= MIN_NIGHT_GAP else ACTIVE
         return verdict(state, last, None, None if limit is None else limit * factor)
+
+    def _lone_judged(self, days: int) -> bool:
+        """Is a lone movement at night in a home without a pet the person, after ``days`` of
+        history? Once learned, yes; from PET_DAYS (a pet shows by then), only once the rooms
+        where the nights are slept are known and the movement is neither in one of them nor
+        on the way there (a turn in bed, the hall on the way to bed: sleep all the same)."""
+        if days >= LEARNING_DAYS:
+            return True
+        room, sleep = self._last_room or "?", self.history.sleep_rooms()
+        return (
+            days >= PET_DAYS
+            and bool(sleep)
+            and room not in (sleep or ())
+            and room not in self.history.ways_to_bed()
+        )
 
     def _up_elsewhere(self, at: datetime) -> bool:
         """Is the latest presence (at ``at``) someone up: by day, in a room where this home's
@@ -1078,12 +1097,15 @@ class InactivityDetector:
             and not self._night(self._slot(at))
         )
 
-    def _unseen_outing(self, days: int, limit: float | None, factor: float) -> bool:
+    def _unseen_outing(self, days: int, limit: float | None, factor: float, last: datetime) -> bool:
         """In a home without a door sensor, outings are silences no door tells: once learned
         (past LEARNING_DAYS), a silence whose learned limit is longer than the safety net (this
         home's silences beginning at this time of day last that long: its outings) is judged
-        by that limit alone, as an absence after a door would be."""
+        by that limit alone, as an absence after a door would be. The silences after getting
+        up at night are no outings: their limit (``_up_limit``) never stands in for the net."""
         assert self.safety_net is not None
+        if limit is not None and self._last_up:
+            limit = self._room_limit(last, up=False)
         return (
             not self._doors
             and days >= LEARNING_DAYS
