@@ -514,6 +514,7 @@ def _align_sidecars(database: Path) -> None:
     while the database was read-only, they stay read-only after it is writable again (and so
     does every connection). Give them the database's mode back once it is writable."""
     try:
+        database = database.resolve()  # the side files are beside a symbolic link's target
         if not os.access(database, os.W_OK):
             return
         mode = stat.S_IMODE(database.stat().st_mode)
@@ -947,7 +948,7 @@ class IngestWriter:
         self._sync_engine.dispose()
         self._checkpoint_engine.dispose()
         await self._engine.dispose()
-        _align_sidecars(Path(str(self._sync_engine.url.database)).resolve())
+        _align_sidecars(Path(str(self._sync_engine.url.database)))
         # A connection the writer opened meanwhile (before the side files were repaired) is
         # dropped at its next use.
         self._recoveries += 1
