@@ -833,12 +833,32 @@ async def test_the_writer_recovers_when_permissions_come_back(
         shutil.rmtree(data, ignore_errors=True)
 
 
+async def _sqlite_home(database: Path, name: str) -> NewHome:
+    """A migrated SQLite database at ``database`` with one home."""
+    url = f"sqlite+aiosqlite:///{database}"
+    assert await asyncio.to_thread(relay_cli, ["--db", url, "db", "upgrade"]) == 0
+    engine = create_engine(url)
+    home = await Admin(engine).add_home(name, "Europe/Berlin")
+    await engine.dispose()
+    return home
+
+
 async def _sqlite_relay(
     aiohttp_client: Callable[..., Any], database: Path
 ) -> tuple[Client, AsyncEngine]:
     url = f"sqlite+aiosqlite:///{database}"
     engine = create_engine(url)
     return await aiohttp_client(create_app(_settings(url), engine)), engine
+
+
+def _back_up(database: Path, backup: Path) -> None:
+    """A consistent copy of a live SQLite database (its WAL checkpointed first)."""
+    with (
+        contextlib.closing(sqlite3.connect(database)) as live,
+        contextlib.closing(sqlite3.connect(backup)) as copy,
+    ):
+        live.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        live.backup(copy)
 
 
 async def test_a_database_file_replaced_or_removed_while_running_gets_no_202(
@@ -854,11 +874,7 @@ async def test_a_database_file_replaced_or_removed_while_running_gets_no_202(
     is restarted after a replacement, while the file is away after a move."""
     monkeypatch.setattr("relay.http.views.PROBE_EVERY", 0.0)
     database = tmp_path / "relay.db"
-    url = f"sqlite+aiosqlite:///{database}"
-    assert await asyncio.to_thread(relay_cli, ["--db", url, "db", "upgrade"]) == 0
-    engine = create_engine(url)
-    home = await Admin(engine).add_home("Restored", "Europe/Berlin")
-    await engine.dispose()
+    home = await _sqlite_home(database, "Restored")
 
     async def post(client: Client) -> tuple[int, str]:
         report = make_report(home.id)
@@ -883,11 +899,7 @@ async def test_a_database_file_replaced_or_removed_while_running_gets_no_202(
         assert set(accepted) <= await stored(engine)
 
         backup = tmp_path / "backup.db"
-        with (
-            contextlib.closing(sqlite3.connect(database)) as live,
-            contextlib.closing(sqlite3.connect(backup)) as copy,
-        ):
-            live.backup(copy)
+        _back_up(database, backup)
         backup.replace(database)
         assert {(await post(client))[0] for _ in range(5)} == {503}
         status, detail, _ = await _health(client)
@@ -918,11 +930,7 @@ async def test_a_file_replaced_between_the_check_and_the_commit_gets_no_202(
     """The writer checks the file before a batch and again after its commit: a restore in
     between (done as README says) leaves the batch in the old file, answered 503."""
     database = tmp_path / "relay.db"
-    url = f"sqlite+aiosqlite:///{database}"
-    assert await asyncio.to_thread(relay_cli, ["--db", url, "db", "upgrade"]) == 0
-    engine = create_engine(url)
-    home = await Admin(engine).add_home("Mid-batch", "Europe/Berlin")
-    await engine.dispose()
+    home = await _sqlite_home(database, "Mid-batch")
     client, engine = await _sqlite_relay(aiohttp_client, database)
     backup = tmp_path / "backup.db"
     store_batch = ingest.store_batch
@@ -937,12 +945,7 @@ async def test_a_file_replaced_between_the_check_and_the_commit_gets_no_202(
 
     try:
         assert (await _post(client, home.token, make_report(home.id)))[0] == 202
-        with (
-            contextlib.closing(sqlite3.connect(database)) as live,
-            contextlib.closing(sqlite3.connect(backup)) as copy,
-        ):
-            live.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            live.backup(copy)
+        _back_up(database, backup)
         monkeypatch.setattr(ingest, "store_batch", store_then_restore)
         assert (await _post(client, home.token, make_report(home.id)))[0] == 503
     finally:
