@@ -1,7 +1,8 @@
 """The notification outbox: every message is written BEFORE it is sent and marked AFTER.
 
-- ``enqueue`` inserts a message under a unique ``dedup_key`` (a summary's home, subscription and
-  day; an alert's id and recipient): a second writer, or a second replica, inserts nothing.
+- ``enqueue_many`` inserts messages, each under a unique ``dedup_key`` (a summary's home,
+  subscription and day; an alert's id and recipient): a second writer, or a second replica,
+  inserts nothing.
 - ``Dispatcher`` sends what is due. Each message is claimed first by a compare-and-swap
   (``UPDATE … WHERE id IN (…) AND status = 'pending' RETURNING …``, a batch at a time: a row
   back means won), so two replicas never both send it. A claim expires: a replica that died
@@ -101,11 +102,6 @@ def enqueue_many(connection: Connection, messages: Sequence[Message], now: datet
         .returning(NOTIFICATIONS.c.id)
     )
     return len(connection.execute(statement, [_row(m, now) for m in messages]).all())
-
-
-def enqueue(connection: Connection, message: Message, now: datetime) -> bool:
-    """Record one message; False if it already exists."""
-    return enqueue_many(connection, [message], now) == 1
 
 
 def _retry_delay(attempts: int) -> timedelta:
