@@ -64,9 +64,10 @@ from sqlalchemy import func, select  # noqa: E402
 
 from relay.admin import Admin  # noqa: E402
 from relay.clock import utcnow  # noqa: E402
-from relay.ingest import Submission, store_batch  # noqa: E402
+from relay.ingest import incoming  # noqa: E402
 from relay.schema import decode_report  # noqa: E402
 from relay.secretbox import SecretBox  # noqa: E402
+from relay.storage.batch import store_batch  # noqa: E402
 from relay.storage.db import create_engine, upgrade  # noqa: E402
 from relay.storage.models import Report  # noqa: E402
 from tests.relay.relay_process import free_port  # noqa: E402
@@ -236,7 +237,6 @@ async def storage_floor(db_url: str, workdir: Path, batch_size: int = 256, homes
     await upgrade(engine)
     admin = Admin(engine, SecretBox.from_environment(workdir / "key2", create=True))
     home_ids = [(await admin.add_home(f"Floor {n}", "Europe/Berlin")).id for n in range(homes)]
-    loop = asyncio.get_running_loop()
     batches = []
     for start in range(0, STORAGE_REPORTS, batch_size):
         batch = []
@@ -249,7 +249,7 @@ async def storage_floor(db_url: str, workdir: Path, batch_size: int = 256, homes
                 .replace("__NOW__", utcnow().isoformat())
             )
             report = decode_report(text)
-            batch.append(Submission(home_id, text, report, loop.create_future()))
+            batch.append(incoming(home_id, text, report))
         batches.append(batch)
     started = time.perf_counter()
     for batch in batches:

@@ -120,11 +120,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
 from bench.relay_ingest import create_database, storage_floor  # noqa: E402
 from relay.admin import ALERT_KINDS  # noqa: E402
-from relay.ingest import bucket_start  # noqa: E402
 from relay.notifications.plan import PLAN_AHEAD_PER_PASS, PLAN_AT_ITS_TIME  # noqa: E402
 from relay.notifications.schedule import next_occurrence, parse_hhmm  # noqa: E402
 from relay.notifications.send import PRIVATE_ENV, validate_apprise_url  # noqa: E402
 from relay.secretbox import SecretBox  # noqa: E402
+from relay.storage.batch import bucket_start  # noqa: E402
 from relay.storage.db import create_engine, upgrade  # noqa: E402
 from relay.storage.models import (  # noqa: E402
     ACTIVITY,

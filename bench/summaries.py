@@ -41,11 +41,11 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import Connection, insert  # noqa: E402
 
 from bench.relay_ingest import create_database, postgres  # noqa: E402
-from relay.ingest import bucket_start  # noqa: E402
 from relay.messages.compose import summary as compose_summary  # noqa: E402
 from relay.notifications.plan import plan_summaries  # noqa: E402
 from relay.notifications.schedule import next_occurrence, parse_hhmm  # noqa: E402
 from relay.notifications.summary import Period, gather  # noqa: E402
+from relay.storage.batch import bucket_start  # noqa: E402
 from relay.storage.db import create_engine, upgrade  # noqa: E402
 from relay.storage.models import (  # noqa: E402
     ActivityBucket,

@@ -17,7 +17,7 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import logs
-from ..ingest import describe
+from ..storage.errors import describe
 
 _LOGGER = logging.getLogger("relay.http")
 PROBLEM = "application/problem+json"

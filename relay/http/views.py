@@ -16,11 +16,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..admin import Admin, AdminError
 from ..clock import utcnow
-from ..ingest import StorageError, UnstorableError, describe
+from ..ingest import StorageError, UnstorableError
 from ..messages import compose
 from ..messages.document import render_fragment
 from ..messages.facts import AlertFacts, HomeFacts
 from ..schema import BodyError, ReportError, decode_report
+from ..storage.errors import describe
 from .auth import authorized, bearer_is, refusal_wait, refused, too_many_refusals
 from .middleware import problem, unavailable
 from .queries import home_status, notification_gauges

@@ -12,11 +12,11 @@ from sqlalchemy import func, insert, or_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import Admin
-from relay.ingest import bucket_start
 from relay.notifications.outbox import Dispatcher
 from relay.notifications.plan import NotifySettings, PlanResult
 from relay.notifications.worker import Notifier
 from relay.secretbox import SecretBox
+from relay.storage.batch import bucket_start
 from relay.storage.models import ActivityBucket, DeviceState, Home, Report, table
 from tests.relay.sink import Sink
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent import interpreters
 from datetime import UTC, datetime, timedelta
 import json
 from pathlib import Path
@@ -15,7 +16,7 @@ from unittest.mock import patch
 from aiohttp.test_utils import TestClient
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import Admin, NewHome
@@ -25,6 +26,7 @@ from relay.http.state import RELAY
 from relay.storage.db import create_engine
 from relay.storage.models import ActivityBucket, DeviceState, Home, Report
 from relay.storage.retention import prune
+from tests.relay import in_writer
 from tests.relay.conftest import ADMIN_TOKEN
 
 type Client = TestClient[Any, Any]
@@ -177,11 +179,12 @@ async def test_rate_limit(
 async def test_storage_failure_acknowledges_nothing(
     client: Client, engine: AsyncEngine, home: NewHome, make_report: Callable[..., Any]
 ) -> None:
-    def broken(*_: Any) -> Any:
-        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
-
-    with patch("relay.ingest.store_batch", side_effect=broken):
+    writer = client.server.app[RELAY].writer
+    await writer.in_writer(in_writer.fail_every_batch, "disk I/O error")
+    try:
         status, body, headers = await _post(client, home.token, make_report(home.id))
+    finally:
+        await writer.in_writer(in_writer.heal)
     assert status == 503
     assert headers["Retry-After"] == "5"
     assert "unavailable" in body["detail"]
@@ -475,16 +478,13 @@ def test_openapi_documents_every_route_and_status() -> None:
 async def test_duplicates_inside_one_batch_are_stored_once(
     engine: AsyncEngine, admin: Admin, make_report: Callable[..., Any]
 ) -> None:
-    from relay.ingest import Submission, store_batch
+    from relay.ingest import incoming
     from relay.schema import decode_report
+    from relay.storage.batch import store_batch
 
     home = await admin.add_home("Batch home", "Europe/Berlin")
     raw = make_report(home.id)
-    loop = asyncio.get_running_loop()
-    batch = [
-        Submission(home.id, json.dumps(raw), decode_report(json.dumps(raw)), loop.create_future())
-        for _ in range(3)
-    ]
+    batch = [incoming(home.id, json.dumps(raw), decode_report(json.dumps(raw))) for _ in range(3)]
     async with engine.begin() as connection:
         outcomes = await connection.run_sync(store_batch, batch, datetime.now(UTC))
     assert outcomes == ["stored", "duplicate", "duplicate"]
@@ -521,16 +521,16 @@ async def test_a_batch_of_many_rows_is_stored_whole(
     """Devices and activity go as multi-row statements of a few sizes: a batch whose rows
     need several of them (more than the largest, not a power of two) stores every row, and
     the newest report of a device wins inside the batch too."""
-    from relay.ingest import Submission, store_batch
+    from relay.ingest import incoming
     from relay.schema import decode_report
+    from relay.storage.batch import Incoming, store_batch
     from relay.storage.bulk import DriverStatement
 
     home = await admin.add_home("Many devices", "Europe/Berlin")
-    loop = asyncio.get_running_loop()
     now = datetime.now(UTC)
     count = DriverStatement.MAX_ROWS + 45
 
-    def report(minutes_ago: int, battery: int) -> Submission:
+    def report(minutes_ago: int, battery: int) -> Incoming:
         template = make_report(home.id)["devices"][0]
         devices = [
             template | {"id": f"device-{n}", "name": f"Sensor {n}", "battery": battery}
@@ -542,7 +542,7 @@ async def test_a_batch_of_many_rows_is_stored_whole(
         ]
         sent = (now - timedelta(minutes=minutes_ago)).isoformat()
         body = json.dumps(make_report(home.id, sent_at=sent, devices=devices, activity=moments))
-        return Submission(home.id, body, decode_report(body), loop.create_future())
+        return incoming(home.id, body, decode_report(body))
 
     # The newest report (battery 70) is in the middle of the batch.
     batch = [report(5, 50), report(1, 70), report(3, 60)]
@@ -565,19 +565,19 @@ async def test_batches_lock_rows_in_one_order_and_last_heard_never_goes_back(
     time."""
     from sqlalchemy import event
 
-    from relay import ingest
-    from relay.ingest import Submission, store_batch
+    from relay.ingest import incoming
     from relay.schema import decode_report
+    from relay.storage import batch
+    from relay.storage.batch import Incoming, store_batch
 
     homes = sorted(
         [await admin.add_home(f"Home {n}", "Europe/Berlin") for n in range(4)],
         key=lambda home: home.id,
     )
-    loop = asyncio.get_running_loop()
 
-    def submission(home: NewHome) -> Submission:
+    def submission(home: NewHome) -> Incoming:
         body = json.dumps(make_report(home.id))
-        return Submission(home.id, body, decode_report(body), loop.create_future())
+        return incoming(home.id, body, decode_report(body))
 
     written: list[list[str]] = []
 
@@ -589,7 +589,7 @@ async def test_batches_lock_rows_in_one_order_and_last_heard_never_goes_back(
         if many:  # PostgreSQL: a row per home, WHERE homes.id = $8 (last)
             written.append([row[-1] for row in parameters])
         else:  # SQLite: the homes' rows in one VALUES list, each row's home first
-            written.append(list(parameters[:: len(ingest._HOME_TYPES)]))
+            written.append(list(parameters[:: len(batch._HOME_TYPES)]))
 
     later = datetime.now(UTC)
     event.listen(engine.sync_engine, "before_cursor_execute", record)
@@ -615,15 +615,15 @@ async def test_a_warm_writer_compiles_no_statement(
     (compiling the upserts per batch was a tenth of the relay's GIL time under load)."""
     from sqlalchemy.sql.compiler import SQLCompiler
 
-    from relay.ingest import Submission, store_batch
+    from relay.ingest import incoming
     from relay.schema import decode_report
+    from relay.storage.batch import Incoming, store_batch
 
     home = await admin.add_home("Warm home", "Europe/Berlin")
-    loop = asyncio.get_running_loop()
 
-    def batch() -> list[Submission]:
+    def batch() -> list[Incoming]:
         bodies = [json.dumps(make_report(home.id)) for _ in range(3)]
-        return [Submission(home.id, b, decode_report(b), loop.create_future()) for b in bodies]
+        return [incoming(home.id, b, decode_report(b)) for b in bodies]
 
     async with engine.begin() as connection:
         await connection.run_sync(store_batch, batch(), datetime.now(UTC))
@@ -741,8 +741,7 @@ async def test_sqlite_wal_is_checkpointed_in_the_background(
         await asyncio.sleep(0.3)
         assert len(calls) == after_writes, "checkpoints while nothing was written"
     writer = client.server.app[RELAY].writer
-    with writer._sync_engine.connect() as connection:  # type: ignore[union-attr]
-        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    assert await writer.in_writer(in_writer.pragma, "wal_autocheckpoint") == 0
     await client.close()
     await engine.dispose()
 
@@ -755,7 +754,7 @@ def test_sqlite_rows_are_bound_as_the_statement_plan_says(rows: int) -> None:
     from sqlalchemy import JSON, Boolean, Integer
     from sqlalchemy.dialects.sqlite import pysqlite
 
-    from relay import ingest
+    from relay.storage import batch
     from relay.storage.bulk import _bind
     from relay.storage.models import ACTIVITY, DEVICES, REPORTS, UTCDateTime
 
@@ -770,12 +769,12 @@ def test_sqlite_rows_are_bound_as_the_statement_plan_says(rows: int) -> None:
             return row
         return f"{field}-{row}"
 
-    statements = ingest._statements(pysqlite.dialect())
+    statements = batch._statements(pysqlite.dialect())
     for statement, types in (
-        (statements.reports, {f: REPORTS.c[f].type for f in ingest._REPORT_FIELDS}),
-        (statements.devices, {f: DEVICES.c[f].type for f in ingest._DEVICE_FIELDS}),
-        (statements.activity, {f: ACTIVITY.c[f].type for f in ingest._ACTIVITY_FIELDS}),
-        (statements.homes, ingest._HOME_TYPES),
+        (statements.reports, {f: REPORTS.c[f].type for f in batch._REPORT_FIELDS}),
+        (statements.devices, {f: DEVICES.c[f].type for f in batch._DEVICE_FIELDS}),
+        (statements.activity, {f: ACTIVITY.c[f].type for f in batch._ACTIVITY_FIELDS}),
+        (statements.homes, batch._HOME_TYPES),
     ):
         given = [
             tuple(sample(kind, field, row) for field, kind in types.items()) for row in range(rows)
@@ -790,12 +789,12 @@ def test_sqlite_refusing_a_value_is_the_reports_fault_not_the_databases() -> Non
     constraint it refuses is the report's data (422), a failing disk the database's (503)."""
     import sqlite3
 
-    from relay.ingest import _data_error
+    from relay.storage.errors import is_data_error
 
-    assert _data_error(sqlite3.IntegrityError("NOT NULL constraint failed: reports.payload"))
-    assert _data_error(sqlite3.DataError("string or blob too big"))
-    assert not _data_error(sqlite3.OperationalError("disk I/O error"))
-    assert not _data_error(sqlite3.OperationalError("attempt to write a readonly database"))
+    assert is_data_error(sqlite3.IntegrityError("NOT NULL constraint failed: reports.payload"))
+    assert is_data_error(sqlite3.DataError("string or blob too big"))
+    assert not is_data_error(sqlite3.OperationalError("disk I/O error"))
+    assert not is_data_error(sqlite3.OperationalError("attempt to write a readonly database"))
 
 
 async def test_the_sqlite_writer_holds_its_connection_until_a_recovery(
@@ -804,24 +803,28 @@ async def test_the_sqlite_writer_holds_its_connection_until_a_recovery(
     """The SQLite writer keeps one connection from batch to batch; after a recovery (asked
     by whoever saw the database fail) its next batch runs on a fresh one, and the old one is
     closed, not handed out again."""
-    import sqlite3
-
     if engine.dialect.name != "sqlite":
         pytest.skip("the PostgreSQL writer's connection has its own tests")
     writer = client.server.app[RELAY].writer
-
-    def driver() -> sqlite3.Connection:
-        assert writer._held is not None
-        raw: sqlite3.Connection = writer._held.connection.driver_connection
-        return raw
-
     assert (await _post(client, home.token, make_report(home.id)))[0] == 202
-    first = driver()
+    first = await writer.in_writer(in_writer.remember_held)
     assert (await _post(client, home.token, make_report(home.id)))[0] == 202
-    assert driver() is first
+    assert await writer.in_writer(in_writer.held_id) == first
+    assert not await writer.in_writer(in_writer.remembered_is_closed)
     await writer.recover()
     assert (await _post(client, home.token, make_report(home.id)))[0] == 202
-    assert driver() is not first
-    with pytest.raises(sqlite3.ProgrammingError):  # closed
-        first.execute("SELECT 1")
+    assert await writer.in_writer(in_writer.held_id) != first
+    assert await writer.in_writer(in_writer.remembered_is_closed)
     assert await _count(engine, Report) == 3
+
+
+async def test_the_relays_sqlite_writer_runs_in_an_interpreter_of_its_own(
+    client: Client, engine: AsyncEngine, home: NewHome, make_report: Callable[..., Any]
+) -> None:
+    """The batch is written with the writer's own GIL, not the serving loop's (issue 16)."""
+    writer = client.server.app[RELAY].writer
+    where = await writer.in_writer(in_writer.interpreter_id)
+    if engine.dialect.name == "sqlite":
+        assert where != interpreters.get_current().id
+    else:  # asyncpg needs the process's interpreter
+        assert where == interpreters.get_current().id

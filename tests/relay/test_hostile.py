@@ -30,7 +30,7 @@ from cryptography.fernet import Fernet
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 import pytest
 from sqlalchemy import event, select, text
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay import ingest
@@ -45,6 +45,7 @@ from relay.notifications.send import deliver, validate_apprise_url
 from relay.secretbox import SecretBox, SecretKeyError
 from relay.storage.db import create_engine
 from relay.storage.models import CAREGIVERS, REPORTS
+from tests.relay import in_writer
 from tests.relay.relay_process import free_port, serve_command
 
 type Client = TestClient[Any, Any]
@@ -262,20 +263,16 @@ async def test_a_report_the_database_refuses_costs_no_other_report(
     """Whatever validation misses and the database refuses, only that report is answered
     422; the others of its batch are stored (the batch is halved around it)."""
     poison = make_report(home.id)
-    real = ingest.store_batch
-    sizes: list[int] = []
-
-    def refusing(connection: Any, batch: Any, received_at: Any) -> Any:
-        sizes.append(len(batch))
-        if any(s.report_id == poison["report_id"] for s in batch):
-            raise DataError("INSERT …", {}, ValueError("unstorable"))
-        return real(connection, batch, received_at)
-
     others = [make_report(home.id) for _ in range(40)]
-    with patch("relay.ingest.store_batch", side_effect=refusing):
+    writer = client.server.app[RELAY].writer
+    await writer.in_writer(in_writer.refuse_report, poison["report_id"])
+    try:
         results = await asyncio.gather(
             *(_post(client, home.token, r) for r in [*others[:20], poison, *others[20:]])
         )
+        sizes = await writer.in_writer(in_writer.sizes)
+    finally:
+        await writer.in_writer(in_writer.heal)
     statuses = [status for status, _, _ in results]
     assert statuses[20] == 422
     assert statuses[:20] + statuses[21:] == [202] * 40
@@ -922,10 +919,7 @@ async def test_a_database_file_replaced_or_removed_while_running_gets_no_202(
 
 
 async def test_a_file_replaced_between_the_check_and_the_commit_gets_no_202(
-    aiohttp_client: Callable[..., Any],
-    make_report: Callable[..., Any],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    aiohttp_client: Callable[..., Any], make_report: Callable[..., Any], tmp_path: Path
 ) -> None:
     """The writer checks the file before a batch and again after its commit: a restore in
     between (done as README says) leaves the batch in the old file, answered 503."""
@@ -933,20 +927,11 @@ async def test_a_file_replaced_between_the_check_and_the_commit_gets_no_202(
     home = await _sqlite_home(database, "Mid-batch")
     client, engine = await _sqlite_relay(aiohttp_client, database)
     backup = tmp_path / "backup.db"
-    store_batch = ingest.store_batch
-
-    def store_then_restore(*args: Any) -> Any:
-        outcomes = store_batch(*args)
-        if backup.exists():
-            for side in ("-wal", "-shm"):
-                database.with_name(database.name + side).unlink(missing_ok=True)
-            backup.replace(database)
-        return outcomes
-
     try:
         assert (await _post(client, home.token, make_report(home.id)))[0] == 202
         _back_up(database, backup)
-        monkeypatch.setattr(ingest, "store_batch", store_then_restore)
+        writer = client.server.app[RELAY].writer
+        await writer.in_writer(in_writer.restore_after_commit, str(database), str(backup))
         assert (await _post(client, home.token, make_report(home.id)))[0] == 503
     finally:
         await engine.dispose()

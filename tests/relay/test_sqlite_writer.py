@@ -1,0 +1,143 @@
+"""The SQLite writer's interpreter side (relay/storage/sqlite_writer.py), run here in the test's
+own interpreter (where coverage sees it; tests/relay/test_api.py checks that the relay runs
+it in another)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+import json
+from pathlib import Path
+import pickle
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from relay.admin import Admin, NewHome
+from relay.ingest import incoming
+from relay.schema import decode_report
+from relay.storage import sqlite_writer
+from relay.storage.batch import Incoming
+from relay.storage.db import FILE_MISSING, FILE_REPLACED, create_engine, upgrade
+from relay.storage.errors import WriterFailure, describe, is_data_error
+from relay.storage.models import REPORTS
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> tuple[Path, NewHome]:
+    path = tmp_path / "relay.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    await upgrade(engine)
+    home = await Admin(engine).add_home("Writer", "Europe/Berlin")
+    await engine.dispose()
+    return path, home
+
+
+@pytest.fixture
+def writer(database: tuple[Path, NewHome]) -> Iterator[None]:
+    """This interpreter's SQLite writer, started on the database (a small WAL bound)."""
+    sqlite_writer.start(f"sqlite+aiosqlite:///{database[0]}", 64 * 1024)
+    yield
+    sqlite_writer.stop()
+
+
+def _reports(home: NewHome, make_report: Callable[..., Any], count: int) -> list[Incoming]:
+    bodies = [json.dumps(make_report(home.id)) for _ in range(count)]
+    return [incoming(home.id, body, decode_report(body)) for body in bodies]
+
+
+def _stored(path: Path) -> int:
+    from sqlalchemy import create_engine as sync_engine
+
+    engine = sync_engine(f"sqlite:///{path}")
+    with engine.connect() as connection:
+        count = connection.scalar(select(func.count()).select_from(REPORTS))
+    engine.dispose()
+    return int(count or 0)
+
+
+@pytest.mark.usefixtures("writer")
+def test_a_batch_is_stored_on_one_held_connection_until_the_generation_moves(
+    database: tuple[Path, NewHome], make_report: Callable[..., Any]
+) -> None:
+    path, home = database
+    reports = _reports(home, make_report, 3)
+    assert sqlite_writer.store(reports, datetime.now(UTC), 0) == ["stored"] * 3
+    held = sqlite_writer._current().held
+    assert sqlite_writer.store(reports[:1], datetime.now(UTC), 0) == ["duplicate"]
+    assert sqlite_writer._current().held is held
+    assert sqlite_writer.probe(0) is None
+    assert sqlite_writer._current().held is held
+    assert sqlite_writer.probe(1) is None  # a recovery since: a fresh connection
+    assert sqlite_writer._current().held is not held
+    assert _stored(path) == 3
+
+
+@pytest.mark.usefixtures("writer")
+def test_a_refused_report_comes_back_as_the_datas_failure(
+    database: tuple[Path, NewHome], make_report: Callable[..., Any]
+) -> None:
+    """Exceptions do not cross interpreters: a failure is classified and described here."""
+    path, home = database
+    (report,) = _reports(home, make_report, 1)
+    failure = sqlite_writer.store([report._replace(body=None)], datetime.now(UTC), 0)
+    assert isinstance(failure, WriterFailure)
+    assert failure.data
+    assert is_data_error(failure)
+    assert describe(failure) == "IntegrityError: NOT NULL constraint failed: reports.payload"
+    # The connection is fine: the report alone is not stored, the next batch is.
+    assert sqlite_writer.store([report], datetime.now(UTC), 0) == ["stored"]
+    assert _stored(path) == 1
+
+
+@pytest.mark.usefixtures("writer")
+def test_a_file_replaced_or_missing_fails_the_batch_as_the_databases(
+    database: tuple[Path, NewHome], make_report: Callable[..., Any], tmp_path: Path
+) -> None:
+    path, home = database
+    assert sqlite_writer.store(_reports(home, make_report, 1), datetime.now(UTC), 0) == ["stored"]
+    moved = tmp_path / "moved.db"
+    path.rename(moved)
+    failure = sqlite_writer.store(_reports(home, make_report, 1), datetime.now(UTC), 0)
+    assert isinstance(failure, WriterFailure)
+    assert (failure.description, failure.data) == (f"OperationalError: {FILE_MISSING}", False)
+    assert sqlite_writer._current().held is None  # dropped, never handed out again
+    assert not path.exists()  # nothing made in its place
+    probed = sqlite_writer.probe(0)
+    assert probed is not None
+    assert probed.description == f"OperationalError: {FILE_MISSING}"
+    path.write_bytes(moved.read_bytes())  # another file in its place
+    replaced = sqlite_writer.store(_reports(home, make_report, 1), datetime.now(UTC), 0)
+    assert isinstance(replaced, WriterFailure)
+    assert replaced.description == f"OperationalError: {FILE_REPLACED.splitlines()[0]}"
+
+
+@pytest.mark.usefixtures("writer")
+def test_the_writer_truncates_a_large_wal_itself(
+    database: tuple[Path, NewHome], make_report: Callable[..., Any]
+) -> None:
+    path, home = database
+    wal = path.with_name(path.name + "-wal")
+    peak = 0
+    for _ in range(40):
+        assert (
+            sqlite_writer.store(_reports(home, make_report, 5), datetime.now(UTC), 0)
+            == ["stored"] * 5
+        )
+        peak = max(peak, wal.stat().st_size)
+    # Without the writer's own checkpoint, 200 reports make about 1.9 MB of WAL here.
+    assert peak < 256 * 1024, peak
+    assert _stored(path) == 200
+
+
+def test_a_failure_crosses_interpreters_whole() -> None:
+    """What the writer's interpreter hands back is pickled: it must be made again the same."""
+    failure = pickle.loads(pickle.dumps(WriterFailure("IntegrityError: x", True)))  # noqa: S301
+    assert (failure.description, failure.data) == ("IntegrityError: x", True)
+    assert str(failure) == "IntegrityError: x"
+
+
+def test_nothing_is_stored_before_start() -> None:
+    with pytest.raises(RuntimeError, match="not started"):
+        sqlite_writer.probe(0)
