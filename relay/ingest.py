@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from concurrent import interpreters
 import contextlib
 from dataclasses import dataclass, field
 import logging
@@ -21,7 +20,6 @@ from pathlib import Path
 import random
 import shutil
 import stat
-import sys
 import threading
 import time
 from typing import Any
@@ -39,6 +37,7 @@ from .storage import sqlite_writer
 from .storage.batch import Incoming, Outcome, store_batch
 from .storage.db import checkpoint_sqlite, create_sync_sqlite_engine
 from .storage.errors import WriterFailure, describe, is_conflict, is_data_error
+from .storage.interpreter import Interpreter
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -178,7 +177,7 @@ class IngestWriter:
         #: sixth of the writer's time) and opened afresh after a :meth:`recover`, which
         #: counts in ``_recoveries``.
         self._database: str | None = None
-        self._interpreter: interpreters.Interpreter | None = None
+        self._interpreter: Interpreter | None = None
         self._recoveries = 0
         self._checkpointer: asyncio.Task[None] | None = None
         #: When and why the last batch failed, if the database failed it and none succeeded
@@ -530,13 +529,10 @@ class IngestWriter:
         self._recoveries += 1
 
 
-def _sqlite_interpreter(engine: AsyncEngine) -> interpreters.Interpreter:
+def _sqlite_interpreter(engine: AsyncEngine) -> Interpreter:
     """The SQLite writer's interpreter, its writer started (:mod:`relay.storage.sqlite_writer`)."""
-    interpreter = interpreters.create()
+    interpreter = Interpreter()
     try:
-        # It imports the relay from where this process does (a list of texts: its repr is
-        # the same list).
-        interpreter.exec(f"import sys; sys.path[:] = {list(sys.path)!r}")
         interpreter.call(
             sqlite_writer.start,
             engine.url.render_as_string(hide_password=False),

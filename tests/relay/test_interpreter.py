@@ -1,0 +1,50 @@
+"""Calls into an interpreter of its own (relay/storage/interpreter.py), as the SQLite writer
+makes them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent import interpreters
+import operator
+import sys
+import threading
+
+import pytest
+
+from relay.storage.interpreter import Interpreter, InterpreterError
+from tests.relay import in_writer
+
+
+@pytest.fixture
+def interpreter() -> Iterator[Interpreter]:
+    made = Interpreter()
+    yield made
+    made.close()
+
+
+def test_a_call_runs_in_the_other_interpreter_and_returns_its_result(
+    interpreter: Interpreter,
+) -> None:
+    where = interpreter.call(in_writer.interpreter_id)
+    assert where != interpreters.get_current().id
+    assert interpreter.call(operator.add, (1, "a"), (2.5, None)) == (1, "a", 2.5, None)
+    assert interpreter.call(in_writer.interpreter_id) == where  # the same one, call after call
+
+
+def test_what_a_call_raises_comes_back_as_its_type_and_message(interpreter: Interpreter) -> None:
+    with pytest.raises(InterpreterError, match=r"^ZeroDivisionError: division by zero$"):
+        interpreter.call(operator.truediv, 1, 0)
+    # A result that cannot cross is a failure of that call, not of the interpreter.
+    with pytest.raises(InterpreterError, match=r"^TypeError: cannot pickle"):
+        interpreter.call(threading.Lock)
+    assert interpreter.call(operator.mul, 6, 7) == 42
+
+
+def test_an_interpreter_whose_loop_ended_says_so_instead_of_waiting(
+    interpreter: Interpreter, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(InterpreterError, match="has stopped"):
+        interpreter.call(sys.exit, 3)  # not an Exception: it ends the loop
+    with pytest.raises(InterpreterError, match="has stopped"):
+        interpreter.call(operator.mul, 6, 7)
+    assert "the interpreter's loop ended with SystemExit" in caplog.messages
