@@ -178,6 +178,9 @@ class IngestWriter:
         #: counts in ``_recoveries``.
         self._database: str | None = None
         self._interpreter: Interpreter | None = None
+        #: SQLite: the batch sent to the interpreter as soon as the one before it committed,
+        #: and its call's number (see _store).
+        self._ahead: tuple[list[Submission], int] | None = None
         self._recoveries = 0
         self._checkpointer: asyncio.Task[None] | None = None
         #: When and why the last batch failed, if the database failed it and none succeeded
@@ -250,7 +253,8 @@ class IngestWriter:
             assert serving is not None
             assert finished is not None
             # Whatever is still pending (only if the writer died) is not left waiting.
-            stranded = list(self._pending)
+            stranded = [*(self._ahead[0] if self._ahead else ()), *self._pending]
+            self._ahead = None
             self._pending.clear()
             failure = StorageError("the ingest writer stopped")
             with contextlib.suppress(RuntimeError):  # the serving loop is closed already
@@ -270,7 +274,11 @@ class IngestWriter:
         assert serving is not None
         try:
             while True:
-                if not self._pending:
+                if self._ahead is not None:
+                    batch = self._ahead[0]
+                elif self._pending:
+                    batch = self._take()
+                else:
                     if self._stopping:
                         return
                     self._idle = True
@@ -279,9 +287,6 @@ class IngestWriter:
                         await self._wake.wait()
                     self._idle = False
                     continue
-                batch = [
-                    self._pending.popleft() for _ in range(min(len(self._pending), self._max_batch))
-                ]
                 written = _Written()
                 self._writing_since = time.monotonic()
                 try:
@@ -303,6 +308,10 @@ class IngestWriter:
                 await asyncio.sleep(0)
         finally:
             await self._close()
+
+    def _take(self) -> list[Submission]:
+        """The next batch: everything pending, at most ``max_batch``."""
+        return [self._pending.popleft() for _ in range(min(len(self._pending), self._max_batch))]
 
     def _open(self) -> None:
         """What the writer writes with: on SQLite its interpreter; on PostgreSQL its engine."""
@@ -385,18 +394,33 @@ class IngestWriter:
             return
 
     async def _store(self, batch: list[Submission]) -> list[Outcome]:
-        reports = [submission.incoming for submission in batch]
         if (interpreter := self._interpreter) is not None:
-            # This thread lets go of the process's GIL until the interpreter returns.
-            stored = interpreter.call(sqlite_writer.store, reports, utcnow(), self._recoveries)
+            if self._ahead is not None and self._ahead[0] is batch:
+                call, self._ahead = self._ahead[1], None
+            else:
+                call = self._send(interpreter, batch)
+            # This thread lets go of the process's GIL until the interpreter has written it.
+            stored: list[Outcome] | WriterFailure = interpreter.receive(call)
             if isinstance(stored, WriterFailure):
                 raise stored
+            # The next batch goes before this one's requests are answered: handed over
+            # afterwards, the interpreter waited 1.35-1.6 ms between two batches of ~21 (a
+            # 3.7 ms cycle; 1.0-1.1 ms now), as this thread waited for the busy serving loop's
+            # GIL at each step.
+            if self._pending and not self._stopping:
+                ahead = self._take()
+                self._ahead = (ahead, self._send(interpreter, ahead))
             return stored
+        reports = [submission.incoming for submission in batch]
         if self._connection is None:
             assert self._own_engine is not None
             self._connection = await self._own_engine.connect()
         async with self._connection.begin():
             return await self._connection.run_sync(store_batch, reports, utcnow())
+
+    def _send(self, interpreter: Interpreter, batch: list[Submission]) -> int:
+        reports = [submission.incoming for submission in batch]
+        return interpreter.send(sqlite_writer.store, reports, utcnow(), self._recoveries)
 
     async def _after_failure(self) -> None:
         """After a failure of the database itself: fresh connections for the next batch."""

@@ -47,6 +47,11 @@ class Interpreter:
         self._wake, self._woken = os.pipe()  # (read, write): a call is waiting
         self._reply, self._replied = os.pipe()  # (read, write): its reply is
         self._ended = False
+        #: Calls sent and replies read so far; replies read before their caller asked, by
+        #: call number (see receive).
+        self._sent = 0
+        self._read = 0
+        self._early: dict[int, bytes] = {}
         try:
             # It imports from where this process does (a list of texts: its repr is the list).
             self._interpreter.exec(f"import sys; sys.path[:] = {list(sys.path)!r}")
@@ -76,21 +81,36 @@ class Interpreter:
     def call[T](self, function: Callable[..., T], *args: Any) -> T:
         """``function(*args)`` in the interpreter (a module's function; plain, picklable
         arguments and result); its exception comes back as :class:`InterpreterError`."""
+        result: T = self.receive(self.send(function, *args))
+        return result
+
+    def send(self, function: Callable[..., Any], *args: Any) -> int:
+        """Start ``function(*args)`` (after the calls sent before it); its number, for
+        :meth:`receive`."""
         if self._ended:
             raise InterpreterError("the interpreter has stopped")
         call = (function.__module__, function.__qualname__, args)
         self._calls.put(pickle.dumps(call, pickle.HIGHEST_PROTOCOL))
         os.write(self._woken, b".")
-        if os.read(self._reply, 1) == _ENDED:
-            self._ended = True
-            raise InterpreterError("the interpreter has stopped")
-        reply = self._replies.get_nowait()
-        assert isinstance(reply, bytes)
-        status, result = pickle.loads(reply)  # noqa: S301 (our own)
+        self._sent += 1
+        return self._sent - 1
+
+    def receive(self, number: int) -> Any:
+        """The result of call ``number``, once it is made (calls are made in the order sent;
+        replies to earlier calls that arrive first are kept for their own receive)."""
+        while number not in self._early:
+            if self._ended or os.read(self._reply, 1) == _ENDED:
+                self._ended = True
+                raise InterpreterError("the interpreter has stopped")
+            reply = self._replies.get_nowait()
+            assert isinstance(reply, bytes)
+            self._early[self._read] = reply
+            self._read += 1
+        status, result = pickle.loads(self._early.pop(number))  # noqa: S301 (our own)
         if status == _RAISED:
             kind, message = result
             raise InterpreterError(f"{kind}: {message}")
-        return result  # type: ignore[no-any-return]
+        return result
 
     def close(self) -> None:
         """End the loop, then the interpreter."""

@@ -8,6 +8,7 @@ from concurrent import interpreters
 import operator
 import sys
 import threading
+import time
 
 import pytest
 
@@ -29,6 +30,18 @@ def test_a_call_runs_in_the_other_interpreter_and_returns_its_result(
     assert where != interpreters.get_current().id
     assert interpreter.call(operator.add, (1, "a"), (2.5, None)) == (1, "a", 2.5, None)
     assert interpreter.call(in_writer.interpreter_id) == where  # the same one, call after call
+
+
+def test_calls_are_made_in_the_order_sent_and_each_reply_reaches_its_own_caller(
+    interpreter: Interpreter,
+) -> None:
+    """The SQLite writer sends the next batch ahead; a probe sent meanwhile gets its own
+    reply, and the batch's is kept for it."""
+    first = interpreter.send(time.sleep, 0.05)
+    second = interpreter.send(operator.add, 2, 3)
+    assert interpreter.receive(second) == 5  # read the first one's reply on the way
+    assert interpreter.receive(first) is None
+    assert interpreter.call(operator.add, 1, 1) == 2
 
 
 def test_what_a_call_raises_comes_back_as_its_type_and_message(interpreter: Interpreter) -> None:
