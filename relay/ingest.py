@@ -85,7 +85,9 @@ def incoming(home_id: str, body: str, report: Report) -> Incoming:
     bridge = report.bridge
     return Incoming(
         home_id,
-        str(report.report_id),  # as stored: canonical UUID text
+        # As stored: the canonical UUID text (msgspec writes str()'s text, in C: 0.5 against
+        # 1.2 µs; the request's answer says it too).
+        _encode(report.report_id)[1:-1].decode(),
         body,
         report.sent_at,
         tuple(
@@ -460,12 +462,13 @@ class IngestWriter:
             else:
                 submission.done.set_result(result)
 
-    async def submit(self, home_id: str, body: str, report: Report) -> Outcome:
-        """Queue a validated report; return once it is committed (or raise StorageError)."""
+    async def submit(self, report: Incoming) -> Outcome:
+        """Queue a validated report (see :func:`incoming`); return once it is committed (or
+        raise StorageError)."""
         if self._stopping or self._loop is None:
             raise StorageError("the relay is stopping")
         done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._pending.append(Submission(incoming(home_id, body, report), done))
+        self._pending.append(Submission(report, done))
         if self._idle:
             self._idle = False
             self._wake_writer()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 import time
-import uuid
 from zoneinfo import ZoneInfo
 
 from aiohttp import hdrs, web
@@ -16,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..admin import Admin, AdminError
 from ..clock import utcnow
-from ..ingest import StorageError, UnstorableError
+from ..ingest import StorageError, UnstorableError, incoming
 from ..messages import compose
 from ..messages.document import render_fragment
 from ..messages.facts import AlertFacts, HomeFacts
@@ -142,7 +141,8 @@ async def _store_report(request: web.Request) -> web.Response:
             problem(403, "Forbidden", "this token belongs to another home", field="home_id"),
         )
     try:
-        outcome = await relay.writer.submit(home_id, body, report)
+        stored = incoming(home_id, body, report)
+        outcome = await relay.writer.submit(stored)
     except UnstorableError as err:
         return _reject(request, "unstorable", problem(422, "Unprocessable Content", str(err)))
     except StorageError as err:
@@ -161,9 +161,9 @@ async def _store_report(request: web.Request) -> web.Response:
         )
     if outcome == "duplicate":
         relay.metrics.duplicates += 1
-        return _answer(200, "duplicate", report.report_id)
+        return _answer(200, "duplicate", stored.report_id)
     relay.metrics.accepted += 1
-    return _answer(202, "stored", report.report_id)
+    return _answer(202, "stored", stored.report_id)
 
 
 async def _body(request: web.Request, seconds: float) -> str:
@@ -175,9 +175,9 @@ async def _body(request: web.Request, seconds: float) -> str:
         return await request.text()
 
 
-def _answer(status: int, outcome: str, report_id: uuid.UUID) -> web.Response:
+def _answer(status: int, outcome: str, report_id: str) -> web.Response:
     """``{"status": outcome, "report_id": …}`` as ``json.dumps`` writes it, without building
-    a dict to dump: a UUID's text needs no escaping."""
+    a dict to dump: a UUID's canonical text needs no escaping."""
     return web.Response(
         status=status,
         text=f'{{"status": "{outcome}", "report_id": "{report_id}"}}',

@@ -475,6 +475,33 @@ def test_openapi_documents_every_route_and_status() -> None:
     assert schema_keys == set(Report.__struct_fields__)
 
 
+@pytest.mark.parametrize(
+    "written",
+    [str.upper, lambda text: text.replace("-", "").upper()],
+    ids=["upper", "no-hyphens"],
+)
+async def test_a_report_id_is_stored_and_answered_as_its_canonical_text(
+    client: Client,
+    engine: AsyncEngine,
+    home: NewHome,
+    make_report: Callable[..., Any],
+    written: Callable[[str], str],
+) -> None:
+    """However the home wrote its UUID, the relay stores and answers it as its canonical text
+    (what ``str(uuid.UUID(…))`` writes)."""
+    import uuid
+
+    report = make_report(home.id)
+    canonical = report["report_id"]
+    report["report_id"] = written(canonical)
+    status, body, _ = await _post(client, home.token, report)
+    assert (status, body["report_id"]) == (202, canonical)
+    assert canonical == str(uuid.UUID(report["report_id"]))
+    async with engine.connect() as connection:
+        stored = (await connection.execute(select(Report.report_id))).scalars().all()
+    assert stored == [canonical]
+
+
 async def test_duplicates_inside_one_batch_are_stored_once(
     engine: AsyncEngine, admin: Admin, make_report: Callable[..., Any]
 ) -> None:
