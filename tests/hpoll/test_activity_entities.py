@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Event, HomeAssistant
@@ -81,6 +82,15 @@ async def test_a_stuck_sensor_is_flagged_and_adds_nothing_across_a_restart(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     motion = "binary_sensor.room_1_device_46_motion"
+    # Three hours on one day of the home (the fixture's bridge is in Amsterdam): from 08:00
+    # there. Started at the real time, the test failed in the evening, when "today" began
+    # again in the middle of it.
+    home = ZoneInfo("Europe/Amsterdam")
+    now = hue_cloud.clock.now()
+    morning = (now.astimezone(home) + timedelta(days=1)).replace(hour=8, minute=0, second=0)
+    wait = (morning - now).total_seconds()
+    hue_cloud.clock.advance(wait)
+    await poll(hass, freezer, wait)
     hue_cloud.sim.world.settle_motion(datetime(2020, 1, 1, tzinfo=UTC))
     hue_cloud.clock.advance(5)
     hue_cloud.sim.world.move(SENSOR_DEVICE, seconds=10 * 3600)  # on, and never off again
