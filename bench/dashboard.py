@@ -53,7 +53,7 @@ from relay.app import create_app  # noqa: E402
 from relay.config import Settings  # noqa: E402
 from relay.http.dashboard.accounts import Accounts  # noqa: E402
 from relay.http.dashboard.views import DASHBOARD  # noqa: E402
-from relay.storage.db import create_engine, create_sync_sqlite_engine, upgrade  # noqa: E402
+from relay.storage.db import create_engine, upgrade  # noqa: E402
 from relay.storage.models import (  # noqa: E402
     ACTIVITY,
     ALERTS,
@@ -61,6 +61,7 @@ from relay.storage.models import (  # noqa: E402
     DEVICES,
     HOMES as HOMES_TABLE,
 )
+from relay.storage.sqlite_file import create_sync_sqlite_engine  # noqa: E402
 
 HOMES = int(os.environ.get("BENCH_HOMES", "2000"))
 DAYS = 28

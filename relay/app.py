@@ -26,8 +26,9 @@ from .notifications.outbox import Dispatcher
 from .notifications.plan import NotifySettings
 from .notifications.worker import Notifier
 from .ratelimit import RateLimiter
-from .storage.db import create_engine, guard_file, require_current_schema
+from .storage.db import create_engine, require_current_schema
 from .storage.retention import prune
+from .storage.sqlite_file import guard_file
 
 _LOGGER = logging.getLogger(__name__)
 PRUNE_EVERY = timedelta(hours=1)
@@ -68,6 +69,11 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
             metrics = Metrics()
             writer = IngestWriter(db, metrics)
             writer.start()
+        except BaseException:
+            if own_engine:
+                await db.dispose()
+            raise
+        try:
             app[RELAY] = Relay(
                 settings,
                 db,
@@ -101,9 +107,10 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
                 pruner.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await pruner
-                await writer.stop()
-                requests.flush()
         finally:
+            # Also when starting failed after the writer started: its interpreter is closed.
+            await writer.stop()
+            requests.flush()
             if own_engine:
                 await db.dispose()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
+import concurrent.futures
 import contextlib
 from dataclasses import dataclass, field
 import logging
@@ -35,9 +36,9 @@ from .metrics import Metrics
 from .schema import Report, Verdict
 from .storage import sqlite_writer
 from .storage.batch import Incoming, Outcome, store_batch
-from .storage.db import checkpoint_sqlite, create_sync_sqlite_engine
 from .storage.errors import WriterFailure, describe, is_conflict, is_data_error
 from .storage.interpreter import Interpreter
+from .storage.sqlite_file import checkpoint_sqlite, create_sync_sqlite_engine
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -183,6 +184,8 @@ class IngestWriter:
         #: SQLite: the batch sent to the interpreter as soon as the one before it committed,
         #: and its call's number (see _store).
         self._ahead: tuple[list[Submission], int] | None = None
+        #: Calls asked for between two batches and not made yet (see _between_batches).
+        self._waiting: set[concurrent.futures.Future[Any]] = set()
         self._recoveries = 0
         self._checkpointer: asyncio.Task[None] | None = None
         #: When and why the last batch failed, if the database failed it and none succeeded
@@ -249,8 +252,12 @@ class IngestWriter:
         except BaseException:
             _LOGGER.exception("the ingest writer stopped")
         finally:
-            loop.close()
             self._stopping = True
+            loop.close()
+            # A call asked for between two batches that no batch came after.
+            for waiting in list(self._waiting):
+                with contextlib.suppress(concurrent.futures.InvalidStateError):
+                    waiting.set_exception(StorageError("the ingest writer stopped"))
             serving, finished = self._serving, self._finished
             assert serving is not None
             assert finished is not None
@@ -523,13 +530,30 @@ class IngestWriter:
         return await self._between_batches(where_written)
 
     async def _between_batches[T](self, call: Callable[[], T]) -> T:
-        """Run ``call`` in the writer's thread, between two batches (SQLite: one writer)."""
-        assert self._loop is not None
+        """Run ``call`` in the writer's thread, between two batches (SQLite: one writer); a
+        writer that stops first fails it (StorageError), never leaves it waiting."""
+        loop = self._loop
+        if self._stopping or loop is None:
+            raise StorageError("the ingest writer is not running")
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
 
-        async def run() -> T:
-            return call()
+        def run() -> None:
+            if done.set_running_or_notify_cancel():
+                try:
+                    done.set_result(call())
+                except BaseException as err:  # handed to the caller
+                    done.set_exception(err)
 
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(run(), self._loop))
+        self._waiting.add(done)
+        try:
+            loop.call_soon_threadsafe(run)
+        except RuntimeError:  # its loop is closed: it has stopped
+            self._waiting.discard(done)
+            raise StorageError("the ingest writer is not running") from None
+        try:
+            return await asyncio.wrap_future(done)
+        finally:
+            self._waiting.discard(done)
 
     def _probe_sync(self) -> None:
         assert self._interpreter is not None
@@ -543,10 +567,11 @@ class IngestWriter:
         read-only keeps every later connection read-only too, until all are closed."""
         if self._database is None:
             return
-        if self._thread is not None and self._thread.is_alive() and self._loop is not None:
+        if self._thread is not None and self._thread.is_alive():
             # The writer's held connection too, between two batches (its loop awaits, never
-            # blocks, while its own failure waits for this recovery).
-            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile: it stopped
+            # blocks, while its own failure waits for this recovery). A writer stopping
+            # closes it itself.
+            with contextlib.suppress(StorageError):
                 await self._between_batches(self._drop_held)
         self._checkpoint_engine.dispose()
         await self._engine.dispose()

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..clock import utcnow
 from ..metrics import Metrics
-from ..storage.db import create_engine, guard_file
+from ..storage.db import create_engine
+from ..storage.sqlite_file import guard_file
 from .outbox import Dispatcher
 from .plan import NotifySettings, PlanResult, plan, plan_lock
 

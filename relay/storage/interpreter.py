@@ -53,11 +53,18 @@ class Interpreter:
         self._read = 0
         self._early: dict[int, bytes] = {}
         try:
-            # It imports from where this process does (a list of texts: its repr is the list).
-            self._interpreter.exec(f"import sys; sys.path[:] = {list(sys.path)!r}")
-            self._interpreter.prepare_main(
-                calls=self._calls, replies=self._replies, wake=self._wake, replied=self._replied
+            # It imports from where this process does (the entries the import system reads).
+            path = tuple(
+                os.fspath(entry) for entry in sys.path if isinstance(entry, str | os.PathLike)
             )
+            self._interpreter.prepare_main(
+                path=path,
+                calls=self._calls,
+                replies=self._replies,
+                wake=self._wake,
+                replied=self._replied,
+            )
+            self._interpreter.exec("import sys; sys.path[:] = path")
         except BaseException:
             self._release()
             raise

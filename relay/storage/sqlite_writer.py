@@ -11,8 +11,8 @@ What crosses is plain values only (interpreters share no objects): :class:`Incom
 a moment in, the outcomes or a :class:`WriterFailure` back (exceptions do not cross, so a
 failure is classified and described here, by the same rules as anywhere else).
 
-State kept here: the engine, the file guard (see ``relay.storage.db.FileGuard``) and the held
-connection, kept from batch to batch and opened afresh after a recovery of the relay
+State kept here: the engine, the file guard (``relay.storage.sqlite_file.FileGuard``) and the
+held connection, kept from batch to batch and opened afresh after a recovery of the relay
 (``generation``: the number of recoveries the caller has seen).
 """
 
@@ -29,8 +29,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from .batch import Incoming, Outcome, store_batch
-from .db import FileGuard, create_sync_sqlite_engine, guard_file
 from .errors import WriterFailure, describe, is_data_error
+from .sqlite_file import FileGuard, create_sync_sqlite_engine, guard_file
 
 #: The write a probe commits: alembic's one-row table, set to itself (no schema of its own).
 PROBE = "UPDATE alembic_version SET version_num = version_num"

@@ -92,9 +92,10 @@ def sizes() -> list[int]:
 
 
 def pragma(name: str) -> Any:
-    """A pragma's value on a connection of the SQLite writer's engine."""
-    with sqlite_writer._current().engine.connect() as connection:
-        return connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+    """A pragma's value on the SQLite writer's held connection (opened if none is)."""
+    writer = sqlite_writer._current()
+    connection = sqlite_writer._connection(writer, writer.generation)
+    return connection.exec_driver_sql(f"PRAGMA {name}").scalar()
 
 
 def remember_held() -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent import interpreters
 import operator
+from pathlib import Path
 import sys
 import threading
 import time
@@ -61,3 +62,19 @@ def test_an_interpreter_whose_loop_ended_says_so_instead_of_waiting(
     with pytest.raises(InterpreterError, match="has stopped"):
         interpreter.call(operator.mul, 6, 7)
     assert "the interpreter's loop ended with SystemExit" in caplog.messages
+
+
+def test_it_imports_from_where_this_process_does_whatever_the_path_holds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """sys.path may hold other things than texts (anyone may put them there): its repr once
+    made the interpreter fail to start, and the writer with it."""
+    (tmp_path / "hpoll_path_probe.py").write_text("def where():\n    return __file__\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path), tmp_path / "elsewhere", *sys.path, 42])
+    interpreter = Interpreter()
+    try:
+        import hpoll_path_probe  # type: ignore[import-not-found]
+
+        assert interpreter.call(hpoll_path_probe.where) == str(tmp_path / "hpoll_path_probe.py")
+    finally:
+        interpreter.close()

@@ -19,9 +19,11 @@ from relay.ingest import incoming
 from relay.schema import decode_report
 from relay.storage import sqlite_writer
 from relay.storage.batch import Incoming
-from relay.storage.db import FILE_MISSING, FILE_REPLACED, create_engine, upgrade
+from relay.storage.db import create_engine, upgrade
 from relay.storage.errors import WriterFailure, describe, is_data_error
 from relay.storage.models import REPORTS
+from relay.storage.sqlite_file import FILE_MISSING, FILE_REPLACED
+from tests.relay import in_writer
 
 
 @pytest.fixture
@@ -190,3 +192,32 @@ def test_a_failure_crosses_interpreters_whole() -> None:
 def test_nothing_is_stored_before_start() -> None:
     with pytest.raises(RuntimeError, match="not started"):
         sqlite_writer.probe(0)
+
+
+async def test_a_call_asked_for_while_the_writer_stops_is_answered_not_left_waiting(
+    database: tuple[Path, NewHome],
+) -> None:
+    """Closing the writer's interpreter takes a tenth of a second: a recovery or a call asked
+    for meanwhile used to wait forever for a batch that never came."""
+    import asyncio
+
+    from relay.ingest import IngestWriter, StorageError
+    from relay.metrics import Metrics
+    from relay.storage.db import create_engine
+
+    engine = create_engine(f"sqlite+aiosqlite:///{database[0]}")
+    writer = IngestWriter(engine, Metrics())
+    writer.start()
+    try:
+        assert await writer.probe() is None
+        stopping = asyncio.create_task(writer.stop())
+        while writer._interpreter is not None:  # noqa: ASYNC110 (set by the writer thread)
+            await asyncio.sleep(0)
+        await asyncio.wait_for(writer.recover(), 10)
+        with pytest.raises(StorageError, match="not running"):
+            await asyncio.wait_for(writer.in_writer(in_writer.interpreter_id), 10)
+        await stopping
+        with pytest.raises(StorageError, match="not running"):
+            await writer.in_writer(in_writer.interpreter_id)
+    finally:
+        await engine.dispose()
