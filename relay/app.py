@@ -63,8 +63,8 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         own_engine = engine is None
         db = engine or create_engine(settings.db_url)
-        guard_file(db.sync_engine)
         try:
+            guard_file(db.sync_engine)
             await require_current_schema(db)
             metrics = Metrics()
             writer = IngestWriter(db, metrics)
@@ -108,11 +108,13 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> web.App
                 with contextlib.suppress(asyncio.CancelledError):
                     await pruner
         finally:
-            # Also when starting failed after the writer started: its interpreter is closed.
-            await writer.stop()
-            requests.flush()
-            if own_engine:
-                await db.dispose()
+            try:
+                # Also when starting failed after the writer started: its interpreter closes.
+                await writer.stop()
+                requests.flush()
+            finally:
+                if own_engine:
+                    await db.dispose()
 
     app.cleanup_ctx.append(lifecycle)
     return app

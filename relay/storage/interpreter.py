@@ -149,7 +149,8 @@ def serve(calls: Any, replies: Any, wake: int, replied: int) -> None:
             for part in name.split("."):
                 function = getattr(function, part)
             reply = pickle.dumps(("done", function(*args)), pickle.HIGHEST_PROTOCOL)
-        except Exception as err:  # handed back: exceptions do not cross
+        except BaseException as err:  # handed back: exceptions do not cross
+            # Even SystemExit: the loop ends only when told to; the caller hears the rest.
             failed = (_RAISED, (type(err).__name__, str(err)))
             reply = pickle.dumps(failed, pickle.HIGHEST_PROTOCOL)
         replies.put(reply)

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 import sqlite3
 import sys
+import time
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -126,3 +127,17 @@ def remembered_is_closed() -> bool:
 def interpreter_id() -> int:
     """The id of the interpreter this runs in."""
     return interpreters.get_current().id
+
+
+def slow_for(delays: dict[str, float]) -> None:
+    """A batch holding one of these report ids takes that long (seconds) before it is written:
+    a database holding it."""
+
+    def slow(
+        connection: Connection, reports: Sequence[batch.Incoming], received_at: datetime
+    ) -> list[batch.Outcome]:
+        for report in reports:
+            time.sleep(delays.get(report.report_id, 0.0))
+        return batch.store_batch(connection, reports, received_at)
+
+    _replace(slow)

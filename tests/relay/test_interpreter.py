@@ -54,14 +54,25 @@ def test_what_a_call_raises_comes_back_as_its_type_and_message(interpreter: Inte
     assert interpreter.call(operator.mul, 6, 7) == 42
 
 
+def test_a_call_that_exits_fails_alone(interpreter: Interpreter) -> None:
+    """Not even SystemExit ends the loop: the writer's interpreter serves on."""
+    with pytest.raises(InterpreterError, match=r"^SystemExit: 3$"):
+        interpreter.call(sys.exit, 3)
+    assert interpreter.call(operator.mul, 6, 7) == 42
+
+
 def test_an_interpreter_whose_loop_ended_says_so_instead_of_waiting(
     interpreter: Interpreter, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with pytest.raises(InterpreterError, match="has stopped"):
-        interpreter.call(sys.exit, 3)  # not an Exception: it ends the loop
+    import os
+
+    os.write(interpreter._woken, b".")  # woken with no call: the loop fails (it should not)
+    interpreter._thread.join(10)
     with pytest.raises(InterpreterError, match="has stopped"):
         interpreter.call(operator.mul, 6, 7)
-    assert "the interpreter's loop ended with SystemExit" in caplog.messages
+    with pytest.raises(InterpreterError, match="has stopped"):
+        interpreter.call(operator.mul, 6, 7)
+    assert "the interpreter's loop ended with QueueEmpty" in caplog.messages
 
 
 def test_it_imports_from_where_this_process_does_whatever_the_path_holds(
