@@ -1183,3 +1183,28 @@ def test_a_lone_night_movement_on_the_way_to_bed_is_sleep_in_the_first_week() ->
     verdicts = home.run(day + timedelta(days=1, hours=6, minutes=59), [lone])
     assert home.detector.history.ways_to_bed() == {"Hall"}
     assert first_inactive(verdicts) is None
+
+
+def test_a_person_back_in_the_cats_room_from_the_hall_is_not_taken_to_bed() -> None:
+    """The cat keeps the living room, and the home goes to bed through the hall. Late in the
+    evening the person steps into the hall and back into the living room (its movement seconds
+    after the hall's, perhaps the cat's), and falls there; the bedroom's own sensor saw nothing.
+    The silence is not judged as bed (which would wait for the morning) but by the rooms the
+    person may be in: an alarm before midnight's first hours are over."""
+    home = cat_home("Living")
+    day = home.now
+    evening = day + timedelta(hours=21)
+    lived = [e for e in ordinary_day(day) if e.at < evening - timedelta(minutes=30)]
+    sit = [motion("Hall", evening), motion("Living", evening + timedelta(seconds=30))]
+    sit += [motion("Living", evening + timedelta(minutes=m)) for m in (8, 15)]
+    turn = evening + timedelta(minutes=45)
+    back = [motion("Hall", turn), motion("Living", turn + timedelta(seconds=20))]
+    cat_after = [motion("Living", turn + timedelta(minutes=m)) for m in range(40, 12 * 60, 37)]
+    home.run(turn + timedelta(minutes=2), [*lived, *sit, *back])
+    assert home.detector._bed_bound() == "Bedroom"
+    verdicts = home.run(turn + timedelta(hours=12), cat_after)
+    alarm = first_inactive(verdicts)
+    assert alarm is not None
+    assert alarm.reason == "unusual_gap"
+    assert alarm.since == turn
+    assert (minutes_to_alarm(verdicts) or 0) + 2 <= 4 * 60
