@@ -1210,14 +1210,17 @@ def test_a_person_back_in_the_cats_room_from_the_hall_is_not_taken_to_bed() -> N
     assert alarm is not None
     assert alarm.reason == "unusual_gap"
     assert alarm.since == turn
-    assert (minutes_to_alarm(verdicts) or 0) + 2 <= 4 * 60
+    minutes = minutes_to_alarm(verdicts)  # counted from two minutes after the turn
+    assert minutes is not None
+    assert minutes + 2 <= 4 * 60
 
 
 def test_a_night_trip_seen_only_as_the_halls_ends_is_learned_and_a_fall_on_it_caught() -> None:
-    """As above, but each passage through the hall is too brief for a poll to see it begin:
-    the tracker reports only its end. An end whose start no poll saw is a new movement all
-    the same: the way back from the bathroom, so the home's trips are learned, and a trip with
-    no way back is caught before the morning."""
+    """As in the hall-only night trip above (``hall_only_home``), but each passage through the
+    hall is too brief for a poll to see it begin: the tracker reports only its end. An end
+    whose start no poll saw is a new movement all the same: the way back from the bathroom,
+    so the home's trips are learned, and a trip with no way back is caught before the
+    morning."""
     home, trip = hall_only_home(14, ends=True)
     alarm = first_inactive(home.run(trip + timedelta(hours=3), [motion("Hall", trip, on=False)]))
     assert alarm is not None
