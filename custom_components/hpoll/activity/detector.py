@@ -235,7 +235,7 @@ class InactivityDetector:
         #: a pet moves, or one only such a sensor vouched for. At night that is no visit.
         #: ... and ``_last_up``: it was someone getting up at night where the nights are slept
         #: (the silence before it was judged as bed): see ``_up_limit``.
-        self._last_lone = self._last_up = False
+        self._last_lone = self._last_up = self._turned = False
         #: Per night: the longest silence between visits so far (its room: that night's sleep).
         self._night_longest: dict[int, float] = {}
         #: The latest presence that was not a lone movement, its room, and whether the silence
@@ -292,6 +292,8 @@ class InactivityDetector:
         self._stray_at: dict[str, datetime] = {}
         #: Where a lone movement since the latest presence was (perhaps the person, going to
         #: bed where no sensor sees it): the silence gets the more lenient of both rooms' limits.
+        #: ... and ``_turned``: one came in another room within minutes of the latest presence
+        #: (the person may have turned there rather than gone to bed: see ``_room_limit``).
         self._moved_room: str | None = None
         #: (restless sensors, pet-visited ones, per restless sensor how many movements within
         #: BUSY are more than its pet makes alone): see ``_pet_sensors``.
@@ -398,6 +400,11 @@ class InactivityDetector:
             # In the pet's own place, the person's movement elsewhere just BEFORE says nothing
             # (the pet stirs as the person goes to bed): a later one, or a visit, must vouch.
             self._pending, self._moved_room = event, event.room or "?"
+            self._turned = self._turned or (
+                self.last_at is not None
+                and event.room != self._last_room
+                and timedelta(0) <= event.at - self.last_at <= CORROBORATE
+            )
             return
         # A busy pet's place is the person still there; not as sure as two sensors: the
         # lone-sensor limit counts on from the person's coming in (a pet upset beside a fallen
@@ -608,11 +615,12 @@ class InactivityDetector:
             self._learn(self.history.gaps, self.last_at, at, self._last_room or "?")
             if self._last_up:
                 # Only the room's own keys: how long a night is left quiet after getting up,
-                # and (BACK) whether a new movement in that room ended it: the way back.
+                # and (BACK) whether a new movement in that room ended it: the way back (a
+                # start, or an end whose start no poll saw: a passage too brief for a poll).
                 day = self.last_at.astimezone(self.timezone).toordinal()
                 up_room = self._last_room or "?"
                 keys = [UP + up_room]
-                if event.room == self._last_room and event.motion_on is not False:
+                if event.room == self._last_room and not event.ongoing:
                     keys.append(BACK + up_room)
                 minutes = _minutes(at - self.last_at)
                 self.history.gaps.add(day, self._slot(self.last_at), keys, minutes)
@@ -648,7 +656,7 @@ class InactivityDetector:
         )
         if self._last_room is not None and self._last_room != room:
             self._came_from = self._last_room
-        self.last_at, self._last_room, self._moved_room = at, room, None
+        self.last_at, self._last_room, self._moved_room, self._turned = at, room, None, False
         self._last_sensor = event.sensor_id
         blind = self._blind_until is not None and at <= self._blind_until
         self._gap_clean = not (self.away or blind)
@@ -695,8 +703,12 @@ class InactivityDetector:
             moved = self._gap_limit(last, self._moved_room)
             limit = None if moved is None else max(limit, moved)
         bed = self._bed_bound()
-        if limit is not None and bed is not None:
-            # On the way to bed: as lenient as a silence that began there.
+        if limit is not None and bed is not None and not self._turned:
+            # On the way to bed: as lenient as a silence that began there. Not when a movement
+            # came in another room within minutes (where a pet lives, so perhaps the pet's):
+            # the person may have turned there, and the bedroom's own sensor, which sees
+            # nearly every way to bed, saw nothing (the cat's room entered from the hall in the
+            # evening).
             in_bed = self._gap_limit(last, bed)
             limit = None if in_bed is None else max(limit, in_bed)
         return limit
