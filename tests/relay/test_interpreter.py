@@ -78,10 +78,10 @@ def test_an_interpreter_whose_loop_ended_says_so_instead_of_waiting(
 def test_it_imports_from_where_this_process_does_whatever_the_path_holds(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """sys.path may hold other things than texts (anyone may put them there): its repr once
+    """sys.path may hold paths as objects (anyone may put them there): its repr once
     made the interpreter fail to start, and the writer with it."""
     (tmp_path / "hpoll_path_probe.py").write_text("def where():\n    return __file__\n")
-    monkeypatch.setattr(sys, "path", [str(tmp_path), tmp_path / "elsewhere", *sys.path, 42])
+    monkeypatch.setattr(sys, "path", [str(tmp_path), tmp_path / "elsewhere", *sys.path])
     interpreter = Interpreter()
     try:
         import hpoll_path_probe  # type: ignore[import-not-found]
