@@ -615,12 +615,11 @@ class InactivityDetector:
             self._learn(self.history.gaps, self.last_at, at, self._last_room or "?")
             if self._last_up:
                 # Only the room's own keys: how long a night is left quiet after getting up,
-                # and (BACK) whether a new movement in that room ended it: the way back (a
-                # start, or an end whose start no poll saw: a passage too brief for a poll).
+                # and (BACK) whether a new movement in that room ended it: the way back.
                 day = self.last_at.astimezone(self.timezone).toordinal()
                 up_room = self._last_room or "?"
                 keys = [UP + up_room]
-                if event.room == self._last_room and not event.ongoing:
+                if event.room == self._last_room and event.motion_on is not False:
                     keys.append(BACK + up_room)
                 minutes = _minutes(at - self.last_at)
                 self.history.gaps.add(day, self._slot(self.last_at), keys, minutes)
