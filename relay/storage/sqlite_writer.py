@@ -53,6 +53,9 @@ class _Writer:
     guard: FileGuard | None
     #: Over this much WAL the writer checkpoints it itself, after a batch (see _bound_wal).
     wal_checkpoint_bytes: int
+    #: The WAL file, beside the database file itself (SQLite follows a symbolic link to it;
+    #: a link later pointed elsewhere is a replaced file, which the guard refuses).
+    wal: str
     held: Connection | None = None
     #: The caller's recoveries when ``held`` was opened.
     generation: int = 0
@@ -69,7 +72,8 @@ def start(url: str, wal_checkpoint_bytes: int) -> None:
     global _writer  # noqa: PLW0603 (this interpreter's one writer)
     engine = create_sync_sqlite_engine(make_url(url))
     event.listen(engine, "connect", functools.partial(_writer_pragmas, wal_checkpoint_bytes))
-    _writer = _Writer(engine, guard_file(engine), wal_checkpoint_bytes)
+    wal = f"{os.path.realpath(str(engine.url.database))}-wal"
+    _writer = _Writer(engine, guard_file(engine), wal_checkpoint_bytes, wal)
 
 
 def stop() -> None:
@@ -161,10 +165,8 @@ def _bound_wal(writer: _Writer, connection: Connection) -> None:
     copy it all, or a reader still on it kept it from starting over) does the writer wait for
     readers (200 ms at most) and TRUNCATE it (the file emptied: 25-37 ms a time at 2,600
     reports/s, every batch waiting, when it was done every time)."""
-    # Beside the file itself: SQLite follows a symbolic link to it.
-    wal = f"{os.path.realpath(str(writer.engine.url.database))}-wal"
     try:
-        size = os.path.getsize(wal)
+        size = os.path.getsize(writer.wal)
     except OSError:
         return
     if size <= writer.wal_checkpoint_bytes:
