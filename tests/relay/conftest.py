@@ -18,7 +18,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.admin import Admin
+from relay.ingest import incoming
+from relay.schema import decode_report
 from relay.secretbox import SecretBox
+from relay.storage.batch import Incoming
 from relay.storage.db import create_engine, upgrade
 
 EXAMPLE = Path(__file__).parents[1] / "fixtures" / "report_v1.json"
@@ -98,5 +101,19 @@ def make_report() -> Callable[..., dict[str, Any]]:
         report["activity"][0]["at"] = datetime.now(UTC).isoformat()
         report.update(changes)
         return report
+
+    return build
+
+
+type MakeIncoming = Callable[[str, int], list[Incoming]]
+
+
+@pytest.fixture
+def make_incoming(make_report: Callable[..., dict[str, Any]]) -> MakeIncoming:
+    """``count`` valid reports of a home as the ingest writer takes them (``incoming``)."""
+
+    def build(home_id: str, count: int) -> list[Incoming]:
+        bodies = [json.dumps(make_report(home_id)) for _ in range(count)]
+        return [incoming(home_id, body, decode_report(body)) for body in bodies]
 
     return build

@@ -5,8 +5,7 @@ reported. Reproductions from a review."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 import time
 from typing import Any
@@ -16,13 +15,13 @@ from sqlalchemy import func, select
 
 from relay import ingest
 from relay.admin import Admin, NewHome
-from relay.ingest import IngestWriter, StorageError, incoming
+from relay.ingest import IngestWriter, StorageError
 from relay.metrics import Metrics
-from relay.schema import decode_report
 from relay.storage.batch import Incoming
 from relay.storage.db import create_engine, upgrade
 from relay.storage.models import REPORTS
 from tests.relay import in_writer
+from tests.relay.conftest import MakeIncoming
 
 
 @pytest.fixture
@@ -41,11 +40,6 @@ async def home_and_writer(
         await engine.dispose()
 
 
-def _reports(home: NewHome, make_report: Callable[..., Any], count: int) -> list[Incoming]:
-    bodies = [json.dumps(make_report(home.id)) for _ in range(count)]
-    return [incoming(home.id, body, decode_report(body)) for body in bodies]
-
-
 async def _all_pending(writer: IngestWriter, reports: list[Incoming]) -> list[asyncio.Task[Any]]:
     """Submit ``reports`` while the writer is held, so that they are all pending at once."""
     held = asyncio.create_task(writer.in_writer(time.sleep, 0.3))
@@ -60,14 +54,14 @@ async def _all_pending(writer: IngestWriter, reports: list[Incoming]) -> list[as
 )
 async def test_a_batch_halved_around_a_refused_report_leaves_no_request_unanswered(
     home_and_writer: tuple[NewHome, IngestWriter, Any],
-    make_report: Callable[..., Any],
+    make_incoming: MakeIncoming,
     count: int,
     at: int,
 ) -> None:
     """Each committed half once sent the next batch ahead, over the one already ahead: that
     batch was committed and its requests never answered."""
     home, writer, engine = home_and_writer
-    reports = _reports(home, make_report, count)
+    reports = make_incoming(home.id, count)
     await writer.in_writer(in_writer.refuse_report, reports[at].report_id)
     tasks = await _all_pending(writer, reports)
     results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
@@ -80,12 +74,12 @@ async def test_a_batch_halved_around_a_refused_report_leaves_no_request_unanswer
 
 async def test_a_stuck_batch_sent_ahead_is_reported_by_the_probe(
     home_and_writer: tuple[NewHome, IngestWriter, Any],
-    make_report: Callable[..., Any],
+    make_incoming: MakeIncoming,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(ingest, "STUCK_AFTER", 1.0)
     home, writer, _ = home_and_writer
-    reports = _reports(home, make_report, 8)
+    reports = make_incoming(home.id, 8)
     await writer.in_writer(
         in_writer.slow_for, {reports[0].report_id: 0.5, reports[4].report_id: 4.0}
     )
@@ -103,12 +97,13 @@ async def test_a_stuck_batch_sent_ahead_is_reported_by_the_probe(
 
 @pytest.mark.parametrize("home_and_writer", [3], indirect=True)
 async def test_stopping_with_a_batch_ahead_answers_every_request(
-    home_and_writer: tuple[NewHome, IngestWriter, Any], make_report: Callable[..., Any]
+    home_and_writer: tuple[NewHome, IngestWriter, Any],
+    make_incoming: MakeIncoming,
 ) -> None:
     home, writer, _ = home_and_writer
     held = asyncio.create_task(writer.in_writer(time.sleep, 0.3))
     await asyncio.sleep(0.05)
-    tasks = [asyncio.create_task(writer.submit(r)) for r in _reports(home, make_report, 20)]
+    tasks = [asyncio.create_task(writer.submit(r)) for r in make_incoming(home.id, 20)]
     await asyncio.sleep(0)
     stopping = asyncio.create_task(writer.stop())
     await held
@@ -117,7 +112,8 @@ async def test_stopping_with_a_batch_ahead_answers_every_request(
 
 
 async def test_a_call_that_exits_in_the_writer_costs_no_report(
-    home_and_writer: tuple[NewHome, IngestWriter, Any], make_report: Callable[..., Any]
+    home_and_writer: tuple[NewHome, IngestWriter, Any],
+    make_incoming: MakeIncoming,
 ) -> None:
     """A call that raises SystemExit in the writer's interpreter fails alone; the writer
     writes on and the probe says all is well."""
@@ -126,8 +122,8 @@ async def test_a_call_that_exits_in_the_writer_costs_no_report(
     home, writer, _ = home_and_writer
     with pytest.raises(Exception, match="SystemExit"):
         await writer.in_writer(sys.exit, 3)
-    assert await writer.submit(_reports(home, make_report, 1)[0]) == "stored"
+    assert await writer.submit(make_incoming(home.id, 1)[0]) == "stored"
     assert await writer.probe() is None
     await writer.stop()
     with pytest.raises(StorageError):
-        await writer.submit(_reports(home, make_report, 1)[0])
+        await writer.submit(make_incoming(home.id, 1)[0])

@@ -4,26 +4,22 @@ it in another)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
-import json
 from pathlib import Path
 import pickle
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from relay.admin import Admin, NewHome
-from relay.ingest import incoming
-from relay.schema import decode_report
 from relay.storage import sqlite_writer
-from relay.storage.batch import Incoming
 from relay.storage.db import create_engine, upgrade
 from relay.storage.errors import WriterFailure, describe, is_data_error
 from relay.storage.models import REPORTS
 from relay.storage.sqlite_file import FILE_MISSING, FILE_REPLACED
 from tests.relay import in_writer
+from tests.relay.conftest import MakeIncoming
 
 
 @pytest.fixture
@@ -44,11 +40,6 @@ def writer(database: tuple[Path, NewHome]) -> Iterator[None]:
     sqlite_writer.stop()
 
 
-def _reports(home: NewHome, make_report: Callable[..., Any], count: int) -> list[Incoming]:
-    bodies = [json.dumps(make_report(home.id)) for _ in range(count)]
-    return [incoming(home.id, body, decode_report(body)) for body in bodies]
-
-
 def _stored(path: Path) -> int:
     from sqlalchemy import create_engine as sync_engine
 
@@ -61,10 +52,10 @@ def _stored(path: Path) -> int:
 
 @pytest.mark.usefixtures("writer")
 def test_a_batch_is_stored_on_one_held_connection_until_the_generation_moves(
-    database: tuple[Path, NewHome], make_report: Callable[..., Any]
+    database: tuple[Path, NewHome], make_incoming: MakeIncoming
 ) -> None:
     path, home = database
-    reports = _reports(home, make_report, 3)
+    reports = make_incoming(home.id, 3)
     assert sqlite_writer.store(reports, datetime.now(UTC), 0) == ["stored"] * 3
     held = sqlite_writer._current().held
     assert sqlite_writer.store(reports[:1], datetime.now(UTC), 0) == ["duplicate"]
@@ -78,11 +69,11 @@ def test_a_batch_is_stored_on_one_held_connection_until_the_generation_moves(
 
 @pytest.mark.usefixtures("writer")
 def test_a_refused_report_comes_back_as_the_datas_failure(
-    database: tuple[Path, NewHome], make_report: Callable[..., Any]
+    database: tuple[Path, NewHome], make_incoming: MakeIncoming
 ) -> None:
     """Exceptions do not cross interpreters: a failure is classified and described here."""
     path, home = database
-    (report,) = _reports(home, make_report, 1)
+    (report,) = make_incoming(home.id, 1)
     failure = sqlite_writer.store([report._replace(body=None)], datetime.now(UTC), 0)
     assert isinstance(failure, WriterFailure)
     assert failure.data
@@ -95,13 +86,15 @@ def test_a_refused_report_comes_back_as_the_datas_failure(
 
 @pytest.mark.usefixtures("writer")
 def test_a_file_replaced_or_missing_fails_the_batch_as_the_databases(
-    database: tuple[Path, NewHome], make_report: Callable[..., Any], tmp_path: Path
+    database: tuple[Path, NewHome],
+    make_incoming: MakeIncoming,
+    tmp_path: Path,
 ) -> None:
     path, home = database
-    assert sqlite_writer.store(_reports(home, make_report, 1), datetime.now(UTC), 0) == ["stored"]
+    assert sqlite_writer.store(make_incoming(home.id, 1), datetime.now(UTC), 0) == ["stored"]
     moved = tmp_path / "moved.db"
     path.rename(moved)
-    failure = sqlite_writer.store(_reports(home, make_report, 1), datetime.now(UTC), 0)
+    failure = sqlite_writer.store(make_incoming(home.id, 1), datetime.now(UTC), 0)
     assert isinstance(failure, WriterFailure)
     assert (failure.description, failure.data) == (f"OperationalError: {FILE_MISSING}", False)
     assert sqlite_writer._current().held is None  # dropped, never handed out again
@@ -110,14 +103,14 @@ def test_a_file_replaced_or_missing_fails_the_batch_as_the_databases(
     assert probed is not None
     assert probed.description == f"OperationalError: {FILE_MISSING}"
     path.write_bytes(moved.read_bytes())  # another file in its place
-    replaced = sqlite_writer.store(_reports(home, make_report, 1), datetime.now(UTC), 0)
+    replaced = sqlite_writer.store(make_incoming(home.id, 1), datetime.now(UTC), 0)
     assert isinstance(replaced, WriterFailure)
     assert replaced.description == f"OperationalError: {FILE_REPLACED.splitlines()[0]}"
 
 
 @pytest.mark.usefixtures("writer")
 def test_the_writer_keeps_the_wal_bounded_and_writes_it_over_from_its_start(
-    database: tuple[Path, NewHome], make_report: Callable[..., Any]
+    database: tuple[Path, NewHome], make_incoming: MakeIncoming
 ) -> None:
     """With nobody reading, the writer's PASSIVE checkpoint lets the WAL start over: its file
     is written again from the start (cut back to the threshold, never emptied: emptying it
@@ -127,8 +120,7 @@ def test_the_writer_keeps_the_wal_bounded_and_writes_it_over_from_its_start(
     sizes = []
     for _ in range(40):
         assert (
-            sqlite_writer.store(_reports(home, make_report, 5), datetime.now(UTC), 0)
-            == ["stored"] * 5
+            sqlite_writer.store(make_incoming(home.id, 5), datetime.now(UTC), 0) == ["stored"] * 5
         )
         sizes.append(wal.stat().st_size)
     # Without the writer's own checkpoint, 200 reports make about 1.9 MB of WAL here.
@@ -139,7 +131,7 @@ def test_the_writer_keeps_the_wal_bounded_and_writes_it_over_from_its_start(
 
 
 def test_a_reader_keeping_the_wal_from_starting_over_makes_the_writer_truncate_it(
-    database: tuple[Path, NewHome], make_report: Callable[..., Any]
+    database: tuple[Path, NewHome], make_incoming: MakeIncoming
 ) -> None:
     """A reader that began on the WAL's last frame lets the writer's checkpoint copy it
     whole, yet keeps it from starting over while it reads: when the file has grown past that
@@ -159,7 +151,7 @@ def test_a_reader_keeping_the_wal_from_starting_over_makes_the_writer_truncate_i
 
         def write() -> None:
             with connection.begin():
-                store_batch(connection, _reports(home, make_report, 5), datetime.now(UTC))
+                store_batch(connection, make_incoming(home.id, 5), datetime.now(UTC))
 
         write()
         reader.execute("BEGIN")
