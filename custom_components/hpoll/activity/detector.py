@@ -55,6 +55,7 @@ import math
 import statistics
 from typing import Any
 
+from . import persist
 from .history import (
     ANY,
     HISTORY_DAYS,
@@ -1142,22 +1143,8 @@ class InactivityDetector:
     # --- persistence -------------------------------------------------------------------------
 
     def export(self) -> dict[str, Any]:
-        """JSON-ready state (the history and the current gap)."""
-
-        def iso(when: datetime | None) -> str | None:
-            return when.isoformat() if when else None
-
-        return {
-            "history": self.history.export(),
-            "last_at": iso(self.last_at),
-            "last_room": self._last_room,
-            "door_at": iso(self.door_at),
-            "away": self.away,
-            "door_room": self._door_room,
-            "doors": sorted(self._doors),
-            "watching_since": iso(self.watching_since),
-            "up_day": self._up_day,
-        }
+        """JSON-ready state: the history and the state in progress (``KEPT``)."""
+        return {"history": self.history.export(), **persist.write(KEPT, self)}
 
     @classmethod
     def restore(
@@ -1170,31 +1157,80 @@ class InactivityDetector:
     ) -> InactivityDetector:
         """From ``export``. The silence after a restart is not learned from (we were not
         watching all of it); anything unreadable is dropped, never fatal."""
-        data = data or {}
+        data = dict(data or {})
         history = History.restore(data.get("history"))
         detector = cls(timezone, safety_net=safety_net, quiet_hours=quiet_hours, history=history)
-
-        def when(key: str) -> datetime | None:
-            try:
-                value = datetime.fromisoformat(str(data.get(key)))
-            except ValueError:
-                return None
-            return value if value.tzinfo is not None else None
-
-        detector.last_at, detector.door_at = when("last_at"), when("door_at")
-        detector.watching_since = when("watching_since")
+        persist.read(KEPT, detector, data)
         detector._blind_until = detector.last_at
-        for attribute, key in (
-            ("_last_room", "last_room"),
-            ("_door_room", "door_room"),
-        ):
-            value = data.get(key)
-            setattr(detector, attribute, value if isinstance(value, str) else None)
-        detector.away = data.get("away") is True and detector.door_at is not None
-        up_day = data.get("up_day")
-        # Someone seen up today stays so across a restart: no "not up" for the rest of it.
-        detector._up_day = up_day if type(up_day) is int else None
-        doors = data.get("doors")
-        if isinstance(doors, list):
-            detector._doors = {door for door in doors if isinstance(door, str)}
+        detector.away = detector.away and detector.door_at is not None
         return detector
+
+
+#: What a restart keeps besides the history (attribute: kind, see ``persist``): the silence in
+#: progress is judged after it as before (where and how the person was last seen: getting up at
+#: night, a lone movement, on the way to bed; a lone sensor's run; an absence; a wake-up under
+#: way; someone seen up today), and the next movement is read as it would have been (which
+#: sensors saw what last, a visit going on, a lone movement waiting for a second sign, the
+#: latest poll: what the first poll after the restart sees happened since; a pet's recent
+#: lone movements, still to be learned or counted as its place being busy).
+KEPT: dict[str, str] = {
+    "last_at": "time",
+    "_last_room": "str",
+    "_last_sensor": "str",
+    "_last_lone": "bool",
+    "_last_up": "bool",
+    "_turned": "bool",
+    "_moved_room": "str",
+    "_came_from": "str",
+    "_gap_low_day": "bool",
+    "_sure_at": "time",
+    "_sure_room": "str",
+    "_visit_at": "times",
+    "_seen": "times",
+    "_started": "times",
+    "_motion_sensors": "texts",
+    "_pending": "event",
+    "_night_longest": "per_night",
+    "door_at": "time",
+    "away": "bool",
+    "_door_room": "str",
+    "_doors": "texts",
+    "_door_returning": "bool",
+    "_back_at": "time",
+    "_back_by_door": "bool",
+    "_back_sensors": "texts",
+    "watching_since": "time",
+    "_up_day": "int",
+    "_cycle_day": "int",
+    "_cycle_events": "numbers",
+    "_previous_poll": "time",
+    "_lone_recent": "events",
+    "_stray_at": "times",
+    "_busy_moves": "time_lists",
+}
+#: What a restart does not keep: settings, the history (kept on its own), what is derived from
+#: it (caches, the night, the pet's sensors), the poll in progress, and what only serves
+#: learning from a silence watched throughout (the silence across a restart is blind: it is
+#: never learned).
+NOT_KEPT = frozenset(
+    {
+        "timezone",
+        "safety_net",
+        "quiet_hours",
+        "history",
+        "_cache",
+        "_nights",
+        "_nights_key",
+        "_restless_key",
+        "_restless_set",
+        "reachable",
+        "_batch",
+        "_poll_before",
+        "_blind_until",
+        "_gap_clean",
+        "_run_clean",
+        "_visit_clean",
+        "_visit_last",
+        "_visit_from",
+    }
+)
