@@ -23,10 +23,13 @@ from custom_components.hpoll.activity.tracker import ActivityEvent
 from tests.hpoll.test_detector import (
     MONDAY,
     POLL,
+    Home,
     cat_owners_day,
+    door,
     first_inactive,
     hall_only_day,
     hall_only_home,
+    learned_home,
     motion,
     ordinary_day,
 )
@@ -79,28 +82,19 @@ def judged(verdict: Verdict) -> tuple[object, ...]:
     )
 
 
-def learned(detector: InactivityDetector) -> tuple[object, ...]:
-    """What the detector learned, but how long it watched."""
-    history = detector.history
-    return (
-        history.gaps.days,
-        history.runs.days,
-        history.wakes,
-        history.sleeps,
-        history.ways,
-        history.strays,
-        history.moves,
-    )
-
-
 def running_on(detector: InactivityDetector) -> InactivityDetector:
-    """A copy that runs on without a restart. It reads the history as written (rounded alike)
-    and derives nothing from it in advance (limits are cached per half hour as first
-    computed): any difference is the state in progress."""
+    """A copy that runs on without a restart, but forgets what a restart forgets by design: it
+    learns nothing of the silence in progress or of what the next poll brings, nor of lone
+    movements just before (NOT_KEPT's learning-only state), reads the history as written
+    (rounded alike), and derives nothing from it in advance (the night, the pet's sensors and
+    the limits are cached per day or half hour as first computed, and derived again from the
+    history at a restart). Any other difference is state in progress lost by the restart."""
     copied = copy.deepcopy(detector)
     copied.history = History.restore(json.loads(json.dumps(detector.history.export())))
     copied._cache.clear()
     copied._nights_key = copied._restless_key = None
+    copied._blind_until, copied._resumed, copied._lone_recent = copied.last_at, True, []
+    copied._gap_clean = copied._run_clean = copied._visit_clean = False
     return copied
 
 
@@ -108,29 +102,21 @@ def assert_restarts_change_nothing(
     detector: InactivityDetector, polls: list[Poll], *, learn: int, every: int
 ) -> int:
     """Feed ``polls`` to ``detector``; after the first ``learn`` of them, restart it at every
-    ``every``-th poll while a copy runs on without a restart, and feed both what follows: until
-    either learns something the other cannot (the restored detector never learns the silence
-    across the restart) both give the same verdict at every poll; after it, for a while, both
-    see the person at the same moment in the same room. Returns the polls compared."""
+    ``every``-th poll while a copy runs on without a restart, feed both the next six hours'
+    polls, and compare their verdicts at every poll. Returns the polls compared."""
     compared = 0
     for index, (now, events, reachable) in enumerate(polls):
         detector.observe(now, events, reachable=reachable)
         if index < learn or index % every:
             continue
         ran_on, restored = running_on(detector), restarted(detector)
-        after = None
-        for later, due, up in polls[index + 1 : index + 1 + 12 * 60]:
+        for later, due, up in polls[index + 1 :]:
+            if later - now > timedelta(hours=6):
+                break
             on = ran_on.observe(later, due, reachable=up)
             back = restored.observe(later, due, reachable=up)
-            if after is None and learned(restored) == learned(ran_on):
-                assert judged(back) == judged(on), later
-                compared += 1
-                continue
-            after = after or later
-            assert (back.last_activity, back.away) == (on.last_activity, on.away), later
-            assert restored._last_room == ran_on._last_room, later
-            if later - after > timedelta(minutes=30):
-                break
+            assert judged(back) == judged(on), later
+            compared += 1
     return compared
 
 
@@ -173,7 +159,7 @@ def test_a_restart_at_any_moment_judges_the_silence_in_progress_as_before(life: 
     compared = assert_restarts_change_nothing(
         InactivityDetector(UTC), polls, learn=days * 1440, every=20
     )
-    assert compared > 1_000
+    assert compared > 30_000
 
 
 @pytest.mark.parametrize("kind", bench.TYPES)
@@ -190,7 +176,7 @@ def test_a_restart_in_the_second_benchs_homes_judges_as_before(kind: str) -> Non
     learn = next(i for i, poll in enumerate(polls) if poll[0] >= end - timedelta(hours=36))
     detector = InactivityDetector(bench.ZONE, safety_net=bench.FIXED)
     compared = assert_restarts_change_nothing(detector, polls, learn=learn, every=15)
-    assert compared > 300
+    assert compared > 10_000
 
 
 def test_an_unreadable_state_in_progress_is_dropped() -> None:
@@ -215,3 +201,80 @@ def test_an_unreadable_state_in_progress_is_dropped() -> None:
     assert broken._cycle_events == []
     assert broken._night_longest == {739: 300.0}
     assert broken._doors == set()
+
+
+def test_a_corrupt_store_is_read_without_failing() -> None:
+    """Times at the ends of ``datetime``'s range, a list where a mapping belongs, day keys
+    that are digits but no numbers: dropped, and the restored detector polls and judges."""
+    home = learned_home(3)
+    stored = home.detector.export()
+    times = [name.lstrip("_") for name, kind in KEPT.items() if kind == "time"]
+    for extreme in ("0001-01-01T00:00:00+00:00", "9999-12-31T23:59:59+00:00"):
+        corrupt = {
+            **stored,
+            **dict.fromkeys(times, extreme),
+            "seen": {"Hall": extreme},
+            "busy_moves": {"Hall": [extreme]},
+            "pending": {"sensor_id": "Hall", "at": extreme, "kind": "motion", "ongoing": False},
+            "history": {**stored["history"], "wakes": {"²": 400}},
+        }
+        for zone in (UTC, bench.ZONE):
+            detector = InactivityDetector.restore(corrupt, zone)
+            assert detector.last_at is None
+            assert detector._seen == {}
+            detector.observe(home.now + POLL, [motion("Hall", home.now)])
+            assert detector.verdict(home.now + POLL).last_activity == home.now
+    for broken in ([1], {"history": [1]}, {"history": {"gaps": [1], "wakes": [2]}}):
+        assert InactivityDetector.restore(broken, UTC).verdict(home.now).state == "unknown"  # type: ignore[arg-type]
+
+
+def test_what_came_while_home_assistant_was_down_is_not_learned() -> None:
+    """Home Assistant is down from 10:00 to 13:00; the first poll after it brings each
+    sensor's latest change (the kitchen at 10:05, the living room at 12:00, the hall at
+    12:55), not what came between: the silences between them are not learned, and the
+    downtime is not counted as time watched. (A bridge outage of the same length learns
+    nothing either.)"""
+    home = learned_home(14)
+    day = home.now
+    home.run(
+        day + timedelta(hours=10),
+        [e for e in ordinary_day(day) if e.at <= day + timedelta(hours=10)],
+    )
+    gaps, profile = copy.deepcopy(home.detector.history.gaps.days), home.detector._profile
+    watched = sum(profile(day).home_minutes)
+    home.detector = restarted(home.detector)
+    down = [(10, 5, "Kitchen"), (12, 0, "Living"), (12, 55, "Hall")]
+    seen = [motion(room, day + timedelta(hours=h, minutes=m)) for h, m, room in down]
+    home.now = day + timedelta(hours=13)
+    home.detector.observe(home.now, seen)
+    assert home.detector.history.gaps.days == gaps
+    assert sum(home.detector._profile(day).home_minutes) == watched
+    after = [motion("Kitchen", home.now + POLL), motion("Living", home.now + 10 * POLL)]
+    home.run(day + timedelta(hours=13, minutes=20), after)
+    assert home.detector.history.gaps.days != gaps  # watching again: learning again
+
+
+def test_a_motion_sensor_dead_for_a_day_is_no_room_to_wait_for() -> None:
+    """A home with a door and two motion sensors: the hall's, beside the door, and the living
+    room's. The hall's has been dead for two days. The person goes out and comes back through
+    the door, is seen once in the living room and falls: the return is seen (the one live
+    sensor is the one room to wait for) and the fall caught, with or without a restart."""
+    seen = ("Hall", "Living", "door")
+    lived = [
+        e
+        for n in range(12)
+        for e in with_a_door(MONDAY + timedelta(days=n))
+        if e.sensor_id in seen and (e.sensor_id != "Hall" or e.at < MONDAY + timedelta(days=10))
+    ]
+    day = MONDAY + timedelta(days=12)
+    for restart in (False, True):
+        home = Home()
+        morning = [motion("Living", day + timedelta(hours=7, minutes=m)) for m in range(0, 150, 10)]
+        home.run(day + timedelta(hours=9, minutes=30), [e for e in lived if e.at <= day] + morning)
+        if restart:
+            home.detector = restarted(home.detector)
+        out, back = day + timedelta(hours=10), day + timedelta(hours=12)
+        trip = [door(out), door(back), motion("Living", back + timedelta(minutes=2))]
+        alarm = first_inactive(home.run(day + timedelta(hours=18), trip))
+        assert alarm is not None, restart
+        assert alarm.since == back + timedelta(minutes=2)

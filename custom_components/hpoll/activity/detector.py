@@ -136,6 +136,10 @@ CONFIDENT_DAYS = 14
 LEARNING_DAYS = 7
 #: Steps longer than this between polls are not counted as time watched.
 MAX_STEP = timedelta(minutes=15)
+#: A motion sensor that saw nothing in this long before the door (its battery died, it was
+#: removed) is no room to wait for before someone is back; one unseen for HISTORY_DAYS is
+#: forgotten.
+ALIVE = timedelta(days=1)
 #: Kinds that only repeat what the sensors themselves saw.
 _REPEATS = frozenset({"room_motion", "home_motion"})
 #: Kinds a motion sensor (or a MotionAware area) reports.
@@ -268,7 +272,9 @@ class InactivityDetector:
         self.watching_since: datetime | None = None
         #: The latest of the home's days (see ``_cycle``) on which someone was seen up.
         self._up_day: int | None = None
-        self.away = False
+        #: Away (a door, not followed by a return); ``_resumed``: restored after a restart and
+        #: not yet polled (the first poll brings what happened while Home Assistant was down).
+        self.away = self._resumed = False
         self.reachable = True
         #: Nothing was seen up to here (the bridge was unreachable, or before we watched).
         self._blind_until: datetime | None = None
@@ -320,7 +326,13 @@ class InactivityDetector:
             self._gap_clean = self._run_clean = self._visit_clean = False
             self._previous_poll = now
             return self.verdict(now)
-        if self._previous_poll is not None and not self.away:
+        if self._resumed:
+            # The first poll after a restart brings, at once, each sensor's latest change
+            # while Home Assistant was down, not what came between: nothing of it is learned,
+            # and the downtime was not watched.
+            self._resumed = False
+            self._blind_until = now
+        elif self._previous_poll is not None and not self.away:
             step = min(now - self._previous_poll, MAX_STEP)
             if step > timedelta(0):
                 local = now.astimezone(self.timezone)
@@ -331,8 +343,21 @@ class InactivityDetector:
             self._event(event, now)
         self._batch = []
         self._count_strays(now)
-        self.history.forget_before(now.astimezone(self.timezone).toordinal() - HISTORY_DAYS)
+        self._forget_sensors(now)
         return self.verdict(now)
+
+    def _forget_sensors(self, now: datetime) -> None:
+        """Keep HISTORY_DAYS: of the history, and of each sensor (a sensor removed or dead
+        that long is forgotten)."""
+        self.history.forget_before(now.astimezone(self.timezone).toordinal() - HISTORY_DAYS)
+        oldest = now - timedelta(days=HISTORY_DAYS)
+        if any(at < oldest for at in self._seen.values()):
+            for sensor in [sensor for sensor, at in self._seen.items() if at < oldest]:
+                for seen in (self._seen, self._started, self._visit_at, self._stray_at):
+                    seen.pop(sensor, None)
+                self._busy_moves.pop(sensor, None)
+                self._motion_sensors.discard(sensor)
+                self._doors.discard(sensor)
 
     def _event(self, event: ActivityEvent, now: datetime) -> None:
         if event.kind in _REPEATS:
@@ -599,8 +624,14 @@ class InactivityDetector:
             return True
         self._back_sensors.add(event.sensor_id)
         # Two rooms, or as many as the home can show when it has a single motion sensor (a
-        # dimmer beside it, pressed now and then, is no second room to wait for).
-        return len(self._back_sensors) >= min(2, len(self._seen.keys() & self._motion_sensors))
+        # dimmer beside it, pressed now and then, is no second room to wait for) or a single
+        # one still alive (seen in the day before the door).
+        alive = [
+            sensor
+            for sensor in self._seen.keys() & self._motion_sensors
+            if self._seen[sensor] >= door - ALIVE
+        ]
+        return len(self._back_sensors) >= min(2, len(alive))
 
     def _presence(
         self, event: ActivityEvent, *, count: bool, stray: bool = False, sure: bool | None = None
@@ -1157,11 +1188,12 @@ class InactivityDetector:
     ) -> InactivityDetector:
         """From ``export``. The silence after a restart is not learned from (we were not
         watching all of it); anything unreadable is dropped, never fatal."""
-        data = dict(data or {})
+        data = dict(data) if isinstance(data, Mapping) else {}
         history = History.restore(data.get("history"))
         detector = cls(timezone, safety_net=safety_net, quiet_hours=quiet_hours, history=history)
         persist.read(KEPT, detector, data)
         detector._blind_until = detector.last_at
+        detector._resumed = True
         detector.away = detector.away and detector.door_at is not None
         return detector
 
@@ -1172,7 +1204,7 @@ class InactivityDetector:
 #: way; someone seen up today), and the next movement is read as it would have been (which
 #: sensors saw what last, a visit going on, a lone movement waiting for a second sign, the
 #: latest poll: what the first poll after the restart sees happened since; a pet's recent
-#: lone movements, still to be learned or counted as its place being busy).
+#: lone movements, counted as its place being busy).
 KEPT: dict[str, str] = {
     "last_at": "time",
     "_last_room": "str",
@@ -1204,14 +1236,13 @@ KEPT: dict[str, str] = {
     "_cycle_day": "int",
     "_cycle_events": "numbers",
     "_previous_poll": "time",
-    "_lone_recent": "events",
     "_stray_at": "times",
     "_busy_moves": "time_lists",
 }
 #: What a restart does not keep: settings, the history (kept on its own), what is derived from
-#: it (caches, the night, the pet's sensors), the poll in progress, and what only serves
-#: learning from a silence watched throughout (the silence across a restart is blind: it is
-#: never learned).
+#: it (caches, the night, the pet's sensors: derived again from the history at the restart),
+#: the poll in progress, and what only serves learning (the silence across a restart, and
+#: what the first poll after it brings, are never learned).
 NOT_KEPT = frozenset(
     {
         "timezone",
@@ -1232,5 +1263,7 @@ NOT_KEPT = frozenset(
         "_visit_clean",
         "_visit_last",
         "_visit_from",
+        "_lone_recent",
+        "_resumed",
     }
 )

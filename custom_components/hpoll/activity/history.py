@@ -111,10 +111,10 @@ class Stretches:
         """From ``export`` (anything unreadable is dropped)."""
         stretches = cls()
         for day, slots in data.items() if isinstance(data, dict) else ():
-            if not (str(day).isdigit() and isinstance(slots, dict)):
+            if not (str(day).isdecimal() and isinstance(slots, dict)):
                 continue
             for slot, entry in slots.items():
-                if not (str(slot).isdigit() and isinstance(entry, dict)):
+                if not (str(slot).isdecimal() and isinstance(entry, dict)):
                     continue
                 keys = {str(k): float(v) for k, v in entry.items() if isinstance(v, int | float)}
                 if keys and 0 <= int(slot) < SLOTS_PER_DAY:
@@ -287,34 +287,34 @@ class History:
     @classmethod
     def restore(cls, data: Mapping[str, Any] | None) -> History:
         """From ``export`` (anything unreadable is dropped, never fatal)."""
-        data = data or {}
+        data = data if isinstance(data, Mapping) else {}
         history = cls(Stretches.restore(data.get("gaps")), Stretches.restore(data.get("runs")))
         wakes = data.get("wakes")
         for day, minutes in wakes.items() if isinstance(wakes, dict) else ():
-            if str(day).isdigit() and isinstance(minutes, int | float):
+            if str(day).isdecimal() and isinstance(minutes, int | float):
                 history.wakes[int(day)] = float(minutes)
         profiles = data.get("profiles")
         for day, raw in profiles.items() if isinstance(profiles, dict) else ():
             profile = DayProfile.restore(raw)
-            if str(day).isdigit() and profile is not None:
+            if str(day).isdecimal() and profile is not None:
                 history.profiles[int(day)] = profile
         sleeps = data.get("sleeps")
         for day, room in sleeps.items() if isinstance(sleeps, dict) else ():
-            if str(day).isdigit() and isinstance(room, str):
+            if str(day).isdecimal() and isinstance(room, str):
                 history.sleeps[int(day)] = room
         ways = data.get("ways")
         for day, room in ways.items() if isinstance(ways, dict) else ():
-            if str(day).isdigit() and isinstance(room, str):
+            if str(day).isdecimal() and isinstance(room, str):
                 history.ways[int(day)] = room
         moves = data.get("moves")
         for day, sensors in moves.items() if isinstance(moves, dict) else ():
-            if str(day).isdigit() and isinstance(sensors, dict):
+            if str(day).isdecimal() and isinstance(sensors, dict):
                 history.moves[int(day)] = {
                     str(sensor): n for sensor, n in sensors.items() if type(n) is int and n >= 0
                 }
         strays = data.get("strays")
         for day, sensors in strays.items() if isinstance(strays, dict) else ():
-            if not (str(day).isdigit() and isinstance(sensors, dict)):
+            if not (str(day).isdecimal() and isinstance(sensors, dict)):
                 continue
             for sensor, counts in sensors.items():
                 if (

@@ -65,7 +65,7 @@ class ActivityLog:
         cls, data: Mapping[str, Any] | None, *, timezone: tzinfo, started_at: datetime
     ) -> ActivityLog:
         """From what ``export`` wrote (anything unreadable is dropped, never fatal)."""
-        data = data or {}
+        data = data if isinstance(data, Mapping) else {}
         marks, motion_on = data.get("marks"), data.get("motion_on")
         tracker = ActivityTracker.restore(
             marks if isinstance(marks, dict) else {},

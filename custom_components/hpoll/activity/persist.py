@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from .tracker import ActivityEvent, restore_times
+from .tracker import ActivityEvent, restore_time, restore_times
 
 #: Minutes per night are kept for this many of the latest nights (the one in progress and the
 #: one before: a night is counted by the local day its evening began).
@@ -20,9 +20,9 @@ NIGHTS_KEPT = 2
 def _time(raw: Any) -> datetime | None:
     if raw is None:
         return None
-    when = datetime.fromisoformat(raw) if isinstance(raw, str) else None
-    if when is None or when.tzinfo is None:
-        raise TypeError("not an aware time")
+    when = restore_time(raw)
+    if when is None:
+        raise ValueError("not a plausible aware time")
     return when
 
 
@@ -68,7 +68,7 @@ def _per_night(raw: Any) -> dict[int, float]:
     return {
         int(night): float(minutes)
         for night, minutes in raw.items()
-        if str(night).isdigit() and type(minutes) in (int, float)
+        if str(night).isdecimal() and type(minutes) in (int, float)
     }
 
 

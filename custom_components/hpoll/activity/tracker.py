@@ -244,14 +244,29 @@ def _export(times: Mapping[str, datetime]) -> dict[str, str]:
     return {source: when.isoformat() for source, when in times.items()}
 
 
-def restore_times(data: Mapping[str, str]) -> dict[str, datetime]:
-    """Aware times from their ISO text by key; what is unreadable or naive is dropped."""
+#: Years a stored time may fall in (one outside them is a corrupt store: near the ends of
+#: ``datetime``'s range, arithmetic on it overflows).
+PLAUSIBLE_YEARS = range(2000, 2200)
+
+
+def restore_time(text: object) -> datetime | None:
+    """An aware, plausible time from its ISO text; None when unreadable, naive or implausible."""
+    if not isinstance(text, str):
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if when.tzinfo is None or when.year not in PLAUSIBLE_YEARS:
+        return None
+    return when
+
+
+def restore_times(data: Mapping[str, object]) -> dict[str, datetime]:
+    """Aware times from their ISO text by key; what is unreadable, naive or implausible is
+    dropped."""
     times: dict[str, datetime] = {}
     for source, text in data.items():
-        try:
-            when = datetime.fromisoformat(text)
-        except (TypeError, ValueError):
-            continue
-        if when.tzinfo is not None:
+        if (when := restore_time(text)) is not None:
             times[source] = when
     return times
