@@ -278,3 +278,53 @@ def test_a_motion_sensor_dead_for_a_day_is_no_room_to_wait_for() -> None:
         alarm = first_inactive(home.run(day + timedelta(hours=18), trip))
         assert alarm is not None, restart
         assert alarm.since == back + timedelta(minutes=2)
+
+
+def test_a_lone_sensor_run_goes_on_across_a_restart() -> None:
+    """After a fall at 10:00 only the kitchen's sensor fires (a cat), every 25 minutes; Home
+    Assistant restarts at noon. The lone run is still counted from the fall, and the alarm
+    comes when it would have come without the restart."""
+    day = MONDAY + timedelta(days=14)
+    fall = day + timedelta(hours=10)
+    before = [e for e in ordinary_day(day) if e.at <= fall]
+    cat = [motion("Kitchen", fall + timedelta(minutes=m)) for m in range(15, 600, 25)]
+    noon, alarms = fall + timedelta(hours=2), []
+    for restart in (False, True):
+        home = learned_home()
+        home.run(noon, [e for e in before + cat if e.at <= noon])
+        if restart:
+            home.detector = restarted(home.detector)
+        later = [e for e in cat if e.at > noon]
+        alarms.append(first_inactive(home.run(fall + timedelta(hours=9), later)))
+    assert alarms[0] is not None
+    assert alarms[0].reason == "one_sensor"
+    assert alarms[1] == alarms[0]
+
+
+def test_a_return_seen_in_one_room_is_completed_across_a_restart() -> None:
+    """Back from an outing through the door, the person is seen in the living room (the hall's
+    sensor missed them); Home Assistant restarts; then the kitchen, the second room that tells
+    someone is back, and a fall there. The return is complete and the fall caught as without
+    the restart, not taken for an absence going on."""
+    day = MONDAY + timedelta(days=14)
+    out, back = day + timedelta(hours=14), day + timedelta(hours=17)
+    morning = [e for e in with_a_door(day) if e.at <= out]
+    alarms = []
+    for restart in (False, True):
+        home = lived_with_a_door()
+        home.run(back + timedelta(minutes=5), [*morning, door(back), motion("Living", back + POLL)])
+        assert home.verdict.away
+        if restart:
+            home.detector = restarted(home.detector)
+        kitchen = motion("Kitchen", back + timedelta(minutes=10))
+        alarms.append(first_inactive(home.run(back + timedelta(hours=6), [kitchen])))
+    assert alarms[0] is not None
+    assert alarms[0].since == back + timedelta(minutes=10)
+    assert alarms[1] == alarms[0]
+
+
+def lived_with_a_door(days: int = 14) -> Home:
+    home = Home()
+    lived = [e for n in range(days) for e in with_a_door(MONDAY + timedelta(days=n))]
+    home.run(MONDAY + timedelta(days=days), lived)
+    return home
