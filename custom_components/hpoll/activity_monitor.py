@@ -14,7 +14,7 @@ from homeassistant.util import dt as dt_util
 
 from .activity.detector import UNKNOWN, InactivityDetector, Verdict, in_quiet_hours
 from .activity.log import ActivityLog
-from .activity.tracker import ActivityEvent
+from .activity.tracker import ActivityEvent, source_states
 from .const import (
     CONF_INACTIVITY_HOURS,
     CONF_QUIET_END,
@@ -67,7 +67,11 @@ class ActivityMonitor:
 
     def _detector(self, data: dict[str, Any] | None, zone: tzinfo) -> InactivityDetector:
         return InactivityDetector.restore(
-            data, zone, safety_net=self.inactivity_threshold, quiet_hours=self.quiet_hours
+            data,
+            zone,
+            safety_net=self.inactivity_threshold,
+            quiet_hours=self.quiet_hours,
+            now=dt_util.utcnow(),
         )
 
     @property
@@ -77,7 +81,9 @@ class ActivityMonitor:
 
     async def async_load(self) -> None:
         """What the tracker and the detector knew before a restart (nothing counted twice)."""
-        stored = await self._store.async_load() or {}
+        stored = await self._store.async_load()
+        if not isinstance(stored, dict):
+            stored = {}
         zone = dt_util.get_default_time_zone()
         self.activity = ActivityLog.restore(
             stored.get("activity"), timezone=zone, started_at=dt_util.utcnow()
@@ -121,7 +127,7 @@ class ActivityMonitor:
                     "sampled": event.sampled,
                 },
             )
-        self._judge(self.detector.observe(now, events))
+        self._judge(self.detector.observe(now, events, sensors=source_states(snapshot)))
         self._store.async_delay_save(self._stored_state, 30)
 
     def inactive_in(self, room: str, now: datetime) -> bool | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from custom_components.hpoll.activity.tracker import ActivityEvent, ActivityTracker
+from custom_components.hpoll.activity.tracker import ActivityEvent, ActivityTracker, source_states
 from custom_components.hpoll.hue import Snapshot, parse_snapshot
 from huesim import ManualClock, World
 from tests.conftest import load_resources
@@ -18,6 +18,8 @@ ROOM_1_MOTION = "3689dff1-6574-d400-dbd9-47a1e6123f98"
 OLD_SENSOR_DEVICE = "9d6998c6-ed4d-cc75-0e50-4ec61446e8f2"
 BUTTON = "0a9acc8f-a8ab-af2e-373b-dc6040de3bd5"
 CONTACT = "1c81d201-23f1-db39-9762-4eafb6397464"
+FULL_SENSOR_DEVICE = "fb657eb4-38ba-fd3c-7535-d56f4350699f"
+FULL_SENSOR_MOTION = "749be502-2ecf-52ad-aee4-c96bec40249b"
 
 
 @pytest.fixture
@@ -208,3 +210,20 @@ def test_motion_state_survives_a_restart(world: World, clock: ManualClock) -> No
     events = [e for e in restored.tracker.update(snap(world), clock.now()) if e.sensor_id == SENSOR]
     assert [e.ongoing for e in events] == [True]
     assert primary(events) == []
+
+
+def test_source_states_say_which_sensors_the_bridge_reaches(
+    world: World, clock: ManualClock
+) -> None:
+    """Every activity source the bridge lists, and whether it reaches its device: a sensor
+    that dropped off the mesh sees nothing however much goes on (the detector does not wait
+    for it to tell someone is back). A device without connectivity news counts as reached."""
+    states = source_states(snap(world))
+    assert states[SENSOR] is True  # no zigbee_connectivity service in the capture
+    assert states[FULL_SENSOR_MOTION] is True
+    assert {BUTTON, CONTACT} <= states.keys()
+    world.set_connectivity(FULL_SENSOR_DEVICE, "connectivity_issue")
+    world.sync()
+    states = source_states(snap(world))
+    assert states[FULL_SENSOR_MOTION] is False
+    assert states[SENSOR] is True

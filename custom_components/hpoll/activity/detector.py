@@ -136,10 +136,6 @@ CONFIDENT_DAYS = 14
 LEARNING_DAYS = 7
 #: Steps longer than this between polls are not counted as time watched.
 MAX_STEP = timedelta(minutes=15)
-#: A motion sensor that saw nothing in this long before the door (its battery died, it was
-#: removed) is no room to wait for before someone is back; one unseen for HISTORY_DAYS is
-#: forgotten.
-ALIVE = timedelta(days=1)
 #: Kinds that only repeat what the sensors themselves saw.
 _REPEATS = frozenset({"room_motion", "home_motion"})
 #: Kinds a motion sensor (or a MotionAware area) reports.
@@ -213,7 +209,7 @@ def in_quiet_hours(local: time, start: time, end: time) -> bool:
 class InactivityDetector:
     """One per home. ``observe`` at every poll; ``verdict`` any time after."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 (one statement per piece of state, each told where it is set)
         self,
         timezone: tzinfo,
         *,
@@ -276,6 +272,9 @@ class InactivityDetector:
         #: not yet polled (the first poll brings what happened while Home Assistant was down).
         self.away = self._resumed = False
         self.reachable = True
+        #: The sensors the bridge listed at the latest poll, and whether it reached each one
+        #: (None: not told).
+        self._sensors: Mapping[str, bool] | None = None
         #: Nothing was seen up to here (the bridge was unreachable, or before we watched).
         self._blind_until: datetime | None = None
         self._gap_clean = False
@@ -315,10 +314,18 @@ class InactivityDetector:
     # --- feeding ---------------------------------------------------------------------------
 
     def observe(
-        self, now: datetime, events: Iterable[ActivityEvent], *, reachable: bool = True
+        self,
+        now: datetime,
+        events: Iterable[ActivityEvent],
+        *,
+        reachable: bool = True,
+        sensors: Mapping[str, bool] | None = None,
     ) -> Verdict:
-        """Fold in one poll: its events (oldest first) and whether the bridge was read."""
+        """Fold in one poll: its events (oldest first), whether the bridge was read, and (when
+        known) every sensor it lists with whether it can reach it."""
         self.reachable = reachable
+        if sensors is not None:
+            self._sensors = sensors
         if self.watching_since is None:
             self.watching_since = now
         if not reachable:
@@ -343,21 +350,8 @@ class InactivityDetector:
             self._event(event, now)
         self._batch = []
         self._count_strays(now)
-        self._forget_sensors(now)
-        return self.verdict(now)
-
-    def _forget_sensors(self, now: datetime) -> None:
-        """Keep HISTORY_DAYS: of the history, and of each sensor (a sensor removed or dead
-        that long is forgotten)."""
         self.history.forget_before(now.astimezone(self.timezone).toordinal() - HISTORY_DAYS)
-        oldest = now - timedelta(days=HISTORY_DAYS)
-        if any(at < oldest for at in self._seen.values()):
-            for sensor in [sensor for sensor, at in self._seen.items() if at < oldest]:
-                for seen in (self._seen, self._started, self._visit_at, self._stray_at):
-                    seen.pop(sensor, None)
-                self._busy_moves.pop(sensor, None)
-                self._motion_sensors.discard(sensor)
-                self._doors.discard(sensor)
+        return self.verdict(now)
 
     def _event(self, event: ActivityEvent, now: datetime) -> None:
         if event.kind in _REPEATS:
@@ -625,13 +619,12 @@ class InactivityDetector:
         self._back_sensors.add(event.sensor_id)
         # Two rooms, or as many as the home can show when it has a single motion sensor (a
         # dimmer beside it, pressed now and then, is no second room to wait for) or a single
-        # one still alive (seen in the day before the door).
-        alive = [
-            sensor
-            for sensor in self._seen.keys() & self._motion_sensors
-            if self._seen[sensor] >= door - ALIVE
-        ]
-        return len(self._back_sensors) >= min(2, len(alive))
+        # one the bridge still lists and reaches (the others' batteries died, or they were
+        # removed: no room to wait for).
+        motion = self._seen.keys() & self._motion_sensors
+        if self._sensors is not None:
+            motion = {sensor for sensor in motion if self._sensors.get(sensor)}
+        return len(self._back_sensors) >= min(2, len(motion))
 
     def _presence(
         self, event: ActivityEvent, *, count: bool, stray: bool = False, sure: bool | None = None
@@ -1185,13 +1178,19 @@ class InactivityDetector:
         *,
         safety_net: timedelta | None = timedelta(hours=3),
         quiet_hours: tuple[time, time] = (time(22), time(7)),
+        now: datetime | None = None,
     ) -> InactivityDetector:
-        """From ``export``. The silence after a restart is not learned from (we were not
-        watching all of it); anything unreadable is dropped, never fatal."""
+        """From ``export``, at ``now`` (Home Assistant's start). The silence after a restart is
+        not learned from (we were not watching all of it); anything unreadable, or (given
+        ``now``) later than it, as a corrupt store may hold, is dropped, never fatal."""
         data = dict(data) if isinstance(data, Mapping) else {}
         history = History.restore(data.get("history"))
+        latest = None if now is None else now + MAX_STEP
+        if latest is not None:
+            today = latest.astimezone(timezone).toordinal()
+            history.forget_before(today - HISTORY_DAYS, after=today + 1)
         detector = cls(timezone, safety_net=safety_net, quiet_hours=quiet_hours, history=history)
-        persist.read(KEPT, detector, data)
+        persist.read(KEPT, detector, data, latest)
         detector._blind_until = detector.last_at
         detector._resumed = True
         detector.away = detector.away and detector.door_at is not None
@@ -1232,8 +1231,8 @@ KEPT: dict[str, str] = {
     "_back_by_door": "bool",
     "_back_sensors": "texts",
     "watching_since": "time",
-    "_up_day": "int",
-    "_cycle_day": "int",
+    "_up_day": "day",
+    "_cycle_day": "day",
     "_cycle_events": "numbers",
     "_previous_poll": "time",
     "_stray_at": "times",
@@ -1241,7 +1240,8 @@ KEPT: dict[str, str] = {
 }
 #: What a restart does not keep: settings, the history (kept on its own), what is derived from
 #: it (caches, the night, the pet's sensors: derived again from the history at the restart),
-#: the poll in progress, and what only serves learning (the silence across a restart, and
+#: the poll in progress and what each poll tells anew (the sensors the bridge lists), and
+#: what only serves learning (the silence across a restart, and
 #: what the first poll after it brings, are never learned).
 NOT_KEPT = frozenset(
     {
@@ -1265,5 +1265,6 @@ NOT_KEPT = frozenset(
         "_visit_from",
         "_lone_recent",
         "_resumed",
+        "_sensors",
     }
 )

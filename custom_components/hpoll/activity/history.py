@@ -42,6 +42,12 @@ RESTLESS_NIGHTLY = 2.0
 ANY = "*"
 
 
+def _is_number(key: object) -> bool:
+    """A stored day or half hour key (a corrupt store may hold any text)."""
+    text = str(key)
+    return text.isdecimal() and len(text) < 10
+
+
 def quantile(values: Iterable[float], q: float) -> float:
     """Empirical quantile, linear between order statistics."""
     ordered = sorted(values)
@@ -94,9 +100,9 @@ class Stretches:
                 found.append(max(values))
         return found
 
-    def forget_before(self, day: int) -> None:
-        """Drop days older than ``day``."""
-        for old in [d for d in self.days if d < day]:
+    def forget_before(self, day: int, *, after: int | None = None) -> None:
+        """Drop days older than ``day`` (and any ``after`` that one)."""
+        for old in [d for d in self.days if d < day or (after is not None and d > after)]:
             del self.days[old]
 
     def export(self) -> dict[str, dict[str, dict[str, float]]]:
@@ -111,10 +117,10 @@ class Stretches:
         """From ``export`` (anything unreadable is dropped)."""
         stretches = cls()
         for day, slots in data.items() if isinstance(data, dict) else ():
-            if not (str(day).isdecimal() and isinstance(slots, dict)):
+            if not (_is_number(day) and isinstance(slots, dict)):
                 continue
             for slot, entry in slots.items():
-                if not (str(slot).isdecimal() and isinstance(entry, dict)):
+                if not (_is_number(slot) and isinstance(entry, dict)):
                     continue
                 keys = {str(k): float(v) for k, v in entry.items() if isinstance(v, int | float)}
                 if keys and 0 <= int(slot) < SLOTS_PER_DAY:
@@ -263,12 +269,13 @@ class History:
             for slot in range(SLOTS_PER_DAY)
         ]
 
-    def forget_before(self, day: int) -> None:
-        """Keep ``HISTORY_DAYS``."""
-        self.gaps.forget_before(day)
-        self.runs.forget_before(day)
+    def forget_before(self, day: int, *, after: int | None = None) -> None:
+        """Keep ``HISTORY_DAYS`` (and nothing of days ``after`` one that has not yet come: a
+        corrupt store)."""
+        self.gaps.forget_before(day, after=after)
+        self.runs.forget_before(day, after=after)
         for table in (self.wakes, self.profiles, self.sleeps, self.strays, self.ways, self.moves):
-            for old in [d for d in table if d < day]:
+            for old in [d for d in table if d < day or (after is not None and d > after)]:
                 del table[old]
 
     def export(self) -> dict[str, Any]:
@@ -291,30 +298,30 @@ class History:
         history = cls(Stretches.restore(data.get("gaps")), Stretches.restore(data.get("runs")))
         wakes = data.get("wakes")
         for day, minutes in wakes.items() if isinstance(wakes, dict) else ():
-            if str(day).isdecimal() and isinstance(minutes, int | float):
+            if _is_number(day) and isinstance(minutes, int | float):
                 history.wakes[int(day)] = float(minutes)
         profiles = data.get("profiles")
         for day, raw in profiles.items() if isinstance(profiles, dict) else ():
             profile = DayProfile.restore(raw)
-            if str(day).isdecimal() and profile is not None:
+            if _is_number(day) and profile is not None:
                 history.profiles[int(day)] = profile
         sleeps = data.get("sleeps")
         for day, room in sleeps.items() if isinstance(sleeps, dict) else ():
-            if str(day).isdecimal() and isinstance(room, str):
+            if _is_number(day) and isinstance(room, str):
                 history.sleeps[int(day)] = room
         ways = data.get("ways")
         for day, room in ways.items() if isinstance(ways, dict) else ():
-            if str(day).isdecimal() and isinstance(room, str):
+            if _is_number(day) and isinstance(room, str):
                 history.ways[int(day)] = room
         moves = data.get("moves")
         for day, sensors in moves.items() if isinstance(moves, dict) else ():
-            if str(day).isdecimal() and isinstance(sensors, dict):
+            if _is_number(day) and isinstance(sensors, dict):
                 history.moves[int(day)] = {
                     str(sensor): n for sensor, n in sensors.items() if type(n) is int and n >= 0
                 }
         strays = data.get("strays")
         for day, sensors in strays.items() if isinstance(strays, dict) else ():
-            if not (str(day).isdecimal() and isinstance(sensors, dict)):
+            if not (_is_number(day) and isinstance(sensors, dict)):
                 continue
             for sensor, counts in sensors.items():
                 if (

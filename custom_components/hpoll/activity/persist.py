@@ -141,7 +141,7 @@ CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "time": (_iso, _time),
     "str": (lambda value: value, _optional_str),
     "bool": (lambda value: value, _bool),
-    "int": (lambda value: value, _optional_int),
+    "day": (lambda value: value, _optional_int),
     "texts": (sorted, _texts),
     "times": (lambda value: {key: when.isoformat() for key, when in value.items()}, _times),
     "numbers": (list, _numbers),
@@ -158,14 +158,34 @@ def write(kinds: dict[str, str], owner: object) -> dict[str, Any]:
     return {name.lstrip("_"): CODECS[kind][0](getattr(owner, name)) for name, kind in kinds.items()}
 
 
-def read(kinds: dict[str, str], owner: object, data: dict[str, Any]) -> None:
+def read(
+    kinds: dict[str, str], owner: object, data: dict[str, Any], latest: datetime | None
+) -> None:
     """Set ``owner``'s attributes from ``write``'s ``data``; what is missing or unreadable
-    keeps its value."""
+    keeps its value, and so does a time after ``latest`` (a day after its day): a corrupt
+    store's future would end no silence (every movement "reported late")."""
     for name, kind in kinds.items():
         key = name.lstrip("_")
         if key not in data:
             continue
         try:
-            setattr(owner, name, CODECS[kind][1](data[key]))
+            value = CODECS[kind][1](data[key])
+            if latest is not None:
+                value = _not_after(kind, value, latest)
         except (TypeError, ValueError):
             continue
+        setattr(owner, name, value)
+
+
+def _not_after(kind: str, value: Any, latest: datetime) -> Any:
+    """``value`` without what comes after ``latest``; ValueError when it is one such time."""
+    if kind in ("time", "event") and value is not None:
+        if (value if kind == "time" else value.at) > latest:
+            raise ValueError("a time to come")
+    elif kind == "day" and value is not None and value > latest.toordinal() + 1:
+        raise ValueError("a day to come")
+    elif kind == "times":
+        return {key: when for key, when in value.items() if when <= latest}
+    elif kind == "time_lists":
+        return {key: [when for when in times if when <= latest] for key, times in value.items()}
+    return value

@@ -28,7 +28,7 @@ from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..hue import Device, Snapshot
+from ..hue import ConnectivityStatus, Device, Snapshot
 
 #: Sources that stand for one sensor; room- and home-level motion repeat what those saw.
 PRIMARY_KINDS = frozenset({"motion", "button", "rotary", "contact", "area_motion"})
@@ -86,6 +86,23 @@ def activity_source_ids(device: Device) -> list[str]:
     if device.contact is not None and device.contact.enabled is not False:
         ids.append(device.contact.id)
     return ids
+
+
+#: A device in these states cannot tell the bridge what it sees.
+_OUT_OF_REACH = frozenset({ConnectivityStatus.DISCONNECTED, ConnectivityStatus.CONNECTIVITY_ISSUE})
+
+
+def source_states(snapshot: Snapshot) -> dict[str, bool]:
+    """Every activity source the bridge lists now, and whether it can reach its device (a
+    sensor whose battery died, or that lost its link, sees nothing however much goes on)."""
+    states = {}
+    for device in snapshot.devices.values():
+        status = device.connectivity.status if device.connectivity else None
+        for source in activity_source_ids(device):
+            states[source] = status not in _OUT_OF_REACH
+    for area in snapshot.area_motion.values():
+        states[area.id] = area.enabled is not False
+    return states
 
 
 def _sources(snapshot: Snapshot) -> Iterator[_Source]:
