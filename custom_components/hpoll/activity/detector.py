@@ -25,10 +25,7 @@ What counts:
   only comes by another sensor, a lone motion there is presence once a second sign follows
   (without one, lone motions at night are the person's: a hall on the way to a bathroom
   without a sensor). By day, the pet's own place moving far more often than its pet alone
-  moves it at night is someone sitting there. Where no pet has shown (from PET_DAYS on), a lone
-  movement is the person's own, a visit like any other: it begins and ends the night's
-  silences from which the rooms where the nights are slept are learned (the hall passed alone
-  on the way to a bedroom without a sensor);
+  moves it at night is someone sitting there;
 * the room of the latest presence: a motion END in a room the person left (another sensor
   started seeing movement since this one's began, or a passage too brief for any poll to see
   it begin ended at most TAIL before this end) does not move the person back there.
@@ -560,10 +557,6 @@ class InactivityDetector:
                 continue  # the same stay (a person still in the armchair, a trip there and back)
             self.history.stray(day, event.sensor_id, night=night)
 
-    def _petless(self) -> bool:
-        """Has the home shown, over PET_DAYS, that no pet moves its sensors?"""
-        return self.history.learned_days() >= PET_DAYS and not self._restless()
-
     def _restless(self) -> frozenset[str]:
         """Sensors a pet moves (see ``History.restless``), learned once a day."""
         return self._pet_sensors()[0]
@@ -637,9 +630,7 @@ class InactivityDetector:
                     keys.append(BACK + up_room)
                 minutes = _minutes(at - self.last_at)
                 self.history.gaps.add(day, self._slot(self.last_at), keys, minutes)
-        # Where no pet shows, a lone movement is the person's own, as much a visit as any.
-        visit = not stray or self._petless()
-        if visit and self._visit_last is not None and self._visit_clean:
+        if not stray and self._visit_last is not None and self._visit_clean:
             # Between visits: a pet's movements do not cut the night in pieces.
             self._learn_sleep(*self._visit_last, at)
         # The silence that this presence ends was judged as bed.
@@ -675,7 +666,7 @@ class InactivityDetector:
         self._last_sensor = event.sensor_id
         blind = self._blind_until is not None and at <= self._blind_until
         self._gap_clean = not (self.away or blind)
-        if visit:
+        if not stray:
             self._visit_last, self._visit_clean = (at, event.room or "?"), self._gap_clean
             self._visit_from = self._came_from
         self._visit_clean = self._visit_clean and self._gap_clean
