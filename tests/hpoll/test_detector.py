@@ -1127,6 +1127,28 @@ def test_a_passage_no_poll_saw_begin_does_not_take_the_person_from_the_room_left
     assert minutes_to_alarm(verdicts) is not None
 
 
+def test_the_living_room_going_quiet_after_a_passage_no_poll_saw_begin_is_left_behind() -> None:
+    """Neither bedroom nor bathroom has a sensor. At 22:20 the living room sees the person;
+    at 22:22 they pass the hall to bed so briefly that no poll sees it begin, and ten seconds
+    after the hall's end the living room goes quiet. That end is only the tail of the
+    movement they left: the person is in the hall, on the way to bed, and the night passes
+    without an alarm (not judged as an evening silence in the living room)."""
+    home = Home()
+    days = [MONDAY + timedelta(days=n) for n in range(14)]
+    home.run(days[-1] + timedelta(days=1), [e for day in days for e in hall_only_day(day)])
+    day = home.now
+    evening = [e for e in hall_only_day(day) if e.at < day + timedelta(hours=22)]
+    home.run(day + timedelta(hours=22), evening)
+    steps = [
+        motion("Living", day + timedelta(hours=22, minutes=20)),
+        motion("Hall", day + timedelta(hours=22, minutes=22, seconds=30), on=False),
+        motion("Living", day + timedelta(hours=22, minutes=22, seconds=40), on=False, seen=True),
+    ]
+    verdicts = home.run(day + timedelta(days=1, hours=6, minutes=30), steps)
+    assert home.detector._last_room == "Hall"
+    assert [v.reason for v in verdicts if v.inactive] == []
+
+
 def test_a_turn_in_bed_is_no_getting_up_where_the_bedroom_has_a_sensor() -> None:
     """The bedroom's sensor sees the person get out of bed before each night's trip (the
     silence after it ends in the hall). One night they only turn over at 5:00 and sleep on

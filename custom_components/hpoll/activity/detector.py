@@ -27,7 +27,8 @@ What counts:
   without a sensor). By day, the pet's own place moving far more often than its pet alone
   moves it at night is someone sitting there;
 * the room of the latest presence: a motion END in a room the person left (another sensor
-  started seeing movement since this one's began) does not move the person back there.
+  started seeing movement since this one's began, or a passage too brief for any poll to see
+  it begin ended at most TAIL before this end) does not move the person back there.
 
 Why a verdict is ``inactive`` (``reason``):
 * ``unusual_gap``: the gap is longer than this home's gaps usually get when they begin at this
@@ -81,6 +82,8 @@ CORROBORATE = timedelta(minutes=3)
 #: A lone event this soon after the same sensor's previous presence continues that visit (a
 #: person's movements in one room come every few minutes; a visit begins with a sure event).
 CONTINUE = timedelta(minutes=10)
+#: A motion END comes at most this long after the movement stopped (10-40 s).
+TAIL = timedelta(minutes=1)
 #: Lone movements of one sensor no further apart than this are one stay (counted once when
 #: learning which sensors a pet moves): a person in an armchair moves alone every few
 #: minutes, a trip to a bathroom without a sensor passes the hall there and back.
@@ -254,6 +257,9 @@ class InactivityDetector:
         self._motion_sensors: set[str] = set()
         #: Each motion sensor's latest movement START (where the person went last).
         self._started: dict[str, datetime] = {}
+        #: The latest motion END whose start no poll saw (a passage too brief for a poll): its
+        #: sensor, the poll after which it began, and when it ended (see ``_room_of``).
+        self._brief: tuple[str, datetime, datetime] | None = None
         self._doors: set[str] = set()
         self.door_at: datetime | None = None
         self._door_room: str | None = None
@@ -697,13 +703,20 @@ class InactivityDetector:
         """The room the person is in after ``event``. A motion END says only that movement
         stopped there (10-40 s after it did): when another sensor STARTED seeing movement after
         this one's movement began, the person left for that room, whose own end may come first
-        (the hall's brief passage ends before the bathroom left behind goes quiet)."""
+        (the hall's brief passage ends before the bathroom left behind goes quiet). So did they
+        when a passage too brief for any poll to see it begin (it began after the poll before
+        it, and after this movement began) ended at most TAIL before this end: the end is only
+        the tail of the movement they left (the living room going quiet as they pass the hall
+        to bed). A passage long before this end says nothing: this room moved on after it."""
         if event.kind != "motion" or event.motion_on is not False:
             if event.motion_on:
                 self._started[event.sensor_id] = event.at
             return event.room
         # This movement began at its seen start, or after the poll before (none seen).
         began = self._started.get(event.sensor_id) if event.ongoing else self._poll_before
+        brief = self._brief
+        if not event.ongoing and began is not None:
+            self._brief = (event.sensor_id, began, event.at)
         if began is None or self._last_room == event.room:
             return event.room
         later = [
@@ -711,6 +724,10 @@ class InactivityDetector:
             for sensor, start in self._started.items()
             if sensor != event.sensor_id and began < start <= event.at
         ]
+        if brief is not None:
+            sensor, after, ended = brief
+            if sensor != event.sensor_id and began < after and ended <= event.at <= ended + TAIL:
+                later.append((ended, sensor))
         if not later or self._last_sensor != max(later)[1]:
             return event.room
         return self._last_room
@@ -1219,6 +1236,7 @@ KEPT: dict[str, str] = {
     "_visit_at": "times",
     "_seen": "times",
     "_started": "times",
+    "_brief": "passage",
     "_motion_sensors": "texts",
     "_pending": "event",
     "_night_longest": "per_night",
