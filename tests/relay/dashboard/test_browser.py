@@ -81,8 +81,10 @@ def _seed(server: RelayServer, sink: Sink) -> dict[str, str]:
                     )
                     if at < now - timedelta(hours=3):
                         await add_activity(engine, home, room, at, 2 + back % 4)
-            # The last three hours, whatever the time of day: the timeline always has rows.
-            for minutes, room in ((170, "Bedroom"), (150, "Bathroom"), (95, "Hall"), (40, "Hall")):
+            # The last three hours, whatever the time of day: the timeline always has rows; and
+            # a movement now: today has activity even just after midnight.
+            last_hours = ((170, "Bedroom"), (150, "Bathroom"), (95, "Hall"), (40, "Hall"))
+            for minutes, room in (*last_hours, (0, "Hall")):
                 await add_activity(engine, home, room, now - timedelta(minutes=minutes), 3)
             await reported(engine, home)
         await add_device(engine, mum, name="Hall sensor", battery=7, battery_state="low")
