@@ -786,10 +786,11 @@ class InactivityDetector:
         that room from another one (None otherwise: bed). Where the bedroom has no sensor and
         the bathroom none, a night trip is one movement in the hall there and one back: a fall
         on the way is a hall movement that nothing follows, and the rest of the night is sleep
-        only once the person is back. Where the bedroom has its own sensor, a movement there is a turn in bed as often as
-        getting up: its sensor sees the bed, which the nights' trips come back to through the
-        hall (``_into_bed``); the silences after a turn end when they end (the next turn, the
-        morning), after restless turning the night is not yet quiet: no rule."""
+        only once the person is back. Where the bedroom has its own sensor, a movement there
+        is a turn in bed as often as getting up: its sensor sees the bed, which the nights'
+        trips come back to through the hall (``_into_bed``); the silences after a turn end
+        when they end (the next turn, the morning), after restless turning the night is not
+        yet quiet: no rule."""
         slot, room = self._slot(start), self._last_room or "?"
         key = ("up", start.astimezone(self.timezone).toordinal(), slot, room)
         if key not in self._cache:
