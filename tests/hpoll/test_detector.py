@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
+import itertools
 
 from custom_components.hpoll.activity.detector import (
     ACTIVE,
@@ -1232,3 +1233,42 @@ def test_a_person_back_in_the_cats_room_from_the_hall_is_not_taken_to_bed() -> N
     minutes = minutes_to_alarm(verdicts)  # counted from two minutes after the turn
     assert minutes is not None
     assert minutes + 2 <= 4 * 60
+
+
+def turning_home(turns: tuple[float, ...], *, trips: bool, on: bool) -> tuple[Home, datetime]:
+    """15 days of ``ordinary_day`` (the bedroom has its own sensor; ``trips``: the 3:00 trip
+    through the hall and back into the bedroom, or none), the person turning over in bed at
+    ``turns`` (hours after midnight) every night, each turn seen by a poll as it began
+    (``on``) or too brief for that: only its end. Lived up to 3:59 after the last night's
+    trip."""
+    home = Home()
+    days = [MONDAY + timedelta(days=n) for n in range(15)]
+    lived = []
+    for day in days:
+        night = day + timedelta(days=1)
+        trip = (night + timedelta(hours=3), night + timedelta(hours=4))
+        lived += [e for e in ordinary_day(day) if trips or not trip[0] <= e.at < trip[1]]
+        lived += [motion("Bedroom", night + timedelta(hours=h), on=on) for h in turns]
+    test = days[-1] + timedelta(days=1)
+    home.run(test + timedelta(hours=3, minutes=59), [e for e in lived if e.at < test])
+    assert home.detector.history.sleep_rooms() == {"Bedroom"}
+    return home, test
+
+
+def test_turns_in_bed_are_no_trips_where_the_bedroom_has_a_sensor() -> None:
+    """The bedroom's own sensor sees the person turn over in bed at night, as the start of a
+    movement or, when it is too brief for a poll, only its end. One night they turn over once
+    at 4:00 and sleep on until 7:00: no alarm, however their nights went before. A second
+    turn ten minutes after the first is no way back where the nights' trips come back into
+    the bedroom through the hall (its sensor sees the bed); in a home with no night trips,
+    neither is a turn half an hour after the one before (a trip's way back comes within
+    minutes), nor restless turning (after a way back the night goes quiet again: the person
+    is back in bed)."""
+    cases = {"through the hall": (1.0, 1.0 + 10 / 60), "later": (1.0, 1.5)}
+    cases["restless"] = (1.0, 1.0 + 10 / 60, 1.0 + 20 / 60)
+    for (case, turns), on in itertools.product(cases.items(), (True, False)):
+        home, test = turning_home(turns, trips=case == "through the hall", on=on)
+        morning = [e for e in ordinary_day(test) if e.at < test + timedelta(hours=9)]
+        turn = motion("Bedroom", test + timedelta(hours=4), on=on)
+        verdicts = home.run(test + timedelta(hours=9), [turn, *morning])
+        assert first_inactive(verdicts) is None, (case, on)

@@ -96,6 +96,7 @@ def running_on(detector: InactivityDetector) -> InactivityDetector:
     copied._cache.clear()
     copied._nights_key = copied._restless_key = None
     copied._blind_until, copied._resumed, copied._lone_recent = copied.last_at, True, []
+    copied._way_back = None
     copied._gap_clean = copied._run_clean = copied._visit_clean = False
     return copied
 

@@ -33,7 +33,10 @@ What counts:
 Why a verdict is ``inactive`` (``reason``):
 * ``unusual_gap``: the gap is longer than this home's gaps usually get when they begin at this
   time of day in this room (at night: how long a visit to the bathroom usually lasts, or how
-  long the night stays quiet after getting up where it is slept: a night trip's way out);
+  long the night stays quiet after getting up where it is slept: a night trip's way out,
+  where that room's sensor sees only the way to a bed beyond it, never the bed: its night
+  movements come back in the same room within minutes, the night quiet again after, and no
+  night trip comes back into it from another room, as one does to a bedroom with a sensor);
 * ``not_up``: the night has not ended: no sustained activity since the home's quietest hour,
   well past the time the home usually wakes up (the morning edge follows the home, not a clock),
   and nobody was seen up that day (by day, outside the rooms where the nights are slept and the
@@ -109,8 +112,12 @@ VISIT_PRIOR = 120.0
 UP_NIGHTS = 3
 #: The gap tables' key of the silences that began with getting up in a room (+ its name).
 UP = "up:"
-#: ... and of those of them that a new movement in the same room ended (+ its name).
+#: ... and of those of them that a new movement in the same room ended within STAY (+ its
+#: name): the way back of a trip there and back.
 BACK = "back:"
+#: The key of the night trips that came back into a room where the nights are slept from
+#: another room (+ its name): that room's sensor sees the bed (see ``_up_limit``).
+INTO = "into:"
 #: Half hours active on fewer than this share of days are the home's night.
 NIGHT_SHARE = 0.35
 #: Prior for the night when nothing is learned yet (local half hours 22:00-07:00).
@@ -240,6 +247,12 @@ class InactivityDetector:
         #: ... and ``_last_up``: it was someone getting up at night where the nights are slept
         #: (the silence before it was judged as bed): see ``_up_limit``.
         self._last_lone = self._last_up = self._turned = False
+        #: The latest presence of a night trip: someone seen since a silence judged as bed, each
+        #: presence within STAY of the one before, not yet back where the nights are slept.
+        self._trip_at: datetime | None = None
+        #: A way back after getting up where the nights are slept (a movement in that room within
+        #: STAY): its BACK key (day, slot, keys, minutes), added once the night is quiet again.
+        self._way_back: tuple[int, int, list[str], float] | None = None
         #: Per night: the longest silence between visits so far (its room: that night's sleep).
         self._night_longest: dict[int, float] = {}
         #: The latest presence that was not a lone movement, its room, and whether the silence
@@ -642,18 +655,10 @@ class InactivityDetector:
             self._count(event, stray=stray)
         if self.last_at is not None and at < self.last_at:
             return  # reported late: counted, but the silence had already ended
+        way_back, self._way_back = self._way_back, None
         if self.last_at is not None and self._gap_clean and at > self.last_at:
             self._learn(self.history.gaps, self.last_at, at, self._last_room or "?")
-            if self._last_up:
-                # Only the room's own keys: how long a night is left quiet after getting up,
-                # and (BACK) whether a new movement in that room ended it: the way back.
-                day = self.last_at.astimezone(self.timezone).toordinal()
-                up_room = self._last_room or "?"
-                keys = [UP + up_room]
-                if event.room == self._last_room and event.motion_on is not False:
-                    keys.append(BACK + up_room)
-                minutes = _minutes(at - self.last_at)
-                self.history.gaps.add(day, self._slot(self.last_at), keys, minutes)
+            self._learn_trip(event, self.last_at, way_back)
         if not stray and self._visit_last is not None and self._visit_clean:
             # Between visits: a pet's movements do not cut the night in pieces.
             self._learn_sleep(*self._visit_last, at)
@@ -671,19 +676,24 @@ class InactivityDetector:
             self._sure_at, self._sure_room, self._run_clean = at, event.room, True
         self._seen[event.sensor_id] = at
         room = self._room_of(event)
-        # Someone getting up: after a silence judged as bed, at night, a movement in the same
-        # room, one where the nights are slept (where the bedroom has no sensor, the hall on
-        # the way to a bathroom without one; from the armchair to bed is no getting up). The
-        # end of that movement, seen at the next poll, is still the getting up.
-        ending = event.ongoing and event.motion_on is False and event.sensor_id == self._last_sensor
-        self._last_up = (self._last_up and ending) or (
+        # Someone out of bed: at night, the first presence after a silence judged as bed.
+        risen = (
             in_bed
             and self.last_at is not None
-            and room == self._last_room
             and _minutes(at - self.last_at) >= MIN_NIGHT_GAP
-            and (room or "?") in (self.history.sleep_rooms() or ())
             and self._night(self._slot(at))
         )
+        # Getting up: in the same room, one where the nights are slept (where the bedroom has
+        # no sensor, the hall on the way to a bathroom without one; from the armchair to bed
+        # is no getting up). The end of that movement, seen at the next poll, is still the
+        # getting up.
+        ending = event.ongoing and event.motion_on is False and event.sensor_id == self._last_sensor
+        self._last_up = (self._last_up and ending) or (
+            risen
+            and room == self._last_room
+            and (room or "?") in (self.history.sleep_rooms() or ())
+        )
+        self._follow_trip(event, risen=risen)
         if self._last_room is not None and self._last_room != room:
             self._came_from = self._last_room
         self.last_at, self._last_room, self._moved_room, self._turned = at, room, None, False
@@ -698,6 +708,61 @@ class InactivityDetector:
         self._gap_low_day = self._low_activity(at)
         if not stray and self._up_elsewhere(at):
             self._up_day = self._cycle(at)[0]
+
+    def _learn_trip(
+        self,
+        event: ActivityEvent,
+        last: datetime,
+        way_back: tuple[int, int, list[str], float] | None,
+    ) -> None:
+        """The night trips' keys in the gap tables, as ``event`` ends the silence since
+        ``last`` (watched at home throughout); ``way_back``: one waiting for the night to go
+        quiet again after it."""
+        at, gaps = event.at, self.history.gaps
+        day = last.astimezone(self.timezone).toordinal()
+        minutes = _minutes(at - last)
+        if way_back is not None and minutes >= MIN_NIGHT_GAP:
+            gaps.add(*way_back)  # the night went quiet again: the person is back in bed
+        elif way_back is not None and event.ongoing and event.sensor_id == self._last_sensor:
+            self._way_back = way_back  # the way back's own end
+        if self._last_up:
+            # Only the room's own keys: how long a night is left quiet after getting up, and
+            # (BACK, once the night is quiet again after it) whether a new movement in that
+            # room (its start) ended it within STAY: the way back of a trip, not the next turn
+            # in bed, which comes when it comes, nor restless turning.
+            room, slot = self._last_room or "?", self._slot(last)
+            gaps.add(day, slot, [UP + room], minutes)
+            new = event.motion_on is not False
+            if event.room == self._last_room and new and at - last <= STAY:
+                self._way_back = (day, slot, [BACK + room], minutes)
+        if self._into_bed(event):
+            gaps.add(day, self._slot(at), [INTO + (event.room or "?")], minutes)
+
+    def _follow_trip(self, event: ActivityEvent, *, risen: bool) -> None:
+        """A night trip begins with someone out of bed (``risen``), goes on while presences
+        follow within STAY at night, and ends back where the nights are slept from another
+        room (``_into_bed``)."""
+        at = event.at
+        if risen:
+            self._trip_at = at
+        elif self._trip_at is not None and not self._into_bed(event):
+            on_trip = self._night(self._slot(at)) and timedelta(0) <= at - self._trip_at <= STAY
+            self._trip_at = at if on_trip else None
+        else:
+            self._trip_at = None
+
+    def _into_bed(self, event: ActivityEvent) -> bool:
+        """Is this presence a night trip coming back from another room into a room where the
+        nights are slept (through the hall back into the bedroom)? That room's sensor sees the
+        bed, not only the way to it."""
+        trip, room = self._trip_at, event.room or "?"
+        return (
+            trip is not None
+            and timedelta(0) <= event.at - trip <= STAY
+            and room != (self._last_room or "?")
+            and room in (self.history.sleep_rooms() or ())
+            and self._night(self._slot(event.at))
+        )
 
     def _room_of(self, event: ActivityEvent) -> str | None:
         """The room the person is in after ``event``. A motion END says only that movement
@@ -757,20 +822,29 @@ class InactivityDetector:
     def _up_limit(self, start: datetime) -> float | None:
         """How long the night may stay quiet after someone got up where it is slept (at
         ``start``): as long as it usually does after getting up there, once UP_NIGHTS nights
-        show it and most of them ended back in that room (None otherwise: bed). Where the
-        bedroom has no sensor and the bathroom none, a night trip is one movement in the hall
-        there and one back: a fall on the way is a hall movement that nothing follows, and the
-        rest of the night is sleep only once the person is back. Where the bedroom has its own
-        sensor, a movement there is a turn in bed as often as getting up, and the silences
-        after it end elsewhere (the hall on the way out, the kitchen in the morning): no rule."""
+        show it and most of them came back (BACK: a movement in that room within STAY, the
+        night quiet again after it), and fewer than UP_NIGHTS nights' trips came back into
+        that room from another one (None otherwise: bed). Where the bedroom has no sensor and
+        the bathroom none, a night trip is one movement in the hall there and one back: a fall
+        on the way is a hall movement that nothing follows, and the rest of the night is sleep
+        only once the person is back. Where the bedroom has its own sensor, a movement there
+        is a turn in bed as often as getting up: its sensor sees the bed, which the nights'
+        trips come back to through the hall (``_into_bed``); the silences after a turn end
+        when they end (the next turn, the morning), after restless turning the night is not
+        yet quiet: no rule."""
         slot, room = self._slot(start), self._last_room or "?"
         key = ("up", start.astimezone(self.timezone).toordinal(), slot, room)
         if key not in self._cache:
-            samples = self.history.gaps.per_day_maxima(slot, UP + room, NIGHT_WIDTH)
-            back = len(self.history.gaps.per_day_maxima(slot, BACK + room, NIGHT_WIDTH))
+            gaps = self.history.gaps
+            samples = gaps.per_day_maxima(slot, UP + room, NIGHT_WIDTH)
+            back = len(gaps.per_day_maxima(slot, BACK + room, NIGHT_WIDTH))
+            into = len(gaps.per_day_maxima(slot, INTO + room, NIGHT_WIDTH))
             self._cache[key] = (
                 max(self._shrink(samples, VISIT_PRIOR), MIN_NIGHT_GAP)
-                if back >= UP_NIGHTS and 2 * back > len(samples) and self._night(slot)
+                if back >= UP_NIGHTS
+                and 2 * back > len(samples)
+                and into < UP_NIGHTS
+                and self._night(slot)
                 else -1.0
             )
         value = self._cache[key]
@@ -1227,6 +1301,7 @@ KEPT: dict[str, str] = {
     "_last_sensor": "str",
     "_last_lone": "bool",
     "_last_up": "bool",
+    "_trip_at": "time",
     "_turned": "bool",
     "_moved_room": "str",
     "_came_from": "str",
@@ -1282,6 +1357,7 @@ NOT_KEPT = frozenset(
         "_visit_last",
         "_visit_from",
         "_lone_recent",
+        "_way_back",
         "_resumed",
         "_sensors",
     }
