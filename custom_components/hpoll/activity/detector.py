@@ -27,15 +27,14 @@ What counts:
   without a sensor). By day, the pet's own place moving far more often than its pet alone
   moves it at night is someone sitting there;
 * the room of the latest presence: a motion END in a room the person left (another sensor
-  started seeing movement since this one's began, or a passage too brief for any poll to see
-  it begin ended at most TAIL before this end) does not move the person back there.
+  started seeing movement since this one's began) does not move the person back there.
 
 Why a verdict is ``inactive`` (``reason``):
 * ``unusual_gap``: the gap is longer than this home's gaps usually get when they begin at this
   time of day in this room (at night: how long a visit to the bathroom usually lasts, or how
   long the night stays quiet after getting up where it is slept: a night trip's way out,
   where that room's sensor sees only the way to a bed beyond it, never the bed: its night
-  movements come back in the same room within minutes, the night quiet again after, and no
+  movements come back in the same room within minutes, no restless turning after, and no
   night trip comes back into it from another room, as one does to a bedroom with a sensor);
 * ``not_up``: the night has not ended: no sustained activity since the home's quietest hour,
   well past the time the home usually wakes up (the morning edge follows the home, not a clock),
@@ -85,8 +84,6 @@ CORROBORATE = timedelta(minutes=3)
 #: A lone event this soon after the same sensor's previous presence continues that visit (a
 #: person's movements in one room come every few minutes; a visit begins with a sure event).
 CONTINUE = timedelta(minutes=10)
-#: A motion END comes at most this long after the movement stopped (10-40 s).
-TAIL = timedelta(minutes=1)
 #: Lone movements of one sensor no further apart than this are one stay (counted once when
 #: learning which sensors a pet moves): a person in an armchair moves alone every few
 #: minutes, a trip to a bathroom without a sensor passes the hall there and back.
@@ -251,7 +248,8 @@ class InactivityDetector:
         #: presence within STAY of the one before, not yet back where the nights are slept.
         self._trip_at: datetime | None = None
         #: A way back after getting up where the nights are slept (a movement in that room within
-        #: STAY): its BACK key (day, slot, keys, minutes), added once the night is quiet again.
+        #: STAY): its BACK key (day, slot, keys, minutes), added once what comes next is no
+        #: restless turning (see ``_learn_trip``).
         self._way_back: tuple[int, int, list[str], float] | None = None
         #: Per night: the longest silence between visits so far (its room: that night's sleep).
         self._night_longest: dict[int, float] = {}
@@ -270,9 +268,6 @@ class InactivityDetector:
         self._motion_sensors: set[str] = set()
         #: Each motion sensor's latest movement START (where the person went last).
         self._started: dict[str, datetime] = {}
-        #: The latest motion END whose start no poll saw (a passage too brief for a poll): its
-        #: sensor, the poll after which it began, and when it ended (see ``_room_of``).
-        self._brief: tuple[str, datetime, datetime] | None = None
         self._doors: set[str] = set()
         self.door_at: datetime | None = None
         self._door_room: str | None = None
@@ -716,18 +711,21 @@ class InactivityDetector:
         way_back: tuple[int, int, list[str], float] | None,
     ) -> None:
         """The night trips' keys in the gap tables, as ``event`` ends the silence since
-        ``last`` (watched at home throughout); ``way_back``: one waiting for the night to go
-        quiet again after it."""
+        ``last`` (watched at home throughout); ``way_back``: one waiting to be told from
+        restless turning by what comes next."""
         at, gaps = event.at, self.history.gaps
         day = last.astimezone(self.timezone).toordinal()
         minutes = _minutes(at - last)
-        if way_back is not None and minutes >= MIN_NIGHT_GAP:
-            gaps.add(*way_back)  # the night went quiet again: the person is back in bed
-        elif way_back is not None and event.ongoing and event.sensor_id == self._last_sensor:
+        if way_back is not None and event.ongoing and event.sensor_id == self._last_sensor:
             self._way_back = way_back  # the way back's own end
+        elif way_back is not None and (at - last >= STAY or event.room != self._last_room):
+            # The night went quiet again (the person back in bed), or the next movement came
+            # elsewhere (the morning's first, close to a dawn trip): not restless turning,
+            # which moves the same room again within minutes.
+            gaps.add(*way_back)
         if self._last_up:
             # Only the room's own keys: how long a night is left quiet after getting up, and
-            # (BACK, once the night is quiet again after it) whether a new movement in that
+            # (BACK, once the next movement is no restless turning) whether a new movement in that
             # room (its start) ended it within STAY: the way back of a trip, not the next turn
             # in bed, which comes when it comes, nor restless turning.
             room, slot = self._last_room or "?", self._slot(last)
@@ -768,20 +766,13 @@ class InactivityDetector:
         """The room the person is in after ``event``. A motion END says only that movement
         stopped there (10-40 s after it did): when another sensor STARTED seeing movement after
         this one's movement began, the person left for that room, whose own end may come first
-        (the hall's brief passage ends before the bathroom left behind goes quiet). So did they
-        when a passage too brief for any poll to see it begin (it began after the poll before
-        it, and after this movement began) ended at most TAIL before this end: the end is only
-        the tail of the movement they left (the living room going quiet as they pass the hall
-        to bed). A passage long before this end says nothing: this room moved on after it."""
+        (the hall's brief passage ends before the bathroom left behind goes quiet)."""
         if event.kind != "motion" or event.motion_on is not False:
             if event.motion_on:
                 self._started[event.sensor_id] = event.at
             return event.room
         # This movement began at its seen start, or after the poll before (none seen).
         began = self._started.get(event.sensor_id) if event.ongoing else self._poll_before
-        brief = self._brief
-        if not event.ongoing and began is not None:
-            self._brief = (event.sensor_id, began, event.at)
         if began is None or self._last_room == event.room:
             return event.room
         later = [
@@ -789,10 +780,6 @@ class InactivityDetector:
             for sensor, start in self._started.items()
             if sensor != event.sensor_id and began < start <= event.at
         ]
-        if brief is not None:
-            sensor, after, ended = brief
-            if sensor != event.sensor_id and began < after and ended <= event.at <= ended + TAIL:
-                later.append((ended, sensor))
         if not later or self._last_sensor != max(later)[1]:
             return event.room
         return self._last_room
@@ -820,18 +807,18 @@ class InactivityDetector:
         return limit
 
     def _up_limit(self, start: datetime) -> float | None:
-        """How long the night may stay quiet after someone got up where it is slept (at
-        ``start``): as long as it usually does after getting up there, once UP_NIGHTS nights
-        show it and most of them came back (BACK: a movement in that room within STAY, the
-        night quiet again after it), and fewer than UP_NIGHTS nights' trips came back into
-        that room from another one (None otherwise: bed). Where the bedroom has no sensor and
-        the bathroom none, a night trip is one movement in the hall there and one back: a fall
-        on the way is a hall movement that nothing follows, and the rest of the night is sleep
-        only once the person is back. Where the bedroom has its own sensor, a movement there
-        is a turn in bed as often as getting up: its sensor sees the bed, which the nights'
-        trips come back to through the hall (``_into_bed``); the silences after a turn end
-        when they end (the next turn, the morning), after restless turning the night is not
-        yet quiet: no rule."""
+        """How long the night may stay quiet after someone got up where it is slept (at ``start``):
+        as long as it usually does after getting up there, once UP_NIGHTS nights show it and most of
+        them came back (BACK: a movement in that room within STAY, no restless turning after it),
+        and trips came back into that room from another one on fewer than half of them (None
+        otherwise: bed; a share, not a count: a glass of water in the kitchen now and then does not
+        switch the rule off). Where the bedroom has no sensor and the bathroom none, a night trip is
+        one movement in the hall there and one back: a fall on the way is a hall movement that
+        nothing follows, and the rest of the night is sleep only once the person is back. Where the
+        bedroom has its own sensor, a movement there is a turn in bed as often as getting up: its
+        sensor sees the bed, which the nights' trips come back to through the hall (``_into_bed``);
+        the silences after a turn end when they end (the next turn, the morning), after restless
+        turning the night is not yet quiet: no rule."""
         slot, room = self._slot(start), self._last_room or "?"
         key = ("up", start.astimezone(self.timezone).toordinal(), slot, room)
         if key not in self._cache:
@@ -843,7 +830,7 @@ class InactivityDetector:
                 max(self._shrink(samples, VISIT_PRIOR), MIN_NIGHT_GAP)
                 if back >= UP_NIGHTS
                 and 2 * back > len(samples)
-                and into < UP_NIGHTS
+                and 2 * into < len(samples)
                 and self._night(slot)
                 else -1.0
             )
@@ -1311,7 +1298,6 @@ KEPT: dict[str, str] = {
     "_visit_at": "times",
     "_seen": "times",
     "_started": "times",
-    "_brief": "passage",
     "_motion_sensors": "texts",
     "_pending": "event",
     "_night_longest": "per_night",

@@ -123,21 +123,6 @@ def _events(raw: Any) -> list[ActivityEvent]:
     return [event for event in map(_event, raw) if event is not None]
 
 
-def _passage_out(value: tuple[str, datetime, datetime] | None) -> list[str] | None:
-    return None if value is None else [value[0], value[1].isoformat(), value[2].isoformat()]
-
-
-def _passage(raw: Any) -> tuple[str, datetime, datetime] | None:
-    if raw is None:
-        return None
-    if not (isinstance(raw, list) and len(raw) == 3 and isinstance(raw[0], str)):
-        raise TypeError("not a passage")
-    began, ended = _time(raw[1]), _time(raw[2])
-    if began is None or ended is None:
-        raise TypeError("not a passage")
-    return raw[0], began, ended
-
-
 def _time_lists_out(value: dict[str, list[datetime]]) -> dict[str, list[str]]:
     return {key: [when.isoformat() for when in times] for key, times in value.items()}
 
@@ -164,7 +149,6 @@ CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "event": (_event_out, _event),
     "events": (_events_out, _events),
     "time_lists": (_time_lists_out, _time_lists),
-    "passage": (_passage_out, _passage),
 }
 
 
@@ -195,9 +179,8 @@ def read(
 
 def _not_after(kind: str, value: Any, latest: datetime) -> Any:
     """``value`` without what comes after ``latest``; ValueError when it is one such time."""
-    if kind in ("time", "event", "passage") and value is not None:
-        when = value if kind == "time" else value.at if kind == "event" else value[2]
-        if when > latest:
+    if kind in ("time", "event") and value is not None:
+        if (value if kind == "time" else value.at) > latest:
             raise ValueError("a time to come")
     elif kind == "day" and value is not None and value > latest.toordinal() + 1:
         raise ValueError("a day to come")
