@@ -1083,6 +1083,30 @@ def test_a_fall_on_a_night_trip_through_the_hall_where_the_night_is_slept_is_cau
     assert [v.reason for v in verdicts if v.inactive] == []
 
 
+def test_where_no_pet_lives_the_hall_passed_alone_to_bed_is_where_the_night_is_slept() -> None:
+    """Neither bedroom nor bathroom has a sensor, and no pet lives here. Each evening the
+    living room is left at about 22:00 and twenty minutes later the person passes the hall,
+    alone (no other sensor within minutes), to bed; at 3:00 the hall again, to the bathroom
+    and back. Once the nights show no pet (from the third day), those lone movements are the
+    person's as much as any visit: the nights are slept beyond the hall, and the living room,
+    where each day begins, is no place where they are slept (the first nights, learned before
+    a pet could show, weigh less than a fifth of the history after two weeks)."""
+    home = Home()
+    lived = []
+    for n in range(16):
+        day = MONDAY + timedelta(days=n)
+        bedtime = day + timedelta(hours=22)
+        lived += [
+            e
+            for e in ordinary_day(day, bed=22.0)
+            if e.room not in ("Bathroom", "Bedroom") and e.at != bedtime
+        ]
+        lived.append(motion("Hall", bedtime + timedelta(minutes=20)))
+    home.run(MONDAY + timedelta(days=16), lived)
+    assert home.detector._restless() == frozenset()
+    assert home.detector.history.sleep_rooms() == {"Hall"}
+
+
 def test_a_home_with_no_pet_after_three_days_has_its_lone_night_movements_judged() -> None:
     """Four days lived, no pet seen. At night the hall misses the person on the way to the
     bathroom, where they fall: the bathroom's lone movement is the person (a pet would have
@@ -1303,3 +1327,4 @@ def test_a_dawn_trip_close_to_waking_is_learned_as_a_trip() -> None:
     alarm = night_trip_fall(day_of, 5.5)
     assert alarm.limit is not None
     assert alarm.limit <= timedelta(hours=1)
+

@@ -25,7 +25,10 @@ What counts:
   only comes by another sensor, a lone motion there is presence once a second sign follows
   (without one, lone motions at night are the person's: a hall on the way to a bathroom
   without a sensor). By day, the pet's own place moving far more often than its pet alone
-  moves it at night is someone sitting there;
+  moves it at night is someone sitting there. Where no pet has shown (from PET_DAYS on), a lone
+  movement is the person's own, a visit like any other: it begins and ends the night's
+  silences from which the rooms where the nights are slept are learned (the hall passed alone
+  on the way to a bedroom without a sensor);
 * the room of the latest presence: a motion END in a room the person left (another sensor
   started seeing movement since this one's began) does not move the person back there.
 
@@ -584,6 +587,10 @@ class InactivityDetector:
                 continue  # the same stay (a person still in the armchair, a trip there and back)
             self.history.stray(day, event.sensor_id, night=night)
 
+    def _petless(self) -> bool:
+        """Has the home shown, over PET_DAYS, that no pet moves its sensors?"""
+        return self.history.learned_days() >= PET_DAYS and not self._restless()
+
     def _restless(self) -> frozenset[str]:
         """Sensors a pet moves (see ``History.restless``), learned once a day."""
         return self._pet_sensors()[0]
@@ -654,7 +661,9 @@ class InactivityDetector:
         if self.last_at is not None and self._gap_clean and at > self.last_at:
             self._learn(self.history.gaps, self.last_at, at, self._last_room or "?")
             self._learn_trip(event, self.last_at, way_back)
-        if not stray and self._visit_last is not None and self._visit_clean:
+        # Where no pet shows, a lone movement is the person's own, as much a visit as any.
+        visit = not stray or self._petless()
+        if visit and self._visit_last is not None and self._visit_clean:
             # Between visits: a pet's movements do not cut the night in pieces.
             self._learn_sleep(*self._visit_last, at)
         # The silence that this presence ends was judged as bed.
@@ -695,7 +704,7 @@ class InactivityDetector:
         self._last_sensor = event.sensor_id
         blind = self._blind_until is not None and at <= self._blind_until
         self._gap_clean = not (self.away or blind)
-        if not stray:
+        if visit:
             self._visit_last, self._visit_clean = (at, event.room or "?"), self._gap_clean
             self._visit_from = self._came_from
         self._visit_clean = self._visit_clean and self._gap_clean
