@@ -1328,3 +1328,18 @@ def test_a_dawn_trip_close_to_waking_is_learned_as_a_trip() -> None:
     assert alarm.limit is not None
     assert alarm.limit <= timedelta(hours=1)
 
+
+def test_a_way_back_too_brief_for_a_poll_is_still_a_way_back() -> None:
+    """A hall-only home whose way back from the bathroom passes the hall in seconds, between
+    two polls: the poll sees only the end of that movement, not its start. It is a new
+    movement all the same (its start was never seen), so the nights are learned as trips there
+    and back, and a fall on the way is caught within the hour."""
+
+    def day_of(day: datetime) -> list[ActivityEvent]:
+        back = day + timedelta(days=1, hours=3, minutes=8)
+        lived = [e for e in hall_only_day(day) if e.at != back]
+        return [*lived, motion("Hall", back, on=False)]
+
+    alarm = night_trip_fall(day_of, 3)
+    assert alarm.limit is not None
+    assert alarm.limit <= timedelta(hours=1)

@@ -735,11 +735,12 @@ class InactivityDetector:
         if self._last_up:
             # Only the room's own keys: how long a night is left quiet after getting up, and
             # (BACK, once the next movement is no restless turning) whether a new movement in that
-            # room (its start) ended it within STAY: the way back of a trip, not the next turn
-            # in bed, which comes when it comes, nor restless turning.
+            # room ended it within STAY: the way back of a trip, not the next turn in bed, which
+            # comes when it comes, nor restless turning. New: its start, or its end where no poll
+            # saw it start (a pass through the hall in seconds), not the end of the getting up.
             room, slot = self._last_room or "?", self._slot(last)
             gaps.add(day, slot, [UP + room], minutes)
-            new = event.motion_on is not False
+            new = not event.ongoing
             if event.room == self._last_room and new and at - last <= STAY:
                 self._way_back = (day, slot, [BACK + room], minutes)
         if self._into_bed(event):
