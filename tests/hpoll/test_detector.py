@@ -1343,3 +1343,31 @@ def test_a_way_back_too_brief_for_a_poll_is_still_a_way_back() -> None:
     alarm = night_trip_fall(day_of, 3)
     assert alarm.limit is not None
     assert alarm.limit <= timedelta(hours=1)
+
+
+def test_a_cat_too_rare_to_be_learned_makes_no_room_where_the_nights_are_slept() -> None:
+    """A cat moves the kitchen alone once a night at 22:50 (and once by day): too rarely to be
+    learned as a pet's place. The person sleeps in a bedroom with a sensor, or in a hall-only
+    home beyond the hall, and comes out through it each morning, never through the kitchen.
+    The cat's movement is no way to bed: the kitchen is no room where the nights are slept,
+    and a fall there at 22:00, the cat passing at 22:50, is caught by its lone-sensor run
+    within three hours, not left to the morning."""
+    for day_of in (ordinary_day, hall_only_day):
+        cat = []
+        for n in range(16):
+            day = MONDAY + timedelta(days=n)
+            cat += [motion("Kitchen", day + timedelta(hours=h)) for h in (14, 22 + 50 / 60)]
+        end = MONDAY + timedelta(days=14)
+        lived = [e for n in range(14) for e in day_of(MONDAY + timedelta(days=n))]
+        home = Home()
+        home.run(end, [e for e in [*lived, *cat] if e.at <= end])
+        assert home.detector._restless() == frozenset()
+        assert "Kitchen" not in (home.detector.history.sleep_rooms() or ())
+        fall = end + timedelta(hours=22)
+        evening = [e for e in day_of(end) if e.at < fall - timedelta(minutes=1)]
+        home.run(fall, [e for e in [*evening, *cat] if end < e.at < fall])
+        home.run(fall + timedelta(minutes=1), [motion("Kitchen", fall)])
+        later = home.run(fall + timedelta(hours=12), [e for e in cat if e.at > fall])
+        minutes = minutes_to_alarm(later)
+        assert minutes is not None
+        assert minutes <= 180, day_of.__name__

@@ -25,10 +25,11 @@ What counts:
   only comes by another sensor, a lone motion there is presence once a second sign follows
   (without one, lone motions at night are the person's: a hall on the way to a bathroom
   without a sensor). By day, the pet's own place moving far more often than its pet alone
-  moves it at night is someone sitting there. Where no pet has shown (from PET_DAYS on), a lone
-  movement is the person's own, a visit like any other: it begins and ends the night's
-  silences from which the rooms where the nights are slept are learned (the hall passed alone
-  on the way to a bedroom without a sensor);
+  moves it at night is someone sitting there. Where no pet has shown (from PET_DAYS on), lone
+  movements in the room the person next comes out through (the hall passed alone on the way
+  to a bedroom without a sensor, and again in the morning) were the person's: the night's
+  silence, from which the rooms where the nights are slept are learned, began there; lone
+  movements elsewhere (a cat too rare to be learned as one) say nothing of where;
 * the room of the latest presence: a motion END in a room the person left (another sensor
   started seeing movement since this one's began) does not move the person back there.
 
@@ -57,6 +58,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
+import itertools
 import math
 import statistics
 from typing import Any
@@ -87,6 +89,8 @@ CORROBORATE = timedelta(minutes=3)
 #: A lone event this soon after the same sensor's previous presence continues that visit (a
 #: person's movements in one room come every few minutes; a visit begins with a sure event).
 CONTINUE = timedelta(minutes=10)
+#: Lone movements kept per room between two visits, to learn where the night began.
+LONE_WAYS_KEPT = 32
 #: Lone movements of one sensor no further apart than this are one stay (counted once when
 #: learning which sensors a pet moves): a person in an armchair moves alone every few
 #: minutes, a trip to a bathroom without a sensor passes the hall there and back.
@@ -265,6 +269,11 @@ class InactivityDetector:
         #: ... as it was at the latest visit (``_visit_last``).
         self._visit_from: str | None = None
         self._visit_clean = False
+        #: Where no pet shows: per room, the room the person came from into it and the lone
+        #: movements there since the latest visit (see ``_way_to_bed``) ...
+        self._lone_ways: dict[str, tuple[str | None, list[datetime]]] = {}
+        #: ... and the latest lone movements, each within CORROBORATE of the one before.
+        self._lone_chain: list[tuple[datetime, str]] = []
         #: Each sensor's latest presence, and which sensors are doors.
         self._seen: dict[str, datetime] = {}
         #: The motion sensors seen (buttons, dials and doors vouch for no movement).
@@ -661,11 +670,8 @@ class InactivityDetector:
         if self.last_at is not None and self._gap_clean and at > self.last_at:
             self._learn(self.history.gaps, self.last_at, at, self._last_room or "?")
             self._learn_trip(event, self.last_at, way_back)
-        # Where no pet shows, a lone movement is the person's own, as much a visit as any.
-        visit = not stray or self._petless()
-        if visit and self._visit_last is not None and self._visit_clean:
-            # Between visits: a pet's movements do not cut the night in pieces.
-            self._learn_sleep(*self._visit_last, at)
+        if not stray and self._visit_last is not None and self._visit_clean:
+            self._learn_night(self._visit_last, event)
         # The silence that this presence ends was judged as bed.
         in_bed = self.last_at is not None and self._room_limit(self.last_at) is None
         corroborated = self._corroborated(event) if sure is None else sure
@@ -704,14 +710,68 @@ class InactivityDetector:
         self._last_sensor = event.sensor_id
         blind = self._blind_until is not None and at <= self._blind_until
         self._gap_clean = not (self.away or blind)
-        if visit:
+        if not stray:
             self._visit_last, self._visit_clean = (at, event.room or "?"), self._gap_clean
-            self._visit_from = self._came_from
+            self._visit_from, self._lone_ways, self._lone_chain = self._came_from, {}, []
+        elif self._petless():
+            if self._lone_chain and at - self._lone_chain[-1][0] > CORROBORATE:
+                self._lone_chain = []
+            self._lone_chain.append((at, event.room or "?"))
+            times = self._lone_ways.setdefault(event.room or "?", (self._came_from, []))[1]
+            if len(times) >= LONE_WAYS_KEPT:
+                del times[1]  # the first and the latest ones tell the night
+            times.append(at)
         self._visit_clean = self._visit_clean and self._gap_clean
         self._run_clean = self._run_clean and self._gap_clean
         self._gap_low_day = self._low_activity(at)
         if not stray and self._up_elsewhere(at):
             self._up_day = self._cycle(at)[0]
+
+    def _learn_night(self, visit: tuple[datetime, str], event: ActivityEvent) -> None:
+        """The silence between the latest ``visit`` and this one (``event``), watched at home
+        throughout, perhaps the night's (``_learn_sleep``). Between visits: a pet's movements do
+        not cut it in pieces; lone movements on the way to bed do (``_way_to_bed``)."""
+        start, room = visit
+        way = self._way_to_bed(event)
+        if way is None:
+            self._learn_sleep(start, room, event.at, self._visit_from)
+            return
+        way_room, came_from, times = way
+        self._learn_sleep(start, room, times[0], self._visit_from)
+        for begin, end in itertools.pairwise([*times, event.at]):
+            self._learn_sleep(begin, way_room, end, came_from)
+
+    def _way_to_bed(self, event: ActivityEvent) -> tuple[str, str | None, list[datetime]] | None:
+        """Where no pet shows, were lone movements since the latest visit the person on the way
+        to a bed beyond them that has no sensor (the hall passed alone at bedtime, and on the
+        night's trips)? So they were when the person, seen again now (``event``, a visit), came
+        out through their room: the movements that lead to this one, each within CORROBORATE
+        of the next, began there, and that room moved alone before them. Then: that room, the
+        room the person came from into it, and the times it moved alone before; else None. A
+        lone movement in a room the person does not come out of says nothing (a cat too rare
+        to be learned as one, moving the kitchen at night while the person sleeps in a bedroom
+        with a sensor)."""
+        chain = self._lone_chain
+        if chain and event.at - chain[-1][0] <= CORROBORATE:
+            began, rooms = chain[0][0], [chain[0][1]]
+        else:
+            # This room, or one whose movement this poll saw only as its end (no poll saw it
+            # begin: perhaps before this one, the hall passed on the way to the bathroom).
+            began, rooms = event.at, [event.room or "?"]
+            rooms += [
+                other.room or "?"
+                for other in self._batch
+                if other.kind in _MOTION
+                and other.motion_on is False
+                and not other.ongoing
+                and timedelta(0) <= other.at - event.at <= CORROBORATE
+            ]
+        ways = [
+            (room, came_from, [at for at in times if at < began])
+            for room in rooms
+            for came_from, times in [self._lone_ways.get(room, (None, []))]
+        ]
+        return min((way for way in ways if way[2]), key=lambda way: way[2][0], default=None)
 
     def _learn_trip(
         self,
@@ -894,8 +954,11 @@ class InactivityDetector:
         to_night = self._to_night(start)
         table.add(day, slot, [ANY], minutes if to_night is None else min(minutes, to_night))
 
-    def _learn_sleep(self, start: datetime, room: str, end: datetime) -> None:
-        """The longest silence of each night began where that night was slept."""
+    def _learn_sleep(
+        self, start: datetime, room: str, end: datetime, came_from: str | None
+    ) -> None:
+        """The longest silence of each night began where that night was slept (``room``,
+        entered from ``came_from``: the way to bed)."""
         minutes = _minutes(end - start)
         to_night = self._to_night(start)
         if to_night is None or to_night >= minutes:
@@ -905,8 +968,8 @@ class InactivityDetector:
         if minutes > self._night_longest.get(night, 0.0):
             self._night_longest[night] = minutes
             self.history.sleeps[night] = room
-            if self._visit_from is not None and self._visit_from != room:
-                self.history.ways[night] = self._visit_from
+            if came_from is not None and came_from != room:
+                self.history.ways[night] = came_from
             else:
                 self.history.ways.pop(night, None)
 
@@ -1352,6 +1415,8 @@ NOT_KEPT = frozenset(
         "_visit_clean",
         "_visit_last",
         "_visit_from",
+        "_lone_ways",
+        "_lone_chain",
         "_lone_recent",
         "_way_back",
         "_resumed",
