@@ -1427,3 +1427,49 @@ def test_a_cat_too_rare_to_be_learned_makes_no_room_where_the_nights_are_slept()
         minutes = minutes_to_alarm(later)
         assert minutes is not None
         assert minutes <= 180, day_of.__name__
+
+
+def cat_night(fall: datetime, *, kitchen_minutes: Iterable[float]) -> list[ActivityEvent]:
+    """A night trip at ``fall`` - 1 min (the hall, then the bathroom), then the kitchen moved at
+    these minutes after the fall."""
+    trip = [motion("Hall", fall - timedelta(minutes=1)), motion("Bathroom", fall)]
+    return trip + [motion("Kitchen", fall + timedelta(minutes=m)) for m in kitchen_minutes]
+
+
+def test_the_cat_moving_its_place_after_a_fall_at_night_does_not_make_it_sleep() -> None:
+    """Where a cat lives in the kitchen: a fall in the bathroom on a night trip, then the cat
+    moves the kitchen twice within minutes (as the person going there would) and on through
+    the night. The bathroom visit stays judged (the cat's two movements there count as a stay
+    in the kitchen at most): caught within two hours, not left to the morning."""
+    home = Home()
+    end = MONDAY + timedelta(days=14)
+    lived = [e for n in range(14) for e in ordinary_day(MONDAY + timedelta(days=n))]
+    home.run(end, [e for e in [*lived, *cat(MONDAY, end)] if e.at <= end])
+    assert home.detector._restless() == {"Kitchen"}
+    fall = end + timedelta(hours=3)
+    home.run(fall)
+    # The cat's two movements come within minutes of the bathroom's last one (no lone-sensor
+    # run to wait out): before, the night was taken as sleep until the morning.
+    events = cat_night(fall, kitchen_minutes=[1, 2.5, *range(40, 400, 25)])
+    verdicts = home.run(fall + timedelta(hours=6), events)
+    alarm, minutes = first_inactive(verdicts), minutes_to_alarm(verdicts)
+    assert alarm is not None
+    assert alarm.reason == "unusual_gap"
+    assert alarm.since is not None
+    assert alarm.since <= fall + timedelta(minutes=3)
+    assert minutes is not None
+    assert minutes <= 120
+
+
+def test_someone_sitting_in_the_cats_kitchen_at_night_is_no_alarm() -> None:
+    """The same home: up at night, the person sits in the kitchen (the cat's place) for forty
+    minutes, moving every few minutes, then goes back to bed through the hall: no alarm."""
+    home = Home()
+    end = MONDAY + timedelta(days=14)
+    lived = [e for n in range(14) for e in ordinary_day(MONDAY + timedelta(days=n))]
+    home.run(end, [e for e in [*lived, *cat(MONDAY, end)] if e.at <= end])
+    night = end + timedelta(hours=2)
+    events = cat_night(night, kitchen_minutes=range(3, 42, 4))
+    back = night + timedelta(minutes=43)
+    events += [motion("Hall", back), motion("Bedroom", back + timedelta(minutes=1))]
+    assert first_inactive(home.run(end + timedelta(hours=6), events)) is None
