@@ -959,62 +959,6 @@ def test_someone_sitting_in_the_pets_room_is_seen_there() -> None:
     assert later.reason == "one_sensor"
 
 
-def sitting_still_with_the_cat(start: datetime, hours: float) -> list[ActivityEvent]:
-    """Into the cat's living room through the hall at ``start``, then a movement there every
-    11 or 12 minutes (a book in the armchair): never more than three in half an hour, and
-    the visit lapses in every pause."""
-    events = [motion("Hall", start), motion("Living", start + timedelta(minutes=1))]
-    t, pauses = start + timedelta(minutes=1), (11, 12, 11, 11)
-    n = 0
-    while t < start + timedelta(hours=hours):
-        t += timedelta(minutes=pauses[n % len(pauses)])
-        events.append(motion("Living", t))
-        n += 1
-    return events
-
-
-def test_someone_sitting_still_in_the_pets_room_is_seen_there() -> None:
-    """The person sits in the cat's living room, moving only every 11 or 12 minutes, and the
-    cat moves it at its own pace too: in any half hour no busier than the cat now and then
-    is, but since the person was last seen there the room moved far more often than the cat
-    alone moves it (its nights say how often). It is someone there: two and a half hours
-    raise no alarm (later, only that sensor moving for so long is the lone-sensor limit's to
-    judge, counted from the person's coming in)."""
-    home = cat_home("Living")
-    day = home.now
-    start = day + timedelta(hours=12)
-    morning = [e for e in ordinary_day(day) if e.at < start - timedelta(minutes=5)]
-    sit = sitting_still_with_the_cat(start, 3)
-    cat = [motion("Living", start + timedelta(minutes=m, seconds=30)) for m in range(5, 180, 37)]
-    verdicts = home.run(start + timedelta(hours=2, minutes=30), [*morning, *sit, *cat])
-    assert [v.reason for v in verdicts if v.inactive] == []
-    assert home.detector.last_at is not None
-    assert home.now - home.detector.last_at <= timedelta(minutes=30)
-
-
-def test_a_still_sitter_falling_in_the_pets_room_is_caught() -> None:
-    """The person sits still in the cat's living room for an hour, then falls there; the cat
-    goes on moving it at its own pace (every 37 minutes). What the cat alone does is no
-    one there: the alarm comes, its silence counted from before the fall, not renewed by
-    the cat."""
-    home = cat_home("Living")
-    day = home.now
-    start = day + timedelta(hours=12)
-    fall = start + timedelta(hours=1)
-    morning = [e for e in ordinary_day(day) if e.at < start - timedelta(minutes=5)]
-    sit = [e for e in sitting_still_with_the_cat(start, 1) if e.at <= fall]
-    pet = [motion("Living", fall + timedelta(minutes=m)) for m in range(20, 600, 37)]
-    home.run(fall, [e for e in [*morning, *sit] if e.at <= fall])
-    verdicts = home.run(fall + timedelta(hours=5), pet)
-    alarm = first_inactive(verdicts)
-    assert alarm is not None
-    assert alarm.since is not None
-    assert alarm.since <= fall
-    waited = minutes_to_alarm(verdicts)
-    assert waited is not None
-    assert waited <= 90
-
-
 def test_a_busy_pet_does_not_hide_a_fall_elsewhere() -> None:
     """The person falls in the bathroom; an hour later the cat has a lively half hour in the
     living room, as busy as a person there. The person was last seen in the bathroom: the

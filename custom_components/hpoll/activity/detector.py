@@ -102,9 +102,6 @@ STAY = timedelta(minutes=20)
 #: rate) would only by a chance of BUSY_CHANCE is someone there (see ``_busy``).
 BUSY = timedelta(minutes=30)
 BUSY_CHANCE = 0.01
-#: ... or, since the person was last seen (at most this long ago), moves it as often as the
-#: pet alone would only by that chance over that time.
-BUSY_SINCE = timedelta(hours=4)
 #: Lone sensors are weaker evidence than silence: their runs get this extra margin.
 RUN_MARGIN = 1.5
 #: Never alarm on shorter gaps, whatever the history says.
@@ -206,10 +203,10 @@ def _minutes(delta: timedelta) -> float:
     return delta.total_seconds() / 60
 
 
-def _rarely_reached(rate: float, within: timedelta = BUSY) -> int:
-    """How many movements within ``within`` (the latest one included) a pet that moves
-    ``rate`` times a minute at random reaches only by a chance of BUSY_CHANCE (Poisson)."""
-    mean = rate * _minutes(within)
+def _rarely_reached(rate: float) -> int:
+    """How many movements within BUSY (the latest one included) a pet that moves ``rate``
+    times a minute at random reaches only by a chance of BUSY_CHANCE (Poisson)."""
+    mean = rate * _minutes(BUSY)
     term = total = math.exp(-mean)
     others = 0
     while 1 - total > BUSY_CHANCE:
@@ -338,9 +335,9 @@ class InactivityDetector:
         #: ... and ``_turned``: one came in another room within minutes of the latest presence
         #: (the person may have turned there rather than gone to bed: see ``_room_limit``).
         self._moved_room: str | None = None
-        #: (restless sensors, pet-visited ones, per restless sensor how often its pet alone moves
-        #: it, a minute): see ``_pet_sensors``.
-        self._restless_set: tuple[frozenset[str], frozenset[str], dict[str, float]] = (
+        #: (restless sensors, pet-visited ones, per restless sensor how many movements within
+        #: BUSY are more than its pet makes alone): see ``_pet_sensors``.
+        self._restless_set: tuple[frozenset[str], frozenset[str], dict[str, int]] = (
             frozenset(),
             frozenset(),
             {},
@@ -477,34 +474,20 @@ class InactivityDetector:
     def _busy(self, event: ActivityEvent) -> bool:
         """Is a pet's own place, by day and at home, moving far more often than the pet alone
         moves it (its lone movements at night, when the person sleeps, say how often: within
-        BUSY, this many only by a chance of BUSY_CHANCE; or as many since the person was last
-        seen, over that time: someone sitting still, moving every ten minutes or so, is no
-        busier than the pet now and then is in half an hour, but over an hour or two far
-        busier)? Then someone is there: the person sitting in the pet's room, whose visit
-        lapsed in a pause of more than CONTINUE. Only where the person was last seen (or is
-        about to be): a pet lively in its place says
+        BUSY, this many only by a chance of BUSY_CHANCE)? Then someone is there: the person
+        sitting in the pet's room, whose visit lapsed in a pause of more than CONTINUE. Only
+        where the person was last seen (or is about to be): a pet lively in its place says
         nothing of a person who went elsewhere (a fall in the bathroom would wait for the pet
         to calm down). A pet upset beside a person fallen in its room moves as busily: the
         lone-sensor limit, counted from the person's coming in, still holds there."""
         moves = self._busy_moves.setdefault(event.sensor_id, [])
         if not event.ongoing:
             moves.append(event.at)
-        last = self.last_at
-        since = event.at - BUSY if last is None else min(event.at - BUSY, last)
-        since = max(since, event.at - BUSY_SINCE)
-        moves[:] = [at for at in moves if since <= at <= event.at]
-        rate = self._pet_sensors()[2].get(event.sensor_id)
-        if rate is None:
-            return False
-        recent = sum(1 for at in moves if event.at - at <= BUSY)
-        busy = recent >= _rarely_reached(rate)
-        if not busy and last is not None and event.at - last > BUSY:
-            # Since the person was last seen (there): as many as the pet alone makes only by
-            # that chance over that long is someone there too.
-            window = min(event.at - last, BUSY_SINCE)
-            busy = sum(1 for at in moves if at > last) >= _rarely_reached(rate, window)
+        moves[:] = [at for at in moves if timedelta(0) <= event.at - at <= BUSY]
+        need = self._pet_sensors()[2].get(event.sensor_id)
         return (
-            busy
+            need is not None
+            and len(moves) >= need
             and not self.away
             and (event.room or "?") in (self._last_room or "?", self._moved_room)
             and not self._night(self._slot(event.at))
@@ -675,9 +658,9 @@ class InactivityDetector:
         """Sensors a pet moves (see ``History.restless``), learned once a day."""
         return self._pet_sensors()[0]
 
-    def _pet_sensors(self) -> tuple[frozenset[str], frozenset[str], dict[str, float]]:
-        """(sensors a pet moves, sensors a pet visits now and then, per sensor a pet moves how
-        often (a minute) its pet alone moves it), learned once a day."""
+    def _pet_sensors(self) -> tuple[frozenset[str], frozenset[str], dict[str, int]]:
+        """(sensors a pet moves, sensors a pet visits now and then, per sensor a pet moves the
+        movements within BUSY that its pet alone rarely reaches), learned once a day."""
         key = (len(self.history.profiles), max(self.history.profiles, default=0))
         if self._restless_key != key:
             self._restless_key = key
@@ -692,8 +675,8 @@ class InactivityDetector:
                 else frozenset()
             )
             rates = {sensor: self.history.night_rate(sensor, night_hours) for sensor in restless}
-            known = {sensor: rate for sensor, rate in rates.items() if rate}
-            self._restless_set = (restless, visits, known)
+            busy = {sensor: _rarely_reached(rate) for sensor, rate in rates.items() if rate}
+            self._restless_set = (restless, visits, busy)
         return self._restless_set
 
     def _back(self, event: ActivityEvent) -> bool:
