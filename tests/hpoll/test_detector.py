@@ -1417,19 +1417,3 @@ def test_someone_sitting_in_the_cats_kitchen_at_night_is_no_alarm() -> None:
     back = night + timedelta(minutes=43)
     events += [motion("Hall", back), motion("Bedroom", back + timedelta(minutes=1))]
     assert first_inactive(home.run(end + timedelta(hours=6), events)) is None
-
-
-def test_a_rare_cat_in_the_hall_after_bedtime_is_no_way_to_bed() -> None:
-    """The bedroom has its own sensor; a cat too rare to be learned as one passes the hall
-    alone ten minutes after the person went to bed there (and once by day), and each night's
-    trip leaves through the hall. The person had gone to bed in the bedroom: the cat's
-    movement is no way to bed, the hall is no room where the nights are slept, and a fall in
-    the hall on the trip is caught within the hour."""
-
-    def day_of(day: datetime) -> list[ActivityEvent]:
-        cat = [motion("Hall", day + timedelta(hours=h)) for h in (14, 22 + 40 / 60)]
-        return [*ordinary_day(day), *cat]
-
-    alarm = night_trip_fall(day_of, 3)
-    assert alarm.limit is not None
-    assert alarm.limit <= timedelta(hours=1)

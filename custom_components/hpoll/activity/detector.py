@@ -820,15 +820,10 @@ class InactivityDetector:
                 and not other.ongoing
                 and timedelta(0) <= other.at - event.at <= CORROBORATE
             ]
-        # Not after a visit where the nights are slept, unless it is on the way to bed: the
-        # person had gone to bed there (a bedroom's own sensor), and a lone movement after it
-        # is a pet's (a cat passing the hall soon after bedtime) or a night trip's.
-        abed = (self.history.sleep_rooms() or set()) - self.history.ways_to_bed()
         ways = [
             (room, came_from, [at for at in times if at < began])
             for room in rooms
             for came_from, times in [self._lone_ways.get(room, (None, []))]
-            if came_from not in abed
         ]
         return min((way for way in ways if way[2]), key=lambda way: way[2][0], default=None)
 
