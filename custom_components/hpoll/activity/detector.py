@@ -40,9 +40,6 @@ Why a verdict is ``inactive`` (``reason``):
   where that room's sensor sees only the way to a bed beyond it, never the bed: its night
   movements come back in the same room within minutes, no restless turning after, and no
   night trip comes back into it from another room, as one does to a bedroom with a sensor);
-  on a night trip, lone movements after a visit (perhaps a pet's: the cat in its kitchen after
-  a fall in the bathroom) leave that visit judged as it was, unless one could be the person
-  gone to bed, or continues a stay of its own;
 * ``not_up``: the night has not ended: no sustained activity since the home's quietest hour,
   well past the time the home usually wakes up (the morning edge follows the home, not a clock),
   and nobody was seen up that day (by day, outside the rooms where the nights are slept and the
@@ -58,7 +55,7 @@ makes gaps that begin on such a day tolerated longer; it never raises an alarm b
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 import itertools
@@ -254,11 +251,6 @@ class InactivityDetector:
         #: ... and ``_last_up``: it was someone getting up at night where the nights are slept
         #: (the silence before it was judged as bed): see ``_up_limit``.
         self._last_lone = self._last_up = self._turned = False
-        #: While only lone movements (perhaps a pet's) came since the latest presence that was
-        #: not one: that presence's time and when the silence after it became unusual (see
-        #: ``_person``; None: none held, as in bed).
-        self._held_since: datetime | None = None
-        self._held_until: datetime | None = None
         #: The latest presence of a night trip: someone seen since a silence judged as bed, each
         #: presence within STAY of the one before, not yet back where the nights are slept.
         self._trip_at: datetime | None = None
@@ -412,7 +404,6 @@ class InactivityDetector:
             self.door_at, self.away = event.at, True
             self._door_room = event.room
             self._back_sensors = set()
-            self._held_since = self._held_until = None
             self._gap_clean = self._run_clean = self._visit_clean = False
             return
         self._lone_recent = [
@@ -455,11 +446,6 @@ class InactivityDetector:
             # In the pet's own place, the person's movement elsewhere just BEFORE says nothing
             # (the pet stirs as the person goes to bed): a later one, or a visit, must vouch.
             self._pending, self._moved_room = event, event.room or "?"
-            if self._held_since is not None and self._aside(
-                lambda: self._gap_limit(self.last_at or event.at, event.room) is None
-            ):
-                # Perhaps the person gone to bed there: no silence held from before.
-                self._held_since = self._held_until = None
             self._turned = self._turned or (
                 self.last_at is not None
                 and event.room != self._last_room
@@ -551,11 +537,6 @@ class InactivityDetector:
 
     def _person(self, event: ActivityEvent, *, stray: bool, sure: bool | None = None) -> None:
         """Motion taken as the person's."""
-        # The silence this presence ends, as judged now (not while away), when it began on a
-        # night trip (see ``_held_until``).
-        held: tuple[datetime | None, datetime | None] = (self._held_since, self._held_until)
-        if not self._last_lone:
-            held = self._aside(self._deadline) if self._trip_at is not None else (None, None)
         if self.away:
             if not self._back(event):
                 return  # the leaver's own motion ending, "still on" from before the door, a pet
@@ -584,41 +565,6 @@ class InactivityDetector:
                 for sensor in pets & self._visit_at.keys() - {event.sensor_id}:
                     del self._visit_at[sensor]
         self._presence(event, count=not event.ongoing, stray=stray, sure=sure)
-        if self.last_at == event.at:
-            # A lone movement (perhaps a pet's) in a room where the nights are not slept: the
-            # silence it interrupted is still judged as it was (the person's, from the room the
-            # person was last surely seen in). One that continues a visit there (the person
-            # sitting in the cat's kitchen, moving every few minutes) is judged from itself, as
-            # a stay in that room. In bed, or after a sure presence: nothing held.
-            keep = (
-                held[0] is not None
-                and self._last_lone
-                and self._aside(lambda: self._room_limit(event.at)) is not None
-            )
-            if keep and continuing:
-                held = self._aside(self._deadline)
-            self._held_since, self._held_until = held if keep else (None, None)
-
-    def _aside[T](self, judge: Callable[[], T]) -> T:
-        """``judge`` as of now, in the middle of a poll, without keeping what it worked out for
-        later: the limits of a half hour are worked out once the whole poll is folded in."""
-        kept, self._cache = self._cache, dict(self._cache)
-        try:
-            return judge()
-        finally:
-            self._cache = kept
-
-    def _deadline(self) -> tuple[datetime | None, datetime | None]:
-        """(start, end) of the current silence's limit as the verdict judges it now (None, None
-        when there is none: bed, away, nothing seen)."""
-        last = self.last_at
-        if last is None or self.away:
-            return None, None
-        limit = self._room_limit(last)
-        if limit is None:
-            return None, None
-        factor = LOW_DAY_FACTOR if self._gap_low_day else 1.0
-        return last, last + timedelta(minutes=limit * factor)
 
     def _stray(self, event: ActivityEvent) -> bool:
         """A motion event that fired alone and continues no visit (counted per sensor, at
@@ -1257,16 +1203,9 @@ class InactivityDetector:
         # (``_room_limit``): the cat passing the kitchen after a fall in the bathroom leaves
         # that visit judged.
         lone = self._last_lone and (not self._lone_judged(days) or bool(pets))
-        found: dict[str, tuple[datetime, float]] = {}
         if limit is not None and self._night(self._slot(last)) and lone:
             limit = None
-            # ... but the silence it interrupted is still judged as it was: the cat passing the
-            # kitchen after a fall in the bathroom does not make it the night's sleep. Not while
-            # the home is being learned: where its nights are slept is not yet sure, and the
-            # way to bed may look like a night trip.
-            held, until = self._held_since, self._held_until
-            if held is not None and until is not None and now > until and days >= LEARNING_DAYS:
-                found["unusual_gap"] = (held, _minutes(until - held))
+        found: dict[str, tuple[datetime, float]] = {}
         if limit is not None and gap > limit * factor:
             found["unusual_gap"] = (last, limit * factor)
         day, minute = self._cycle(now)
@@ -1422,8 +1361,6 @@ KEPT: dict[str, str] = {
     "_last_sensor": "str",
     "_last_lone": "bool",
     "_last_up": "bool",
-    "_held_since": "time",
-    "_held_until": "time",
     "_trip_at": "time",
     "_turned": "bool",
     "_moved_room": "str",
