@@ -69,8 +69,8 @@ SEED = int(os.environ.get("BENCH_SEED", "11"))
 HOMES_PER_TYPE = int(os.environ.get("BENCH_HOMES_PER_TYPE", "8"))
 DAYS = int(os.environ.get("BENCH_DAYS", "42"))
 DEBUG = os.environ.get("BENCH_DEBUG") == "1"
-#: BENCH_TRACE="<type> d<day> HH:MM" (an incident as BENCH_DEBUG names it): every poll from
-#: a few hours before that incident, to stderr.
+#: BENCH_TRACE="<type> d<day> HH:MM" (an incident as BENCH_DEBUG names it; several: separated
+#: by ";"): every poll from a few hours before that incident, to stderr.
 TRACE = os.environ.get("BENCH_TRACE")
 TRACE_BEFORE = timedelta(hours=float(os.environ.get("BENCH_TRACE_HOURS", "6")))
 FIXED = timedelta(hours=3)
@@ -400,11 +400,16 @@ def run(home: Home, incident: datetime, night: bool, rng: random.Random) -> Outc
     false_alarms = {"fixed": 0, "detector": 0}
     standing = {"fixed": 0, "detector": 0}
     found: dict[str, datetime] = {}
+    caught = "nothing"  # which rule caught the incident, for BENCH_DEBUG
     low_days: set[int] = set()
     end = incident + timedelta(hours=24)
     for now, events, reachable in polls(home, changes, doors, end):
         verdict = detector.observe(now, events, reachable=reachable)
-        if TRACE and f"{home.kind} {_when(incident)}" == TRACE and now > incident - TRACE_BEFORE:
+        if (
+            TRACE
+            and f"{home.kind} {_when(incident)}" in TRACE.split(";")
+            and now > incident - TRACE_BEFORE
+        ):
             _trace(now, events, verdict, detector)
         states = {"fixed": fixed.step(now, events, reachable), "detector": verdict.inactive}
         if verdict.low_activity_today and now < incident:
@@ -421,6 +426,12 @@ def run(home: Home, incident: datetime, night: bool, rng: random.Random) -> Outc
                 # while the person lies there.
                 found[name] = now
                 standing[name] += alarming[name]
+                if name == "detector":
+                    limit = verdict.limit.total_seconds() / 60 if verdict.limit else None
+                    caught = (
+                        f"{verdict.reason} (limit {limit and round(limit)} min, "
+                        f"{detector.history.learned_days()} days learned)"
+                    )
             alarming[name] = on
     minutes = {
         name: min(MISSED, (found[name] - incident).total_seconds() / 60)
@@ -434,7 +445,7 @@ def run(home: Home, incident: datetime, night: bool, rng: random.Random) -> Outc
             f"INCIDENT {home.kind} night={night} at {_when(incident)} "
             f"detector {minutes['detector']:.0f} min fixed {minutes['fixed']:.0f} min "
             f"sensors {sorted(home.sensors)} door={home.door} pet={home.pet_room} "
-            f"where {_where(home, incident)}",
+            f"caught by {caught} where {_where(home, incident)}",
             file=sys.stderr,
         )
     ill = {d for d in home.ill_days if _local(d, 23) < incident}
