@@ -766,12 +766,13 @@ class InactivityDetector:
                 and not other.ongoing
                 and timedelta(0) <= other.at - event.at <= CORROBORATE
             ]
-        ways = [
-            (room, came_from, [at for at in times if at < began])
-            for room in rooms
-            for came_from, times in [self._lone_ways.get(room, (None, []))]
-        ]
-        return min((way for way in ways if way[2]), key=lambda way: way[2][0], default=None)
+        best: tuple[str, str | None, list[datetime]] | None = None
+        for room in rooms:
+            came_from, times = self._lone_ways.get(room, (None, []))
+            before = [at for at in times if at < began]
+            if before and (best is None or before[0] < best[2][0]):
+                best = (room, came_from, before)
+        return best
 
     def _learn_trip(
         self,
