@@ -823,6 +823,144 @@ def test_a_pet_crossing_the_hall_does_not_end_a_fall_in_the_bathroom() -> None:
     assert trip <= alarm.since <= fall
 
 
+def test_a_pet_passing_a_room_just_after_the_person_went_to_bed_is_not_the_person() -> None:
+    """The bedroom has a sensor; a cat comes by the bathroom. The person goes to bed through
+    the hall; two minutes after the bedroom saw them, the cat passes the bathroom. To get there
+    from bed the person would pass the hall, which saw nothing: the cat's, not the person up
+    again (taken as the person, the bathroom's limit alarmed in the night)."""
+    home = visited_home()
+    day = home.now
+    bed = day + timedelta(hours=22, minutes=31)
+    home.run(bed + timedelta(minutes=1), [e for e in cat_owners_day(day) if e.at <= bed])
+    passing = motion("Bathroom", bed + timedelta(minutes=2))
+    morning = day + timedelta(days=1, hours=7)
+    verdicts = home.run(morning + timedelta(minutes=5), [passing, motion("Bedroom", morning)])
+    assert [(v.reason, v.since) for v in verdicts if v.inactive] == []
+
+
+def test_out_of_bed_at_night_the_next_room_is_the_person_even_unseen_on_the_way() -> None:
+    """The same home: at 3:00 the person gets up (the bedroom moves after hours of sleep) and
+    goes to the bathroom, the hall missing the passage; a fall there is caught at night."""
+    home, trip = night_in_a_visited_home()
+    steps = [motion("Bedroom", trip), motion("Bathroom", trip + timedelta(minutes=1))]
+    alarm = first_inactive(home.run(trip + timedelta(hours=3), steps))
+    assert alarm is not None
+    assert alarm.since == trip + timedelta(minutes=1)
+
+
+def test_up_again_soon_after_going_to_bed_the_next_room_is_the_person() -> None:
+    """The same home: the person goes to bed at 22:31, is up again nine minutes later (the
+    bedroom moves anew) and goes to the bathroom, the hall missing the passage; a fall there
+    is caught that night, as where the bedroom had not seen them lie down."""
+    home = visited_home()
+    day = home.now
+    bed = day + timedelta(hours=22, minutes=31)
+    home.run(bed + timedelta(minutes=1), [e for e in cat_owners_day(day) if e.at <= bed])
+    steps = [motion("Bedroom", bed + timedelta(minutes=9))]
+    steps.append(motion("Bathroom", bed + timedelta(minutes=10)))
+    alarm = first_inactive(home.run(bed + timedelta(hours=6), steps))
+    assert alarm is not None
+    assert alarm.since == bed + timedelta(minutes=10)
+
+
+def test_by_day_the_bedroom_is_no_bed_to_be_behind() -> None:
+    """The same home by day: the person passes the hall into the bedroom at 10:01, then cooks
+    in the kitchen, the cat's place (the hall missed the way back). Not bedtime: the kitchen's
+    movements are the person's, and no alarm comes while they cook."""
+    home = visited_home()
+    day = home.now
+    start = day + timedelta(hours=10)
+    home.run(start, [e for e in cat_owners_day(day) if e.at < start - timedelta(minutes=30)])
+    steps = [motion("Hall", start), motion("Bedroom", start + timedelta(minutes=1))]
+    steps += [motion("Kitchen", start + timedelta(minutes=m)) for m in range(3, 150, 5)]
+    verdicts = home.run(start + timedelta(hours=2, minutes=40), steps)
+    assert [(v.reason, v.since) for v in verdicts if v.inactive] == []
+
+
+def test_where_the_nights_room_is_the_hall_the_room_after_it_is_the_person() -> None:
+    """No sensor in the bedroom: the hall is where the nights are slept, and also the way on
+    to the bathroom. Passing it late in the evening into the bathroom, where the person falls,
+    is no pet: the fall is caught that night."""
+    home = visited_home(bedroom=False)
+    assert home.detector.history.sleep_rooms() == {"Hall"}
+    day = home.now
+    late = day + timedelta(hours=22, minutes=31)
+    home.run(late, [e for e in cat_owners_day(day, bedroom=False) if e.at < late])
+    steps = [motion("Hall", late), motion("Bathroom", late + timedelta(minutes=1))]
+    alarm = first_inactive(home.run(late + timedelta(hours=6), steps))
+    assert alarm is not None
+    assert alarm.since == late + timedelta(minutes=1)
+
+
+def test_a_room_left_for_straight_from_bed_night_after_night_is_the_person() -> None:
+    """An en-suite bathroom: the person goes to bed through the hall, and at night straight
+    from the bedroom into the bathroom and back; a cat comes by the bathroom. Late in the
+    evening, a minute after lying down, the person goes into the bathroom and falls there:
+    the hall saw nothing, but the bathroom is a room the person goes to from bed (learned),
+    so this is the person, caught that night."""
+    home = visited_home()
+
+    def en_suite_day(day: datetime) -> list[ActivityEvent]:
+        trip = day + timedelta(days=1, hours=3)
+        lived = [e for e in cat_owners_day(day) if not trip <= e.at <= trip + timedelta(hours=1)]
+        steps = [("Bedroom", 0), ("Bathroom", 1), ("Bathroom", 6), ("Bedroom", 9)]
+        lived += [motion(room, trip + timedelta(minutes=m)) for room, m in steps]
+        return sorted(lived, key=lambda e: e.at)
+
+    start = home.now
+    days = [start + timedelta(days=n) for n in range(14)]
+    end = days[-1] + timedelta(hours=22)
+    home.run(end, [e for day in days for e in en_suite_day(day) if e.at < end])
+    assert (home.detector.history.exit_days("Bedroom", "Bathroom") or 0) >= 3
+    bed = end + timedelta(minutes=31)
+    home.run(
+        bed + timedelta(minutes=1), [e for e in cat_owners_day(days[-1]) if end <= e.at <= bed]
+    )
+    fall = motion("Bathroom", bed + timedelta(minutes=1))
+    alarm = first_inactive(home.run(bed + timedelta(hours=6), [fall]))
+    assert alarm is not None
+    assert alarm.since == fall.at
+
+
+def test_a_passage_seen_only_as_its_end_is_no_way_straight_on() -> None:
+    """From the kitchen to the living room and back through the hall, every quarter hour,
+    each passage seen only as the hall's end, reported after the next room's start (the
+    first time in the same poll, the second a poll later), the room left going quiet just
+    before (vouching for the next room's start). Those are ways through the hall, not
+    straight on from one room into the other; the twelve passages whose hall start a poll
+    saw first are learned as ways on to the hall."""
+    home = Home()
+    start = MONDAY + timedelta(hours=8)
+    events = [motion("Kitchen", start - timedelta(minutes=5))]
+    for k in range(24):
+        at = start + timedelta(minutes=15 * k)
+        room, left = ("Living", "Kitchen") if k % 2 else ("Kitchen", "Living")
+        events.append(motion(left, at + timedelta(seconds=5), on=False, seen=True))
+        if k < 12:  # the hall's end in the poll that sees the room's start, or in the next
+            late = timedelta(seconds=50 if k % 4 < 2 else 80)
+            events += [
+                motion(room, at + timedelta(seconds=30)),
+                motion("Hall", at + late, on=False),
+            ]
+        else:
+            hall = motion("Hall", at + timedelta(seconds=10))
+            events += [hall, motion(room, at + timedelta(seconds=70))]
+    home.run(start + timedelta(hours=7), events)
+    exits = home.detector.history.exits[MONDAY.toordinal()]
+    assert "Living" not in exits.get("Kitchen", {})
+    assert "Kitchen" not in exits.get("Living", {})
+    assert exits["Kitchen"]["Hall"] + exits["Living"]["Hall"] == 12
+
+
+def test_restore_keeps_where_the_person_goes_on_to() -> None:
+    home = visited_home()
+    restored = InactivityDetector.restore(home.detector.export(), UTC)
+    assert restored.history.exits == home.detector.history.exits
+    assert (restored.history.exit_days("Bedroom", "Hall") or 0) >= 10
+    broken = History.restore({"exits": {"3": {"Hall": {"Bath": 2, "x": -1}, "y": 4}, "z": {}}})
+    assert broken.exits == {3: {"Hall": {"Bath": 2}}}
+
+
 def test_a_dimmer_does_not_keep_a_home_away_after_its_return() -> None:
     """A door in the hall, one motion sensor in the living room and a dimmer pressed in the
     morning. Back from an outing, the person moves in the living room: the home is back (the
