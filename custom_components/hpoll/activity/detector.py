@@ -95,14 +95,6 @@ LONE_WAYS_KEPT = 32
 #: learning which sensors a pet moves): a person in an armchair moves alone every few
 #: minutes, a trip to a bathroom without a sensor passes the hall there and back.
 STAY = timedelta(minutes=20)
-#: A room the person went straight on to from bed on fewer days than this is reached through
-#: the way to bed: a movement there, the way unseen, is a pet's (a pet's rare coincidences
-#: with the person's last steps add a day now and then; a room left for it every night, as
-#: where the nights' room is the hall, is on the way).
-EXIT_DAYS = 3
-#: Arrived in a room where the nights are slept this close before the home's night (minutes),
-#: or in it, the person went to bed (bedtime comes before the quietest hours begin).
-BEDTIME = 120.0
 #: By day, a pet's own place that moves as often within BUSY as its pet alone (at its night
 #: rate) would only by a chance of BUSY_CHANCE is someone there (see ``_busy``).
 BUSY = timedelta(minutes=30)
@@ -274,14 +266,6 @@ class InactivityDetector:
         #: The room of the latest presence in another room than the latest one (where the person
         #: came from: on the way back from the bathroom, or from the living room to bed).
         self._came_from: str | None = None
-        #: The latest presence is the person gone to bed: in a room where the nights are slept,
-        #: entered through the way to bed, not yet out of bed since (``_behind_bed``).
-        self._abed = False
-        #: Changes of the person's room (when, from, to) to be learned as ways straight on once
-        #: the polls after them show that nothing moved in a third room around them, and the
-        #: motion seen lately, that shows it (learning only).
-        self._exits_waiting: list[tuple[datetime, str, str]] = []
-        self._moved_lately: list[ActivityEvent] = []
         #: ... as it was at the latest visit (``_visit_last``).
         self._visit_from: str | None = None
         self._visit_clean = False
@@ -390,7 +374,6 @@ class InactivityDetector:
         self._batch = sorted(events, key=lambda e: e.at)
         for event in self._batch:
             self._event(event, now)
-        self._learn_exits(now)
         self._batch = []
         self._count_strays(now)
         self.history.forget_before(now.astimezone(self.timezone).toordinal() - HISTORY_DAYS)
@@ -428,7 +411,7 @@ class InactivityDetector:
             for lone in self._lone_recent
             if lone.sensor_id == event.sensor_id or abs(event.at - lone.at) > CORROBORATE
         ]
-        stray = self._stray(event) or self._behind_bed(event)
+        stray = self._stray(event)
         restless = self._restless()
         pending = self._pending
         # A visit to the pet's own place: entered just after a movement elsewhere, and that
@@ -495,28 +478,6 @@ class InactivityDetector:
             and (event.room or "?") in (self._last_room or "?", self._moved_room)
             and not self._night(self._slot(event.at))
         )
-
-    def _behind_bed(self, event: ActivityEvent) -> bool:
-        """Is this movement, where a pet lives, out of reach of the person, who went to bed
-        (``_abed``) and is seen nowhere since: a room neither where the nights are slept nor
-        on the way to bed is reached from bed through that way, whose sensor saw nothing. The
-        movement is then the pet's, however close after the person's last steps (the cat
-        passing the bathroom a minute after the bedroom saw the person lie down had been the
-        person, up again, and the night judged as a visit to the bathroom). Not where the way
-        moves within minutes (waiting for a second sign, or later in this poll: perhaps the
-        person on it), nor into a room the person is seen going to straight from that one on
-        EXIT_DAYS days (``History.exit_days``: an en-suite bathroom; where the nights' room is
-        the hall, every room beyond it), nor before that is known."""
-        if event.kind not in _MOTION or not self._abed or not self._restless():
-            return False
-        room, bed, ways = event.room or "?", self._last_room or "?", self.history.ways_to_bed()
-        if room in (self.history.sleep_rooms() or ()) or room in ways:
-            return False
-        near = [*self._batch, *([self._pending] if self._pending is not None else [])]
-        if any(other.room in ways and abs(other.at - event.at) <= CORROBORATE for other in near):
-            return False
-        days = self.history.exit_days(bed, room)
-        return days is not None and days < EXIT_DAYS
 
     def _back_to_bed(self, event: ActivityEvent) -> bool:
         """Is this lone movement the person going back to bed: at night, in a room where the
@@ -743,7 +704,8 @@ class InactivityDetector:
             and (room or "?") in (self.history.sleep_rooms() or ())
         )
         self._follow_trip(event, risen=risen)
-        self._went(room, event, stray=stray)
+        if self._last_room is not None and self._last_room != room:
+            self._came_from = self._last_room
         self.last_at, self._last_room, self._moved_room, self._turned = at, room, None, False
         self._last_sensor = event.sensor_id
         blind = self._blind_until is not None and at <= self._blind_until
@@ -764,47 +726,6 @@ class InactivityDetector:
         self._gap_low_day = self._low_activity(at)
         if not stray and self._up_elsewhere(at):
             self._up_day = self._cycle(at)[0]
-
-    def _went(self, room: str | None, event: ActivityEvent, *, stray: bool) -> None:
-        """The latest presence moves to ``room`` (``event``'s). Not ``stray``: someone seen
-        arriving, a way on from the room left, learned once the next polls show it was
-        straight on (``_learn_exits``). Gone to bed (``_abed``): arrived at bedtime in a room
-        where the nights are slept from the way to bed; no longer once that room moves anew
-        (a new movement, not the end of the arrival's own: getting up, where to the next
-        movement tells)."""
-        last, at = self._last_room, event.at
-        if room != last and last is not None and not stray:
-            self._exits_waiting.append((at, last, room or "?"))
-        if room != last:
-            to_night = self._to_night(at)
-            self._abed = (
-                (room or "?") in (self.history.sleep_rooms() or ())
-                and last in self.history.ways_to_bed()
-                and to_night is not None
-                and to_night <= BEDTIME
-            )
-        elif not (event.ongoing and event.motion_on is False):
-            self._abed = False
-        if last is not None and last != room:
-            self._came_from = last
-
-    def _learn_exits(self, now: datetime) -> None:
-        """Learn the changes of room that nothing in a third room came with: within minutes
-        before them, or the end of a movement reported after them (a passage through the
-        hall seen only as its end, after the next room's start, and perhaps a poll later)."""
-        moved = [e for e in self._moved_lately if now - e.at <= 3 * CORROBORATE]
-        self._moved_lately = moved + [e for e in self._batch if e.kind in _MOTION]
-        waiting, self._exits_waiting = self._exits_waiting, []
-        for at, room, to in waiting:
-            if now - at <= CORROBORATE:
-                self._exits_waiting.append((at, room, to))
-            elif not any(
-                other.room not in (room, to)
-                and abs(other.at - at) <= CORROBORATE
-                and (other.at <= at or other.motion_on is False)
-                for other in self._moved_lately
-            ):
-                self.history.left(at.astimezone(self.timezone).toordinal(), room, to)
 
     def _learn_night(self, visit: tuple[datetime, str], event: ActivityEvent) -> None:
         """The silence between the latest ``visit`` and this one (``event``), watched at home
@@ -1445,7 +1366,6 @@ KEPT: dict[str, str] = {
     "_turned": "bool",
     "_moved_room": "str",
     "_came_from": "str",
-    "_abed": "bool",
     "_gap_low_day": "bool",
     "_sure_at": "time",
     "_sure_room": "str",
@@ -1496,8 +1416,6 @@ NOT_KEPT = frozenset(
         "_visit_clean",
         "_visit_last",
         "_visit_from",
-        "_exits_waiting",
-        "_moved_lately",
         "_lone_ways",
         "_lone_chain",
         "_lone_recent",

@@ -38,8 +38,6 @@ PET_VISIT_RATIO = 0.1
 RESTLESS_EVENTS = 3
 #: A person gets up once or twice a night; a pet moves a sensor more often than that.
 RESTLESS_NIGHTLY = 2.0
-#: Which rooms the person goes on to straight from a room is known once it was left this often.
-EXITS_KNOWN = 10
 #: The key for "any room" in the gap tables.
 ANY = "*"
 
@@ -194,9 +192,6 @@ class History:
     #: Per night (the local day it began), per sensor: lone movements at night, each one
     #: (``strays`` counts a stay once): how often a pet alone moves its own place.
     moves: dict[int, dict[str, int]] = field(default_factory=dict)
-    #: Per day, per room: the rooms the person went on to from it (seen arriving there), how
-    #: often: which rooms are reached from bed without passing the way to it.
-    exits: dict[int, dict[str, dict[str, int]]] = field(default_factory=dict)
 
     def sleep_rooms(self) -> set[str] | None:
         """Rooms where this home's nights are slept: those that began its longest night-time
@@ -227,19 +222,6 @@ class History:
         """A lone movement of ``sensor`` in ``night`` (every one, not once a stay)."""
         sensors = self.moves.setdefault(night, {})
         sensors[sensor] = sensors.get(sensor, 0) + 1
-
-    def left(self, day: int, room: str, to: str) -> None:
-        """The person went from ``room`` on to ``to`` (seen arriving there) on ``day``."""
-        rooms = self.exits.setdefault(day, {}).setdefault(room, {})
-        rooms[to] = rooms.get(to, 0) + 1
-
-    def exit_days(self, room: str, to: str) -> int | None:
-        """On how many days the person went from ``room`` straight on to ``to`` (None while
-        ``room`` was left fewer than EXITS_KNOWN times)."""
-        total = sum(sum(rooms.get(room, {}).values()) for rooms in self.exits.values())
-        if total < EXITS_KNOWN:
-            return None
-        return sum(1 for rooms in self.exits.values() if rooms.get(room, {}).get(to))
 
     def night_rate(self, sensor: str, night_hours: float) -> float | None:
         """Lone movements of ``sensor`` per minute of the night, over the nights on which any
@@ -292,8 +274,7 @@ class History:
         corrupt store)."""
         self.gaps.forget_before(day, after=after)
         self.runs.forget_before(day, after=after)
-        tables = (self.wakes, self.profiles, self.sleeps, self.strays, self.ways, self.moves)
-        for table in (*tables, self.exits):
+        for table in (self.wakes, self.profiles, self.sleeps, self.strays, self.ways, self.moves):
             for old in [d for d in table if d < day or (after is not None and d > after)]:
                 del table[old]
 
@@ -308,7 +289,6 @@ class History:
             "strays": {str(day): sensors for day, sensors in self.strays.items()},
             "ways": {str(day): room for day, room in self.ways.items()},
             "moves": {str(day): sensors for day, sensors in self.moves.items()},
-            "exits": {str(day): rooms for day, rooms in self.exits.items()},
         }
 
     @classmethod
@@ -339,18 +319,6 @@ class History:
                 history.moves[int(day)] = {
                     str(sensor): n for sensor, n in sensors.items() if type(n) is int and n >= 0
                 }
-        exits = data.get("exits")
-        for day, rooms in exits.items() if isinstance(exits, dict) else ():
-            if not (_is_number(day) and isinstance(rooms, dict)):
-                continue
-            for room, counts in rooms.items():
-                kept = {
-                    str(to): n
-                    for to, n in (counts.items() if isinstance(counts, dict) else ())
-                    if type(n) is int and n > 0
-                }
-                if kept:
-                    history.exits.setdefault(int(day), {})[str(room)] = kept
         strays = data.get("strays")
         for day, sensors in strays.items() if isinstance(strays, dict) else ():
             if not (_is_number(day) and isinstance(sensors, dict)):
