@@ -38,7 +38,8 @@ Printed JSON keys:
   speedup_mean (fixed mean / detector mean, the baseline in the same run)
 A missed incident (not detected in 24 h) counts as 1440 min. Environment: BENCH_SEED,
 BENCH_HOMES_PER_TYPE (default 8), BENCH_DAYS (default 42); BENCH_DEBUG=1 prints each
-detector false alarm and each incident's outcome to stderr (never to the JSON line).
+detector false alarm (with what the detector had learned by then: its night, sleep rooms, way
+to bed, pet sensors) and each incident's outcome to stderr (never to the JSON line).
 """
 
 from __future__ import annotations
@@ -490,6 +491,27 @@ def _debug_false_alarm(
         f"learning={getattr(v, 'learning', None)} last_room={detector._last_room} "
         f"sensors={sorted(home.sensors)} door={home.door} pet={home.pet_room} "
         f"truth: {_where(home, now)}",
+        file=sys.stderr,
+    )
+    # What the detector had learned then: its night (half hours), where the nights are slept
+    # and the way there, the sensors a pet moves / comes by, and the latest presence.
+    nights = [slot for slot in range(48) if detector._night(slot)]
+    spans: list[list[int]] = []
+    for slot in nights:
+        if spans and slot == spans[-1][1] + 1:
+            spans[-1][1] = slot
+        else:
+            spans.append([slot, slot])
+    night = ",".join(
+        f"{a // 2:02d}:{a % 2 * 30:02d}-{(b + 1) // 2:02d}:{(b + 1) % 2 * 30:02d}" for a, b in spans
+    )
+    restless, visited, _ = detector._pet_sensors()
+    sure = detector._sure_at
+    print(
+        f"  state: night={night or '-'} sleep={detector.history.sleep_rooms()} "
+        f"ways={detector.history.ways_to_bed()} pet={sorted(restless)} "
+        f"visited={sorted(visited)} lone={detector._last_lone} came_from={detector._came_from} "
+        f"sure={_when(sure) if sure else None} days={detector.history.learned_days()}",
         file=sys.stderr,
     )
 
