@@ -59,6 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from custom_components.hpoll.activity.detector import InactivityDetector  # noqa: E402
+from custom_components.hpoll.activity.history import MINUTES_PER_SLOT, SLOTS_PER_DAY  # noqa: E402
 from custom_components.hpoll.activity.tracker import ActivityEvent  # noqa: E402
 
 ZONE = ZoneInfo("Europe/Berlin")
@@ -495,16 +496,17 @@ def _debug_false_alarm(
     )
     # What the detector had learned then: its night (half hours), where the nights are slept
     # and the way there, the sensors a pet moves / comes by, and the latest presence.
-    nights = [slot for slot in range(48) if detector._night(slot)]
     spans: list[list[int]] = []
-    for slot in nights:
+    for slot in (s for s in range(SLOTS_PER_DAY) if detector._night(s)):
         if spans and slot == spans[-1][1] + 1:
             spans[-1][1] = slot
         else:
             spans.append([slot, slot])
-    night = ",".join(
-        f"{a // 2:02d}:{a % 2 * 30:02d}-{(b + 1) // 2:02d}:{(b + 1) % 2 * 30:02d}" for a, b in spans
-    )
+
+    def clock(slot: int) -> str:
+        return f"{slot * MINUTES_PER_SLOT // 60:02d}:{slot * MINUTES_PER_SLOT % 60:02d}"
+
+    night = ",".join(f"{clock(first)}-{clock(last + 1)}" for first, last in spans)
     restless, visited, _ = detector._pet_sensors()
     sure = detector._sure_at
     print(
