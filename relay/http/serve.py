@@ -5,17 +5,23 @@
   ``HPOLL_RELAY_HEADER_TIMEOUT`` (10 s), so a client trickling headers (slowloris) or idling
   is dropped. Bodies are read under ``HPOLL_RELAY_BODY_TIMEOUT`` by the views (408).
 - Connections: at most ``HPOLL_RELAY_MAX_CONNECTIONS`` (default: the open-file limit less a
-  reserve for the database and logs); one more is answered ``503`` with ``Retry-After`` and
-  closed at once, so file descriptors never run out and /healthz and ingest keep answering.
+  reserve for the database, logs and connections being refused); one more is answered ``503``
+  with ``Retry-After`` and closed at once, so file descriptors never run out and /healthz and
+  ingest keep answering. Connections are counted from the moment they are accepted to their
+  close, and taken off the kernel's queue a few at a time: asyncio's accept loop takes as many
+  as its ``backlog`` before any of them is counted, so a burst of a thousand would otherwise
+  take a thousand descriptors, and the database its next connection would fail.
 - Accept errors (EMFILE and friends): logged at most once a minute, with a count.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 import logging
 import resource
 import signal
+import socket
 import time
 from typing import Any
 
@@ -24,8 +30,14 @@ from aiohttp import web
 from ..config import Settings
 
 _LOGGER = logging.getLogger("relay.http")
-#: File descriptors kept free for the database, the key file, logs and the listening socket.
-FD_RESERVE = 64
+#: Connections taken off the kernel's queue per turn of the event loop (asyncio accepts up to
+#: its ``backlog`` argument in one go, then counts them); the kernel queues up to KERNEL_BACKLOG.
+ACCEPT_BATCH = 8
+KERNEL_BACKLOG = 1024
+#: File descriptors kept free: the database pool (up to 20), the key file, logs and the
+#: listening socket, and accepted connections not yet counted or being refused, which stay
+#: open for up to four turns of the loop (accepted, handed a protocol, written, closed).
+FD_RESERVE = 64 + 4 * (ACCEPT_BATCH + 1)
 REFUSAL = (
     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
     b"Content-Type: text/plain\r\nContent-Length: 21\r\n\r\ntoo many connections\n"
@@ -50,6 +62,49 @@ class _Refuse(asyncio.Protocol):
         assert isinstance(transport, asyncio.WriteTransport)
         transport.write(REFUSAL)
         transport.close()
+
+
+class _Counted(asyncio.Protocol):
+    """A connection within the limit: aiohttp's handler, counted until the connection closes."""
+
+    def __init__(self, gate: ConnectionGate, handler: asyncio.Protocol) -> None:
+        self._gate = gate
+        self._handler = handler
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._handler.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._handler.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._handler.eof_received()
+
+    def pause_writing(self) -> None:
+        self._handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._handler.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._gate.open -= 1
+        self._handler.connection_lost(exc)
+
+
+class ConnectionGate:
+    """The protocol factory: aiohttp's handler while fewer than ``limit`` connections are open,
+    a refusal beyond."""
+
+    def __init__(self, handler: Callable[[], asyncio.Protocol], limit: int) -> None:
+        self._handler = handler
+        self.limit = limit
+        self.open = 0
+
+    def __call__(self) -> asyncio.Protocol:
+        if self.open >= self.limit:
+            return _Refuse()
+        self.open += 1
+        return _Counted(self, self._handler())
 
 
 class AcceptErrorLog:
@@ -89,16 +144,13 @@ async def serve(app: web.Application, settings: Settings, ready: str) -> None:
     await runner.setup()
     server = runner.server
     assert server is not None
-    limit = connection_limit(settings)
-
-    def protocol() -> asyncio.Protocol:
-        if len(server.connections) >= limit:
-            return _Refuse()
-        return server()
-
+    gate = ConnectionGate(server, connection_limit(settings))
     listener = await loop.create_server(
-        protocol, settings.host, settings.port, reuse_address=True, backlog=1024
+        gate, settings.host, settings.port, reuse_address=True, backlog=ACCEPT_BATCH
     )
+    for listening in listener.sockets:  # listening with the batch size: the kernel queues more
+        with socket.fromfd(listening.fileno(), listening.family, listening.type) as duplicate:
+            duplicate.listen(KERNEL_BACKLOG)
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
