@@ -60,6 +60,7 @@ class Metrics:
     rejected: Counter[str] = field(default_factory=Counter)
     db_errors: int = 0
     batches: int = 0
+    connections_refused: int = 0
     latency: Histogram = field(
         default_factory=lambda: Histogram(
             "hpoll_ingest_seconds",
@@ -102,6 +103,10 @@ class Metrics:
             "# HELP hpoll_ingest_batches_total Transactions committed by the ingest writer.",
             "# TYPE hpoll_ingest_batches_total counter",
             f"hpoll_ingest_batches_total {self.batches}",
+            "# HELP hpoll_connections_refused_total Connections answered 503 at once: the relay"
+            " had as many open as it allows.",
+            "# TYPE hpoll_connections_refused_total counter",
+            f"hpoll_connections_refused_total {self.connections_refused}",
         ]
         lines += self.latency.lines() + self.plan.lines()
         lines += [

@@ -28,6 +28,8 @@ from typing import Any
 from aiohttp import web
 
 from ..config import Settings
+from ..metrics import Metrics
+from .state import RELAY
 
 _LOGGER = logging.getLogger("relay.http")
 #: Connections taken off the kernel's queue per turn of the event loop (asyncio accepts up to
@@ -93,18 +95,43 @@ class _Counted(asyncio.Protocol):
 
 class ConnectionGate:
     """The protocol factory: aiohttp's handler while fewer than ``limit`` connections are open,
-    a refusal beyond."""
+    a refusal beyond, counted in ``metrics`` and logged as a warning at most once per ``every``
+    seconds (with how many since): a relay turning homes away says so."""
 
-    def __init__(self, handler: Callable[[], asyncio.Protocol], limit: int) -> None:
+    def __init__(
+        self,
+        handler: Callable[[], asyncio.Protocol],
+        limit: int,
+        metrics: Metrics | None = None,
+        every: float = 60.0,
+    ) -> None:
         self._handler = handler
         self.limit = limit
         self.open = 0
+        self._metrics = metrics or Metrics()
+        self._every = every
+        self._logged = float("-inf")
+        self._unlogged = 0
 
     def __call__(self) -> asyncio.Protocol:
         if self.open >= self.limit:
+            self._refused()
             return _Refuse()
         self.open += 1
         return _Counted(self, self._handler())
+
+    def _refused(self) -> None:
+        self._metrics.connections_refused += 1
+        self._unlogged += 1
+        now = time.monotonic()
+        if now - self._logged >= self._every:
+            _LOGGER.warning(
+                "refusing connections: %d open, the limit (HPOLL_RELAY_MAX_CONNECTIONS); "
+                "%d refused since the last message",
+                self.open,
+                self._unlogged,
+            )
+            self._logged, self._unlogged = now, 0
 
 
 class AcceptErrorLog:
@@ -144,7 +171,7 @@ async def serve(app: web.Application, settings: Settings, ready: str) -> None:
     await runner.setup()
     server = runner.server
     assert server is not None
-    gate = ConnectionGate(server, connection_limit(settings))
+    gate = ConnectionGate(server, connection_limit(settings), app[RELAY].metrics)
     listener = await loop.create_server(
         gate, settings.host, settings.port, reuse_address=True, backlog=ACCEPT_BATCH
     )

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 from pathlib import Path
+import re
 import resource
 import shutil
 import socket
@@ -608,14 +609,21 @@ async def test_idle_and_slow_clients_cannot_starve_the_relay(
             # Every idle or trickling connection has been closed by the relay (EOF or a 503).
             closed = await asyncio.to_thread(_closed_by_peer, idle, 10.0)
             assert closed == len(idle)
+            # The refusals are visible: counted on /metrics, and said in the log.
+            async with session.get(f"{base}/metrics", timeout=_timeout()) as response:
+                text = await response.text()
+            refused = re.search(r"^hpoll_connections_refused_total (\d+)$", text, re.M)
+            assert refused is not None
+            assert int(refused[1]) > 0
     finally:
         for sock in idle:
             sock.close()
         process.terminate()
         await asyncio.to_thread(process.wait, 10)
     assert log.stat().st_size < 64 * 1024
-    errors = [line for line in log.read_text().splitlines() if '"level": "error"' in line]
-    assert errors == []
+    lines = log.read_text().splitlines()
+    assert [line for line in lines if '"level": "error"' in line] == []
+    assert len([line for line in lines if "refusing connections" in line]) == 1
 
 
 def _timeout() -> Any:
@@ -1213,10 +1221,12 @@ def test_accept_errors_are_logged_once_a_minute(caplog: pytest.LogCaptureFixture
         loop.close()
 
 
-def test_the_connection_gate_counts_from_accept_to_close() -> None:
+def test_the_connection_gate_counts_from_accept_to_close(caplog: pytest.LogCaptureFixture) -> None:
     """The gate counts a connection from its factory call, before its transport exists, until
-    it is lost; over the limit it hands out refusals, and a closed connection frees its place."""
+    it is lost; over the limit it hands out refusals, counted and logged once a minute, and a
+    closed connection frees its place."""
     from relay.http.serve import ConnectionGate
+    from relay.metrics import Metrics
 
     made: list[asyncio.Protocol] = []
 
@@ -1224,11 +1234,17 @@ def test_the_connection_gate_counts_from_accept_to_close() -> None:
         made.append(asyncio.Protocol())
         return made[-1]
 
-    gate = ConnectionGate(handler, limit=2)
+    metrics = Metrics()
+    gate = ConnectionGate(handler, limit=2, metrics=metrics)
     first, _second = gate(), gate()
-    refused = gate()
+    with caplog.at_level("WARNING", logger="relay.http"):
+        refused = [gate() for _ in range(5)]
     assert (gate.open, len(made)) == (2, 2)
-    assert type(refused).__name__ == "_Refuse"
+    assert {type(protocol).__name__ for protocol in refused} == {"_Refuse"}
+    assert metrics.connections_refused == 5
+    assert "hpoll_connections_refused_total 5" in metrics.render()
+    assert len(caplog.records) == 1
+    assert "2 open" in caplog.records[0].getMessage()
     first.connection_lost(None)
     assert gate.open == 1
     third = gate()
