@@ -6,7 +6,10 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 import json
 import logging
+import time
 from typing import Any
+
+from aiohttp.http_exceptions import HttpProcessingError
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -32,6 +35,32 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class ClientFaultLog(logging.Filter):
+    """aiohttp logs each request it could not parse (a header line over its limit, say) as an
+    error: the client's fault, already answered 400, and one line per request anyone may send.
+    They become a warning, at most one per ``every`` seconds, with how many were left out."""
+
+    def __init__(self, every: float = 60.0) -> None:
+        super().__init__()
+        self.every = every
+        self.suppressed = 0
+        self._last = float("-inf")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the record unless it is a client's fault logged less than a minute after one."""
+        fault = record.exc_info[1] if record.exc_info else None
+        if not isinstance(fault, HttpProcessingError):
+            return True
+        now = time.monotonic()
+        if now - self._last < self.every:
+            self.suppressed += 1
+            return False
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg = f"{record.msg} ({self.suppressed} more since the last message)"
+        self._last, self.suppressed = now, 0
+        return True
+
+
 def configure(level: int = logging.INFO) -> None:
     """Send every log record to stderr as JSON."""
     handler = logging.StreamHandler()
@@ -41,3 +70,5 @@ def configure(level: int = logging.INFO) -> None:
     root.setLevel(level)
     # aiohttp's access log would print raw request lines; the relay logs requests itself.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    server = logging.getLogger("aiohttp.server")
+    server.filters[:] = [ClientFaultLog()]

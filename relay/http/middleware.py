@@ -127,6 +127,11 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             # Every path that needs the database says so the same way: try again shortly.
             _LOGGER.warning("database unavailable: %s", describe(err))
             response = unavailable("the database is unavailable")
+        if isinstance(response, web.FileResponse):
+            # A file goes out through the transport's writes (gzipped where the client takes
+            # it), where a client that stops reading is dropped after a while (http/serve.py);
+            # the kernel's sendfile would wait for it for good, holding the file open.
+            response.enable_compression()
         response.headers["X-Request-ID"] = rid
         request.app[REQUEST_LOG].answered(
             request, response.status, rid, time.perf_counter() - started

@@ -10,20 +10,24 @@
   ingest keep answering. Connections are counted from the moment they are accepted to their
   close, and taken off the kernel's queue a few at a time: asyncio's accept loop takes as many
   as its ``backlog`` before any of them is counted, so a burst of a thousand would otherwise
-  take a thousand descriptors, and the database its next connection would fail.
+  take a thousand descriptors, and the database its next connection would fail. Request
+  handlers still running after their client hung up count against the same limit.
+- Responses: a client that reads nothing of what it was sent for ``HPOLL_RELAY_BODY_TIMEOUT``
+  is dropped (files, too, go through the transport's writes: see the middleware).
+- Refusals: counted (``hpoll_connections_refused_total``) and logged once a minute.
 - Accept errors (EMFILE and friends): logged at most once a minute, with a count.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Sequence
 import logging
 import resource
 import signal
 import socket
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -32,14 +36,17 @@ from ..metrics import Metrics
 from .state import RELAY
 
 _LOGGER = logging.getLogger("relay.http")
-#: Connections taken off the kernel's queue per turn of the event loop (asyncio accepts up to
-#: its ``backlog`` argument in one go, then counts them); the kernel queues up to KERNEL_BACKLOG.
+#: Connections taken off the kernel's queue per turn of the event loop: CPython's selector
+#: event loop accepts up to its ``backlog`` argument (plus one) in one go, before the factory
+#: counts any; the kernel queues up to KERNEL_BACKLOG.
 ACCEPT_BATCH = 8
 KERNEL_BACKLOG = 1024
-#: File descriptors kept free: the database pool (up to 20), the key file, logs and the
-#: listening socket, and accepted connections not yet counted or being refused, which stay
-#: open for up to four turns of the loop (accepted, handed a protocol, written, closed).
-FD_RESERVE = 64 + 4 * (ACCEPT_BATCH + 1)
+#: File descriptors kept free for the database pool (up to 20), the key file, logs and the
+#: listening sockets; and, per listening socket, for accepted connections not yet counted or
+#: being refused, which stay open for up to four turns of the loop (accepted, handed a
+#: protocol, written, closed).
+FD_RESERVE = 64
+IN_FLIGHT = 4 * (ACCEPT_BATCH + 1)
 REFUSAL = (
     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
     b"Content-Type: text/plain\r\nContent-Length: 21\r\n\r\ntoo many connections\n"
@@ -47,14 +54,14 @@ REFUSAL = (
 _ACCEPT_ERRORS = "socket.accept() out of system resource"
 
 
-def connection_limit(settings: Settings) -> int:
-    """The configured limit, or what the open-file limit allows."""
+def connection_limit(settings: Settings, listening: int = 1) -> int:
+    """The configured limit, or what the open-file limit allows with ``listening`` sockets."""
     if settings.max_connections > 0:
         return settings.max_connections
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return 10_000
-    return max(8, soft - FD_RESERVE)
+    return max(8, soft - FD_RESERVE - listening * IN_FLIGHT)
 
 
 class _Refuse(asyncio.Protocol):
@@ -67,13 +74,19 @@ class _Refuse(asyncio.Protocol):
 
 
 class _Counted(asyncio.Protocol):
-    """A connection within the limit: aiohttp's handler, counted until the connection closes."""
+    """A connection within the limit: aiohttp's handler, counted until the connection closes,
+    and dropped when the client has not read what it was sent for the gate's ``stall``
+    seconds (aiohttp has no write timeout: 60 clients that pipelined requests and never read
+    held every slot for good, and kept SIGTERM from finishing)."""
 
     def __init__(self, gate: ConnectionGate, handler: asyncio.Protocol) -> None:
         self._gate = gate
         self._handler = handler
+        self._transport: asyncio.BaseTransport | None = None
+        self._stalled: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
         self._handler.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
@@ -84,29 +97,60 @@ class _Counted(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._handler.pause_writing()
+        if self._stalled is None and self._gate.stall is not None:
+            loop = asyncio.get_running_loop()
+            self._stalled = loop.call_later(self._gate.stall, self._drop)
 
     def resume_writing(self) -> None:
+        self._reading_again()
         self._handler.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._reading_again()
         self._gate.open -= 1
         self._handler.connection_lost(exc)
 
+    def _reading_again(self) -> None:
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
+
+    def _drop(self) -> None:
+        self._stalled = None
+        if isinstance(self._transport, asyncio.WriteTransport):
+            self._transport.abort()
+
+
+class Handlers(Protocol):
+    """What the gate hands connections to: aiohttp's ``web.Server``."""
+
+    @property
+    def connections(self) -> Sequence[object]:
+        """The request handlers still running (after their client left, until they finish)."""
+
+    def __call__(self) -> asyncio.Protocol:
+        """A new request handler."""
+
 
 class ConnectionGate:
-    """The protocol factory: aiohttp's handler while fewer than ``limit`` connections are open,
-    a refusal beyond, counted in ``metrics`` and logged as a warning at most once per ``every``
-    seconds (with how many since): a relay turning homes away says so."""
+    """The protocol factory: aiohttp's handler while fewer than ``limit`` connections are open
+    and fewer than ``limit`` handlers run (a handler goes on after its client hangs up, until
+    what it awaits returns: without that bound, requests sent and dropped at once piled up
+    handlers by the ten thousand), a refusal beyond, counted in ``metrics`` and logged as a
+    warning at most once per ``every`` seconds (with how many since): a relay turning homes
+    away says so."""
 
     def __init__(
         self,
-        handler: Callable[[], asyncio.Protocol],
+        handlers: Handlers,
         limit: int,
         metrics: Metrics | None = None,
         every: float = 60.0,
+        stall: float | None = None,
     ) -> None:
-        self._handler = handler
+        self._handlers = handlers
         self.limit = limit
+        self.stall = stall
         self.open = 0
         self._metrics = metrics or Metrics()
         self._every = every
@@ -114,11 +158,12 @@ class ConnectionGate:
         self._unlogged = 0
 
     def __call__(self) -> asyncio.Protocol:
-        if self.open >= self.limit:
+        if self.open >= self.limit or len(self._handlers.connections) >= self.limit:
             self._refused()
             return _Refuse()
+        handler = self._handlers()
         self.open += 1
-        return _Counted(self, self._handler())
+        return _Counted(self, handler)
 
     def _refused(self) -> None:
         self._metrics.connections_refused += 1
@@ -171,10 +216,18 @@ async def serve(app: web.Application, settings: Settings, ready: str) -> None:
     await runner.setup()
     server = runner.server
     assert server is not None
-    gate = ConnectionGate(server, connection_limit(settings), app[RELAY].metrics)
+    # Its limit once the sockets are known; a response unread as long as a body may take to come.
+    gate = ConnectionGate(server, 0, app[RELAY].metrics, stall=settings.body_timeout)
     listener = await loop.create_server(
-        gate, settings.host, settings.port, reuse_address=True, backlog=ACCEPT_BATCH
+        gate,
+        settings.host,
+        settings.port,
+        reuse_address=True,
+        backlog=ACCEPT_BATCH,
+        start_serving=False,
     )
+    gate.limit = connection_limit(settings, len(listener.sockets))
+    await listener.start_serving()
     for listening in listener.sockets:  # listening with the batch size: the kernel queues more
         with socket.fromfd(listening.fileno(), listening.family, listening.type) as duplicate:
             duplicate.listen(KERNEL_BACKLOG)

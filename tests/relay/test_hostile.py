@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 import contextlib
 import json
+import logging
 import os
 from pathlib import Path
 import re
@@ -25,7 +26,7 @@ from typing import Any
 from unittest.mock import patch
 import uuid
 
-from aiohttp import ClientError, ClientSession
+from aiohttp import ClientError, ClientSession, TCPConnector
 from aiohttp.test_utils import TestClient
 from cryptography.fernet import Fernet
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
@@ -626,6 +627,67 @@ async def test_idle_and_slow_clients_cannot_starve_the_relay(
     assert len([line for line in lines if "refusing connections" in line]) == 1
 
 
+@pytest.mark.parametrize("path", ["/api/v1/openapi.json", "/static/dashboard.css"])
+async def test_clients_that_never_read_are_dropped(
+    db_url: str, home: NewHome, make_report: Callable[..., Any], tmp_path: Path, path: str
+) -> None:
+    """Clients that pipeline requests and never read what comes back (a response, or a file
+    the kernel would send itself) hold all the relay's connections: once nothing they were sent
+    has been read for the body timeout, they are dropped, and ingest answers again."""
+    port = free_port()
+    log = tmp_path / "relay.log"
+    env = {
+        **os.environ,
+        "HPOLL_RELAY_MAX_CONNECTIONS": "4",
+        "HPOLL_RELAY_BODY_TIMEOUT": "1",
+        "HPOLL_RELAY_NOTIFY_SECONDS": "0",
+    }
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            serve_command(db_url, port), env=env, stdout=log_file, stderr=log_file
+        )
+    base = f"http://127.0.0.1:{port}"
+    readers: list[socket.socket] = []
+    try:
+        async with ClientSession() as session:
+            await _started(session, base, process, lambda: log.read_text()[-2000:])
+        # A connection per request: none kept from before the readers came.
+        async with ClientSession(connector=TCPConnector(force_close=True)) as session:
+            request = f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            for _ in range(4):
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+                sock.connect(("127.0.0.1", port))
+                sock.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    sock.send(request * 400)
+                readers.append(sock)
+            await asyncio.sleep(0.5)
+            held = await _answer(session, "GET", f"{base}/healthz", timeout=_timeout())
+            statuses = []
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and (not statuses or statuses[-1] != 202):
+                statuses.append(
+                    await _answer(
+                        session,
+                        "POST",
+                        f"{base}/api/v1/reports",
+                        json=make_report(home.id),
+                        headers={"Authorization": f"Bearer {home.token}"},
+                        timeout=_timeout(),
+                    )
+                )
+                await asyncio.sleep(0.2)
+            assert held == 503  # the four readers held every connection
+            assert statuses[-1] == 202
+        assert await asyncio.to_thread(_closed_by_peer, readers, 5.0) == len(readers)
+    finally:
+        for sock in readers:
+            sock.close()
+        process.terminate()
+        await asyncio.to_thread(process.wait, 10)
+
+
 def _timeout() -> Any:
     from aiohttp import ClientTimeout
 
@@ -1221,6 +1283,31 @@ def test_accept_errors_are_logged_once_a_minute(caplog: pytest.LogCaptureFixture
         loop.close()
 
 
+def test_malformed_requests_are_a_warning_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    """aiohttp logs each request it cannot parse as an error, one line per request anyone may
+    send (a header line of 100 KB): the relay keeps one warning a minute, with a count, and
+    lets every other error through as it was."""
+    from aiohttp.http_exceptions import LineTooLong
+
+    from relay.logs import ClientFaultLog
+
+    logger = logging.getLogger("test.aiohttp.server")
+    fault = ClientFaultLog()
+    logger.addFilter(fault)
+    try:
+        with caplog.at_level("INFO", logger="test.aiohttp.server"):
+            for _ in range(1000):  # as aiohttp logs them: the exception passed as exc_info
+                logger.error("Error handling request", exc_info=LineTooLong(b"x" * 10, "8190"))
+            logger.error("Error handling request", exc_info=RuntimeError("a bug of ours"))
+    finally:
+        logger.removeFilter(fault)
+    assert [(r.levelname, r.exc_info[0] if r.exc_info else None) for r in caplog.records] == [
+        ("WARNING", LineTooLong),
+        ("ERROR", RuntimeError),
+    ]
+    assert fault.suppressed == 999
+
+
 def test_the_connection_gate_counts_from_accept_to_close(caplog: pytest.LogCaptureFixture) -> None:
     """The gate counts a connection from its factory call, before its transport exists, until
     it is lost; over the limit it hands out refusals, counted and logged once a minute, and a
@@ -1230,12 +1317,16 @@ def test_the_connection_gate_counts_from_accept_to_close(caplog: pytest.LogCaptu
 
     made: list[asyncio.Protocol] = []
 
-    def handler() -> asyncio.Protocol:
-        made.append(asyncio.Protocol())
-        return made[-1]
+    class Handlers:
+        def __init__(self) -> None:
+            self.connections: list[object] = []
+
+        def __call__(self) -> asyncio.Protocol:
+            made.append(asyncio.Protocol())
+            return made[-1]
 
     metrics = Metrics()
-    gate = ConnectionGate(handler, limit=2, metrics=metrics)
+    gate = ConnectionGate(Handlers(), limit=2, metrics=metrics)
     first, _second = gate(), gate()
     with caplog.at_level("WARNING", logger="relay.http"):
         refused = [gate() for _ in range(5)]
@@ -1250,3 +1341,44 @@ def test_the_connection_gate_counts_from_accept_to_close(caplog: pytest.LogCaptu
     third = gate()
     assert type(third).__name__ == "_Counted"
     assert (gate.open, len(made)) == (2, 3)
+
+
+async def test_requests_dropped_at_once_cannot_pile_up_handlers() -> None:
+    """A client sends a request that awaits the database and hangs up at once: its connection
+    is closed, but aiohttp runs the handler on. Those count against the limit too: a flood of
+    them once piled up 75,000 handlers and 1.7 GB, growing, while no connection was refused."""
+    from aiohttp import web
+
+    from relay.http.serve import ConnectionGate
+
+    release = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:  # /healthz, /metrics: the database
+        await release.wait()
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/slow", slow)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    assert runner.server is not None
+    gate = ConnectionGate(runner.server, limit=10)
+    listener = await asyncio.get_running_loop().create_server(gate, "127.0.0.1", 0, backlog=8)
+    port = listener.sockets[0].getsockname()[1]
+    most = 0
+    try:
+        for _ in range(60):
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.005)
+            writer.close()
+            await asyncio.sleep(0.005)
+            most = max(most, len(runner.server.connections))
+        assert most <= gate.limit
+        assert gate.open <= gate.limit
+    finally:
+        release.set()
+        listener.close()
+        await listener.wait_closed()
+        await runner.cleanup()
