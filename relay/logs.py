@@ -9,7 +9,7 @@ import logging
 import time
 from typing import Any
 
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import BadHttpMessage, PayloadEncodingError
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -36,9 +36,10 @@ class JsonFormatter(logging.Formatter):
 
 
 class ClientFaultLog(logging.Filter):
-    """aiohttp logs each request it could not parse (a header line over its limit, say) as an
-    error: the client's fault, already answered 400, and one line per request anyone may send.
-    They become a warning, at most one per ``every`` seconds, with how many were left out."""
+    """aiohttp logs each request whose line or headers it could not parse (a header line over
+    its limit, say) as an error: the client's fault, already answered 400, and one line per
+    request anyone may send. They become a warning, at most one per ``every`` seconds, with how
+    many were left out since the one before (a burst's last ones are told by the next)."""
 
     def __init__(self, every: float = 60.0) -> None:
         super().__init__()
@@ -49,7 +50,9 @@ class ClientFaultLog(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """Keep the record unless it is a client's fault logged less than a minute after one."""
         fault = record.exc_info[1] if record.exc_info else None
-        if not isinstance(fault, HttpProcessingError):
+        # What the parser refused in the request line or headers: a body that fails to decode
+        # is met by a view, whose errors (answered 500) stay errors.
+        if not isinstance(fault, BadHttpMessage) or isinstance(fault, PayloadEncodingError):
             return True
         now = time.monotonic()
         if now - self._last < self.every:

@@ -103,8 +103,8 @@ class Metrics:
             "# HELP hpoll_ingest_batches_total Transactions committed by the ingest writer.",
             "# TYPE hpoll_ingest_batches_total counter",
             f"hpoll_ingest_batches_total {self.batches}",
-            "# HELP hpoll_connections_refused_total Connections answered 503 at once: the relay"
-            " had as many open as it allows.",
+            "# HELP hpoll_connections_refused_total Connections answered 503 at once: as many"
+            " connections open, or request handlers running, as the relay allows.",
             "# TYPE hpoll_connections_refused_total counter",
             f"hpoll_connections_refused_total {self.connections_refused}",
         ]

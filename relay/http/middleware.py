@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .. import logs
 from ..storage.errors import describe
+from .state import RELAY
 
 _LOGGER = logging.getLogger("relay.http")
 PROBLEM = "application/problem+json"
@@ -108,6 +110,17 @@ def unavailable(detail: str, retry_after: int = 5) -> web.Response:
     return response
 
 
+async def read_form(request: web.Request) -> dict[str, str]:
+    """The request's form fields, read under the body timeout: a client that sends the headers
+    and trickles (or never sends) the body gets a 408 instead of holding the connection."""
+    try:
+        async with asyncio.timeout(request.app[RELAY].settings.body_timeout):
+            form = await request.post()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(text="the body did not arrive in time") from None
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id in, request id out; the request logged (:class:`RequestLog`); errors as
@@ -127,11 +140,6 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             # Every path that needs the database says so the same way: try again shortly.
             _LOGGER.warning("database unavailable: %s", describe(err))
             response = unavailable("the database is unavailable")
-        if isinstance(response, web.FileResponse):
-            # A file goes out through the transport's writes (gzipped where the client takes
-            # it), where a client that stops reading is dropped after a while (http/serve.py);
-            # the kernel's sendfile would wait for it for good, holding the file open.
-            response.enable_compression()
         response.headers["X-Request-ID"] = rid
         request.app[REQUEST_LOG].answered(
             request, response.status, rid, time.perf_counter() - started

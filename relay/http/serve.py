@@ -3,17 +3,20 @@
 - Headers: aiohttp closes a connection that has not completed a request within its keep-alive
   timeout, counted from the connection's start too; the relay sets that to
   ``HPOLL_RELAY_HEADER_TIMEOUT`` (10 s), so a client trickling headers (slowloris) or idling
-  is dropped. Bodies are read under ``HPOLL_RELAY_BODY_TIMEOUT`` by the views (408).
-- Connections: at most ``HPOLL_RELAY_MAX_CONNECTIONS`` (default: the open-file limit less a
-  reserve for the database, logs and connections being refused); one more is answered ``503``
-  with ``Retry-After`` and closed at once, so file descriptors never run out and /healthz and
-  ingest keep answering. Connections are counted from the moment they are accepted to their
-  close, and taken off the kernel's queue a few at a time: asyncio's accept loop takes as many
-  as its ``backlog`` before any of them is counted, so a burst of a thousand would otherwise
-  take a thousand descriptors, and the database its next connection would fail. Request
-  handlers still running after their client hung up count against the same limit.
-- Responses: a client that reads nothing of what it was sent for ``HPOLL_RELAY_BODY_TIMEOUT``
-  is dropped (files, too, go through the transport's writes: see the middleware).
+  is dropped. Bodies (reports, forms) are read under ``HPOLL_RELAY_BODY_TIMEOUT`` (408).
+- Connections: at most ``HPOLL_RELAY_MAX_CONNECTIONS`` (default: half of the open-file limit
+  less a reserve for the database, logs and connections being refused, as each connection may
+  hold a file open too); one more is answered ``503`` with ``Retry-After`` and closed at once,
+  so file descriptors do not run out and /healthz and ingest keep answering. Connections are
+  counted from the moment they are accepted to their close, and taken off the kernel's queue
+  a few at a time: asyncio's accept loop takes as many as its ``backlog`` before any of them
+  is counted, so a burst of a thousand would otherwise take a thousand descriptors, and the
+  database its next connection would fail. Request handlers still running after their client
+  hung up count against the same limit.
+- Responses: a connection whose kernel buffer has taken nothing more of its answer for
+  ``HPOLL_RELAY_BODY_TIMEOUT`` is dropped (files, too, go through the transport's writes:
+  ``relay/__init__.py`` turns aiohttp's sendfile off). A stop waits SHUTDOWN_GRACE seconds for
+  open connections, then closes them.
 - Refusals: counted (``hpoll_connections_refused_total``) and logged once a minute.
 - Accept errors (EMFILE and friends): logged at most once a minute, with a count.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+import contextlib
 import logging
 import resource
 import signal
@@ -46,6 +50,8 @@ KERNEL_BACKLOG = 1024
 #: being refused, which stay open for up to four turns of the loop (accepted, handed a
 #: protocol, written, closed).
 FD_RESERVE = 64
+#: Seconds a stop waits for open connections to finish before closing them.
+SHUTDOWN_GRACE = 5.0
 IN_FLIGHT = 4 * (ACCEPT_BATCH + 1)
 REFUSAL = (
     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
@@ -61,7 +67,8 @@ def connection_limit(settings: Settings, listening: int = 1) -> int:
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return 10_000
-    return max(8, soft - FD_RESERVE - listening * IN_FLIGHT)
+    # Each connection may hold a file open too (a static file being sent).
+    return max(8, (soft - FD_RESERVE - listening * IN_FLIGHT) // 2)
 
 
 class _Refuse(asyncio.Protocol):
@@ -87,6 +94,11 @@ class _Counted(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
+        self._gate.counted.add(self)
+        if isinstance(transport, asyncio.WriteTransport):
+            # Paused whenever the kernel has not taken all that was written (not only past
+            # 64 KiB): the stall timer then runs for any answer a client leaves unread.
+            transport.set_write_buffer_limits(high=0)
         self._handler.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
@@ -99,7 +111,7 @@ class _Counted(asyncio.Protocol):
         self._handler.pause_writing()
         if self._stalled is None and self._gate.stall is not None:
             loop = asyncio.get_running_loop()
-            self._stalled = loop.call_later(self._gate.stall, self._drop)
+            self._stalled = loop.call_later(self._gate.stall, self.drop)
 
     def resume_writing(self) -> None:
         self._reading_again()
@@ -107,6 +119,7 @@ class _Counted(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._reading_again()
+        self._gate.counted.discard(self)
         self._gate.open -= 1
         self._handler.connection_lost(exc)
 
@@ -115,7 +128,8 @@ class _Counted(asyncio.Protocol):
             self._stalled.cancel()
             self._stalled = None
 
-    def _drop(self) -> None:
+    def drop(self) -> None:
+        """Close the connection at once, whatever is left unsent."""
         self._stalled = None
         if isinstance(self._transport, asyncio.WriteTransport):
             self._transport.abort()
@@ -151,6 +165,7 @@ class ConnectionGate:
         self._handlers = handlers
         self.limit = limit
         self.stall = stall
+        self.counted: set[_Counted] = set()
         self.open = 0
         self._metrics = metrics or Metrics()
         self._every = every
@@ -171,9 +186,11 @@ class ConnectionGate:
         now = time.monotonic()
         if now - self._logged >= self._every:
             _LOGGER.warning(
-                "refusing connections: %d open, the limit (HPOLL_RELAY_MAX_CONNECTIONS); "
-                "%d refused since the last message",
+                "refusing connections: %d open and %d request handlers running, limit %d "
+                "(HPOLL_RELAY_MAX_CONNECTIONS); %d refused since the last message",
                 self.open,
+                len(self._handlers.connections),
+                self.limit,
                 self._unlogged,
             )
             self._logged, self._unlogged = now, 0
@@ -239,5 +256,11 @@ async def serve(app: web.Application, settings: Settings, ready: str) -> None:
         await stop.wait()
     finally:
         listener.close()
-        await listener.wait_closed()
+        # Connections still open after a grace period (a client that never reads, a handler
+        # that waits) are closed: a stop must not wait on a stranger.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SHUTDOWN_GRACE):
+                await listener.wait_closed()
+        for connection in list(gate.counted):
+            connection.drop()
         await runner.cleanup()

@@ -22,7 +22,7 @@ from ..messages.facts import AlertFacts, HomeFacts
 from ..schema import BodyError, ReportError, decode_report
 from ..storage.errors import describe
 from .auth import authorized, bearer_is, refusal_wait, refused, too_many_refusals
-from .middleware import problem, unavailable
+from .middleware import problem, read_form, unavailable
 from .queries import home_status, notification_gauges
 from .state import RELAY, Relay
 
@@ -309,7 +309,7 @@ async def ack_page(request: web.Request) -> web.Response:
 async def ack_alert(request: web.Request) -> web.Response:
     """Acknowledge with a caregiver's own link: who acknowledged is recorded."""
     relay = request.app[RELAY]
-    code = str((await request.post()).get("code", ""))
+    code = (await read_form(request)).get("code", "")
     try:
         await Admin(relay.engine).acknowledge(int(request.match_info["alert_id"]), code=code)
     except (ValueError, AdminError):

@@ -627,13 +627,23 @@ async def test_idle_and_slow_clients_cannot_starve_the_relay(
     assert len([line for line in lines if "refusing connections" in line]) == 1
 
 
-@pytest.mark.parametrize("path", ["/api/v1/openapi.json", "/static/dashboard.css"])
+@pytest.mark.parametrize(
+    ("path", "requests"),
+    [("/api/v1/openapi.json", 400), ("/api/v1/openapi.json", 90), ("/static/dashboard.css", 400)],
+)
 async def test_clients_that_never_read_are_dropped(
-    db_url: str, home: NewHome, make_report: Callable[..., Any], tmp_path: Path, path: str
+    db_url: str,
+    home: NewHome,
+    make_report: Callable[..., Any],
+    tmp_path: Path,
+    path: str,
+    requests: int,
 ) -> None:
     """Clients that pipeline requests and never read what comes back (a response, or a file
-    the kernel would send itself) hold all the relay's connections: once nothing they were sent
-    has been read for the body timeout, they are dropped, and ingest answers again."""
+    the kernel would send itself) hold all the relay's connections: once the kernel has taken
+    nothing more for the body timeout, they are dropped, and ingest answers again. Also when
+    what is left unsent is small (90 answers of 24 KB nearly fill loopback's 2 MB buffer: the
+    rest stayed under aiohttp's 64 KiB mark, and the connection stayed for good)."""
     port = free_port()
     log = tmp_path / "relay.log"
     env = {
@@ -660,7 +670,7 @@ async def test_clients_that_never_read_are_dropped(
                 sock.connect(("127.0.0.1", port))
                 sock.setblocking(False)
                 with contextlib.suppress(BlockingIOError):
-                    sock.send(request * 400)
+                    sock.send(request * requests)
                 readers.append(sock)
             await asyncio.sleep(0.5)
             held = await _answer(session, "GET", f"{base}/healthz", timeout=_timeout())
@@ -684,6 +694,40 @@ async def test_clients_that_never_read_are_dropped(
     finally:
         for sock in readers:
             sock.close()
+        process.terminate()
+        await asyncio.to_thread(process.wait, 10)
+
+
+@pytest.mark.parametrize("path", ["/signin", "/api/v1/alerts/1/ack"])
+async def test_a_form_that_never_comes_is_a_408(
+    engine: AsyncEngine, db_url: str, tmp_path: Path, path: str
+) -> None:
+    """Forms (sign-in, acknowledging an alert) need no sign-in: a client that sends only the
+    headers is answered 408 once the body timeout has passed, instead of holding its
+    connection (twenty such held every slot for minutes)."""
+    port = free_port()
+    log = tmp_path / "relay.log"
+    env = {**os.environ, "HPOLL_RELAY_BODY_TIMEOUT": "1", "HPOLL_RELAY_NOTIFY_SECONDS": "0"}
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            serve_command(db_url, port), env=env, stdout=log_file, stderr=log_file
+        )
+    try:
+        async with ClientSession() as session:
+            await _started(session, f"http://127.0.0.1:{port}", process, log.read_text)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n"
+            "csrf=".encode()
+        )
+        await writer.drain()
+        started = time.monotonic()
+        answer = await asyncio.wait_for(reader.readline(), 10)
+        assert answer.split()[1] == b"408"
+        assert time.monotonic() - started < 5
+        writer.close()
+    finally:
         process.terminate()
         await asyncio.to_thread(process.wait, 10)
 
@@ -1287,7 +1331,7 @@ def test_malformed_requests_are_a_warning_once_a_minute(caplog: pytest.LogCaptur
     """aiohttp logs each request it cannot parse as an error, one line per request anyone may
     send (a header line of 100 KB): the relay keeps one warning a minute, with a count, and
     lets every other error through as it was."""
-    from aiohttp.http_exceptions import LineTooLong
+    from aiohttp.http_exceptions import ContentLengthError, LineTooLong
 
     from relay.logs import ClientFaultLog
 
@@ -1299,11 +1343,13 @@ def test_malformed_requests_are_a_warning_once_a_minute(caplog: pytest.LogCaptur
             for _ in range(1000):  # as aiohttp logs them: the exception passed as exc_info
                 logger.error("Error handling request", exc_info=LineTooLong(b"x" * 10, "8190"))
             logger.error("Error handling request", exc_info=RuntimeError("a bug of ours"))
+            logger.error("Error handling request", exc_info=ContentLengthError("a view's 500"))
     finally:
         logger.removeFilter(fault)
     assert [(r.levelname, r.exc_info[0] if r.exc_info else None) for r in caplog.records] == [
         ("WARNING", LineTooLong),
         ("ERROR", RuntimeError),
+        ("ERROR", ContentLengthError),
     ]
     assert fault.suppressed == 999
 

@@ -16,6 +16,7 @@ import secrets
 
 from aiohttp import web
 
+from ..middleware import read_form
 from .accounts import Viewer
 
 SESSION_COOKIE = "hpoll_session"
@@ -134,7 +135,7 @@ def view(
 
 
 async def _csrf_ok(request: web.Request) -> bool:
-    form = await request.post()
+    form = await read_form(request)
     sent = form.get("csrf")
     expected = request[FORM_TOKEN]
     return isinstance(sent, str) and bool(expected) and hmac.compare_digest(sent, expected)

@@ -26,6 +26,7 @@ from relay.notifications.send import deliver
 from relay.ratelimit import RateLimiter
 from relay.secretbox import SecretBox, SecretBoxError, SecretKeyError
 
+from ..middleware import read_form
 from . import queries
 from .accounts import SESSION_ABSOLUTE, AccountError, Accounts, Viewer
 from .security import SESSION_COOKIE, VIEWER, add_headers, form_token, set_cookie, view, viewer
@@ -230,7 +231,7 @@ async def me(request: web.Request) -> web.Response:
 
 
 async def _form(request: web.Request) -> dict[str, str]:
-    return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    return await read_form(request)
 
 
 @page()
