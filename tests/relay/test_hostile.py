@@ -597,14 +597,7 @@ async def test_idle_and_slow_clients_cannot_starve_the_relay(
             while time.monotonic() < deadline and (health != 200 or ingest_status != 202):
                 health = await _answer(session, "GET", f"{base}/healthz", timeout=_timeout())
                 if ingest_status != 202:
-                    ingest_status = await _answer(
-                        session,
-                        "POST",
-                        f"{base}/api/v1/reports",
-                        json=make_report(home.id),
-                        headers={"Authorization": f"Bearer {home.token}"},
-                        timeout=_timeout(),
-                    )
+                    ingest_status = await _ingest(session, base, home, make_report)
                 await asyncio.sleep(0.1)
             assert (health, ingest_status) == (200, 202)
             # Every idle or trickling connection has been closed by the relay (EOF or a 503).
@@ -677,16 +670,7 @@ async def test_clients_that_never_read_are_dropped(
             statuses = []
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline and (not statuses or statuses[-1] != 202):
-                statuses.append(
-                    await _answer(
-                        session,
-                        "POST",
-                        f"{base}/api/v1/reports",
-                        json=make_report(home.id),
-                        headers={"Authorization": f"Bearer {home.token}"},
-                        timeout=_timeout(),
-                    )
-                )
+                statuses.append(await _ingest(session, base, home, make_report))
                 await asyncio.sleep(0.2)
             assert held == 503  # the four readers held every connection
             assert statuses[-1] == 202
@@ -730,6 +714,20 @@ async def test_a_form_that_never_comes_is_a_408(
     finally:
         process.terminate()
         await asyncio.to_thread(process.wait, 10)
+
+
+async def _ingest(
+    session: ClientSession, base: str, home: NewHome, make_report: Callable[..., Any]
+) -> int | None:
+    """The status of one report pushed by ``home`` (None: no answer in time)."""
+    return await _answer(
+        session,
+        "POST",
+        f"{base}/api/v1/reports",
+        json=make_report(home.id),
+        headers={"Authorization": f"Bearer {home.token}"},
+        timeout=_timeout(),
+    )
 
 
 def _timeout() -> Any:
