@@ -50,9 +50,9 @@ KERNEL_BACKLOG = 1024
 #: being refused, which stay open for up to four turns of the loop (accepted, handed a
 #: protocol, written, closed).
 FD_RESERVE = 64
+IN_FLIGHT = 4 * (ACCEPT_BATCH + 1)
 #: Seconds a stop waits for open connections to finish before closing them.
 SHUTDOWN_GRACE = 5.0
-IN_FLIGHT = 4 * (ACCEPT_BATCH + 1)
 REFUSAL = (
     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
     b"Content-Type: text/plain\r\nContent-Length: 21\r\n\r\ntoo many connections\n"
@@ -82,9 +82,9 @@ class _Refuse(asyncio.Protocol):
 
 class _Counted(asyncio.Protocol):
     """A connection within the limit: aiohttp's handler, counted until the connection closes,
-    and dropped when the client has not read what it was sent for the gate's ``stall``
-    seconds (aiohttp has no write timeout: 60 clients that pipelined requests and never read
-    held every slot for good, and kept SIGTERM from finishing)."""
+    and dropped when the kernel has taken nothing more of what was written for the gate's
+    ``stall`` seconds (aiohttp has no write timeout: 60 clients that pipelined requests and
+    never read held every slot for good, and kept SIGTERM from finishing)."""
 
     def __init__(self, gate: ConnectionGate, handler: asyncio.Protocol) -> None:
         self._gate = gate
@@ -114,16 +114,16 @@ class _Counted(asyncio.Protocol):
             self._stalled = loop.call_later(self._gate.stall, self.drop)
 
     def resume_writing(self) -> None:
-        self._reading_again()
+        self._unstalled()
         self._handler.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._reading_again()
+        self._unstalled()
         self._gate.counted.discard(self)
         self._gate.open -= 1
         self._handler.connection_lost(exc)
 
-    def _reading_again(self) -> None:
+    def _unstalled(self) -> None:
         if self._stalled is not None:
             self._stalled.cancel()
             self._stalled = None
