@@ -35,6 +35,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class Throttle:
+    """At most one message per ``every`` seconds about one recurring trouble: :meth:`due` says
+    whether to write one now; ``suppressed`` counts the ones left out since the last written."""
+
+    def __init__(self, every: float = 60.0) -> None:
+        self.every = every
+        self.suppressed = 0
+        self._last = float("-inf")
+
+    def due(self) -> int | None:
+        """How many were left out before this one when a message is due now; else None (and
+        this one is left out)."""
+        now = time.monotonic()
+        if now - self._last < self.every:
+            self.suppressed += 1
+            return None
+        left_out, self._last, self.suppressed = self.suppressed, now, 0
+        return left_out
+
+
 class ClientFaultLog(logging.Filter):
     """aiohttp logs each request whose line or headers it could not parse (a header line over
     its limit, say) as an error: the client's fault, already answered 400, and one line per
@@ -43,9 +63,12 @@ class ClientFaultLog(logging.Filter):
 
     def __init__(self, every: float = 60.0) -> None:
         super().__init__()
-        self.every = every
-        self.suppressed = 0
-        self._last = float("-inf")
+        self._throttle = Throttle(every)
+
+    @property
+    def suppressed(self) -> int:
+        """Faults left out since the last one logged."""
+        return self._throttle.suppressed
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Keep the record unless it is a client's fault logged less than a minute after one."""
@@ -54,13 +77,11 @@ class ClientFaultLog(logging.Filter):
         # is met by a view, whose errors (answered 500) stay errors.
         if not isinstance(fault, BadHttpMessage) or isinstance(fault, PayloadEncodingError):
             return True
-        now = time.monotonic()
-        if now - self._last < self.every:
-            self.suppressed += 1
+        left_out = self._throttle.due()
+        if left_out is None:
             return False
         record.levelno, record.levelname = logging.WARNING, "WARNING"
-        record.msg = f"{record.msg} ({self.suppressed} more since the last message)"
-        self._last, self.suppressed = now, 0
+        record.msg = f"{record.msg} ({left_out} more since the last message)"
         return True
 
 

@@ -30,12 +30,12 @@ import logging
 import resource
 import signal
 import socket
-import time
 from typing import Any, Protocol
 
 from aiohttp import web
 
 from ..config import Settings
+from ..logs import Throttle
 from ..metrics import Metrics
 from .state import RELAY
 
@@ -94,7 +94,6 @@ class _Counted(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
-        self._gate.counted.add(self)
         if isinstance(transport, asyncio.WriteTransport):
             # Paused whenever the kernel has not taken all that was written (not only past
             # 64 KiB): the stall timer then runs for any answer a client leaves unread.
@@ -120,7 +119,6 @@ class _Counted(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._unstalled()
         self._gate.counted.discard(self)
-        self._gate.open -= 1
         self._handler.connection_lost(exc)
 
     def _unstalled(self) -> None:
@@ -165,35 +163,35 @@ class ConnectionGate:
         self._handlers = handlers
         self.limit = limit
         self.stall = stall
+        #: The connections handed a handler, from the factory call to ``connection_lost``.
         self.counted: set[_Counted] = set()
-        self.open = 0
         self._metrics = metrics or Metrics()
-        self._every = every
-        self._logged = float("-inf")
-        self._unlogged = 0
+        self._throttle = Throttle(every)
+
+    @property
+    def open(self) -> int:
+        """Connections counted now."""
+        return len(self.counted)
 
     def __call__(self) -> asyncio.Protocol:
         if self.open >= self.limit or len(self._handlers.connections) >= self.limit:
             self._refused()
             return _Refuse()
-        handler = self._handlers()
-        self.open += 1
-        return _Counted(self, handler)
+        counted = _Counted(self, self._handlers())
+        self.counted.add(counted)
+        return counted
 
     def _refused(self) -> None:
         self._metrics.connections_refused += 1
-        self._unlogged += 1
-        now = time.monotonic()
-        if now - self._logged >= self._every:
+        if (left_out := self._throttle.due()) is not None:
             _LOGGER.warning(
                 "refusing connections: %d open and %d request handlers running, limit %d "
                 "(HPOLL_RELAY_MAX_CONNECTIONS); %d refused since the last message",
                 self.open,
                 len(self._handlers.connections),
                 self.limit,
-                self._unlogged,
+                left_out + 1,
             )
-            self._logged, self._unlogged = now, 0
 
 
 class AcceptErrorLog:
@@ -201,26 +199,25 @@ class AcceptErrorLog:
     (with how many there were); everything else goes to the default handler."""
 
     def __init__(self, every: float = 60.0) -> None:
-        self.every = every
-        self.suppressed = 0
-        self._last = float("-inf")
+        self._throttle = Throttle(every)
+
+    @property
+    def suppressed(self) -> int:
+        """Accept failures left out since the last one logged."""
+        return self._throttle.suppressed
 
     def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         if context.get("message") != _ACCEPT_ERRORS:
             loop.default_exception_handler(context)
             return
-        now = time.monotonic()
-        if now - self._last < self.every:
-            self.suppressed += 1
+        if (left_out := self._throttle.due()) is None:
             return
-        self._last = now
         error = context.get("exception")
         _LOGGER.error(
             "cannot accept connections: %s (%d more since the last message)",
             error.strerror if isinstance(error, OSError) else type(error).__name__,
-            self.suppressed,
+            left_out,
         )
-        self.suppressed = 0
 
 
 async def serve(app: web.Application, settings: Settings, ready: str) -> None:
