@@ -230,10 +230,6 @@ async def me(request: web.Request) -> web.Response:
     return await _me_page(request)
 
 
-async def _form(request: web.Request) -> dict[str, str]:
-    return await read_form(request)
-
-
 @page()
 async def send_test(request: web.Request) -> web.Response:
     """Send a test message through the caregiver's own channel."""
@@ -249,7 +245,7 @@ async def send_test(request: web.Request) -> web.Response:
 @page()
 async def set_quiet(request: web.Request) -> web.Response:
     """Quiet hours (non-urgent alerts wait until they end)."""
-    form = await _form(request)
+    form = await read_form(request)
     who = viewer(request)
     admin = Admin(_dashboard(request).engine)
     try:
@@ -266,7 +262,7 @@ async def set_quiet(request: web.Request) -> web.Response:
 @page()
 async def set_digest(request: web.Request) -> web.Response:
     """Several homes' summaries in one message, or one each."""
-    form = await _form(request)
+    form = await read_form(request)
     await Admin(_dashboard(request).engine).set_digest(
         str(viewer(request).caregiver_id), form.get("digest") == "on"
     )
@@ -276,7 +272,7 @@ async def set_digest(request: web.Request) -> web.Response:
 @page()
 async def set_password(request: web.Request) -> web.Response:
     """Set, change or remove the optional password."""
-    form = await _form(request)
+    form = await read_form(request)
     dashboard, who = _dashboard(request), viewer(request)
     if form.get("remove") == "yes":
         await dashboard.accounts.set_password(who.caregiver_id, None)
@@ -337,7 +333,7 @@ async def sign_in_password(request: web.Request) -> web.Response:
     """Name and password."""
     if limited := _limited(request):
         return limited
-    form = await _form(request)
+    form = await read_form(request)
     dashboard = _dashboard(request)
     try:
         caregiver_id = await dashboard.accounts.check_password(
