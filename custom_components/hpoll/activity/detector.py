@@ -45,7 +45,8 @@ Why a verdict is ``inactive`` (``reason``):
   and nobody was seen up that day (by day, outside the rooms where the nights are slept and the
   way to them);
 * ``one_sensor``: only one sensor has fired for unusually long (a pet, or a sensor stuck on):
-  the silence is judged as if that sensor were not there;
+  the silence is judged as if that sensor were not there (not by day in a learned home where
+  no pet has shown: there a lone sensor is the person, sitting in that room);
 * ``safety_net``: the user's fixed threshold (outside the quiet hours, which it counts from the
   end of) was reached, whatever was learned; only in a home without a door sensor, once
   learned, a silence as long as its outings usually are is left to the learned limit.
@@ -69,6 +70,7 @@ from .history import (
     HISTORY_DAYS,
     MINUTES_PER_SLOT,
     PET_VISIT_RATIO,
+    PRIOR_DAYS,
     SLOTS_PER_DAY,
     DayProfile,
     History,
@@ -1047,6 +1049,13 @@ class InactivityDetector:
             if share is None:
                 self._nights = PRIOR_NIGHT
             else:
+                # Pulled toward the prior night while the days are few: on three or four days,
+                # a cat taken for a visit, or a night trip at the same hour, is every other day.
+                days = self.history.learned_days()
+                share = [
+                    (days * value + PRIOR_DAYS * (slot not in PRIOR_NIGHT)) / (days + PRIOR_DAYS)
+                    for slot, value in enumerate(share)
+                ]
                 quiet = self._quiet_slot()
                 found = {quiet} if share[quiet] < NIGHT_SHARE else set()
                 for step in (1, -1):
@@ -1224,7 +1233,11 @@ class InactivityDetector:
         ):
             found["not_up"] = (last, gap - (minute - due))
         sure = self._sure_at
-        if sure is not None and last - sure > CORROBORATE:
+        if (
+            sure is not None
+            and last - sure > CORROBORATE
+            and not self._lone_is_person(days, last, now)
+        ):
             # Only lone sensors have fired since ``sure``, for longer than usual.
             run_limit = self._run_limit(sure, self._sure_room)
             # A sleep room's lone sensor is the person in bed unless it is a pet's own place:
@@ -1256,6 +1269,20 @@ class InactivityDetector:
         resting = not woken or self._night(self._slot(last))
         state = RESTING if resting and gap >= MIN_NIGHT_GAP else ACTIVE
         return verdict(state, last, None, None if limit is None else limit * factor)
+
+    def _lone_is_person(self, days: int, last: datetime, now: datetime) -> bool:
+        """Is the latest lone movement (at ``last``) the person's, so that ``unusual_gap``
+        alone judges the silence since it until ``now``: the home is learned, has shown that no
+        pet (nor a sensor firing on its own, which is learned as one) moves its sensors, and it
+        is day, and was then (at night a cat too rare to be learned, passing a room, makes
+        that room's night silences look long: there the run since the last sure movement
+        still speaks)?"""
+        return (
+            days >= LEARNING_DAYS
+            and self._petless()
+            and not self._night(self._slot(last))
+            and not self._night(self._slot(now))
+        )
 
     def _lone_judged(self, days: int) -> bool:
         """Is a lone movement at night in a home without a pet the person, after ``days`` of
