@@ -45,8 +45,7 @@ Why a verdict is ``inactive`` (``reason``):
   and nobody was seen up that day (by day, outside the rooms where the nights are slept and the
   way to them);
 * ``one_sensor``: only one sensor has fired for unusually long (a pet, or a sensor stuck on):
-  the silence is judged as if that sensor were not there (not by day in a learned home where
-  no pet has shown: there a lone sensor is the person, sitting in that room);
+  the silence is judged as if that sensor were not there;
 * ``safety_net``: the user's fixed threshold (outside the quiet hours, which it counts from the
   end of) was reached, whatever was learned; only in a home without a door sensor, once
   learned, a silence as long as its outings usually are is left to the learned limit.
@@ -1019,7 +1018,7 @@ class InactivityDetector:
     # --- what was learned --------------------------------------------------------------------
 
     def _quiet_slot(self) -> int:
-        key = ("quiet", len(self.history.profiles))
+        key = ("quiet", *self.history.days_version())
         if key not in self._cache:
             share = self.history.active_fraction()
             if share is None:
@@ -1042,19 +1041,22 @@ class InactivityDetector:
     def _night(self, slot: int) -> bool:
         """Is this half hour in the home's night: the stretch around its quietest hour in
         which someone is rarely active (a nap after lunch is not a night)?"""
-        key = ("night", len(self.history.profiles))
+        key = ("night", *self.history.days_version())
         if self._nights_key != key:
             self._nights_key = key
             share = self.history.active_fraction()
             if share is None:
                 self._nights = PRIOR_NIGHT
             else:
-                # Pulled toward the prior night while the days are few: on three or four days,
-                # a cat taken for a visit, or a night trip at the same hour, is every other day.
+                # While the history is short, the prior night's half hours are pulled toward
+                # quiet (fading as the four weeks fill): on the third or fourth day a cat
+                # taken for a visit, or a trip at the same hour, is every other day. Never
+                # toward activity: a late riser's quiet 07:00-09:00 is night from the start.
                 days = self.history.learned_days()
+                weight = PRIOR_DAYS * max(0.0, 1 - days / HISTORY_DAYS)
                 share = [
-                    (days * value + PRIOR_DAYS * (slot not in PRIOR_NIGHT)) / (days + PRIOR_DAYS)
-                    for slot, value in enumerate(share)
+                    value * days / (days + weight) if half_hour in PRIOR_NIGHT else value
+                    for half_hour, value in enumerate(share)
                 ]
                 quiet = self._quiet_slot()
                 found = {quiet} if share[quiet] < NIGHT_SHARE else set()
@@ -1134,19 +1136,20 @@ class InactivityDetector:
 
     def _wake_due(self) -> float:
         """Minutes into the home's day by which it is usually up, plus a margin."""
-        key = ("wake", len(self.history.wakes), len(self.history.profiles), self._quiet_slot())
+        key = ("wake", *self.history.days_version(), len(self.history.wakes), self._quiet_slot())
         if key not in self._cache:
             quiet = self._quiet_slot() * MINUTES_PER_SLOT
             wakes = [(wake - quiet) % 1440 for wake in self.history.wakes.values()]
+            # The prior wake is counted from the prior quietest hour (04:00, up at 09:30): from
+            # a learned one (midnight, where a trip at three is the home's habit) it is later.
+            prior = (PRIOR_QUIET_SLOT * MINUTES_PER_SLOT + PRIOR_WAKE - quiet) % 1440
             if len(wakes) >= 2:
                 spread = quantile(wakes, 0.9) - quantile(wakes, 0.1)
                 learned = quantile(wakes, 0.9) + max(WAKE_MARGIN, spread / 2)
             else:
-                learned = PRIOR_WAKE + WAKE_MARGIN
+                learned = prior + WAKE_MARGIN
             weight = len(wakes)
-            self._cache[key] = (weight * learned + 3 * (PRIOR_WAKE + 2 * WAKE_MARGIN)) / (
-                weight + 3
-            )
+            self._cache[key] = (weight * learned + 3 * (prior + 2 * WAKE_MARGIN)) / (weight + 3)
         return self._cache[key]
 
     def _low_activity(self, now: datetime) -> bool:
@@ -1233,11 +1236,7 @@ class InactivityDetector:
         ):
             found["not_up"] = (last, gap - (minute - due))
         sure = self._sure_at
-        if (
-            sure is not None
-            and last - sure > CORROBORATE
-            and not self._lone_is_person(days, last, now)
-        ):
+        if sure is not None and last - sure > CORROBORATE:
             # Only lone sensors have fired since ``sure``, for longer than usual.
             run_limit = self._run_limit(sure, self._sure_room)
             # A sleep room's lone sensor is the person in bed unless it is a pet's own place:
@@ -1269,20 +1268,6 @@ class InactivityDetector:
         resting = not woken or self._night(self._slot(last))
         state = RESTING if resting and gap >= MIN_NIGHT_GAP else ACTIVE
         return verdict(state, last, None, None if limit is None else limit * factor)
-
-    def _lone_is_person(self, days: int, last: datetime, now: datetime) -> bool:
-        """Is the latest lone movement (at ``last``) the person's, so that ``unusual_gap``
-        alone judges the silence since it until ``now``: the home is learned, has shown that no
-        pet (nor a sensor firing on its own, which is learned as one) moves its sensors, and it
-        is day, and was then (at night a cat too rare to be learned, passing a room, makes
-        that room's night silences look long: there the run since the last sure movement
-        still speaks)?"""
-        return (
-            days >= LEARNING_DAYS
-            and self._petless()
-            and not self._night(self._slot(last))
-            and not self._night(self._slot(now))
-        )
 
     def _lone_judged(self, days: int) -> bool:
         """Is a lone movement at night in a home without a pet the person, after ``days`` of

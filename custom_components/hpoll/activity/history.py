@@ -38,6 +38,8 @@ PET_VISIT_RATIO = 0.1
 RESTLESS_EVENTS = 3
 #: A person gets up once or twice a night; a pet moves a sensor more often than that.
 RESTLESS_NIGHTLY = 2.0
+#: A day is learned from once this many minutes of it were watched at home.
+LEARNED_MINUTES = 180
 #: The key for "any room" in the gap tables.
 ANY = "*"
 
@@ -257,11 +259,17 @@ class History:
 
     def learned_days(self) -> int:
         """Days with at least three hours at home watched."""
-        return sum(1 for p in self.profiles.values() if sum(p.home_minutes) >= 180)
+        return sum(1 for p in self.profiles.values() if sum(p.home_minutes) >= LEARNED_MINUTES)
+
+    def days_version(self) -> tuple[int, int]:
+        """Changes with each new day (and each day forgotten): what is derived from the
+        learned days is derived again then, from complete days only (the new one has not yet
+        been watched long enough to count)."""
+        return len(self.profiles), max(self.profiles, default=0)
 
     def active_fraction(self) -> list[float] | None:
         """Per half hour: on what share of learned days someone was active (None while < 3)."""
-        days = [p for p in self.profiles.values() if sum(p.home_minutes) >= 180]
+        days = [p for p in self.profiles.values() if sum(p.home_minutes) >= LEARNED_MINUTES]
         if len(days) < 3:
             return None
         return [
