@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, time, timedelta
 import itertools
 
+import pytest
+
 from custom_components.hpoll.activity.detector import (
     ACTIVE,
     AWAY,
@@ -286,11 +288,11 @@ def test_the_first_days_night_leans_on_the_prior() -> None:
 
 
 def test_a_late_risers_first_days_are_not_alarmed_at_seven() -> None:
-    """Up at nine, a trip at three every night (so the quietest hour is midnight): the quiet
+    """Up at nine, in bed from 22:30 (the quietest half hour is midnight): the quiet
     07:00-09:00 is night from the third day on (the prior night only ever holds a half hour
     in the night, never keeps a quiet one out of it), and a turn in bed at 07:10 is followed
-    by no `not_up` before getting up (the prior wake-up, 09:30, is counted from its own
-    quietest hour, 04:00, not from midnight)."""
+    by no `not_up` before getting up (the prior wake-up is not before its own clock time,
+    09:30, five and a half hours from its own quietest hour, 04:00, not from midnight)."""
     home = learned_home(days=5, wake=9.0)
     day = MONDAY + timedelta(days=5)
     assert home.detector._night(15)  # 07:30
@@ -300,6 +302,21 @@ def test_a_late_risers_first_days_are_not_alarmed_at_seven() -> None:
         [e for e in events if e.at < day + timedelta(hours=9, minutes=30)],
     )
     assert first_inactive(verdicts) is None
+
+
+def test_the_wake_prior_is_never_earlier_than_its_own_and_follows_a_day_sleeper(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before any wake-up is known, the morning edge is the prior's (up 330 min after the
+    quietest half hour, plus two margins): from a quietest hour at midnight, not before the
+    prior's own clock time (09:30, an edge at 11:00); from one by day (a night worker asleep
+    from 07:00), 330 min after it, never a clock time of the night-time prior."""
+    edges = {}
+    for slot in (0, 8, 20):
+        detector = InactivityDetector(UTC)
+        monkeypatch.setattr(detector, "_quiet_slot", lambda slot=slot: slot)
+        edges[slot] = detector._wake_due() + slot * 30
+    assert edges == {0: 660, 8: 660, 20: 600 + 420}
 
 
 def test_blind_while_the_bridge_is_unreachable() -> None:

@@ -1052,7 +1052,7 @@ class InactivityDetector:
                 # quiet (fading as the four weeks fill): on the third or fourth day a cat
                 # taken for a visit, or a trip at the same hour, is every other day. Never
                 # toward activity: a late riser's quiet 07:00-09:00 is night from the start.
-                days = self.history.learned_days()
+                days = len(self.history.complete_days())
                 weight = PRIOR_DAYS * max(0.0, 1 - days / HISTORY_DAYS)
                 share = [
                     value * days / (days + weight) if half_hour in PRIOR_NIGHT else value
@@ -1140,9 +1140,14 @@ class InactivityDetector:
         if key not in self._cache:
             quiet = self._quiet_slot() * MINUTES_PER_SLOT
             wakes = [(wake - quiet) % 1440 for wake in self.history.wakes.values()]
-            # The prior wake is counted from the prior quietest hour (04:00, up at 09:30): from
-            # a learned one (midnight, where a trip at three is the home's habit) it is later.
-            prior = (PRIOR_QUIET_SLOT * MINUTES_PER_SLOT + PRIOR_WAKE - quiet) % 1440
+            # Up by 09:30 (the prior wake, from the prior quietest hour, 04:00): where the
+            # learned quietest hour is earlier in the night (midnight), that clock time is
+            # later than PRIOR_WAKE from it, and wins; never earlier, nor outside the prior
+            # night (someone who sleeps by day: PRIOR_WAKE after their quietest hour).
+            prior = PRIOR_WAKE
+            if self._quiet_slot() in PRIOR_NIGHT:
+                clock = (PRIOR_QUIET_SLOT * MINUTES_PER_SLOT + PRIOR_WAKE - quiet) % 1440
+                prior = max(prior, clock)
             if len(wakes) >= 2:
                 spread = quantile(wakes, 0.9) - quantile(wakes, 0.1)
                 learned = quantile(wakes, 0.9) + max(WAKE_MARGIN, spread / 2)

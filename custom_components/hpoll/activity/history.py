@@ -263,13 +263,23 @@ class History:
 
     def days_version(self) -> tuple[int, int]:
         """Changes with each new day (and each day forgotten): what is derived from the
-        learned days is derived again then, from complete days only (the new one has not yet
-        been watched long enough to count)."""
+        complete days is derived again then."""
         return len(self.profiles), max(self.profiles, default=0)
 
+    def complete_days(self) -> list[DayProfile]:
+        """The learned days before the latest one (today, whose later half hours are yet to
+        come: counted in, they would look quiet)."""
+        latest = max(self.profiles, default=None)
+        return [
+            profile
+            for day, profile in self.profiles.items()
+            if day != latest and sum(profile.home_minutes) >= LEARNED_MINUTES
+        ]
+
     def active_fraction(self) -> list[float] | None:
-        """Per half hour: on what share of learned days someone was active (None while < 3)."""
-        days = [p for p in self.profiles.values() if sum(p.home_minutes) >= LEARNED_MINUTES]
+        """Per half hour: on what share of the complete learned days someone was active (None
+        while < 3)."""
+        days = self.complete_days()
         if len(days) < 3:
             return None
         return [
