@@ -296,11 +296,9 @@ def test_a_late_risers_first_days_are_not_alarmed_at_seven() -> None:
     home = learned_home(days=5, wake=9.0)
     day = MONDAY + timedelta(days=5)
     assert home.detector._night(15)  # 07:30
+    until = day + timedelta(hours=9, minutes=30)
     events = [*ordinary_day(day, wake=9.0), motion("Bedroom", day + timedelta(hours=7, minutes=10))]
-    verdicts = home.run(
-        day + timedelta(hours=9, minutes=30),
-        [e for e in events if e.at < day + timedelta(hours=9, minutes=30)],
-    )
+    verdicts = home.run(until, [e for e in events if e.at < until])
     assert first_inactive(verdicts) is None
 
 

@@ -1136,16 +1136,17 @@ class InactivityDetector:
 
     def _wake_due(self) -> float:
         """Minutes into the home's day by which it is usually up, plus a margin."""
-        key = ("wake", *self.history.days_version(), len(self.history.wakes), self._quiet_slot())
+        quiet_slot = self._quiet_slot()
+        key = ("wake", *self.history.days_version(), len(self.history.wakes), quiet_slot)
         if key not in self._cache:
-            quiet = self._quiet_slot() * MINUTES_PER_SLOT
+            quiet = quiet_slot * MINUTES_PER_SLOT
             wakes = [(wake - quiet) % 1440 for wake in self.history.wakes.values()]
             # Up by 09:30 (the prior wake, from the prior quietest hour, 04:00): where the
             # learned quietest hour is earlier in the night (midnight), that clock time is
             # later than PRIOR_WAKE from it, and wins; never earlier, nor outside the prior
             # night (someone who sleeps by day: PRIOR_WAKE after their quietest hour).
             prior = PRIOR_WAKE
-            if self._quiet_slot() in PRIOR_NIGHT:
+            if quiet_slot in PRIOR_NIGHT:
                 clock = (PRIOR_QUIET_SLOT * MINUTES_PER_SLOT + PRIOR_WAKE - quiet) % 1440
                 prior = max(prior, clock)
             if len(wakes) >= 2:

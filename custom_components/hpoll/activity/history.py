@@ -139,6 +139,11 @@ class DayProfile:
     home_minutes: list[float] = field(default_factory=lambda: [0.0] * 24)
     active_slots: int = 0
 
+    @property
+    def watched(self) -> bool:
+        """Watched at home long enough to be learned from."""
+        return sum(self.home_minutes) >= LEARNED_MINUTES
+
     def rate(self, hours: slice) -> tuple[float, float]:
         """(activity count, minutes at home) over these hours of the day."""
         return float(sum(self.counts[hours])), sum(self.home_minutes[hours])
@@ -259,7 +264,7 @@ class History:
 
     def learned_days(self) -> int:
         """Days with at least three hours at home watched."""
-        return sum(1 for p in self.profiles.values() if sum(p.home_minutes) >= LEARNED_MINUTES)
+        return sum(1 for p in self.profiles.values() if p.watched)
 
     def days_version(self) -> tuple[int, int]:
         """Changes with each new day (and each day forgotten): what is derived from the
@@ -271,9 +276,7 @@ class History:
         come: counted in, they would look quiet)."""
         latest = max(self.profiles, default=None)
         return [
-            profile
-            for day, profile in self.profiles.items()
-            if day != latest and sum(profile.home_minutes) >= LEARNED_MINUTES
+            profile for day, profile in self.profiles.items() if day != latest and profile.watched
         ]
 
     def active_fraction(self) -> list[float] | None:
